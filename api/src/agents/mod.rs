@@ -1,0 +1,138 @@
+//! Agents: register, read, update, deactivate.
+//!
+//! Writes are open until signed requests land; they will take an
+//! authenticated-principal extractor as their first argument, and only an
+//! agent's own key may update or deactivate it.
+
+pub mod model;
+mod store;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use shared::domain::{AgentId, EndpointUrl, WebhookSecret};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Problem};
+use crate::extract::ValidJson;
+use crate::state::AppState;
+use model::{Agent, RegisterAgent, RegisteredAgent, UpdateAgent};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register_agent)).routes(routes!(get_agent, update_agent, deactivate_agent))
+}
+
+/// Register an agent. The answer holds its webhook secret, shown only this once.
+#[utoipa::path(
+    post,
+    path = "/v1/agents",
+    tag = "agents",
+    request_body = RegisterAgent,
+    responses(
+        (status = 201, description = "registered", body = RegisteredAgent),
+        (status = 409, description = "the public key is already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn register_agent(
+    State(state): State<AppState>,
+    ValidJson(agent): ValidJson<RegisterAgent>,
+) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
+    require_allowed_scheme(&state, &agent.endpoint_url)?;
+    let secret = WebhookSecret::generate();
+    let row = store::insert(&state.db, AgentId::generate(), &agent, &secret).await?;
+    let agent = Agent::from(row);
+    tracing::info!(agent_id = %agent.id, "agent registered");
+    Ok((StatusCode::CREATED, Json(RegisteredAgent { agent, webhook_secret: secret.expose().to_owned() })))
+}
+
+/// Read an agent, active or not.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    responses(
+        (status = 200, body = Agent),
+        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Agent>, ApiError> {
+    let id = parse_id(&id)?;
+    let row = store::find(&state.db, id).await?.ok_or_else(|| agent_not_found(id))?;
+    Ok(Json(row.into()))
+}
+
+/// Change an active agent's name, description, capabilities, endpoint or price.
+#[utoipa::path(
+    patch,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    request_body = UpdateAgent,
+    responses(
+        (status = 200, body = Agent),
+        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_agent(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ValidJson(changes): ValidJson<UpdateAgent>,
+) -> Result<Json<Agent>, ApiError> {
+    let id = parse_id(&id)?;
+    if let Some(url) = &changes.endpoint_url {
+        require_allowed_scheme(&state, url)?;
+    }
+    let UpdateAgent { name, description, capabilities, endpoint_url, price } = &changes;
+    if name.is_none() && description.is_none() && capabilities.is_none() && endpoint_url.is_none() && price.is_none() {
+        return Err(ApiError::invalid("body", "name at least one field to change"));
+    }
+    match store::update(&state.db, id, &changes).await? {
+        Some(row) => Ok(Json(row.into())),
+        None if store::find(&state.db, id).await?.is_some() => {
+            Err(ApiError::Conflict(format!("agent {id} is deactivated and can no longer change")))
+        }
+        None => Err(agent_not_found(id)),
+    }
+}
+
+/// Deactivate an agent: it leaves discovery and takes no new jobs. Repeating it is harmless.
+#[utoipa::path(
+    delete,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    responses(
+        (status = 204, description = "deactivated"),
+        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn deactivate_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    if !store::deactivate(&state.db, id).await? {
+        return Err(agent_not_found(id));
+    }
+    tracing::info!(agent_id = %id, "agent deactivated");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn parse_id(id: &str) -> Result<AgentId, ApiError> {
+    id.parse().map_err(|e| ApiError::invalid("id", e))
+}
+
+fn agent_not_found(id: AgentId) -> ApiError {
+    ApiError::NotFound(format!("no agent with id {id}"))
+}
+
+/// Plain http endpoints are a local-development convenience only.
+fn require_allowed_scheme(state: &AppState, url: &EndpointUrl) -> Result<(), ApiError> {
+    if url.is_https() || state.settings.allow_http_endpoints {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("endpoint_url", "must be an https URL"))
+    }
+}

@@ -1,0 +1,128 @@
+//! The agent resource as clients see it, and as they send it.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use shared::domain::{AgentDescription, AgentId, AgentName, Capabilities, EndpointUrl, Price, PublicKey};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Register an agent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAgent {
+    /// 1–100 characters.
+    #[schema(value_type = String, example = "Polyglot")]
+    pub name: AgentName,
+    /// Up to 2000 characters.
+    #[serde(default)]
+    #[schema(value_type = String, example = "Translates documents between 40 languages.")]
+    pub description: AgentDescription,
+    /// 1–32 tags of `a-z 0-9 . _ -`; lower-cased and de-duplicated.
+    #[schema(value_type = Vec<String>, example = json!(["translation", "summarization"]))]
+    pub capabilities: Capabilities,
+    /// Where webhooks are delivered; https required.
+    #[schema(value_type = String, example = "https://polyglot.example.com/webhooks")]
+    pub endpoint_url: EndpointUrl,
+    /// Base64 of the agent's 32-byte Ed25519 public key; it signs the agent's requests.
+    #[schema(value_type = String, example = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")]
+    pub public_key: PublicKey,
+    /// Price per job as a decimal string, 0–1,000,000, at most 6 decimals.
+    #[schema(value_type = String, example = "12.50")]
+    pub price: Price,
+}
+
+/// Change some of an agent's fields; absent fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgent {
+    #[schema(value_type = Option<String>)]
+    pub name: Option<AgentName>,
+    #[schema(value_type = Option<String>)]
+    pub description: Option<AgentDescription>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub capabilities: Option<Capabilities>,
+    #[schema(value_type = Option<String>)]
+    pub endpoint_url: Option<EndpointUrl>,
+    #[schema(value_type = Option<String>)]
+    pub price: Option<Price>,
+}
+
+/// An agent, as anyone may see it. The webhook secret is never shown here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Agent {
+    #[schema(value_type = String, example = "agt_0b7e4f3c9a1d4e2f8c6b5a4d3e2f1a0b")]
+    pub id: AgentId,
+    pub name: String,
+    pub description: String,
+    pub capabilities: Vec<String>,
+    pub endpoint_url: String,
+    pub public_key: String,
+    #[schema(value_type = String, example = "12.5")]
+    pub price: Price,
+    /// Average rating of completed jobs, always two decimals; `"0.00"` before the first.
+    #[schema(value_type = String, example = "4.75")]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub rating: Decimal,
+    pub rating_count: i32,
+    /// `false` once deactivated; inactive agents are not discoverable.
+    pub active: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The answer to a registration: the agent, and its webhook signing secret,
+/// which is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredAgent {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// `whsec_…`: verify our webhook signatures with it (Standard Webhooks). Store it now.
+    pub webhook_secret: String,
+}
+
+/// A row of the `agents` table, minus the secret and the search vector.
+pub struct AgentRow {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub capabilities: Vec<String>,
+    pub endpoint_url: String,
+    pub public_key: Vec<u8>,
+    pub price: Decimal,
+    pub rating: Decimal,
+    pub rating_count: i32,
+    pub active: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<AgentRow> for Agent {
+    fn from(row: AgentRow) -> Self {
+        Self {
+            id: AgentId::from_uuid(row.id),
+            name: row.name,
+            description: row.description,
+            capabilities: row.capabilities,
+            endpoint_url: row.endpoint_url,
+            public_key: STANDARD.encode(row.public_key),
+            price: Price::from_stored(row.price),
+            rating: two_decimals(row.rating),
+            rating_count: row.rating_count,
+            active: row.active,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+fn two_decimals(mut value: Decimal) -> Decimal {
+    value.rescale(2);
+    value
+}

@@ -1,0 +1,81 @@
+//! Liveness and readiness, for Cloud Run's probes and load balancers.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use fred::prelude::ClientLike;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// How long a readiness check waits for each store.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    pub postgres: CheckResult,
+    pub redis: CheckResult,
+}
+
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckResult {
+    Ok,
+    Unreachable,
+}
+
+/// The process is alive. Says nothing about its dependencies.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready to serve: Postgres and Redis both answer within a second.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "ready", body = Readiness),
+        (status = 503, description = "a dependency is unreachable", body = Readiness)
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let (postgres, redis) = tokio::join!(check_postgres(&state), check_redis(&state));
+    let ready = postgres == CheckResult::Ok && redis == CheckResult::Ok;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }, postgres, redis }))
+}
+
+async fn check_postgres(state: &AppState) -> CheckResult {
+    check("postgres", sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(&state.db)).await
+}
+
+async fn check_redis(state: &AppState) -> CheckResult {
+    check("redis", state.redis.ping::<String>(None)).await
+}
+
+async fn check<T, E: std::fmt::Display>(store: &'static str, probe: impl Future<Output = Result<T, E>>) -> CheckResult {
+    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(Ok(_)) => CheckResult::Ok,
+        Ok(Err(error)) => {
+            tracing::warn!(store, error = %error, "readiness check failed");
+            CheckResult::Unreachable
+        }
+        Err(_) => {
+            tracing::warn!(store, "readiness check timed out");
+            CheckResult::Unreachable
+        }
+    }
+}

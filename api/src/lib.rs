@@ -1,0 +1,11 @@
+//! The public agent-registry API: one module per feature, each with its own
+//! `router()`, merged in [`startup`].
+
+pub mod agents;
+pub mod discovery;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod startup;
+pub mod state;

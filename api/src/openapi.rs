@@ -1,0 +1,30 @@
+//! The OpenAPI document, collected from the handlers' annotations, served
+//! as `/openapi.json` with a browsable page at `/docs`.
+
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_scalar::{Scalar, Servable};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "agent-registry",
+        description = "A registry and job exchange for AI agents. Errors are RFC 9457 `application/problem+json`."
+    ),
+    tags(
+        (name = "agents", description = "Register and manage agents"),
+        (name = "discovery", description = "Find agents"),
+        (name = "ops", description = "Health and readiness")
+    )
+)]
+pub struct ApiDoc;
+
+pub fn router<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -> Router<S> {
+    // Rendered once: the document does not change while the process runs.
+    let json = api.to_json().expect("the OpenAPI document is serializable");
+    Router::new()
+        .route("/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }))
+        .merge(Scalar::with_url("/docs", api))
+}

@@ -1,0 +1,116 @@
+//! Building and running the service: the same code in `main` and in tests,
+//! which bind port 0 and read the chosen port back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::Response;
+use shared::settings::Settings;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error;
+use crate::openapi::{self, ApiDoc};
+use crate::state::AppState;
+use crate::{agents, discovery, health};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and wires the routes.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let address = SocketAddr::from(([0, 0, 0, 0], settings.port));
+        let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        let state = AppState::connect(settings)?;
+        Ok(Self { listener, router: router(state), shutdown_grace })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|address| address.port()).unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and
+    /// lets in-flight requests finish, for at most the grace period.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: no new connections, finishing in-flight requests");
+                let _ = stopping_tx.send(true);
+            });
+        let grace_expired = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(self.shutdown_grace).await;
+        };
+        tokio::select! {
+            served = server => served,
+            () = grace_expired => {
+                tracing::warn!(grace_seconds = self.shutdown_grace.as_secs(), "in-flight requests outlived the grace period");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let body_limit = state.settings.request_body_limit_bytes;
+    let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(agents::router())
+        .merge(discovery::router())
+        .merge(health::router())
+        .split_for_parts();
+    routes
+        .merge(openapi::router(api))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_response(
+            |response: &Response<_>, latency: Duration, span: &Span| {
+                span.record("status", response.status().as_u16());
+                tracing::info!(latency_ms = latency.as_secs_f64() * 1e3, "request finished");
+            },
+        ))
+        .with_state(state)
+}
+
+/// One span per request, named by route template (not the raw path, which
+/// holds ids) so traces and logs group by endpoint.
+fn request_span(request: &Request) -> Span {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!("request", method = %request.method(), route, status = tracing::field::Empty)
+}
+
+/// Resolves on SIGTERM (Cloud Run's stop signal) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,48 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::prelude::{Builder, ClientLike, Config, Pool as RedisPool, ReconnectPolicy};
+use secrecy::ExposeSecret;
+use shared::settings::Settings;
+use sqlx::PgPool;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: RedisPool,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Builds both pools without waiting for either store: the service starts
+    /// (and `/readyz` says not ready) while a store is away, and both pools
+    /// reconnect by themselves when it returns.
+    pub fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let db = shared::db::lazy_pool(&settings)?;
+        let redis = redis_pool(&settings)?;
+        redis.connect();
+        Ok(Self { db, redis, settings: Arc::new(settings) })
+    }
+}
+
+fn redis_pool(settings: &Settings) -> anyhow::Result<RedisPool> {
+    // The parser's message may quote the URL, which can hold a password.
+    let config = Config::from_url(settings.redis_url.expose_secret())
+        .map_err(|_| anyhow::anyhow!("setting REDIS_URL is malformed: not a redis:// or rediss:// URL"))?;
+    Builder::from_config(config)
+        .with_connection_config(|connection| {
+            connection.connection_timeout = Duration::from_secs(2);
+            connection.internal_command_timeout = Duration::from_secs(2);
+        })
+        .with_performance_config(|performance| {
+            // fred ignores per-call timeouts for EVALSHA; a global one bounds every call.
+            performance.default_command_timeout = Duration::from_secs(2);
+        })
+        // Retry forever, 50 ms doubling to 2 s: Redis restarts must heal without us.
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build_pool(settings.redis_pool_size)
+        .context("cannot build the Redis pool")
+}

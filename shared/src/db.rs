@@ -1,0 +1,54 @@
+//! The Postgres schema, shared by both services: migrations live in
+//! `shared/migrations` and are embedded here, so the API, the worker,
+//! `api migrate` (the Cloud Run migrations job) and `cargo xtask` all apply
+//! the same set.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::settings::Settings;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    // sqlx's messages never repeat the URL, so they are safe to show.
+    #[error("setting DATABASE_URL is malformed: {0}")]
+    Url(sqlx::Error),
+    #[error("cannot reach Postgres at DATABASE_URL: {0}")]
+    Unreachable(sqlx::Error),
+    #[error("cannot create the database named in DATABASE_URL: {0}")]
+    Create(sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A pool that connects lazily, so a service can start (and report not ready)
+/// while Postgres is away, and recovers by itself when it returns.
+pub fn lazy_pool(settings: &Settings) -> Result<PgPool, DbError> {
+    let options: PgConnectOptions = settings.database_url.expose_secret().parse().map_err(DbError::Url)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options))
+}
+
+/// Creates the database when missing and applies every pending migration.
+/// Returns how many migrations the schema now has.
+pub async fn migrate(settings: &Settings) -> Result<usize, DbError> {
+    let url = settings.database_url.expose_secret();
+    if !sqlx::Postgres::database_exists(url).await.map_err(DbError::Unreachable)? {
+        sqlx::Postgres::create_database(url).await.map_err(DbError::Create)?;
+        tracing::info!("created the database");
+    }
+    let pool = lazy_pool(settings)?;
+    MIGRATOR.run(&pool).await?;
+    pool.close().await;
+    let applied = MIGRATOR.iter().count();
+    tracing::info!(applied, "database schema is up to date");
+    Ok(applied)
+}

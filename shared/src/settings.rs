@@ -1,0 +1,426 @@
+//! One settings type for every binary, read from environment variables with a
+//! `.env` file as fallback (the same code locally and on Cloud Run, where
+//! secrets arrive as env vars from Secret Manager).
+//!
+//! Every variable is declared once in [`VARIABLES`] with its default and
+//! description; `deploy/.env.example` and the README table are checked against
+//! that list by tests.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+
+/// A configuration variable: its name, its default (`None` = required) and
+/// what it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub description: &'static str,
+}
+
+const fn var(name: &'static str, default: &'static str, description: &'static str) -> Variable {
+    Variable { name, default: Some(default), secret: false, description }
+}
+
+const fn required_secret(name: &'static str, description: &'static str) -> Variable {
+    Variable { name, default: None, secret: true, description }
+}
+
+pub const PORT: Variable = var("PORT", "8080", "TCP port the service listens on (Cloud Run sets it).");
+pub const DATABASE_URL: Variable =
+    required_secret("DATABASE_URL", "Postgres connection URL, e.g. postgres://postgres@127.0.0.1:5432/agent_registry.");
+pub const DATABASE_MAX_CONNECTIONS: Variable =
+    var("DATABASE_MAX_CONNECTIONS", "10", "Size of the Postgres connection pool.");
+pub const REDIS_URL: Variable = required_secret("REDIS_URL", "Redis connection URL, e.g. redis://127.0.0.1:6379/0.");
+pub const REDIS_POOL_SIZE: Variable = var("REDIS_POOL_SIZE", "4", "Number of Redis connections.");
+pub const ALLOW_HTTP_ENDPOINTS: Variable = var(
+    "ALLOW_HTTP_ENDPOINTS",
+    "false",
+    "Accept http:// endpoint URLs (local development only); otherwise https is required.",
+);
+pub const PLATFORM_FEE_PERCENT: Variable =
+    var("PLATFORM_FEE_PERCENT", "0.025", "Platform fee as a fraction of the job price (0.025 = 2.5%).");
+pub const RATE_LIMIT_DISCOVERY_CAPACITY: Variable =
+    var("RATE_LIMIT_DISCOVERY_CAPACITY", "60", "Discovery token bucket size.");
+pub const RATE_LIMIT_DISCOVERY_REFILL_PER_MIN: Variable =
+    var("RATE_LIMIT_DISCOVERY_REFILL_PER_MIN", "20", "Discovery tokens added per minute.");
+pub const RATE_LIMIT_READ_CAPACITY: Variable = var("RATE_LIMIT_READ_CAPACITY", "120", "Read token bucket size.");
+pub const RATE_LIMIT_READ_REFILL_PER_MIN: Variable =
+    var("RATE_LIMIT_READ_REFILL_PER_MIN", "60", "Read tokens added per minute.");
+pub const RATE_LIMIT_WRITE_CAPACITY: Variable = var("RATE_LIMIT_WRITE_CAPACITY", "30", "Write token bucket size.");
+pub const RATE_LIMIT_WRITE_REFILL_PER_MIN: Variable =
+    var("RATE_LIMIT_WRITE_REFILL_PER_MIN", "10", "Write tokens added per minute.");
+pub const SIGNATURE_MAX_AGE_SECONDS: Variable =
+    var("SIGNATURE_MAX_AGE_SECONDS", "30", "Oldest accepted `created` time of a request signature.");
+pub const NONCE_TTL_SECONDS: Variable =
+    var("NONCE_TTL_SECONDS", "60", "How long a signature nonce is remembered to refuse replays.");
+pub const WEBHOOK_TIMEOUT_SECONDS: Variable =
+    var("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one outbound webhook request.");
+pub const WEBHOOK_MAX_RETRIES: Variable =
+    var("WEBHOOK_MAX_RETRIES", "5", "Delivery attempts before a webhook is marked dead.");
+pub const REQUEST_BODY_LIMIT_BYTES: Variable =
+    var("REQUEST_BODY_LIMIT_BYTES", "65536", "Largest accepted request body.");
+pub const SHUTDOWN_GRACE_SECONDS: Variable = var(
+    "SHUTDOWN_GRACE_SECONDS",
+    "8",
+    "After SIGTERM, how long in-flight requests may take (Cloud Run kills after 10 s).",
+);
+pub const LOG_FORMAT: Variable =
+    var("LOG_FORMAT", "auto", "`json` (Cloud Logging), `pretty`, or `auto`: pretty in a terminal, JSON otherwise.");
+pub const RUST_LOG: Variable = var("RUST_LOG", "info", "Log filter (tracing EnvFilter syntax).");
+
+/// Every variable, in the order they are documented.
+pub const VARIABLES: &[Variable] = &[
+    PORT,
+    DATABASE_URL,
+    DATABASE_MAX_CONNECTIONS,
+    REDIS_URL,
+    REDIS_POOL_SIZE,
+    ALLOW_HTTP_ENDPOINTS,
+    PLATFORM_FEE_PERCENT,
+    RATE_LIMIT_DISCOVERY_CAPACITY,
+    RATE_LIMIT_DISCOVERY_REFILL_PER_MIN,
+    RATE_LIMIT_READ_CAPACITY,
+    RATE_LIMIT_READ_REFILL_PER_MIN,
+    RATE_LIMIT_WRITE_CAPACITY,
+    RATE_LIMIT_WRITE_REFILL_PER_MIN,
+    SIGNATURE_MAX_AGE_SECONDS,
+    NONCE_TTL_SECONDS,
+    WEBHOOK_TIMEOUT_SECONDS,
+    WEBHOOK_MAX_RETRIES,
+    REQUEST_BODY_LIMIT_BYTES,
+    SHUTDOWN_GRACE_SECONDS,
+    LOG_FORMAT,
+    RUST_LOG,
+];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("setting {name} is missing: {description} Set it in the environment or in .env")]
+    Missing { name: &'static str, description: &'static str },
+    #[error("setting {name} is malformed: {reason}")]
+    Malformed { name: &'static str, reason: String },
+    #[error("cannot read {path}: {reason}")]
+    EnvFile { path: String, reason: String },
+}
+
+/// A token bucket: `capacity` tokens, refilled at `refill_per_min`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketSettings {
+    pub capacity: u32,
+    pub refill_per_min: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    pub discovery: BucketSettings,
+    pub read: BucketSettings,
+    pub write: BucketSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            other => Err(format!("expected auto, json or pretty, got {other:?}")),
+        }
+    }
+}
+
+/// A fraction in `[0, 1)`, such as a platform fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fraction(Decimal);
+
+impl Fraction {
+    pub fn value(self) -> Decimal {
+        self.0
+    }
+}
+
+impl FromStr for Fraction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let value = Decimal::from_str_exact(s).map_err(|e| format!("not a decimal number: {e}"))?;
+        if value.is_sign_negative() || value >= Decimal::ONE {
+            return Err(format!("must be at least 0 and below 1, got {value}"));
+        }
+        Ok(Self(value))
+    }
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub port: u16,
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub redis_url: SecretString,
+    pub redis_pool_size: usize,
+    pub allow_http_endpoints: bool,
+    pub platform_fee: Fraction,
+    pub rate_limits: RateLimitSettings,
+    pub signature_max_age_seconds: u64,
+    pub nonce_ttl_seconds: u64,
+    pub webhook_timeout_seconds: u64,
+    pub webhook_max_retries: u32,
+    pub request_body_limit_bytes: usize,
+    pub shutdown_grace_seconds: u64,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+/// Secrets stay out of logs: only the non-secret settings are printed.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("port", &self.port)
+            .field("database_url", &"[redacted]")
+            .field("database_max_connections", &self.database_max_connections)
+            .field("redis_url", &"[redacted]")
+            .field("redis_pool_size", &self.redis_pool_size)
+            .field("allow_http_endpoints", &self.allow_http_endpoints)
+            .field("platform_fee", &self.platform_fee)
+            .field("rate_limits", &self.rate_limits)
+            .field("signature_max_age_seconds", &self.signature_max_age_seconds)
+            .field("nonce_ttl_seconds", &self.nonce_ttl_seconds)
+            .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
+            .field("webhook_max_retries", &self.webhook_max_retries)
+            .field("request_body_limit_bytes", &self.request_body_limit_bytes)
+            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .finish()
+    }
+}
+
+/// Where settings come from: explicit values first, then the `.env` file.
+#[derive(Debug, Default, Clone)]
+pub struct SettingsSource {
+    values: HashMap<String, String>,
+}
+
+impl SettingsSource {
+    /// The process environment, falling back to `.env` in the working
+    /// directory when that file exists.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_env_over_file(Path::new(".env"))
+    }
+
+    /// The process environment, falling back to the given env file.
+    pub fn from_env_over_file(path: &Path) -> Result<Self, SettingsError> {
+        let mut source = Self::from_env_file(path)?;
+        source.values.extend(std::env::vars());
+        Ok(source)
+    }
+
+    fn from_env_file(path: &Path) -> Result<Self, SettingsError> {
+        let mut values = HashMap::new();
+        if path.exists() {
+            let entries = dotenvy::from_path_iter(path)
+                .map_err(|e| SettingsError::EnvFile { path: path.display().to_string(), reason: e.to_string() })?;
+            for entry in entries {
+                let (key, value) = entry
+                    .map_err(|e| SettingsError::EnvFile { path: path.display().to_string(), reason: e.to_string() })?;
+                values.insert(key, value);
+            }
+        }
+        Ok(Self { values })
+    }
+
+    /// Only the given pairs: for tests and embedding.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self { values: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.values.insert(name.to_owned(), value.into());
+    }
+
+    fn raw(&self, variable: Variable) -> Result<&str, SettingsError> {
+        match self.values.get(variable.name) {
+            Some(value) if !value.trim().is_empty() => Ok(value.trim()),
+            _ => variable
+                .default
+                .ok_or(SettingsError::Missing { name: variable.name, description: variable.description }),
+        }
+    }
+
+    fn parse<T>(&self, variable: Variable) -> Result<T, SettingsError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        let raw = self.raw(variable)?;
+        raw.parse().map_err(|e: T::Err| SettingsError::Malformed {
+            name: variable.name,
+            // Never echo a secret value back, even a malformed one.
+            reason: if variable.secret { e.to_string() } else { format!("{e} (value {raw:?})") },
+        })
+    }
+
+    fn parse_positive<T>(&self, variable: Variable) -> Result<T, SettingsError>
+    where
+        T: FromStr + Default + PartialEq,
+        T::Err: fmt::Display,
+    {
+        let value: T = self.parse(variable)?;
+        if value == T::default() {
+            return Err(SettingsError::Malformed { name: variable.name, reason: "must be above 0".into() });
+        }
+        Ok(value)
+    }
+
+    fn secret_url(&self, variable: Variable, schemes: &[&str]) -> Result<SecretString, SettingsError> {
+        let raw = self.raw(variable)?;
+        let scheme = raw.split_once("://").map(|(scheme, _)| scheme).unwrap_or_default();
+        if !schemes.contains(&scheme) {
+            return Err(SettingsError::Malformed {
+                name: variable.name,
+                reason: format!("must be a URL starting with {}://", schemes.join(":// or ")),
+            });
+        }
+        Ok(SecretString::from(raw.to_owned()))
+    }
+
+    fn bucket(&self, capacity: Variable, refill: Variable) -> Result<BucketSettings, SettingsError> {
+        Ok(BucketSettings { capacity: self.parse_positive(capacity)?, refill_per_min: self.parse_positive(refill)? })
+    }
+}
+
+impl Settings {
+    /// Reads the process environment (and `.env`); the error names the first
+    /// bad setting.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_source(&SettingsSource::from_env()?)
+    }
+
+    pub fn from_source(source: &SettingsSource) -> Result<Self, SettingsError> {
+        Ok(Self {
+            port: source.parse(PORT)?,
+            database_url: source.secret_url(DATABASE_URL, &["postgres", "postgresql"])?,
+            database_max_connections: source.parse_positive(DATABASE_MAX_CONNECTIONS)?,
+            redis_url: source.secret_url(REDIS_URL, &["redis", "rediss"])?,
+            redis_pool_size: source.parse_positive(REDIS_POOL_SIZE)?,
+            allow_http_endpoints: source.parse(ALLOW_HTTP_ENDPOINTS)?,
+            platform_fee: source.parse(PLATFORM_FEE_PERCENT)?,
+            rate_limits: RateLimitSettings {
+                discovery: source.bucket(RATE_LIMIT_DISCOVERY_CAPACITY, RATE_LIMIT_DISCOVERY_REFILL_PER_MIN)?,
+                read: source.bucket(RATE_LIMIT_READ_CAPACITY, RATE_LIMIT_READ_REFILL_PER_MIN)?,
+                write: source.bucket(RATE_LIMIT_WRITE_CAPACITY, RATE_LIMIT_WRITE_REFILL_PER_MIN)?,
+            },
+            signature_max_age_seconds: source.parse_positive(SIGNATURE_MAX_AGE_SECONDS)?,
+            nonce_ttl_seconds: source.parse_positive(NONCE_TTL_SECONDS)?,
+            webhook_timeout_seconds: source.parse_positive(WEBHOOK_TIMEOUT_SECONDS)?,
+            webhook_max_retries: source.parse_positive(WEBHOOK_MAX_RETRIES)?,
+            request_body_limit_bytes: source.parse_positive(REQUEST_BODY_LIMIT_BYTES)?,
+            shutdown_grace_seconds: source.parse(SHUTDOWN_GRACE_SECONDS)?,
+            log_format: source.parse(LOG_FORMAT)?,
+            log_filter: source.raw(RUST_LOG)?.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn minimal() -> SettingsSource {
+        SettingsSource::from_pairs([
+            ("DATABASE_URL", "postgres://postgres:hunter2@localhost/db"),
+            ("REDIS_URL", "redis://localhost:6379"),
+        ])
+    }
+
+    #[test]
+    fn defaults_come_from_seed_001() {
+        let settings = Settings::from_source(&minimal()).unwrap();
+        assert_eq!(settings.port, 8080);
+        assert_eq!(settings.platform_fee.value(), Decimal::from_str_exact("0.025").unwrap());
+        assert_eq!(settings.rate_limits.discovery, BucketSettings { capacity: 60, refill_per_min: 20 });
+        assert_eq!(settings.rate_limits.read, BucketSettings { capacity: 120, refill_per_min: 60 });
+        assert_eq!(settings.rate_limits.write, BucketSettings { capacity: 30, refill_per_min: 10 });
+        assert_eq!(settings.signature_max_age_seconds, 30);
+        assert_eq!(settings.nonce_ttl_seconds, 60);
+        assert_eq!(settings.webhook_timeout_seconds, 10);
+        assert_eq!(settings.webhook_max_retries, 5);
+        assert!(!settings.allow_http_endpoints);
+        assert_eq!(settings.database_url.expose_secret(), "postgres://postgres:hunter2@localhost/db");
+    }
+
+    #[test]
+    fn a_missing_setting_is_named() {
+        let err = Settings::from_source(&SettingsSource::default()).unwrap_err();
+        assert!(matches!(err, SettingsError::Missing { name: "DATABASE_URL", .. }));
+        assert!(err.to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn a_malformed_setting_is_named_with_its_value() {
+        let mut source = minimal();
+        source.set("PORT", "eighty");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("PORT") && err.contains("eighty"), "{err}");
+
+        let mut source = minimal();
+        source.set("PLATFORM_FEE_PERCENT", "1.5");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("PLATFORM_FEE_PERCENT") && err.contains("below 1"), "{err}");
+
+        let mut source = minimal();
+        source.set("RATE_LIMIT_WRITE_CAPACITY", "0");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("RATE_LIMIT_WRITE_CAPACITY"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_secret_is_named_but_never_echoed() {
+        let mut source = minimal();
+        source.set("DATABASE_URL", "mysql://root:hunter2@localhost/db");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!format!("{:?}", Settings::from_source(&minimal()).unwrap()).contains("hunter2"));
+    }
+
+    #[test]
+    fn env_file_is_a_fallback() {
+        let dir = std::env::temp_dir().join(format!("settings-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".env");
+        std::fs::write(&path, "PORT=9999\nDATABASE_URL=postgres://file/db\n").unwrap();
+        let mut source = SettingsSource::from_env_file(&path).unwrap();
+        source.set("REDIS_URL", "redis://localhost");
+        source.set("PORT", "7000");
+        let settings = Settings::from_source(&source).unwrap();
+        assert_eq!(settings.port, 7000, "explicit values win over the file");
+        assert_eq!(settings.database_url.expose_secret(), "postgres://file/db");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn every_variable_is_documented_in_env_example_and_readme() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let example = std::fs::read_to_string(root.join("deploy/.env.example")).unwrap();
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        for variable in VARIABLES {
+            assert!(example.contains(&format!("{}=", variable.name)), "{} not in deploy/.env.example", variable.name);
+            assert!(readme.contains(&format!("| `{}` |", variable.name)), "{} not in README's table", variable.name);
+        }
+    }
+}

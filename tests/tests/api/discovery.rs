@@ -1,0 +1,116 @@
+//! Discovery: each filter, each sort, and pages that add up to the whole.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use tests::{TestApp, spawn_app};
+
+/// Registers agents as (name, capabilities, price, rating, description);
+/// ratings are set directly, as completed jobs would.
+async fn seed(app: &TestApp, agents: &[(&str, &[&str], &str, &str, &str)]) {
+    for (name, capabilities, price, rating, description) in agents {
+        let agent = app
+            .register_agent(
+                json!({"name": name, "capabilities": capabilities, "price": price, "description": description}),
+            )
+            .await;
+        let id: shared::domain::AgentId = agent["id"].as_str().unwrap().parse().unwrap();
+        sqlx::query("UPDATE agents SET rating = $1::numeric WHERE id = $2")
+            .bind(rating)
+            .bind(id.as_uuid())
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
+}
+
+async fn names(app: &TestApp, query: &str) -> Vec<String> {
+    let response = app.get(&format!("/v1/agents?{query}")).await;
+    assert_eq!(response.status(), 200, "{query}");
+    let page: Value = response.json().await.unwrap();
+    page["agents"].as_array().unwrap().iter().map(|agent| agent["name"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn catalogue() -> TestApp {
+    let app = spawn_app().await;
+    seed(
+        &app,
+        &[
+            ("Polyglot", &["translation", "summarization"], "12.50", "4.80", "Translates legal documents"),
+            ("Babel", &["translation"], "3.00", "3.90", "Cheap machine translation"),
+            ("Scribe", &["summarization"], "7.25", "4.20", "Summarizes meeting transcripts"),
+            ("Auditor", &["code.review", "security"], "40", "5.00", "Reviews Rust code for security bugs"),
+            ("Retired", &["translation"], "1.00", "5.00", "Deactivated below"),
+        ],
+    )
+    .await;
+    let retired: Value = app.get("/v1/agents?q=deactivated").await.json().await.unwrap();
+    let id = retired["agents"][0]["id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/v1/agents/{id}")).await.status(), 204);
+    app
+}
+
+#[tokio::test]
+async fn each_filter_narrows_the_results() {
+    let app = catalogue().await;
+    assert_eq!(names(&app, "").await, ["Auditor", "Polyglot", "Scribe", "Babel"], "inactive agents never show");
+    assert_eq!(names(&app, "capabilities=translation").await, ["Polyglot", "Babel"]);
+    assert_eq!(names(&app, "capabilities=translation,summarization").await, ["Polyglot"], "all tags must match");
+    assert_eq!(names(&app, "capabilities=Translation").await, ["Polyglot", "Babel"], "tags are case-insensitive");
+    assert_eq!(names(&app, "capabilities=cooking").await, Vec::<String>::new());
+    assert_eq!(names(&app, "q=translation").await, ["Polyglot", "Babel"], "stemmed: translates ~ translation");
+    assert_eq!(names(&app, "q=rust%20security").await, ["Auditor"]);
+    assert_eq!(names(&app, "max_price=7.25").await, ["Scribe", "Babel"], "max_price is inclusive");
+    assert_eq!(names(&app, "min_rating=4.2").await, ["Auditor", "Polyglot", "Scribe"], "min_rating is inclusive");
+    assert_eq!(names(&app, "capabilities=translation&max_price=10&min_rating=3").await, ["Babel"]);
+}
+
+#[tokio::test]
+async fn each_sort_order() {
+    let app = catalogue().await;
+    assert_eq!(names(&app, "sort=rating").await, ["Auditor", "Polyglot", "Scribe", "Babel"]);
+    assert_eq!(names(&app, "sort=price").await, ["Babel", "Scribe", "Polyglot", "Auditor"]);
+    assert_eq!(names(&app, "sort=newest").await, ["Auditor", "Scribe", "Babel", "Polyglot"]);
+}
+
+/// Walks every page of `query` with the given page size.
+async fn all_pages(app: &TestApp, query: &str, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page: Value = app.get(&format!("/v1/agents?{query}&limit={limit}{after}")).await.json().await.unwrap();
+        let agents = page["agents"].as_array().unwrap();
+        assert!(agents.len() <= limit);
+        seen.extend(agents.iter().map(|agent| agent["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return seen,
+        }
+        assert!(seen.len() < 1_000, "pagination terminates");
+    }
+}
+
+#[tokio::test]
+async fn pages_add_up_to_the_whole_result_in_order_for_every_sort() {
+    let app = spawn_app().await;
+    // Ties on every sort key, so the id tie-breaker is exercised.
+    let agents: Vec<(String, &[&str], String, String)> = (0..23)
+        .map(|i| (format!("Agent {i}"), &["paging"][..], format!("{}.00", i % 4), format!("{}.50", i % 3)))
+        .collect();
+    for (name, capabilities, price, rating) in &agents {
+        seed(&app, &[(name, capabilities, price, rating, "")]).await;
+    }
+    for sort in ["rating", "price", "newest"] {
+        let query = format!("capabilities=paging&sort={sort}");
+        let whole = all_pages(&app, &query, 100).await;
+        assert_eq!(whole.len(), 23);
+        for limit in [1, 5, 7] {
+            let paged = all_pages(&app, &query, limit).await;
+            assert_eq!(paged, whole, "sort={sort} limit={limit}");
+        }
+        assert_eq!(whole.iter().collect::<HashSet<_>>().len(), 23, "no duplicates");
+    }
+    let default_page: Value = app.get("/v1/agents").await.json().await.unwrap();
+    assert_eq!(default_page["agents"].as_array().unwrap().len(), 20, "default page size");
+}

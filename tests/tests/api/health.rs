@@ -1,0 +1,77 @@
+use serde_json::Value;
+use tests::{TcpProxy, eventually, redis_url, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_when_all_is_well() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+}
+
+async fn readiness(app: &tests::TestApp) -> (u16, Value) {
+    let response = app.get("/readyz").await;
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn readyz_follows_postgres_going_away_and_coming_back() {
+    let proxy = TcpProxy::start("127.0.0.1:5432".into()).await;
+    let port = proxy.port();
+    let app = spawn_app_with(|source, database| source.set("DATABASE_URL", database.url_via(port))).await;
+    assert!(eventually(10, || async { readiness(&app).await.0 == 200 }).await, "ready at first");
+
+    proxy.cut();
+    assert!(eventually(10, || async { readiness(&app).await.0 == 503 }).await, "not ready without Postgres");
+    let (_, body) = readiness(&app).await;
+    assert_eq!(body["postgres"], "unreachable");
+    assert_eq!(body["redis"], "ok");
+    assert_eq!(app.get("/healthz").await.status(), 200, "still alive");
+
+    proxy.restore();
+    assert!(eventually(15, || async { readiness(&app).await.0 == 200 }).await, "ready again");
+}
+
+#[tokio::test]
+async fn readyz_follows_redis_going_away_and_coming_back() {
+    let redis = reqwest::Url::parse(&redis_url()).unwrap();
+    let proxy = TcpProxy::start(format!("{}:{}", redis.host_str().unwrap(), redis.port().unwrap_or(6379))).await;
+    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
+    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    assert!(eventually(10, || async { readiness(&app).await.0 == 200 }).await, "ready at first");
+
+    proxy.cut();
+    assert!(eventually(10, || async { readiness(&app).await.0 == 503 }).await, "not ready without Redis");
+    let (_, body) = readiness(&app).await;
+    assert_eq!(body["redis"], "unreachable");
+    assert_eq!(body["postgres"], "ok");
+
+    proxy.restore();
+    assert!(eventually(15, || async { readiness(&app).await.0 == 200 }).await, "ready again");
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_returns() {
+    let mut app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.stop().await.expect("the server stops cleanly");
+    let after = reqwest::Client::new().get(app.url("/healthz")).send().await;
+    assert!(after.is_err(), "no new connections after shutdown");
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_docs_page_are_served() {
+    let app = spawn_app().await;
+    let document: Value = app.get("/openapi.json").await.json().await.unwrap();
+    for path in ["/v1/agents", "/v1/agents/{id}", "/healthz", "/readyz"] {
+        assert!(document["paths"].get(path).is_some(), "{path} is documented");
+    }
+    assert!(
+        document["paths"]["/v1/agents"].get("get").is_some() && document["paths"]["/v1/agents"].get("post").is_some()
+    );
+    let docs = app.get("/docs").await;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("agent-registry"), "the page embeds the document");
+}

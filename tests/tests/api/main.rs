@@ -1,0 +1,6 @@
+//! One integration-test binary (one link step) for the API; a module per feature.
+
+mod agents;
+mod discovery;
+mod health;
+mod validation;

@@ -1,0 +1,89 @@
+//! `cargo xtask <command>`: one module per command. Every command that runs
+//! other programs accepts `--dry-run`, which prints them in order and runs none.
+
+mod ci;
+mod dev;
+mod prepare;
+mod runner;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use runner::Runner;
+
+const USAGE: &str = "usage: cargo xtask <command> [--dry-run]
+
+commands:
+  dev       check Postgres and Redis, create and migrate the database, run the API
+  migrate   create the database if missing and apply pending migrations
+  test      run every test (unit, integration, end-to-end)
+  ci        what CI runs: fmt check, clippy -D warnings, sqlx offline data check, tests
+  prepare   refresh the committed sqlx offline data (.sqlx/) from a migrated database
+
+--dry-run  print the commands that would run, in order, and run none";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dry_run = args.iter().any(|arg| arg == "--dry-run");
+    let command = args.iter().find(|arg| !arg.starts_with("--")).map(String::as_str);
+    if let Some(unknown) = args.iter().find(|arg| arg.starts_with("--") && *arg != "--dry-run") {
+        anyhow::bail!("unknown option {unknown}\n{USAGE}");
+    }
+    // Settings read `.env` from the working directory: make it the project's.
+    std::env::set_current_dir(project_root())?;
+    let runner = Runner::new(project_root(), dry_run)?;
+    match command {
+        Some("dev") => dev::run(&runner),
+        Some("migrate") => dev::migrate(&runner),
+        Some("test") => test::run(&runner),
+        Some("ci") => ci::run(&runner),
+        Some("prepare") => prepare::run(&runner),
+        Some("help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(project_root().join(path)).unwrap()
+    }
+
+    /// The README promises these commands; each must exist.
+    #[test]
+    fn readme_commands_exist() {
+        let readme = read("README.md");
+        for line in readme.lines().filter(|line| line.trim_start().starts_with("cargo xtask ")) {
+            let command = line.split_whitespace().nth(2).unwrap();
+            assert!(USAGE.contains(&format!("\n  {command} ")), "README runs unknown `cargo xtask {command}`");
+        }
+        assert!(readme.contains("cargo xtask dev") && readme.contains("cargo xtask ci"));
+    }
+
+    /// CI must run what the README tells a newcomer to run.
+    #[test]
+    fn ci_runs_the_readme_test_command() {
+        assert!(read(".ci/run").contains("cargo xtask ci"));
+        assert!(read("README.md").contains("cargo xtask ci"));
+    }
+}
