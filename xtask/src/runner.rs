@@ -22,8 +22,7 @@ impl Runner {
             println!("{cmd}");
             return Ok(());
         }
-        eprintln!("$ {cmd}");
-        cmd.run()?;
+        cmd.run()?; // xshell echoes it first
         Ok(())
     }
 
