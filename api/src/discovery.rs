@@ -60,7 +60,7 @@ pub struct DiscoveryQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentPage {
     pub agents: Vec<Agent>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -28,3 +28,9 @@ CREATE INDEX agents_by_price ON agents (price, id) WHERE active;
 CREATE INDEX agents_by_created ON agents (created_at, id) WHERE active;
 CREATE INDEX agents_capabilities ON agents USING gin (capabilities) WHERE active;
 CREATE INDEX agents_search ON agents USING gin (search) WHERE active;
+
+-- With the default statistics a rare tag is estimated at hundreds of rows, so
+-- the planner walks the whole sort index looking for it (160 ms at 100k
+-- agents) instead of asking the GIN index (under 1 ms). A long most-common-
+-- elements list makes rare tags look rare.
+ALTER TABLE agents ALTER COLUMN capabilities SET STATISTICS 1000;
