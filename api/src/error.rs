@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::AuthFailure;
+use crate::rate_limit::Decision;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A field's value was refused (JSON body, query string or path).
@@ -19,6 +22,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// A signed-request check failed; says which.
+    #[error("{0}")]
+    Unauthorized(AuthFailure),
+    /// Authenticated, but this principal may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("this method is not allowed on this resource")]
@@ -26,6 +35,8 @@ pub enum ApiError {
     /// The request conflicts with the resource's current state.
     #[error("{0}")]
     Conflict(String),
+    #[error("rate limit exceeded; retry after {} s", .0.retry_after_seconds())]
+    RateLimited(Decision),
     /// A dependency (Postgres, Redis) is unavailable; the client may retry.
     #[error("{0}")]
     Unavailable(String),
@@ -44,9 +55,12 @@ impl ApiError {
             Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,9 +73,12 @@ impl ApiError {
             Self::MalformedBody(_) => "malformed-body",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::PayloadTooLarge { .. } => "payload-too-large",
+            Self::Unauthorized(failure) => failure.slug(),
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict(_) => "conflict",
+            Self::RateLimited(_) => "rate-limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -113,8 +130,12 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, axum::Json(problem)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match &self {
+            Self::Unavailable(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::RateLimited(decision) => response.headers_mut().extend(decision.headers()),
+            _ => {}
         }
         response
     }
@@ -144,6 +165,9 @@ fn constraint_error(constraint: &str) -> Option<ApiError> {
     match constraint {
         "agents_public_key_unique" => {
             Some(ApiError::Conflict("public_key: an agent with this public key is already registered".into()))
+        }
+        "clients_public_key_unique" => {
+            Some(ApiError::Conflict("public_key: a client with this public key is already registered".into()))
         }
         _ => None,
     }

@@ -3,6 +3,7 @@
 //! rejections.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use bytes::Bytes;
@@ -11,41 +12,37 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A JSON body deserialized into `T`; domain types inside `T` parse while
-/// it is read, so a value that reaches a handler is valid.
-pub struct ValidJson<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for ValidJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim();
-                mime.eq_ignore_ascii_case("application/json") || mime.to_ascii_lowercase().ends_with("+json")
-            });
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType("send the body as Content-Type: application/json".into()));
+/// The whole body, within `REQUEST_BODY_LIMIT_BYTES`.
+pub async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(|rejection| match rejection.status() {
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge { limit: state.settings.request_body_limit_bytes }
         }
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| match rejection.status() {
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge { limit: state.settings.request_body_limit_bytes }
-            }
-            _ => ApiError::MalformedBody(format!("could not read the body: {rejection}")),
-        })?;
-        // Serde would also read a struct from an array; requests are objects.
-        if body.iter().find(|byte| !byte.is_ascii_whitespace()).is_some_and(|first| *first == b'[') {
-            return Err(ApiError::invalid("body", "must be a JSON object"));
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(&body);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
-        deserializer.end().map_err(|e| ApiError::MalformedBody(format!("body is not valid JSON: {e}")))?;
-        Ok(Self(value))
+        _ => ApiError::MalformedBody(format!("could not read the body: {rejection}")),
+    })
+}
+
+/// A JSON object body parsed into `T`, errors naming the field.
+pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType("send the body as Content-Type: application/json".into()));
     }
+    // Serde would also read a struct from an array; requests are objects.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()).is_some_and(|first| *first == b'[') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    deserializer.end().map_err(|e| ApiError::MalformedBody(format!("body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -79,7 +76,7 @@ fn field_error(path: &str, message: &str) -> ApiError {
 }
 
 /// A query string deserialized into `T`, with the same field-naming errors
-/// as [`ValidJson`].
+/// as JSON bodies.
 pub struct ValidQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ValidQuery<T> {

@@ -2,10 +2,13 @@
 //! `router()`, merged in [`startup`].
 
 pub mod agents;
+pub mod auth;
+pub mod clients;
 pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod rate_limit;
 pub mod startup;
 pub mod state;

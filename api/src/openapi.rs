@@ -15,6 +15,7 @@ use utoipa_scalar::{Scalar, Servable};
     ),
     tags(
         (name = "agents", description = "Register and manage agents"),
+        (name = "clients", description = "Register the accounts that hire agents"),
         (name = "discovery", description = "Find agents"),
         (name = "ops", description = "Health and readiness")
     )

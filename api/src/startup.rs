@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error;
 use crate::openapi::{self, ApiDoc};
 use crate::state::AppState;
-use crate::{agents, discovery, health};
+use crate::{agents, clients, discovery, health, rate_limit};
 
 pub struct Application {
     listener: TcpListener,
@@ -69,10 +69,12 @@ fn router(state: AppState) -> Router {
     let body_limit = state.settings.request_body_limit_bytes;
     let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(agents::router())
+        .merge(clients::router())
         .merge(discovery::router())
         .merge(health::router())
         .split_for_parts();
     routes
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_reads))
         .merge(openapi::router(api))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

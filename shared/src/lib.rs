@@ -5,4 +5,5 @@
 pub mod db;
 pub mod domain;
 pub mod settings;
+pub mod signing;
 pub mod telemetry;

@@ -39,6 +39,11 @@ pub const DATABASE_MAX_CONNECTIONS: Variable =
     var("DATABASE_MAX_CONNECTIONS", "10", "Size of the Postgres connection pool.");
 pub const REDIS_URL: Variable = required_secret("REDIS_URL", "Redis connection URL, e.g. redis://127.0.0.1:6379/0.");
 pub const REDIS_POOL_SIZE: Variable = var("REDIS_POOL_SIZE", "4", "Number of Redis connections.");
+pub const REDIS_KEY_PREFIX: Variable = var(
+    "REDIS_KEY_PREFIX",
+    "ar:",
+    "Prefix of every Redis key (nonces, rate limits), so deployments can share a Redis.",
+);
 pub const ALLOW_HTTP_ENDPOINTS: Variable = var(
     "ALLOW_HTTP_ENDPOINTS",
     "false",
@@ -82,6 +87,7 @@ pub const VARIABLES: &[Variable] = &[
     DATABASE_MAX_CONNECTIONS,
     REDIS_URL,
     REDIS_POOL_SIZE,
+    REDIS_KEY_PREFIX,
     ALLOW_HTTP_ENDPOINTS,
     PLATFORM_FEE_PERCENT,
     RATE_LIMIT_DISCOVERY_CAPACITY,
@@ -171,6 +177,7 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub redis_url: SecretString,
     pub redis_pool_size: usize,
+    pub redis_key_prefix: String,
     pub allow_http_endpoints: bool,
     pub platform_fee: Fraction,
     pub rate_limits: RateLimitSettings,
@@ -193,6 +200,7 @@ impl fmt::Debug for Settings {
             .field("database_max_connections", &self.database_max_connections)
             .field("redis_url", &"[redacted]")
             .field("redis_pool_size", &self.redis_pool_size)
+            .field("redis_key_prefix", &self.redis_key_prefix)
             .field("allow_http_endpoints", &self.allow_http_endpoints)
             .field("platform_fee", &self.platform_fee)
             .field("rate_limits", &self.rate_limits)
@@ -316,6 +324,7 @@ impl Settings {
             database_max_connections: source.parse_positive(DATABASE_MAX_CONNECTIONS)?,
             redis_url: source.secret_url(REDIS_URL, &["redis", "rediss"])?,
             redis_pool_size: source.parse_positive(REDIS_POOL_SIZE)?,
+            redis_key_prefix: source.raw(REDIS_KEY_PREFIX)?.to_owned(),
             allow_http_endpoints: source.parse(ALLOW_HTTP_ENDPOINTS)?,
             platform_fee: source.parse(PLATFORM_FEE_PERCENT)?,
             rate_limits: RateLimitSettings {

@@ -13,11 +13,13 @@ use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde_json::{Value, json};
 use shared::settings::{Settings, SettingsSource};
+use shared::signing::RequestSigner;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use proxy::TcpProxy;
+pub use reqwest::Method;
 
 /// The Postgres server tests create their databases on (any database there).
 pub fn admin_database_url() -> String {
@@ -40,7 +42,7 @@ impl TestDatabase {
         let mut url = reqwest::Url::parse(&admin_database_url()).expect("TEST_DATABASE_URL is a URL");
         url.set_path(&name);
         let database = Self { name, url: url.to_string() };
-        let settings = settings(&database.url, &redis_url(), |_| {});
+        let settings = settings(&database, &redis_url(), |_| {});
         shared::db::migrate(&settings).await.expect("the test database is created and migrated");
         database
     }
@@ -74,15 +76,23 @@ impl Drop for TestDatabase {
     }
 }
 
-fn settings(database_url: &str, redis_url: &str, configure: impl FnOnce(&mut SettingsSource)) -> Settings {
+/// Test settings: Redis keys prefixed by the database name so tests never
+/// share a bucket or a nonce, and rate limits out of the way unless a test
+/// sets them.
+fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce(&mut SettingsSource)) -> Settings {
+    let prefix = format!("{}:", database.name);
     let mut source = SettingsSource::from_pairs([
         ("PORT", "0"),
-        ("DATABASE_URL", database_url),
+        ("DATABASE_URL", database.url.as_str()),
         ("DATABASE_MAX_CONNECTIONS", "4"),
         ("REDIS_URL", redis_url),
         ("REDIS_POOL_SIZE", "1"),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
         ("SHUTDOWN_GRACE_SECONDS", "2"),
     ]);
+    for class in ["DISCOVERY", "READ", "WRITE"] {
+        source.set(&format!("RATE_LIMIT_{class}_CAPACITY"), "100000");
+    }
     configure(&mut source);
     Settings::from_source(&source).expect("test settings are valid")
 }
@@ -106,7 +116,7 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns the API with extra settings, e.g. to route a store through a proxy.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut SettingsSource, &TestDatabase)) -> TestApp {
     let database = TestDatabase::create().await;
-    let settings = settings(&database.url, &redis_url(), |source| configure(source, &database));
+    let settings = settings(&database, &redis_url(), |source| configure(source, &database));
     let app = Application::build(settings).await.expect("the API builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -126,24 +136,40 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("the API answers")
     }
 
-    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(self.url(path)).json(body).send().await.expect("the API answers")
+    /// Sends `body` signed by `signer`, with the given content type.
+    pub async fn send_signed(
+        &self,
+        signer: &RequestSigner,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let url = self.url(path);
+        let headers = signer.sign(method.as_str(), &url, &body).await.expect("the request can be signed");
+        let mut request = self.http.request(method, &url).header("content-type", content_type);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.body(body).send().await.expect("the API answers")
     }
 
-    pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.patch(self.url(path)).json(body).send().await.expect("the API answers")
+    /// Sends `body` as JSON (or no body for `Value::Null`), signed by `signer`.
+    pub async fn signed(&self, signer: &RequestSigner, method: Method, path: &str, body: &Value) -> reqwest::Response {
+        let bytes = if body.is_null() { Vec::new() } else { serde_json::to_vec(body).unwrap() };
+        self.send_signed(signer, method, path, "application/json", bytes).await
     }
 
-    pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.http.delete(self.url(path)).send().await.expect("the API answers")
-    }
-
-    /// Registers an agent built from `registration(overrides)`; returns the
-    /// 201 answer's body.
-    pub async fn register_agent(&self, overrides: Value) -> Value {
-        let response = self.post_json("/v1/agents", &registration(overrides)).await;
+    /// Registers an agent with a fresh key and `registration` merged with
+    /// `overrides`; panics unless it answers 201.
+    pub async fn register_agent(&self, overrides: Value) -> TestAgent {
+        let key = TestKey::generate();
+        let response =
+            self.signed(&key.registration_signer(), Method::POST, "/v1/agents", &key.registration(overrides)).await;
         assert_eq!(response.status(), 201, "registration succeeds");
-        response.json().await.unwrap()
+        let registered: Value = response.json().await.unwrap();
+        let signer = key.signer(registered["id"].as_str().unwrap());
+        TestAgent { registered, signer }
     }
 
     /// Sends the shutdown signal and waits for the server to stop.
@@ -158,29 +184,59 @@ impl TestApp {
     }
 }
 
-/// A valid registration with a fresh key, with `overrides` merged in.
-pub fn registration(overrides: Value) -> Value {
-    let mut body = json!({
-        "name": "Polyglot",
-        "description": "Translates documents between forty languages.",
-        "capabilities": ["translation"],
-        "endpoint_url": "https://polyglot.example.com/webhooks",
-        "public_key": new_public_key(),
-        "price": "12.50",
-    });
-    if let (Value::Object(body), Value::Object(overrides)) = (&mut body, overrides) {
-        body.extend(overrides);
+/// A registered agent: its registration answer and a signer for its key.
+pub struct TestAgent {
+    pub registered: Value,
+    pub signer: RequestSigner,
+}
+
+impl TestAgent {
+    pub fn path(&self) -> String {
+        format!("/v1/agents/{}", self.registered["id"].as_str().unwrap())
     }
-    body
 }
 
-/// Base64 of a fresh Ed25519 public key.
-pub fn new_public_key() -> String {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    STANDARD.encode(SigningKey::from_bytes(&secret).verifying_key().as_bytes())
+/// An Ed25519 key pair for a test principal.
+pub struct TestKey {
+    pub seed: [u8; 32],
+    /// Base64 of the public key, as the API takes it.
+    pub public_key: String,
 }
 
+impl TestKey {
+    pub fn generate() -> Self {
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        let public_key = STANDARD.encode(SigningKey::from_bytes(&seed).verifying_key().as_bytes());
+        Self { seed, public_key }
+    }
+
+    /// Signs as `keyid`.
+    pub fn signer(&self, keyid: &str) -> RequestSigner {
+        RequestSigner::from_seed(&self.seed, keyid).unwrap()
+    }
+
+    /// Signs its own registration: keyid = the public key.
+    pub fn registration_signer(&self) -> RequestSigner {
+        self.signer(&self.public_key)
+    }
+
+    /// A valid agent registration for this key, with `overrides` merged in.
+    pub fn registration(&self, overrides: Value) -> Value {
+        let mut body = json!({
+            "name": "Polyglot",
+            "description": "Translates documents between forty languages.",
+            "capabilities": ["translation"],
+            "endpoint_url": "https://polyglot.example.com/webhooks",
+            "public_key": self.public_key,
+            "price": "12.50",
+        });
+        if let (Value::Object(body), Value::Object(overrides)) = (&mut body, overrides) {
+            body.extend(overrides);
+        }
+        body
+    }
+}
 /// Polls `check` every 100 ms until it returns true or `seconds` pass.
 pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
 where

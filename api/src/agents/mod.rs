@@ -1,8 +1,8 @@
 //! Agents: register, read, update, deactivate.
 //!
-//! Writes are open until signed requests land; they will take an
-//! authenticated-principal extractor as their first argument, and only an
-//! agent's own key may update or deactivate it.
+//! Registration is signed by the key being registered (keyid = that base64
+//! public key); afterwards the agent signs with keyid = its id, and only its
+//! own key may update or deactivate it.
 
 pub mod model;
 mod store;
@@ -14,8 +14,8 @@ use shared::domain::{AgentId, EndpointUrl, WebhookSecret};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, Problem};
-use crate::extract::ValidJson;
 use crate::state::AppState;
 use model::{Agent, RegisterAgent, RegisteredAgent, UpdateAgent};
 
@@ -31,14 +31,17 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = RegisterAgent,
     responses(
         (status = 201, description = "registered", body = RegisteredAgent),
+        (status = 401, description = "a signature check failed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not signed by the key being registered", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the public key is already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn register_agent(
     State(state): State<AppState>,
-    ValidJson(agent): ValidJson<RegisterAgent>,
+    Signed { principal, body: agent }: Signed<RegisterAgent>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
+    principal.require_new_key(&agent.public_key)?;
     require_allowed_scheme(&state, &agent.endpoint_url)?;
     let secret = WebhookSecret::generate();
     let row = store::insert(&state.db, AgentId::generate(), &agent, &secret).await?;
@@ -74,6 +77,8 @@ async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Res
     responses(
         (status = 200, body = Agent),
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "a signature check failed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not signed by this agent", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
     )
@@ -81,9 +86,10 @@ async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Res
 async fn update_agent(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ValidJson(changes): ValidJson<UpdateAgent>,
+    Signed { principal, body: changes }: Signed<UpdateAgent>,
 ) -> Result<Json<Agent>, ApiError> {
     let id = parse_id(&id)?;
+    principal.require_agent(id)?;
     if let Some(url) = &changes.endpoint_url {
         require_allowed_scheme(&state, url)?;
     }
@@ -108,11 +114,18 @@ async fn update_agent(
     params(("id" = String, Path, description = "agent id, `agt_…`")),
     responses(
         (status = 204, description = "deactivated"),
+        (status = 401, description = "a signature check failed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not signed by this agent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn deactivate_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn deactivate_agent(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Authenticated(principal): Authenticated,
+) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
+    principal.require_agent(id)?;
     if !store::deactivate(&state.db, id).await? {
         return Err(agent_not_found(id));
     }

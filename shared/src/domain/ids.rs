@@ -53,6 +53,7 @@ macro_rules! prefixed_id {
 }
 
 prefixed_id!(AgentId, "agt");
+prefixed_id!(ClientId, "cli");
 
 #[cfg(test)]
 mod tests {

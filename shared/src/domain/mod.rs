@@ -11,7 +11,7 @@ mod webhook_secret;
 
 pub use agent::{AgentDescription, AgentName, Capabilities, CapabilityTag, Rating};
 pub use endpoint_url::EndpointUrl;
-pub use ids::AgentId;
+pub use ids::{AgentId, ClientId};
 pub use money::Price;
 pub use public_key::PublicKey;
 pub use webhook_secret::WebhookSecret;

@@ -1,16 +1,12 @@
 use serde_json::{Value, json};
-use tests::{new_public_key, registration, spawn_app};
+use tests::{Method, TestKey, spawn_app};
 
 #[tokio::test]
 async fn register_then_get_returns_the_agent_and_the_secret_only_once() {
     let app = spawn_app().await;
-    let key = new_public_key();
-    let response = app
-        .post_json(
-            "/v1/agents",
-            &registration(json!({"public_key": key, "capabilities": ["Translation", "ocr", "ocr"]})),
-        )
-        .await;
+    let key = TestKey::generate();
+    let body = key.registration(json!({"capabilities": ["Translation", "ocr", "ocr"]}));
+    let response = app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &body).await;
     assert_eq!(response.status(), 201);
     let registered: Value = response.json().await.unwrap();
 
@@ -19,7 +15,7 @@ async fn register_then_get_returns_the_agent_and_the_secret_only_once() {
     assert!(registered["webhook_secret"].as_str().unwrap().starts_with("whsec_"));
     assert_eq!(registered["capabilities"], json!(["ocr", "translation"]), "tags are normalised");
     assert_eq!(registered["price"], "12.5");
-    assert_eq!(registered["public_key"], key);
+    assert_eq!(registered["public_key"], key.public_key);
     assert_eq!(registered["active"], true);
     assert_eq!(registered["rating"], "0.00");
 
@@ -35,8 +31,8 @@ async fn register_then_get_returns_the_agent_and_the_secret_only_once() {
 #[tokio::test]
 async fn ids_are_unguessable_and_distinct() {
     let app = spawn_app().await;
-    let first = app.register_agent(json!({})).await;
-    let second = app.register_agent(json!({})).await;
+    let first = app.register_agent(json!({})).await.registered;
+    let second = app.register_agent(json!({})).await.registered;
     assert_ne!(first["id"], second["id"]);
     assert_ne!(first["webhook_secret"], second["webhook_secret"]);
 }
@@ -44,9 +40,11 @@ async fn ids_are_unguessable_and_distinct() {
 #[tokio::test]
 async fn a_public_key_registers_one_agent_only() {
     let app = spawn_app().await;
-    let key = new_public_key();
-    app.register_agent(json!({"public_key": key})).await;
-    let response = app.post_json("/v1/agents", &registration(json!({"public_key": key}))).await;
+    let key = TestKey::generate();
+    let signer = key.registration_signer();
+    let first = app.signed(&signer, Method::POST, "/v1/agents", &key.registration(json!({}))).await;
+    assert_eq!(first.status(), 201);
+    let response = app.signed(&signer, Method::POST, "/v1/agents", &key.registration(json!({}))).await;
     assert_eq!(response.status(), 409);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     let problem: Value = response.json().await.unwrap();
@@ -54,37 +52,61 @@ async fn a_public_key_registers_one_agent_only() {
 }
 
 #[tokio::test]
+async fn registration_must_be_signed_by_the_key_it_registers() {
+    let app = spawn_app().await;
+    let (key, other) = (TestKey::generate(), TestKey::generate());
+    let response =
+        app.signed(&other.registration_signer(), Method::POST, "/v1/agents", &key.registration(json!({}))).await;
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
 async fn update_changes_only_the_given_fields() {
     let app = spawn_app().await;
     let agent = app.register_agent(json!({})).await;
-    let path = format!("/v1/agents/{}", agent["id"].as_str().unwrap());
+    let before = &agent.registered;
 
-    let response = app.patch_json(&path, &json!({"price": "9.99", "capabilities": ["summarization"]})).await;
+    let changes = json!({"price": "9.99", "capabilities": ["summarization"]});
+    let response = app.signed(&agent.signer, Method::PATCH, &agent.path(), &changes).await;
     assert_eq!(response.status(), 200);
     let updated: Value = response.json().await.unwrap();
     assert_eq!(updated["price"], "9.99");
     assert_eq!(updated["capabilities"], json!(["summarization"]));
-    assert_eq!(updated["name"], agent["name"]);
-    assert_eq!(updated["endpoint_url"], agent["endpoint_url"]);
-    assert!(updated["updated_at"].as_str() >= agent["updated_at"].as_str());
-    assert_eq!(app.get(&path).await.json::<Value>().await.unwrap(), updated);
+    assert_eq!(updated["name"], before["name"]);
+    assert_eq!(updated["endpoint_url"], before["endpoint_url"]);
+    assert!(updated["updated_at"].as_str() >= before["updated_at"].as_str());
+    assert_eq!(app.get(&agent.path()).await.json::<Value>().await.unwrap(), updated);
 
-    let empty = app.patch_json(&path, &json!({})).await;
+    let empty = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({})).await;
     assert_eq!(empty.status(), 422);
+}
+
+#[tokio::test]
+async fn only_an_agents_own_key_may_change_it() {
+    let app = spawn_app().await;
+    let (agent, intruder) = (app.register_agent(json!({})).await, app.register_agent(json!({})).await);
+    let patch = app.signed(&intruder.signer, Method::PATCH, &agent.path(), &json!({"price": "0"})).await;
+    assert_eq!(patch.status(), 403);
+    let delete = app.signed(&intruder.signer, Method::DELETE, &agent.path(), &Value::Null).await;
+    assert_eq!(delete.status(), 403);
+    let fetched: Value = app.get(&agent.path()).await.json().await.unwrap();
+    assert_eq!(fetched["price"], "12.5");
+    assert_eq!(fetched["active"], true);
 }
 
 #[tokio::test]
 async fn deactivation_is_idempotent_and_freezes_the_agent() {
     let app = spawn_app().await;
     let agent = app.register_agent(json!({})).await;
-    let path = format!("/v1/agents/{}", agent["id"].as_str().unwrap());
 
-    assert_eq!(app.delete(&path).await.status(), 204);
-    assert_eq!(app.delete(&path).await.status(), 204, "deactivating twice is harmless");
-    let fetched: Value = app.get(&path).await.json().await.unwrap();
+    for _ in 0..2 {
+        let response = app.signed(&agent.signer, Method::DELETE, &agent.path(), &Value::Null).await;
+        assert_eq!(response.status(), 204, "deactivating twice is harmless");
+    }
+    let fetched: Value = app.get(&agent.path()).await.json().await.unwrap();
     assert_eq!(fetched["active"], false);
 
-    let response = app.patch_json(&path, &json!({"name": "Renamed"})).await;
+    let response = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({"name": "Renamed"})).await;
     assert_eq!(response.status(), 409);
 }
 
@@ -92,8 +114,20 @@ async fn deactivation_is_idempotent_and_freezes_the_agent() {
 async fn unknown_agents_are_not_found() {
     let app = spawn_app().await;
     let path = "/v1/agents/agt_00000000000000000000000000000000";
-    for response in [app.get(path).await, app.patch_json(path, &json!({"name": "x"})).await, app.delete(path).await] {
-        assert_eq!(response.status(), 404);
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
-    }
+    assert_eq!(app.get(path).await.status(), 404);
+}
+
+#[tokio::test]
+async fn clients_register_themselves_with_their_key() {
+    let app = spawn_app().await;
+    let key = TestKey::generate();
+    let body = json!({"name": "Acme Research", "public_key": key.public_key});
+    let response = app.signed(&key.registration_signer(), Method::POST, "/v1/clients", &body).await;
+    assert_eq!(response.status(), 201);
+    let client: Value = response.json().await.unwrap();
+    assert!(client["id"].as_str().unwrap().starts_with("cli_"));
+    assert_eq!(client["public_key"], key.public_key);
+
+    let again = app.signed(&key.registration_signer(), Method::POST, "/v1/clients", &body).await;
+    assert_eq!(again.status(), 409);
 }

@@ -2,7 +2,7 @@
 //! never a 5xx.
 
 use serde_json::{Value, json};
-use tests::{registration, spawn_app};
+use tests::{Method, TestKey, spawn_app};
 
 async fn assert_problem(response: reqwest::Response, status: u16, field: Option<&str>) -> Value {
     assert_eq!(response.status(), status, "status");
@@ -20,6 +20,7 @@ async fn assert_problem(response: reqwest::Response, status: u16, field: Option<
 #[tokio::test]
 async fn each_invalid_registration_field_is_named() {
     let app = spawn_app().await;
+    let key = TestKey::generate();
     let cases = [
         (json!({"name": ""}), "name"),
         (json!({"name": "x".repeat(101)}), "name"),
@@ -39,12 +40,14 @@ async fn each_invalid_registration_field_is_named() {
         (json!({"colour": "blue"}), "colour"),
     ];
     for (overrides, field) in cases {
-        let response = app.post_json("/v1/agents", &registration(overrides.clone())).await;
+        let response =
+            app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &key.registration(overrides)).await;
         assert_problem(response, 422, Some(field)).await;
     }
-    let mut missing = registration(json!({}));
+    let mut missing = key.registration(json!({}));
     missing.as_object_mut().unwrap().remove("public_key");
-    assert_problem(app.post_json("/v1/agents", &missing).await, 422, Some("public_key")).await;
+    let response = app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &missing).await;
+    assert_problem(response, 422, Some("public_key")).await;
 }
 
 #[tokio::test]
@@ -56,18 +59,18 @@ async fn http_endpoints_are_accepted_only_when_allowed() {
 #[tokio::test]
 async fn malformed_bodies_are_refused_cleanly() {
     let app = spawn_app().await;
-    let post = |body: &'static str, content_type: &'static str| {
-        app.http.post(app.url("/v1/agents")).header("content-type", content_type).body(body).send()
+    let signer = TestKey::generate().registration_signer();
+    let send = |body: &str, content_type: &'static str| {
+        app.send_signed(&signer, Method::POST, "/v1/agents", content_type, body.as_bytes().to_vec())
     };
-    assert_problem(post("{\"name\": ", "application/json").await.unwrap(), 400, None).await;
-    assert_problem(post("[1, 2]", "application/json").await.unwrap(), 422, Some("body")).await;
-    let trailing = format!("{} {{}}", registration(json!({})));
-    let response = app.http.post(app.url("/v1/agents")).header("content-type", "application/json").body(trailing);
-    assert_problem(response.send().await.unwrap(), 400, None).await;
-    assert_problem(post("name=x", "application/x-www-form-urlencoded").await.unwrap(), 415, None).await;
+    assert_problem(send("{\"name\": ", "application/json").await, 400, None).await;
+    assert_problem(send("[1, 2]", "application/json").await, 422, Some("body")).await;
+    let trailing = format!("{} {{}}", TestKey::generate().registration(json!({})));
+    assert_problem(send(&trailing, "application/json").await, 400, None).await;
+    assert_problem(send("name=x", "application/x-www-form-urlencoded").await, 415, None).await;
 
-    let huge = json!({"description": "x".repeat(70_000)});
-    assert_problem(app.post_json("/v1/agents", &registration(huge)).await, 413, None).await;
+    let huge = TestKey::generate().registration(json!({"description": "x".repeat(70_000)}));
+    assert_problem(send(&huge.to_string(), "application/json").await, 413, None).await;
 }
 
 #[tokio::test]

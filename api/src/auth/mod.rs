@@ -1,0 +1,93 @@
+//! Who is calling. Every write is signed (RFC 9421, Ed25519); the
+//! [`Signed`] and [`Authenticated`] extractors verify the signature, the
+//! body's digest, the freshness of `created` and the nonce, then spend a
+//! token of the caller's write bucket. Handlers decide what the principal
+//! may do.
+
+mod signature;
+
+use axum::extract::{FromRequest, Request};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use shared::domain::{AgentId, ClientId, PublicKey};
+
+use crate::error::ApiError;
+use crate::extract::{parse_json, read_body};
+use crate::rate_limit::{self, Class};
+use crate::state::AppState;
+
+pub use signature::AuthFailure;
+
+/// The verified signer of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Agent(AgentId),
+    Client(ClientId),
+    /// A key not registered yet, signing its own registration (`keyid` is
+    /// the base64 public key).
+    NewKey(PublicKey),
+}
+
+impl Principal {
+    /// The agent this principal is, or 403.
+    pub fn require_agent(&self, agent: AgentId) -> Result<(), ApiError> {
+        match self {
+            Self::Agent(id) if *id == agent => Ok(()),
+            _ => Err(ApiError::Forbidden(format!("only agent {agent}'s own key may change it"))),
+        }
+    }
+
+    /// A registration must be signed by the key it registers (proof of
+    /// possession), or 403.
+    pub fn require_new_key(&self, key: &PublicKey) -> Result<(), ApiError> {
+        match self {
+            Self::NewKey(signer) if signer == key => Ok(()),
+            _ => Err(ApiError::Forbidden(
+                "sign a registration with the key being registered, keyid = its base64 public_key".into(),
+            )),
+        }
+    }
+}
+
+/// A signed request with a JSON body.
+pub struct Signed<T> {
+    pub principal: Principal,
+    pub body: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Signed<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let body = read_body(Request::from_parts(parts.clone(), body), state).await?;
+        let principal = authenticate(&parts, body.clone(), state).await?;
+        Ok(Self { principal, body: parse_json(&parts.headers, &body)? })
+    }
+}
+
+/// A signed request without a body (e.g. `DELETE`).
+pub struct Authenticated(pub Principal);
+
+impl FromRequest<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let body = read_body(Request::from_parts(parts.clone(), body), state).await?;
+        if !body.is_empty() {
+            return Err(ApiError::invalid("body", "this request takes no body"));
+        }
+        Ok(Self(authenticate(&parts, body, state).await?))
+    }
+}
+
+async fn authenticate(
+    parts: &axum::http::request::Parts,
+    body: Bytes,
+    state: &AppState,
+) -> Result<Principal, ApiError> {
+    let verified = signature::verify(parts, body, state).await?;
+    rate_limit::enforce(state, Class::Write, &verified.keyid).await?;
+    Ok(verified.principal)
+}

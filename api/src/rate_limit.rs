@@ -1,0 +1,183 @@
+//! Token buckets per principal and class, kept in Redis so every API
+//! instance shares them, and computed by one Lua script: one round trip,
+//! atomic, with Redis's clock so instances need not agree on the time.
+//!
+//! Reads and discovery are limited per client IP by [`limit_reads`]; writes
+//! per verified key id by the auth extractors. When Redis is unreachable,
+//! reads go through unlimited (a limiter outage should not take the API
+//! down) and writes fail closed anyway, since their nonce cannot be checked.
+
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use fred::types::scripts::Script;
+use shared::settings::BucketSettings;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Discovery,
+    Read,
+    Write,
+}
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Discovery => "discovery",
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+
+    fn bucket(self, state: &AppState) -> BucketSettings {
+        let limits = &state.settings.rate_limits;
+        match self {
+            Self::Discovery => limits.discovery,
+            Self::Read => limits.read,
+            Self::Write => limits.write,
+        }
+    }
+}
+
+/// KEYS[1]: the bucket. ARGV: capacity, refill per minute.
+/// Returns {allowed (0/1), tokens left (floor), ms until the next token}.
+static TOKEN_BUCKET: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local capacity = tonumber(ARGV[1])
+local per_ms = tonumber(ARGV[2]) / 60000
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * per_ms)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+local wait = 0
+if tokens < 1 then
+  wait = math.ceil((1 - tokens) / per_ms)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / per_ms) + 1000)
+return {allowed, math.floor(tokens), wait}
+"#,
+    )
+});
+
+/// The outcome of taking one token.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub allowed: bool,
+    class: Class,
+    bucket: BucketSettings,
+    remaining: u64,
+    next_token_ms: u64,
+}
+
+impl Decision {
+    /// Whole seconds until a request would be allowed again.
+    pub fn retry_after_seconds(&self) -> u64 {
+        self.next_token_ms.div_ceil(1000).max(1)
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers):
+    /// the quota is the burst `q` over the window `w` in which it refills.
+    pub fn headers(&self) -> HeaderMap {
+        let window = (u64::from(self.bucket.capacity) * 60).div_ceil(u64::from(self.bucket.refill_per_min));
+        let reset = if self.remaining == 0 { self.next_token_ms.div_ceil(1000) } else { 0 };
+        let name = self.class.name();
+        let mut headers = HeaderMap::new();
+        let mut insert = |header: &'static str, value: String| {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(header, value);
+            }
+        };
+        insert("ratelimit-policy", format!("\"{name}\";q={};w={window}", self.bucket.capacity));
+        insert("ratelimit", format!("\"{name}\";r={};t={reset}", self.remaining));
+        if !self.allowed {
+            insert("retry-after", self.retry_after_seconds().to_string());
+        }
+        headers
+    }
+}
+
+/// Takes a token from `principal`'s bucket of `class`.
+pub async fn take(state: &AppState, class: Class, principal: &str) -> Result<Decision, fred::error::Error> {
+    let bucket = class.bucket(state);
+    let key = format!("{}ratelimit:{}:{principal}", state.settings.redis_key_prefix, class.name());
+    let (allowed, remaining, next_token_ms): (i64, i64, i64) =
+        TOKEN_BUCKET.evalsha_with_reload(state.redis.next(), key, vec![bucket.capacity, bucket.refill_per_min]).await?;
+    Ok(Decision {
+        allowed: allowed == 1,
+        class,
+        bucket,
+        remaining: u64::try_from(remaining).unwrap_or_default(),
+        next_token_ms: u64::try_from(next_token_ms).unwrap_or_default(),
+    })
+}
+
+/// For writes: a token or 429; without Redis, 503 (fail closed).
+pub async fn enforce(state: &AppState, class: Class, principal: &str) -> Result<(), ApiError> {
+    let decision = take(state, class, principal).await.map_err(|error| {
+        tracing::warn!(%error, "rate limiter unavailable; refusing write");
+        ApiError::Unavailable("cannot check the rate limit right now; retry shortly".into())
+    })?;
+    if decision.allowed { Ok(()) } else { Err(ApiError::RateLimited(decision)) }
+}
+
+/// Middleware for the public GET routes: discovery (`GET /v1/agents`) and
+/// other reads, per client IP. Fails open when Redis is unreachable.
+pub async fn limit_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let class = match *request.method() {
+        Method::GET | Method::HEAD if path == "/v1/agents" => Class::Discovery,
+        Method::GET | Method::HEAD if path.starts_with("/v1/") => Class::Read,
+        _ => return next.run(request).await,
+    };
+    let ip = client_ip(&request);
+    let decision = match take(&state, class, &ip).await {
+        Ok(decision) => decision,
+        Err(error) => {
+            tracing::warn!(%error, "rate limiter unavailable; serving the read unlimited");
+            return next.run(request).await;
+        }
+    };
+    if !decision.allowed {
+        return axum::response::IntoResponse::into_response(ApiError::RateLimited(decision));
+    }
+    let headers = decision.headers();
+    let mut response = next.run(request).await;
+    response.headers_mut().extend(headers);
+    response
+}
+
+/// Cloud Run appends the caller's address to `X-Forwarded-For`; entries to
+/// its left are whatever the caller sent, so only the last one is trusted.
+/// Without the header (local runs), the peer address.
+fn client_ip(request: &Request) -> String {
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .map(str::trim)
+        .filter(|ip| !ip.is_empty());
+    match forwarded {
+        Some(ip) => ip.to_owned(),
+        None => request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |ConnectInfo(peer)| peer.ip().to_string()),
+    }
+}

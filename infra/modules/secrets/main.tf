@@ -1,0 +1,73 @@
+# Secret Manager secrets read by the Cloud Run services and jobs, with
+# roles/secretmanager.secretAccessor granted per secret to the service
+# accounts that read it, and to nobody else (no project-level grant).
+
+locals {
+  accessor_bindings = merge([
+    for id, secret in var.secrets : {
+      for label, email in secret.accessors : "${id}/${label}" => {
+        secret_id = id
+        member    = "serviceAccount:${email}"
+      }
+    }
+  ]...)
+
+  generated = { for id, secret in var.secrets : id => secret if secret.generated }
+}
+
+resource "google_secret_manager_secret" "this" {
+  for_each = var.secrets
+
+  project   = var.project_id
+  secret_id = each.key
+  labels    = var.labels
+
+  annotations = {
+    description = each.value.description
+  }
+
+  replication {
+    dynamic "auto" {
+      for_each = length(var.replica_locations) == 0 ? [1] : []
+      content {}
+    }
+
+    dynamic "user_managed" {
+      for_each = length(var.replica_locations) == 0 ? [] : [1]
+      content {
+        dynamic "replicas" {
+          for_each = toset(var.replica_locations)
+          content {
+            location = replicas.value
+          }
+        }
+      }
+    }
+  }
+}
+
+resource "google_secret_manager_secret_iam_member" "accessor" {
+  for_each = local.accessor_bindings
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.this[each.value.secret_id].secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = each.value.member
+}
+
+# Shared secrets generated here, e.g. worker-shared-secret: the fallback
+# credential the worker accepts on /internal/* when OIDC is not available
+# (local runs, a backup caller). URL-safe characters only.
+resource "random_password" "generated" {
+  for_each = local.generated
+
+  length  = each.value.generated_length
+  special = false
+}
+
+resource "google_secret_manager_secret_version" "generated" {
+  for_each = local.generated
+
+  secret      = google_secret_manager_secret.this[each.key].id
+  secret_data = random_password.generated[each.key].result
+}

@@ -1,0 +1,113 @@
+variable "project_id" {
+  description = "GCP project of the queue."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a valid GCP project id."
+  }
+}
+
+variable "region" {
+  description = "Queue location (same region as the worker)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must look like us-west1."
+  }
+}
+
+variable "name" {
+  description = "Queue name. A deleted queue's name cannot be reused for 7 days."
+  type        = string
+  default     = "webhook-delivery"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9-]{1,100}$", var.name))
+    error_message = "name may contain letters, digits and hyphens (at most 100)."
+  }
+}
+
+variable "max_dispatches_per_second" {
+  description = "Rate at which tasks are dispatched (seed 001: 10)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_dispatches_per_second > 0 && var.max_dispatches_per_second <= 500
+    error_message = "max_dispatches_per_second must be in (0, 500]."
+  }
+}
+
+variable "max_concurrent_dispatches" {
+  description = "Tasks in flight at once (caps the load on the worker)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.max_concurrent_dispatches >= 1 && var.max_concurrent_dispatches <= 5000
+    error_message = "max_concurrent_dispatches must be between 1 and 5000."
+  }
+}
+
+variable "max_attempts" {
+  description = "Attempts per task including the first (seed 001: 5); after the last one the worker marks the delivery dead."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_attempts >= 1 && var.max_attempts <= 100
+    error_message = "max_attempts must be between 1 and 100."
+  }
+}
+
+variable "min_backoff_seconds" {
+  description = "Shortest wait before a retry (seed 001: 1 s)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.min_backoff_seconds >= 0.1 && var.min_backoff_seconds <= 3600
+    error_message = "min_backoff_seconds must be between 0.1 and 3600."
+  }
+}
+
+variable "max_backoff_seconds" {
+  description = "Longest wait before a retry (seed 001: 1800 s)."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.max_backoff_seconds >= 1 && var.max_backoff_seconds <= 3600
+    error_message = "max_backoff_seconds must be between 1 and 3600."
+  }
+}
+
+variable "max_doublings" {
+  description = "Times the backoff doubles before growing linearly up to max_backoff."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.max_doublings >= 0 && var.max_doublings <= 16
+    error_message = "max_doublings must be between 0 and 16."
+  }
+}
+
+variable "logging_sampling_ratio" {
+  description = "Fraction of task operations logged to Cloud Logging (0 disables, 1 logs all)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.logging_sampling_ratio >= 0 && var.logging_sampling_ratio <= 1
+    error_message = "logging_sampling_ratio must be between 0 and 1."
+  }
+}
+
+variable "enqueuers" {
+  description = "Service account emails granted roles/cloudtasks.enqueuer on this queue alone, keyed by a stable label."
+  type        = map(string)
+  default     = {}
+}
