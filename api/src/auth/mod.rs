@@ -7,7 +7,6 @@
 mod signature;
 
 use axum::extract::{FromRequest, Request};
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use shared::domain::{AgentId, ClientId, PublicKey};
 
@@ -61,7 +60,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Signed<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let body = read_body(Request::from_parts(parts.clone(), body), state).await?;
-        let principal = authenticate(&parts, body.clone(), state).await?;
+        let principal = authenticate(&parts, &body, state).await?;
         Ok(Self { principal, body: parse_json(&parts.headers, &body)? })
     }
 }
@@ -78,13 +77,13 @@ impl FromRequest<AppState> for Authenticated {
         if !body.is_empty() {
             return Err(ApiError::invalid("body", "this request takes no body"));
         }
-        Ok(Self(authenticate(&parts, body, state).await?))
+        Ok(Self(authenticate(&parts, &body, state).await?))
     }
 }
 
 async fn authenticate(
     parts: &axum::http::request::Parts,
-    body: Bytes,
+    body: &[u8],
     state: &AppState,
 ) -> Result<Principal, ApiError> {
     let verified = signature::verify(parts, body, state).await?;

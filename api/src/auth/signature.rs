@@ -1,19 +1,21 @@
-//! Verifying an RFC 9421 signature: the parsing and the signature base come
-//! from the `httpsig` crates; the policy (what must be covered, how fresh,
-//! which key, nonce once) is here.
+//! Verifying an RFC 9421 signature. Structured fields are parsed by `sfv`;
+//! the signature base is built here because it must repeat the client's
+//! `Signature-Input` parameters exactly as sent, in their order (RFC 9421
+//! §2.5): the `httpsig` crate re-serialises them in an order of its own, so
+//! it rejects correct signatures from other libraries. The policy (what must
+//! be covered, how fresh, which key, each nonce once) is here too.
 
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, header};
 use base64::Engine;
-use bytes::Bytes;
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use fred::prelude::KeysInterface;
 use fred::types::{Expiration, SetOptions};
-use http_body_util::Full;
-use httpsig_hyper::prelude::{AlgorithmName, HttpSignatureParams, PublicKey as VerifyingKey, SecretKey};
-use httpsig_hyper::{MessageSignature, MessageSignatureReq, RequestContentDigest};
+use sfv::{BareItem, Dictionary, FieldType, InnerList, ListEntry, Parser};
+use sha2::{Digest, Sha256};
 use shared::domain::{AgentId, ClientId, PublicKey};
 use shared::signing::{COVERED_COMPONENTS, DIGEST_COMPONENT};
 
@@ -75,101 +77,203 @@ pub struct Verified {
 
 /// Checks run cheapest first; the nonce is stored last, so requests that
 /// fail verification cannot fill Redis or burn a legitimate nonce.
-pub async fn verify(parts: &Parts, body: Bytes, state: &AppState) -> Result<Verified, ApiError> {
-    let has_body = !body.is_empty();
-    let request = request_for_verification(parts, body)?;
-    let params = signature_params(&request, has_body)?;
-    let keyid = params.keyid.clone().ok_or_else(|| malformed("keyid is missing"))?;
-    let nonce = params.nonce.clone().ok_or_else(|| malformed("nonce is missing"))?;
-    if keyid.len() > MAX_KEYID_LEN || nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
-        return Err(malformed("keyid or nonce is empty or too long").into());
-    }
-    check_created(&params, state.settings.signature_max_age_seconds)?;
+pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<Verified, ApiError> {
+    let signature = SignatureInput::from_headers(&parts.headers)?;
+    signature.require_coverage(parts, !body.is_empty())?;
+    check_created(signature.created, state.settings.signature_max_age_seconds)?;
+    let base = signature.base(parts)?;
 
-    let resolved = resolve_key(state, &keyid).await?;
+    let resolved = resolve_key(state, &signature.keyid).await?;
     // An unknown keyid is checked against a decoy all the same, so it costs what a known one does.
     let key = resolved.as_ref().map_or(&*DECOY_KEY, |(_, key)| key);
-    let verified = request.verify_message_signature(key, Some(&keyid)).await.is_ok();
+    let verified = key.verify_strict(base.as_bytes(), &signature.signature).is_ok();
     let Some((principal, _)) = resolved else {
         return Err(AuthFailure::UnknownKey.into());
     };
     if !verified {
         return Err(AuthFailure::BadSignature.into());
     }
-    if request.headers().contains_key(DIGEST_COMPONENT) {
-        request.verify_content_digest().await.map_err(|_| AuthFailure::DigestMismatch)?;
+    if let Some(digest) = parts.headers.get(DIGEST_COMPONENT) {
+        check_digest(digest.as_bytes(), body)?;
     }
-    remember_nonce(state, &keyid, &nonce).await?;
-    Ok(Verified { principal, keyid })
+    remember_nonce(state, &signature.keyid, &signature.nonce).await?;
+    Ok(Verified { principal, keyid: signature.keyid })
 }
 
-fn malformed(reason: &str) -> AuthFailure {
-    AuthFailure::Malformed(reason.to_owned())
+fn malformed(reason: impl Into<String>) -> AuthFailure {
+    AuthFailure::Malformed(reason.into())
 }
 
-/// The request as the client signed it: `@target-uri` is absolute, so the
-/// scheme and host the client used are put back (Cloud Run terminates TLS
-/// and says `X-Forwarded-Proto: https`).
-fn request_for_verification(parts: &Parts, body: Bytes) -> Result<axum::http::Request<Full<Bytes>>, AuthFailure> {
-    let scheme = forwarded_proto(&parts.headers).unwrap_or("http");
-    let host = parts
-        .headers
-        .get(axum::http::header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
-        .ok_or_else(|| malformed("the request has no Host"))?;
-    let path = parts.uri.path_and_query().map_or("/", |path| path.as_str());
-    let uri: Uri = format!("{scheme}://{host}{path}").parse().map_err(|_| malformed("the Host is not valid"))?;
-    let mut request = axum::http::Request::builder().method(parts.method.clone()).uri(uri);
-    if let Some(headers) = request.headers_mut() {
-        headers.extend(parts.headers.clone());
-    }
-    request.body(Full::new(body)).map_err(|_| malformed("the request cannot be rebuilt"))
+/// The one signature of a request, from `Signature-Input` and `Signature`.
+struct SignatureInput {
+    components: Vec<String>,
+    /// The inner list with its parameters, serialised as sent.
+    params: String,
+    created: i64,
+    keyid: String,
+    nonce: String,
+    signature: Signature,
 }
 
-fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
-    let proto = headers.get("x-forwarded-proto")?.to_str().ok()?;
-    match proto.split(',').next()?.trim() {
-        "https" => Some("https"),
-        "http" => Some("http"),
-        _ => None,
+impl SignatureInput {
+    fn from_headers(headers: &HeaderMap) -> Result<Self, AuthFailure> {
+        let (Some(input), Some(signature)) = (headers.get("signature-input"), headers.get("signature")) else {
+            return Err(AuthFailure::Missing);
+        };
+        let inputs = parse_dictionary(input.as_bytes(), "Signature-Input")?;
+        let mut members = inputs.into_iter();
+        let (Some((label, ListEntry::InnerList(inner))), None) = (members.next(), members.next()) else {
+            return Err(malformed("Signature-Input must hold exactly one signature, an inner list"));
+        };
+        let signatures = parse_dictionary(signature.as_bytes(), "Signature")?;
+        let signature = match signatures.get(&label) {
+            Some(ListEntry::Item(item)) => item.bare_item.as_byte_sequence(),
+            _ => None,
+        }
+        .ok_or_else(|| malformed(format!("Signature has no byte sequence labelled {}", label.as_str())))?;
+        let signature = Signature::from_slice(signature).map_err(|_| malformed("the signature is not 64 bytes"))?;
+
+        let components = inner
+            .items
+            .iter()
+            .map(|item| match (&item.bare_item, item.params.is_empty()) {
+                (BareItem::String(name), true) => Ok(name.as_str().to_owned()),
+                _ => Err(malformed("covered components must be plain strings such as \"@method\"")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let param = |name: &str| inner.params.iter().find(|(key, _)| key.as_str() == name).map(|(_, value)| value);
+        let text = |name: &str| {
+            param(name)
+                .and_then(|value| value.as_string().map(|text| text.as_str().to_owned()))
+                .ok_or_else(|| malformed(format!("the {name} parameter (a string) is missing")))
+        };
+        if let Some(alg) = param("alg") {
+            if alg.as_string().map(|alg| alg.as_str()) != Some("ed25519") {
+                return Err(malformed("alg must be \"ed25519\""));
+            }
+        }
+        let created = param("created")
+            .and_then(BareItem::as_integer)
+            .map(i64::from)
+            .ok_or_else(|| malformed("the created parameter (an integer) is missing"))?;
+        let (keyid, nonce) = (text("keyid")?, text("nonce")?);
+        if keyid.len() > MAX_KEYID_LEN || nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
+            return Err(malformed("keyid or nonce is empty or too long"));
+        }
+        let params = serialize_inner_list(inner)?;
+        Ok(Self { components, params, created, keyid, nonce, signature })
+    }
+
+    fn covers(&self, component: &str) -> bool {
+        self.components.iter().any(|covered| covered == component)
+    }
+
+    /// `@method`, the target (`@target-uri`, or `@authority` + `@path` +
+    /// `@query`) and, with a body, `content-digest`.
+    fn require_coverage(&self, parts: &Parts, has_body: bool) -> Result<(), AuthFailure> {
+        let target_by_parts =
+            self.covers("@authority") && self.covers("@path") && (parts.uri.query().is_none() || self.covers("@query"));
+        let mut required = COVERED_COMPONENTS.to_vec();
+        if has_body {
+            required.push(DIGEST_COMPONENT);
+        }
+        match required.iter().find(|name| !(self.covers(name) || (**name == "@target-uri" && target_by_parts))) {
+            Some(missing) => Err(malformed(format!("the signature must cover {missing}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The signature base (RFC 9421 §2.5): one line per covered component,
+    /// then the parameters exactly as sent.
+    fn base(&self, parts: &Parts) -> Result<String, AuthFailure> {
+        let mut base = String::new();
+        for component in &self.components {
+            let value = component_value(component, parts)?;
+            base.push_str(&format!("\"{component}\": {value}\n"));
+        }
+        base.push_str(&format!("\"@signature-params\": {}", self.params));
+        Ok(base)
     }
 }
 
-/// The parameters of the request's signature, and the components it must cover.
-fn signature_params(
-    request: &axum::http::Request<Full<Bytes>>,
-    has_body: bool,
-) -> Result<HttpSignatureParams, AuthFailure> {
-    if !request.has_message_signature() {
-        return Err(AuthFailure::Missing);
-    }
-    let signatures = request.get_signature_params().map_err(|e| AuthFailure::Malformed(e.to_string()))?;
-    let mut signatures = signatures.into_values();
-    let (Some(params), None) = (signatures.next(), signatures.next()) else {
-        return Err(malformed("send exactly one signature"));
+fn parse_dictionary(value: &[u8], header: &str) -> Result<Dictionary, AuthFailure> {
+    Parser::new(value).parse::<Dictionary>().map_err(|e| malformed(format!("{header} is not a structured field: {e}")))
+}
+
+fn serialize_inner_list(inner: InnerList) -> Result<String, AuthFailure> {
+    let list: sfv::List = vec![ListEntry::InnerList(inner)];
+    list.serialize().ok_or_else(|| malformed("the signature parameters cannot be serialised"))
+}
+
+/// The value of one covered component. Derived components describe the
+/// request as the client sent it: Cloud Run terminates TLS and says
+/// `X-Forwarded-Proto: https`.
+fn component_value(component: &str, parts: &Parts) -> Result<String, AuthFailure> {
+    let authority = || {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
+            .map(str::to_ascii_lowercase)
+            .ok_or_else(|| malformed("the request has no Host"))
     };
-    if params.alg.as_deref().is_some_and(|alg| alg != AlgorithmName::Ed25519.as_str()) {
-        return Err(malformed("alg must be ed25519"));
-    }
-    let covered: Vec<String> = params.covered_components.iter().map(|component| component.to_string()).collect();
-    let covers = |name: &str| covered.iter().any(|component| component == &format!("\"{name}\""));
-    let mut required: Vec<&str> = COVERED_COMPONENTS.to_vec();
-    if has_body {
-        required.push(DIGEST_COMPONENT);
-    }
-    // `@authority` + `@path` (+ `@query`) say what `@target-uri` says.
-    let target_by_parts =
-        covers("@authority") && covers("@path") && (request.uri().query().is_none() || covers("@query"));
-    if let Some(missing) = required.iter().find(|name| !(covers(name) || (**name == "@target-uri" && target_by_parts)))
-    {
-        return Err(AuthFailure::Malformed(format!("the signature must cover {missing}")));
-    }
-    Ok(params)
+    let path = parts.uri.path();
+    let query = parts.uri.query();
+    Ok(match component {
+        "@method" => parts.method.as_str().to_owned(),
+        "@scheme" => scheme(&parts.headers).to_owned(),
+        "@authority" => authority()?,
+        "@path" => path.to_owned(),
+        "@query" => format!("?{}", query.unwrap_or_default()),
+        "@request-target" => parts.uri.path_and_query().map_or_else(|| path.to_owned(), |target| target.to_string()),
+        "@target-uri" => {
+            let target = parts.uri.path_and_query().map_or(path, |target| target.as_str());
+            format!("{}://{}{target}", scheme(&parts.headers), authority()?)
+        }
+        derived if derived.starts_with('@') => return Err(malformed(format!("component {derived} is not supported"))),
+        field => {
+            let values: Vec<&str> = parts
+                .headers
+                .get_all(field)
+                .iter()
+                .map(|value| value.to_str().map(str::trim))
+                .collect::<Result<_, _>>()
+                .map_err(|_| malformed(format!("header {field} is not visible ASCII")))?;
+            if values.is_empty() {
+                return Err(malformed(format!("the signature covers {field}, which the request lacks")));
+            }
+            values.join(", ")
+        }
+    })
 }
 
-fn check_created(params: &HttpSignatureParams, max_age_seconds: u64) -> Result<(), AuthFailure> {
-    let created = params.created.ok_or_else(|| malformed("created is missing"))?;
+fn scheme(headers: &HeaderMap) -> &'static str {
+    let forwarded = headers.get("x-forwarded-proto").and_then(|proto| proto.to_str().ok());
+    match forwarded.and_then(|proto| proto.split(',').next()).map(str::trim) {
+        Some("https") => "https",
+        _ => "http",
+    }
+}
+
+/// RFC 9530: the `sha-256` member must be the SHA-256 of the body.
+fn check_digest(header: &[u8], body: &[u8]) -> Result<(), AuthFailure> {
+    let digests = parse_dictionary(header, "Content-Digest")?;
+    let sent = digests
+        .iter()
+        .find(|(algorithm, _)| algorithm.as_str() == "sha-256")
+        .and_then(|(_, entry)| match entry {
+            ListEntry::Item(item) => item.bare_item.as_byte_sequence(),
+            ListEntry::InnerList(_) => None,
+        })
+        .ok_or_else(|| malformed("Content-Digest needs a sha-256 byte sequence"))?;
+    if sent[..] != Sha256::digest(body)[..] {
+        return Err(AuthFailure::DigestMismatch);
+    }
+    Ok(())
+}
+
+fn check_created(created: i64, max_age_seconds: u64) -> Result<(), AuthFailure> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |now| now.as_secs());
     let age = i128::from(now) - i128::from(created);
     if age > i128::from(max_age_seconds) {
@@ -200,14 +304,10 @@ async fn resolve_key(state: &AppState, keyid: &str) -> Result<Option<(Principal,
     } else {
         return Ok(None);
     };
-    Ok(key_bytes
-        .and_then(|bytes| VerifyingKey::from_bytes(&AlgorithmName::Ed25519, &bytes).ok())
-        .map(|key| (principal, key)))
+    Ok(key_bytes.and_then(|bytes| PublicKey::from_bytes(&bytes).ok()).map(|key| (principal, *key.verifying_key())))
 }
 
-static DECOY_KEY: LazyLock<VerifyingKey> = LazyLock::new(|| {
-    SecretKey::from_bytes(&AlgorithmName::Ed25519, &[7; 32]).expect("a fixed seed is a valid key").public_key()
-});
+static DECOY_KEY: LazyLock<VerifyingKey> = LazyLock::new(|| SigningKey::from_bytes(&[7; 32]).verifying_key());
 
 /// `SET NX EX`: atomic, so two replays racing each other cannot both pass.
 /// Without Redis no replay can be ruled out, so signed writes fail closed.

@@ -197,3 +197,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "max_connections" {
+  description = "Postgres max_connections; null keeps the tier's default. Size it for sum(max instances x DATABASE_MAX_CONNECTIONS) over the services plus the migrate job and a few admin connections."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = try(var.max_connections >= 25 && var.max_connections <= 4000, var.max_connections == null)
+    error_message = "max_connections must be between 25 and 4000."
+  }
+}

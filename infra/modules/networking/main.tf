@@ -50,3 +50,26 @@ resource "google_service_networking_connection" "private_services" {
   # addresses in it; on destroy, leave it to be cleaned up with the network.
   deletion_policy = "ABANDON"
 }
+
+# Nothing in this VPC accepts connections from outside it: Cloud Run
+# instances only make outbound connections, and Cloud SQL / Memorystore
+# live in Google's peered producer network. Make the implied deny explicit
+# and logged, so a later "allow" rule is a visible, reviewed exception.
+resource "google_compute_firewall" "deny_all_ingress" {
+  project     = var.project_id
+  name        = "${var.name}-deny-all-ingress"
+  network     = google_compute_network.this.id
+  direction   = "INGRESS"
+  priority    = 65534
+  description = "Deny all ingress (explicit and logged)."
+
+  source_ranges = ["0.0.0.0/0"]
+
+  deny {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}

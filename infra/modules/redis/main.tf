@@ -14,6 +14,11 @@ resource "google_redis_instance" "this" {
   authorized_network = var.authorized_network
   reserved_ip_range  = var.reserved_ip_range
 
+  # Read replicas (STANDARD_HA only, 5 GB and up) add failover targets and a
+  # read endpoint; without them STANDARD_HA keeps one standby replica.
+  read_replicas_mode = var.replica_count == null ? null : "READ_REPLICAS_ENABLED"
+  replica_count      = var.replica_count
+
   auth_enabled            = true
   transit_encryption_mode = "SERVER_AUTHENTICATION"
 

@@ -32,3 +32,8 @@ output "ca_cert_secret_version" {
   description = "Version number of the CA certificate secret written by this module."
   value       = google_secret_manager_secret_version.ca_cert.version
 }
+
+output "read_endpoint" {
+  description = "Read endpoint (read replicas only; empty otherwise)."
+  value       = google_redis_instance.this.read_endpoint
+}

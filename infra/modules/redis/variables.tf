@@ -126,3 +126,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "replica_count" {
+  description = "Read replicas (1-5) for STANDARD_HA instances of at least 5 GB; null disables read replicas (STANDARD_HA still has one standby)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = try(var.replica_count >= 1 && var.replica_count <= 5, var.replica_count == null)
+    error_message = "replica_count must be null or between 1 and 5."
+  }
+}

@@ -3,4 +3,6 @@
 mod agents;
 mod discovery;
 mod health;
+mod rate_limits;
+mod signatures;
 mod validation;

@@ -1,0 +1,50 @@
+# Production sizes (seed 000). api_image and worker_image are passed by the
+# deploy tool: -var "api_image=…@sha256:…" -var "worker_image=…@sha256:…".
+
+project_id         = "agent-registry-production"
+region             = "us-west1"
+environment        = "production"
+notification_email = "oncall@example.com"
+
+# Direct VPC egress: ~2 IPs per instance, 100 api + 20 worker at most.
+subnet_cidr = "10.20.0.0/22"
+
+database = {
+  tier                = "db-custom-2-3840"
+  disk_size_gb        = 100
+  high_availability   = true
+  deletion_protection = true
+  retained_backups    = 14
+  # 100 x 4 (api) + 20 x 2 (worker) + 2 (migrate) + admin
+  max_connections = 500
+}
+
+redis = {
+  tier           = "STANDARD_HA"
+  memory_size_gb = 5
+  replica_count  = 2
+}
+
+api = {
+  cpu             = "4"
+  memory          = "2Gi"
+  min_instances   = 2
+  max_instances   = 100
+  concurrency     = 200
+  timeout_seconds = 300
+  db_pool_size    = 4
+}
+
+worker = {
+  cpu             = "1"
+  memory          = "1Gi"
+  min_instances   = 1
+  max_instances   = 20
+  concurrency     = 80
+  timeout_seconds = 60
+  db_pool_size    = 2
+}
+
+services_deletion_protection = true
+rust_log                     = "info"
+tasks_logging_sampling_ratio = 0.1
