@@ -2,6 +2,7 @@
 //! other programs accepts `--dry-run`, which prints them in order and runs none.
 
 mod ci;
+mod demo;
 mod dev;
 mod prepare;
 mod runner;
@@ -20,8 +21,12 @@ commands:
   test      run every test (unit, integration, end-to-end)
   ci        what CI runs: fmt check, clippy -D warnings, sqlx offline data check, tests
   prepare   refresh the committed sqlx offline data (.sqlx/) from a migrated database
+  demo      register, update and discover an agent on a running API, signing
+            requests with shared::signing (--url, default http://127.0.0.1:8080)
 
 --dry-run  print the commands that would run, in order, and run none";
+
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 fn main() -> ExitCode {
     match run() {
@@ -34,21 +39,27 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let dry_run = args.iter().any(|arg| arg == "--dry-run");
-    let command = args.iter().find(|arg| !arg.starts_with("--")).map(String::as_str);
-    if let Some(unknown) = args.iter().find(|arg| arg.starts_with("--") && *arg != "--dry-run") {
-        anyhow::bail!("unknown option {unknown}\n{USAGE}");
+    let (mut dry_run, mut url, mut command) = (false, DEFAULT_URL.to_owned(), None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dry-run" => dry_run = true,
+            "--url" => url = args.next().ok_or_else(|| anyhow::anyhow!("--url needs a value\n{USAGE}"))?,
+            option if option.starts_with("--") => anyhow::bail!("unknown option {option}\n{USAGE}"),
+            _ if command.is_none() => command = Some(arg),
+            _ => anyhow::bail!("unexpected argument {arg:?}\n{USAGE}"),
+        }
     }
     // Settings read `.env` from the working directory: make it the project's.
     std::env::set_current_dir(project_root())?;
     let runner = Runner::new(project_root(), dry_run)?;
-    match command {
+    match command.as_deref() {
         Some("dev") => dev::run(&runner),
         Some("migrate") => dev::migrate(&runner),
         Some("test") => test::run(&runner),
         Some("ci") => ci::run(&runner),
         Some("prepare") => prepare::run(&runner),
+        Some("demo") => demo::run(&runner, &url),
         Some("help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -216,7 +216,6 @@ module "artifact_registry" {
 
 locals {
   common_env = {
-    APP_ENV                = var.environment
     GOOGLE_CLOUD_PROJECT   = var.project_id
     GOOGLE_CLOUD_REGION    = var.region
     LOG_FORMAT             = "json"

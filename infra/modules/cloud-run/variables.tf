@@ -187,11 +187,21 @@ variable "cloud_sql_instances" {
 variable "network" {
   description = "VPC network (id or name) for Direct VPC egress."
   type        = string
+
+  validation {
+    condition     = length(var.network) > 0
+    error_message = "network must not be empty."
+  }
 }
 
 variable "subnetwork" {
   description = "Subnet (id or name) for Direct VPC egress."
   type        = string
+
+  validation {
+    condition     = length(var.subnetwork) > 0
+    error_message = "subnetwork must not be empty."
+  }
 }
 
 variable "vpc_egress" {

@@ -1,9 +1,9 @@
 # One identity per workload, least privilege:
-#   api            Cloud SQL client, logs, traces, metrics; enqueues Cloud Tasks
+#   api            Cloud SQL client, logs, traces; enqueues Cloud Tasks
 #                  (queue-level grant in the tasks module), publishes to the
 #                  topics (topic-level grants in the pubsub module), and may
 #                  act as tasks-invoker only (to put OIDC tokens on tasks).
-#   worker         Cloud SQL client, logs, traces, metrics; publishes to the
+#   worker         Cloud SQL client, logs, traces; publishes to the
 #                  dead-letter topic (pubsub module).
 #   tasks-invoker  no project roles; the identity Cloud Tasks presents to the
 #                  worker, holding roles/run.invoker on the worker alone
@@ -12,7 +12,9 @@
 #                  migrate job (roles/run.developer), pushes images
 #                  (repository-level grant in the artifact-registry module),
 #                  writes build logs, and may act as api and worker only.
-# Secret access is granted per secret in the secrets module.
+# Secret access is granted per secret in the secrets module. Cloud Run's own
+# request/CPU metrics need no role; add roles/monitoring.metricWriter only if
+# the services (or an OpenTelemetry collector sidecar) start exporting metrics.
 
 locals {
   accounts = {
@@ -37,7 +39,6 @@ locals {
   runtime_roles = [
     "roles/cloudsql.client",
     "roles/logging.logWriter",
-    "roles/monitoring.metricWriter",
     var.trace_writer_role,
   ]
 
