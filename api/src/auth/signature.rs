@@ -152,10 +152,8 @@ impl SignatureInput {
                 .and_then(|value| value.as_string().map(|text| text.as_str().to_owned()))
                 .ok_or_else(|| malformed(format!("the {name} parameter (a string) is missing")))
         };
-        if let Some(alg) = param("alg") {
-            if alg.as_string().map(|alg| alg.as_str()) != Some("ed25519") {
-                return Err(malformed("alg must be \"ed25519\""));
-            }
+        if param("alg").is_some_and(|alg| alg.as_string().map(|alg| alg.as_str()) != Some("ed25519")) {
+            return Err(malformed("alg must be \"ed25519\""));
         }
         let created = param("created")
             .and_then(BareItem::as_integer)
