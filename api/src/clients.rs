@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use shared::domain::{AgentName, ClientId, PublicKey};
+use shared::domain::{AgentName, ClientId, PublicKey, WebhookSecret};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +31,8 @@ pub struct RegisterClient {
     pub public_key: PublicKey,
 }
 
+/// A registered client; `webhook_secret` signs the webhooks sent to its job
+/// callbacks and is shown only in the registration answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Client {
     #[schema(value_type = String, example = "cli_5f0c6a8e2b9d4c1a8e7f6d5c4b3a2910")]
@@ -41,6 +43,8 @@ pub struct Client {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    /// `whsec_…`: verify our callback webhooks with it (Standard Webhooks). Store it now.
+    pub webhook_secret: String,
 }
 
 /// Register a client, signed by the key being registered (keyid = its base64 public key).
@@ -63,15 +67,18 @@ async fn register_client(
 ) -> Result<(StatusCode, Json<Client>), ApiError> {
     principal.require_new_key(&client.public_key)?;
     let id = ClientId::generate();
+    let secret = WebhookSecret::generate();
     let created_at = sqlx::query_scalar!(
-        "INSERT INTO clients (id, name, public_key) VALUES ($1, $2, $3) RETURNING created_at",
+        "INSERT INTO clients (id, name, public_key, webhook_secret) VALUES ($1, $2, $3, $4) RETURNING created_at",
         id.as_uuid(),
         client.name.as_str(),
         client.public_key.as_bytes().as_slice(),
+        secret.expose(),
     )
     .fetch_one(&state.db)
     .await?;
     tracing::info!(client_id = %id, "client registered");
     let RegisterClient { name, public_key } = client;
-    Ok((StatusCode::CREATED, Json(Client { id, name: name.to_string(), public_key, created_at })))
+    let webhook_secret = secret.expose().to_owned();
+    Ok((StatusCode::CREATED, Json(Client { id, name: name.to_string(), public_key, created_at, webhook_secret })))
 }

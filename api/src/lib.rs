@@ -4,11 +4,16 @@
 pub mod agents;
 pub mod auth;
 pub mod clients;
+pub mod cursor;
+pub mod deliveries;
 pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod jobs;
 pub mod openapi;
+pub mod outbox;
 pub mod rate_limit;
+pub mod relay;
 pub mod startup;
 pub mod state;

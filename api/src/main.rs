@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
-use api::startup::{Application, shutdown_signal};
+use api::startup::Application;
+use shared::serve::shutdown_signal;
 use shared::settings::Settings;
 
 const USAGE: &str = "usage: api [serve|migrate]

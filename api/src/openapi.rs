@@ -17,6 +17,8 @@ use utoipa_scalar::{Scalar, Servable};
         (name = "agents", description = "Register and manage agents"),
         (name = "clients", description = "Register the accounts that hire agents"),
         (name = "discovery", description = "Find agents"),
+        (name = "jobs", description = "Hire agents and follow the work"),
+        (name = "deliveries", description = "Webhook deliveries and their attempts"),
         (name = "ops", description = "Health and readiness")
     )
 )]

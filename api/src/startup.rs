@@ -18,12 +18,14 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error;
 use crate::openapi::{self, ApiDoc};
+use crate::relay::Relay;
 use crate::state::AppState;
-use crate::{agents, clients, discovery, health, rate_limit};
+use crate::{agents, clients, deliveries, discovery, health, jobs, rate_limit};
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    relay: Relay,
     shutdown_grace: Duration,
 }
 
@@ -34,7 +36,8 @@ impl Application {
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let state = AppState::connect(settings)?;
-        Ok(Self { listener, router: router(state), shutdown_grace })
+        let relay = Relay::new(state.db.clone(), state.settings.cloud_tasks.clone(), state.relay.clone()).await?;
+        Ok(Self { listener, router: router(state), relay, shutdown_grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -42,26 +45,14 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting connections and
-    /// lets in-flight requests finish, for at most the grace period.
+    /// lets in-flight requests finish, for at most the grace period. The relay
+    /// runs alongside and stops with the server.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: no new connections, finishing in-flight requests");
-                let _ = stopping_tx.send(true);
-            });
-        let grace_expired = async move {
-            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-            tokio::time::sleep(self.shutdown_grace).await;
-        };
-        tokio::select! {
-            served = server => served,
-            () = grace_expired => {
-                tracing::warn!(grace_seconds = self.shutdown_grace.as_secs(), "in-flight requests outlived the grace period");
-                Ok(())
-            }
-        }
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let relay = tokio::spawn(self.relay.run(stopped));
+        let served = shared::serve::serve(self.listener, self.router, shutdown, self.shutdown_grace, stopping).await;
+        relay.abort();
+        served
     }
 }
 
@@ -70,6 +61,8 @@ fn router(state: AppState) -> Router {
     let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(agents::router())
         .merge(clients::router())
+        .merge(jobs::router())
+        .merge(deliveries::router())
         .merge(discovery::router())
         .merge(health::router())
         .split_for_parts();
@@ -93,26 +86,4 @@ fn router(state: AppState) -> Router {
 fn request_span(request: &Request) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     tracing::info_span!("request", method = %request.method(), route, status = tracing::field::Empty)
-}
-
-/// Resolves on SIGTERM (Cloud Run's stop signal) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -9,11 +9,14 @@ use secrecy::ExposeSecret;
 use shared::settings::Settings;
 use sqlx::PgPool;
 
+use crate::relay::RelayHandle;
+
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
     pub redis: RedisPool,
     pub settings: Arc<Settings>,
+    pub relay: RelayHandle,
 }
 
 impl AppState {
@@ -24,7 +27,7 @@ impl AppState {
         let db = shared::db::lazy_pool(&settings)?;
         let redis = redis_pool(&settings)?;
         redis.connect();
-        Ok(Self { db, redis, settings: Arc::new(settings) })
+        Ok(Self { db, redis, settings: Arc::new(settings), relay: RelayHandle::default() })
     }
 }
 

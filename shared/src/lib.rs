@@ -1,9 +1,12 @@
 //! What both services need: domain types that parse (not validate) input,
 //! one settings type, telemetry set-up and the database migrations.
-//! No HTTP framework types live here.
+//! No HTTP framework types in the domain; `serve` runs an axum router the
+//! way Cloud Run stops it.
 
 pub mod db;
 pub mod domain;
+pub mod serve;
 pub mod settings;
 pub mod signing;
 pub mod telemetry;
+pub mod webhooks;

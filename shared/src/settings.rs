@@ -69,6 +69,34 @@ pub const WEBHOOK_TIMEOUT_SECONDS: Variable =
     var("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one outbound webhook request.");
 pub const WEBHOOK_MAX_RETRIES: Variable =
     var("WEBHOOK_MAX_RETRIES", "5", "Delivery attempts before a webhook is marked dead.");
+pub const CLOUD_TASKS_QUEUE: Variable = var(
+    "CLOUD_TASKS_QUEUE",
+    "projects/local/locations/local/queues/webhook-delivery",
+    "Full name of the Cloud Tasks queue webhook deliveries go through.",
+);
+pub const CLOUD_TASKS_ENDPOINT: Variable = var(
+    "CLOUD_TASKS_ENDPOINT",
+    "",
+    "Cloud Tasks API endpoint override (the local stand-in, with anonymous credentials); empty: Google's, with ADC.",
+);
+pub const CLOUD_TASKS_INVOKER_SA: Variable = var(
+    "CLOUD_TASKS_INVOKER_SA",
+    "",
+    "Service account whose OIDC token Cloud Tasks presents to the worker; empty: no token (local).",
+);
+pub const WEBHOOK_WORKER_URL: Variable =
+    var("WEBHOOK_WORKER_URL", "http://127.0.0.1:8081/tasks/deliver", "Where Cloud Tasks pushes deliveries.");
+pub const WORKER_SHARED_SECRET: Variable = Variable {
+    name: "WORKER_SHARED_SECRET",
+    default: Some(""),
+    secret: true,
+    description: "Bearer token the worker requires on pushes (local stand-in); empty: rely on Cloud Run IAM.",
+};
+pub const EGRESS_ALLOW_CIDRS: Variable = var(
+    "EGRESS_ALLOW_CIDRS",
+    "",
+    "Comma-separated CIDRs webhooks may reach although not public (local development and tests only).",
+);
 pub const REQUEST_BODY_LIMIT_BYTES: Variable =
     var("REQUEST_BODY_LIMIT_BYTES", "65536", "Largest accepted request body.");
 pub const SHUTDOWN_GRACE_SECONDS: Variable = var(
@@ -100,6 +128,12 @@ pub const VARIABLES: &[Variable] = &[
     NONCE_TTL_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
     WEBHOOK_MAX_RETRIES,
+    CLOUD_TASKS_QUEUE,
+    CLOUD_TASKS_ENDPOINT,
+    CLOUD_TASKS_INVOKER_SA,
+    WEBHOOK_WORKER_URL,
+    WORKER_SHARED_SECRET,
+    EGRESS_ALLOW_CIDRS,
     REQUEST_BODY_LIMIT_BYTES,
     SHUTDOWN_GRACE_SECONDS,
     LOG_FORMAT,
@@ -128,6 +162,23 @@ pub struct RateLimitSettings {
     pub discovery: BucketSettings,
     pub read: BucketSettings,
     pub write: BucketSettings,
+}
+
+/// Where and how the relay creates delivery tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudTasksSettings {
+    /// `projects/P/locations/L/queues/Q`.
+    pub queue: String,
+    pub endpoint: Option<String>,
+    pub invoker_service_account: Option<String>,
+    pub worker_url: String,
+}
+
+impl CloudTasksSettings {
+    /// The queue's short name, as Cloud Tasks sends it in `X-CloudTasks-QueueName`.
+    pub fn queue_name(&self) -> &str {
+        self.queue.rsplit('/').next().unwrap_or(&self.queue)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +236,10 @@ pub struct Settings {
     pub nonce_ttl_seconds: u64,
     pub webhook_timeout_seconds: u64,
     pub webhook_max_retries: u32,
+    pub cloud_tasks: CloudTasksSettings,
+    /// Required on worker pushes when set.
+    pub worker_shared_secret: Option<SecretString>,
+    pub egress_allow_cidrs: String,
     pub request_body_limit_bytes: usize,
     pub shutdown_grace_seconds: u64,
     pub log_format: LogFormat,
@@ -208,6 +263,9 @@ impl fmt::Debug for Settings {
             .field("nonce_ttl_seconds", &self.nonce_ttl_seconds)
             .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
             .field("webhook_max_retries", &self.webhook_max_retries)
+            .field("cloud_tasks", &self.cloud_tasks)
+            .field("worker_shared_secret", &self.worker_shared_secret.as_ref().map(|_| "[redacted]"))
+            .field("egress_allow_cidrs", &self.egress_allow_cidrs)
             .field("request_body_limit_bytes", &self.request_body_limit_bytes)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("log_format", &self.log_format)
@@ -305,6 +363,39 @@ impl SettingsSource {
         Ok(SecretString::from(raw.to_owned()))
     }
 
+    /// A value, or `None` when empty.
+    fn optional(&self, variable: Variable) -> Result<Option<String>, SettingsError> {
+        Ok(Some(self.raw(variable)?.to_owned()).filter(|value| !value.is_empty()))
+    }
+
+    fn queue(&self) -> Result<String, SettingsError> {
+        let queue = self.raw(CLOUD_TASKS_QUEUE)?;
+        let parts: Vec<&str> = queue.split('/').collect();
+        let well_formed = parts.len() == 6
+            && parts[0] == "projects"
+            && parts[2] == "locations"
+            && parts[4] == "queues"
+            && parts.iter().all(|part| !part.is_empty());
+        if !well_formed {
+            return Err(SettingsError::Malformed {
+                name: CLOUD_TASKS_QUEUE.name,
+                reason: format!("must be projects/PROJECT/locations/LOCATION/queues/QUEUE, got {queue:?}"),
+            });
+        }
+        Ok(queue.to_owned())
+    }
+
+    fn http_url(&self, variable: Variable) -> Result<String, SettingsError> {
+        let url = self.raw(variable)?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(SettingsError::Malformed {
+                name: variable.name,
+                reason: format!("must be an http(s) URL, got {url:?}"),
+            });
+        }
+        Ok(url.to_owned())
+    }
+
     fn bucket(&self, capacity: Variable, refill: Variable) -> Result<BucketSettings, SettingsError> {
         Ok(BucketSettings { capacity: self.parse_positive(capacity)?, refill_per_min: self.parse_positive(refill)? })
     }
@@ -336,6 +427,14 @@ impl Settings {
             nonce_ttl_seconds: source.parse_positive(NONCE_TTL_SECONDS)?,
             webhook_timeout_seconds: source.parse_positive(WEBHOOK_TIMEOUT_SECONDS)?,
             webhook_max_retries: source.parse_positive(WEBHOOK_MAX_RETRIES)?,
+            cloud_tasks: CloudTasksSettings {
+                queue: source.queue()?,
+                endpoint: source.optional(CLOUD_TASKS_ENDPOINT)?,
+                invoker_service_account: source.optional(CLOUD_TASKS_INVOKER_SA)?,
+                worker_url: source.http_url(WEBHOOK_WORKER_URL)?,
+            },
+            worker_shared_secret: source.optional(WORKER_SHARED_SECRET)?.map(SecretString::from),
+            egress_allow_cidrs: source.raw(EGRESS_ALLOW_CIDRS)?.to_owned(),
             request_body_limit_bytes: source.parse_positive(REQUEST_BODY_LIMIT_BYTES)?,
             shutdown_grace_seconds: source.parse(SHUTDOWN_GRACE_SECONDS)?,
             log_format: source.parse(LOG_FORMAT)?,
@@ -368,6 +467,8 @@ mod tests {
         assert_eq!(settings.nonce_ttl_seconds, 60);
         assert_eq!(settings.webhook_timeout_seconds, 10);
         assert_eq!(settings.webhook_max_retries, 5);
+        assert_eq!(settings.cloud_tasks.queue_name(), "webhook-delivery");
+        assert!(settings.cloud_tasks.endpoint.is_none() && settings.worker_shared_secret.is_none());
         assert!(!settings.allow_http_endpoints);
         assert_eq!(settings.database_url.expose_secret(), "postgres://postgres:hunter2@localhost/db");
     }
@@ -390,6 +491,11 @@ mod tests {
         source.set("PLATFORM_FEE_PERCENT", "1.5");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("PLATFORM_FEE_PERCENT") && err.contains("below 1"), "{err}");
+
+        let mut source = minimal();
+        source.set("CLOUD_TASKS_QUEUE", "webhook-delivery");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("CLOUD_TASKS_QUEUE"), "{err}");
 
         let mut source = minimal();
         source.set("RATE_LIMIT_WRITE_CAPACITY", "0");

@@ -2,6 +2,8 @@
 //! database (one per test, dropped afterwards) and the real Redis, and a TCP
 //! proxy to take a store away and bring it back.
 
+pub mod cloud_tasks;
+pub mod pipeline;
 mod proxy;
 
 use std::future::Future;
@@ -13,13 +15,13 @@ use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde_json::{Value, json};
 use shared::settings::{Settings, SettingsSource};
-use shared::signing::RequestSigner;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use proxy::TcpProxy;
 pub use reqwest::Method;
+pub use shared::signing::RequestSigner;
 
 /// The Postgres server tests create their databases on (any database there).
 pub fn admin_database_url() -> String {
@@ -79,7 +81,7 @@ impl Drop for TestDatabase {
 /// Test settings: Redis keys prefixed by the database name so tests never
 /// share a bucket or a nonce, and rate limits out of the way unless a test
 /// sets them.
-fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce(&mut SettingsSource)) -> Settings {
+pub fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce(&mut SettingsSource)) -> Settings {
     let prefix = format!("{}:", database.name);
     let mut source = SettingsSource::from_pairs([
         ("PORT", "0"),
@@ -89,6 +91,8 @@ fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce(&mu
         ("REDIS_POOL_SIZE", "1"),
         ("REDIS_KEY_PREFIX", prefix.as_str()),
         ("SHUTDOWN_GRACE_SECONDS", "2"),
+        // Nothing listens there: tests without the Cloud Tasks stand-in leave deliveries pending.
+        ("CLOUD_TASKS_ENDPOINT", "http://127.0.0.1:9"),
     ]);
     for class in ["DISCOVERY", "READ", "WRITE"] {
         source.set(&format!("RATE_LIMIT_{class}_CAPACITY"), "100000");
@@ -100,11 +104,12 @@ fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce(&mu
 /// A running API and what a test needs to talk to it and look behind it.
 pub struct TestApp {
     pub base_url: String,
+    settings: Settings,
     pub http: reqwest::Client,
     /// Direct access to the test's database, to arrange what the API cannot.
     pub db: PgPool,
     shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
+    server: Option<Server>,
     // Declared last: dropped after the pool above is closed.
     pub database: TestDatabase,
 }
@@ -115,16 +120,39 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the API with extra settings, e.g. to route a store through a proxy.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut SettingsSource, &TestDatabase)) -> TestApp {
-    let database = TestDatabase::create().await;
+    spawn_app_on(TestDatabase::create().await, configure).await
+}
+
+/// Spawns the API on an existing test database.
+pub async fn spawn_app_on(
+    database: TestDatabase,
+    configure: impl FnOnce(&mut SettingsSource, &TestDatabase),
+) -> TestApp {
     let settings = settings(&database, &redis_url(), |source| configure(source, &database));
-    let app = Application::build(settings).await.expect("the API builds");
+    let (base_url, shutdown, server) = launch(&settings).await;
+    let db = PgPool::connect(&database.url).await.expect("the test database accepts connections");
+    TestApp {
+        base_url,
+        settings,
+        http: reqwest::Client::new(),
+        db,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        database,
+    }
+}
+
+type Server = JoinHandle<std::io::Result<()>>;
+
+/// Builds and starts an API process; returns its URL, its stop switch and its task.
+async fn launch(settings: &Settings) -> (String, oneshot::Sender<()>, Server) {
+    let app = Application::build(settings.clone()).await.expect("the API builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stop.await;
     }));
-    let db = PgPool::connect(&database.url).await.expect("the test database accepts connections");
-    TestApp { base_url, http: reqwest::Client::new(), db, shutdown: Some(shutdown), server: Some(server), database }
+    (base_url, shutdown, server)
 }
 
 impl TestApp {
@@ -170,6 +198,15 @@ impl TestApp {
         let registered: Value = response.json().await.unwrap();
         let signer = key.signer(registered["id"].as_str().unwrap());
         TestAgent { registered, signer }
+    }
+
+    /// Stops this API process and starts a new one on the same database and
+    /// settings, as after a crash or a deploy.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await.expect("the server stops");
+        let (base_url, shutdown, server) = launch(&self.settings).await;
+        (self.base_url, self.shutdown, self.server) = (base_url, Some(shutdown), Some(server));
+        self
     }
 
     /// Sends the shutdown signal and waits for the server to stop.

@@ -42,7 +42,7 @@ async fn register_agent(
     Signed { principal, body: agent }: Signed<RegisterAgent>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
     principal.require_new_key(&agent.public_key)?;
-    require_allowed_scheme(&state, &agent.endpoint_url)?;
+    require_allowed_scheme(&state, "endpoint_url", &agent.endpoint_url)?;
     let secret = WebhookSecret::generate();
     let row = store::insert(&state.db, AgentId::generate(), &agent, &secret).await?;
     let agent = Agent::from(row);
@@ -91,7 +91,7 @@ async fn update_agent(
     let id = parse_id(&id)?;
     principal.require_agent(id)?;
     if let Some(url) = &changes.endpoint_url {
-        require_allowed_scheme(&state, url)?;
+        require_allowed_scheme(&state, "endpoint_url", url)?;
     }
     let UpdateAgent { name, description, capabilities, endpoint_url, price } = &changes;
     if name.is_none() && description.is_none() && capabilities.is_none() && endpoint_url.is_none() && price.is_none() {
@@ -141,11 +141,11 @@ fn agent_not_found(id: AgentId) -> ApiError {
     ApiError::NotFound(format!("no agent with id {id}"))
 }
 
-/// Plain http endpoints are a local-development convenience only.
-fn require_allowed_scheme(state: &AppState, url: &EndpointUrl) -> Result<(), ApiError> {
+/// Plain http webhook URLs are a local-development convenience only.
+pub fn require_allowed_scheme(state: &AppState, field: &str, url: &EndpointUrl) -> Result<(), ApiError> {
     if url.is_https() || state.settings.allow_http_endpoints {
         Ok(())
     } else {
-        Err(ApiError::invalid("endpoint_url", "must be an https URL"))
+        Err(ApiError::invalid(field, "must be an https URL"))
     }
 }

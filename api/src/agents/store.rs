@@ -47,6 +47,8 @@ pub async fn update(db: &PgPool, id: AgentId, changes: &UpdateAgent) -> sqlx::Re
              description = COALESCE($3, description),
              capabilities = COALESCE($4, capabilities),
              endpoint_url = COALESCE($5, endpoint_url),
+             -- A new endpoint gets a fresh start after a 410 Gone disabled the old one.
+             endpoint_disabled_at = CASE WHEN $5::text IS NULL THEN endpoint_disabled_at END,
              price = COALESCE($6, price),
              updated_at = now()
          WHERE id = $1 AND active

@@ -21,3 +21,14 @@ terraform {
     prefix = "agent-registry/production"
   }
 }
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+
+  default_labels = {
+    app         = "agent-registry"
+    environment = var.environment
+    managed-by  = "terraform"
+  }
+}

@@ -1,74 +1,53 @@
+# What operators and the deploy tool read (`terraform output -raw NAME`);
+# `terraform output -json platform` has every platform output, including the
+# service names, queue name, Cloud SQL private IP, Redis port and dashboard id.
+
 output "api_url" {
   description = "Public URL of the API."
-  value       = module.api.url
-}
-
-output "api_service_name" {
-  description = "Cloud Run service name of the API."
-  value       = module.api.name
+  value       = module.platform.api_url
 }
 
 output "worker_url" {
   description = "URL of the webhook worker (internal ingress; the Cloud Tasks OIDC audience)."
-  value       = module.worker.url
-}
-
-output "worker_service_name" {
-  description = "Cloud Run service name of the webhook worker."
-  value       = module.worker.name
+  value       = module.platform.worker_url
 }
 
 output "migrate_job_name" {
   description = "Cloud Run job that runs the migrations."
-  value       = module.migrate.name
-}
-
-output "queue_name" {
-  description = "Cloud Tasks queue name."
-  value       = module.tasks.name
+  value       = module.platform.migrate_job_name
 }
 
 output "queue_id" {
   description = "Cloud Tasks queue id (projects/P/locations/R/queues/Q)."
-  value       = module.tasks.id
+  value       = module.platform.queue_id
 }
 
 output "topic_names" {
   description = "Pub/Sub topic names."
-  value       = module.pubsub.topic_names
+  value       = module.platform.topic_names
 }
 
 output "cloud_sql_connection_name" {
   description = "Cloud SQL connection name (PROJECT:REGION:INSTANCE)."
-  value       = module.database.instance_connection_name
-}
-
-output "cloud_sql_private_ip" {
-  description = "Private IP of Cloud SQL."
-  value       = module.database.private_ip_address
+  value       = module.platform.cloud_sql_connection_name
 }
 
 output "redis_host" {
   description = "Private IP of Memorystore."
-  value       = module.redis.host
-}
-
-output "redis_port" {
-  description = "TLS port of Memorystore."
-  value       = module.redis.port
+  value       = module.platform.redis_host
 }
 
 output "artifact_registry_url" {
   description = "Docker repository URL prefix (append /api:TAG, /worker:TAG)."
-  value       = module.artifact_registry.repository_url
+  value       = module.platform.artifact_registry_url
 }
 
 output "service_account_emails" {
   description = "Service account emails: api, worker, tasks_invoker, deployer."
-  value       = module.service_accounts.emails
+  value       = module.platform.service_account_emails
 }
 
-output "dashboard_id" {
-  description = "Monitoring dashboard id."
-  value       = module.monitoring.dashboard_id
+output "platform" {
+  description = "Every output of modules/platform."
+  value       = module.platform
 }

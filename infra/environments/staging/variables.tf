@@ -1,3 +1,7 @@
+# Everything terraform.tfvars sets, plus api_image and worker_image (passed
+# with -var by the deploy tool). Defaults and the same checks also live in
+# modules/platform.
+
 variable "project_id" {
   description = "GCP project of this environment (one project per environment)."
   type        = string
@@ -11,7 +15,6 @@ variable "project_id" {
 variable "region" {
   description = "Region of every regional resource."
   type        = string
-  default     = "us-west1"
 
   validation {
     condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
@@ -139,19 +142,21 @@ variable "worker" {
 variable "services_deletion_protection" {
   description = "Terraform-level deletion protection of the Cloud Run services and the migrate job."
   type        = bool
-  default     = true
 }
 
 variable "rust_log" {
   description = "RUST_LOG filter for the services."
   type        = string
-  default     = "info"
+
+  validation {
+    condition     = length(trimspace(var.rust_log)) > 0
+    error_message = "rust_log must not be empty."
+  }
 }
 
 variable "tasks_logging_sampling_ratio" {
   description = "Fraction of Cloud Tasks operations written to Cloud Logging."
   type        = number
-  default     = 1
 
   validation {
     condition     = var.tasks_logging_sampling_ratio >= 0 && var.tasks_logging_sampling_ratio <= 1

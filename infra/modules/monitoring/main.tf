@@ -123,392 +123,250 @@ resource "google_logging_metric" "redis_connection_failures" {
 }
 
 # ---------------------------------------------------------------------------
-# Cloud Run: per service 5xx ratio, p95 latency, CPU.
+# Alert policies, one per entry of local.alerts (keys are the keys of the
+# alert_policy_ids output). A condition is a threshold unless absent = true;
+# attributes left out take the values in local.condition_defaults.
 
-resource "google_monitoring_alert_policy" "error_rate" {
-  for_each = var.services
+locals {
+  condition_defaults = {
+    absent                   = false
+    comparison               = "COMPARISON_GT"
+    threshold_value          = null
+    alignment_period         = "60s"
+    per_series_aligner       = "ALIGN_DELTA"
+    cross_series_reducer     = null
+    group_by_fields          = null
+    denominator_filter       = null
+    denominator_aggregations = false
+  }
 
-  project               = var.project_id
-  display_name          = "${local.title}: ${each.value} 5xx rate > ${var.error_rate_threshold * 100}%"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.channels
-
-  conditions {
-    display_name = "5xx / all requests > ${var.error_rate_threshold * 100}% for 5 min"
-
-    condition_threshold {
-      filter             = "${local.run_metric}/request_count\" AND resource.labels.service_name = \"${each.value}\" AND metric.labels.response_code_class = \"5xx\""
-      denominator_filter = "${local.run_metric}/request_count\" AND resource.labels.service_name = \"${each.value}\""
-      comparison         = "COMPARISON_GT"
-      threshold_value    = var.error_rate_threshold
-      duration           = "300s"
-
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_RATE"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.labels.service_name"]
-      }
-
-      denominator_aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_RATE"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.labels.service_name"]
-      }
-
-      trigger {
-        count = 1
-      }
+  # Cloud Run: per service 5xx ratio, p95 latency, CPU.
+  service_alerts = merge([for label, service in var.services : {
+    "error_rate_${label}" = {
+      display_name = "${local.title}: ${service} 5xx rate > ${var.error_rate_threshold * 100}%"
+      severity     = "CRITICAL"
+      conditions = [{
+        display_name             = "5xx / all requests > ${var.error_rate_threshold * 100}% for 5 min"
+        filter                   = "${local.run_metric}/request_count\" AND resource.labels.service_name = \"${service}\" AND metric.labels.response_code_class = \"5xx\""
+        denominator_filter       = "${local.run_metric}/request_count\" AND resource.labels.service_name = \"${service}\""
+        denominator_aggregations = true
+        threshold_value          = var.error_rate_threshold
+        duration                 = "300s"
+        per_series_aligner       = "ALIGN_RATE"
+        cross_series_reducer     = "REDUCE_SUM"
+        group_by_fields          = ["resource.labels.service_name"]
+      }]
+      documentation = "More than ${var.error_rate_threshold * 100}% of requests to `${service}` failed with 5xx for 5 minutes. Check the service logs (severity>=ERROR, message \"request failed\") and the database/Redis alerts."
     }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "More than ${var.error_rate_threshold * 100}% of requests to `${each.value}` failed with 5xx for 5 minutes. Check the service logs (severity>=ERROR, message \"request failed\") and the database/Redis alerts."
-  }
-}
-
-resource "google_monitoring_alert_policy" "latency" {
-  for_each = var.services
-
-  project               = var.project_id
-  display_name          = "${local.title}: ${each.value} p95 latency > ${var.latency_p95_threshold_ms} ms"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-
-  conditions {
-    display_name = "p95 request latency > ${var.latency_p95_threshold_ms} ms for 5 min"
-
-    condition_threshold {
-      filter          = "${local.run_metric}/request_latencies\" AND resource.labels.service_name = \"${each.value}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.latency_p95_threshold_ms
-      duration        = "300s"
-
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_DELTA"
+    "latency_${label}" = {
+      display_name = "${local.title}: ${service} p95 latency > ${var.latency_p95_threshold_ms} ms"
+      severity     = "WARNING"
+      conditions = [{
+        display_name         = "p95 request latency > ${var.latency_p95_threshold_ms} ms for 5 min"
+        filter               = "${local.run_metric}/request_latencies\" AND resource.labels.service_name = \"${service}\""
+        threshold_value      = var.latency_p95_threshold_ms
+        duration             = "300s"
         cross_series_reducer = "REDUCE_PERCENTILE_95"
         group_by_fields      = ["resource.labels.service_name"]
-      }
-
-      trigger {
-        count = 1
-      }
+      }]
+      documentation = "p95 latency of `${service}` has been above ${var.latency_p95_threshold_ms} ms for 5 minutes. Look at cold starts (instance count), Cloud SQL CPU and Query Insights."
     }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "p95 latency of `${each.value}` has been above ${var.latency_p95_threshold_ms} ms for 5 minutes. Look at cold starts (instance count), Cloud SQL CPU and Query Insights."
-  }
-}
-
-resource "google_monitoring_alert_policy" "cpu" {
-  for_each = var.services
-
-  project               = var.project_id
-  display_name          = "${local.title}: ${each.value} CPU > ${var.cpu_threshold * 100}%"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-
-  conditions {
-    display_name = "container CPU utilisation (p95 over instances) > ${var.cpu_threshold * 100}% for 10 min"
-
-    condition_threshold {
-      filter          = "${local.run_metric}/container/cpu/utilizations\" AND resource.labels.service_name = \"${each.value}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.cpu_threshold
-      duration        = "600s"
-
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_DELTA"
+    "cpu_${label}" = {
+      display_name = "${local.title}: ${service} CPU > ${var.cpu_threshold * 100}%"
+      severity     = "WARNING"
+      conditions = [{
+        display_name         = "container CPU utilisation (p95 over instances) > ${var.cpu_threshold * 100}% for 10 min"
+        filter               = "${local.run_metric}/container/cpu/utilizations\" AND resource.labels.service_name = \"${service}\""
+        threshold_value      = var.cpu_threshold
+        duration             = "600s"
         cross_series_reducer = "REDUCE_PERCENTILE_95"
         group_by_fields      = ["resource.labels.service_name"]
-      }
-
-      trigger {
-        count = 1
-      }
+      }]
+      documentation = "`${service}` instances have used more than ${var.cpu_threshold * 100}% CPU for 10 minutes: raise max instances or CPU, or lower concurrency."
     }
+  }]...)
+
+  # Counts of a log-based metric over 5 minutes, summed over the services.
+  log_metric_count = {
+    duration             = "0s"
+    alignment_period     = "300s"
+    per_series_aligner   = "ALIGN_SUM"
+    cross_series_reducer = "REDUCE_SUM"
   }
 
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "`${each.value}` instances have used more than ${var.cpu_threshold * 100}% CPU for 10 minutes: raise max instances or CPU, or lower concurrency."
-  }
-}
-
-# ---------------------------------------------------------------------------
-# Cloud SQL: down, no data, connection failures seen by the services, CPU.
-
-resource "google_monitoring_alert_policy" "database" {
-  project               = var.project_id
-  display_name          = "${local.title}: Cloud SQL down or unreachable"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.channels
-
-  conditions {
-    display_name = "database/up < 1 for 5 min"
-
-    condition_threshold {
-      filter          = "${local.sql_filter} AND metric.type = \"cloudsql.googleapis.com/database/up\""
-      comparison      = "COMPARISON_LT"
-      threshold_value = 1
-      duration        = "300s"
-
-      aggregations {
-        alignment_period   = "60s"
-        per_series_aligner = "ALIGN_MIN"
-      }
-
-      trigger {
-        count = 1
-      }
+  alerts = merge(local.service_alerts, {
+    # Cloud SQL: down, no data, connection failures seen by the services.
+    database = {
+      display_name = "${local.title}: Cloud SQL down or unreachable"
+      severity     = "CRITICAL"
+      conditions = [
+        {
+          display_name       = "database/up < 1 for 5 min"
+          filter             = "${local.sql_filter} AND metric.type = \"cloudsql.googleapis.com/database/up\""
+          comparison         = "COMPARISON_LT"
+          threshold_value    = 1
+          duration           = "300s"
+          per_series_aligner = "ALIGN_MIN"
+        },
+        {
+          display_name       = "database/up missing for 10 min"
+          absent             = true
+          filter             = "${local.sql_filter} AND metric.type = \"cloudsql.googleapis.com/database/up\""
+          duration           = "600s"
+          per_series_aligner = "ALIGN_MIN"
+        },
+        merge(local.log_metric_count, {
+          display_name    = "services failed to connect to Postgres > ${var.connection_failure_threshold} times in 5 min"
+          filter          = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.database_connection_failures.name}\""
+          threshold_value = var.connection_failure_threshold
+        }),
+      ]
+      documentation = "Cloud SQL `${var.sql_database_id}` is down, not reporting, or the services cannot connect to it (log metric `database_connection_failures`). Check the instance state, maintenance and failover events, and the connection pool size (DATABASE_MAX_CONNECTIONS x instances vs max_connections)."
     }
-  }
 
-  conditions {
-    display_name = "database/up missing for 10 min"
-
-    condition_absent {
-      filter   = "${local.sql_filter} AND metric.type = \"cloudsql.googleapis.com/database/up\""
-      duration = "600s"
-
-      aggregations {
-        alignment_period   = "60s"
-        per_series_aligner = "ALIGN_MIN"
-      }
-
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  conditions {
-    display_name = "services failed to connect to Postgres > ${var.connection_failure_threshold} times in 5 min"
-
-    condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.database_connection_failures.name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.connection_failure_threshold
-      duration        = "0s"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "Cloud SQL `${var.sql_database_id}` is down, not reporting, or the services cannot connect to it (log metric `database_connection_failures`). Check the instance state, maintenance and failover events, and the connection pool size (DATABASE_MAX_CONNECTIONS x instances vs max_connections)."
-  }
-}
-
-resource "google_monitoring_alert_policy" "database_cpu" {
-  project               = var.project_id
-  display_name          = "${local.title}: Cloud SQL CPU > ${var.cpu_threshold * 100}%"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-
-  conditions {
-    display_name = "Cloud SQL CPU utilisation > ${var.cpu_threshold * 100}% for 10 min"
-
-    condition_threshold {
-      filter          = "${local.sql_filter} AND metric.type = \"cloudsql.googleapis.com/database/cpu/utilization\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.cpu_threshold
-      duration        = "600s"
-
-      aggregations {
-        alignment_period   = "60s"
+    database_cpu = {
+      display_name = "${local.title}: Cloud SQL CPU > ${var.cpu_threshold * 100}%"
+      severity     = "WARNING"
+      conditions = [{
+        display_name       = "Cloud SQL CPU utilisation > ${var.cpu_threshold * 100}% for 10 min"
+        filter             = "${local.sql_filter} AND metric.type = \"cloudsql.googleapis.com/database/cpu/utilization\""
+        threshold_value    = var.cpu_threshold
+        duration           = "600s"
         per_series_aligner = "ALIGN_MEAN"
-      }
-
-      trigger {
-        count = 1
-      }
+      }]
+      documentation = "Cloud SQL CPU has been above ${var.cpu_threshold * 100}% for 10 minutes. Check Query Insights for the top queries; consider a larger tier."
     }
-  }
 
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "Cloud SQL CPU has been above ${var.cpu_threshold * 100}% for 10 minutes. Check Query Insights for the top queries; consider a larger tier."
-  }
-}
-
-# ---------------------------------------------------------------------------
-# Redis: connections rejected by the instance, or failures seen by the services.
-
-resource "google_monitoring_alert_policy" "redis" {
-  project               = var.project_id
-  display_name          = "${local.title}: Redis connection failures"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.channels
-
-  conditions {
-    display_name = "Memorystore rejected connections in 5 min"
-
-    condition_threshold {
-      filter          = "${local.redis_filter} AND metric.type = \"redis.googleapis.com/stats/reject_connections_count\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_DELTA"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-
-      trigger {
-        count = 1
-      }
+    # Redis: connections rejected by the instance, or failures seen by the services.
+    redis = {
+      display_name = "${local.title}: Redis connection failures"
+      severity     = "CRITICAL"
+      conditions = [
+        {
+          display_name         = "Memorystore rejected connections in 5 min"
+          filter               = "${local.redis_filter} AND metric.type = \"redis.googleapis.com/stats/reject_connections_count\""
+          threshold_value      = 0
+          duration             = "0s"
+          alignment_period     = "300s"
+          cross_series_reducer = "REDUCE_SUM"
+        },
+        merge(local.log_metric_count, {
+          display_name    = "services failed to connect to Redis > ${var.connection_failure_threshold} times in 5 min"
+          filter          = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.redis_connection_failures.name}\""
+          threshold_value = var.connection_failure_threshold
+        }),
+      ]
+      documentation = "The services cannot reach Memorystore `${var.redis_instance_id}`, or it rejects connections (maxclients). Rate limiting and replay protection depend on it. Check the instance state, maintenance, and REDIS_POOL_SIZE x instances."
     }
-  }
 
-  conditions {
-    display_name = "services failed to connect to Redis > ${var.connection_failure_threshold} times in 5 min"
-
-    condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.redis_connection_failures.name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.connection_failure_threshold
-      duration        = "0s"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-
-      trigger {
-        count = 1
-      }
+    # Webhooks and outbox.
+    dead_deliveries = {
+      display_name = "${local.title}: webhook deliveries marked dead"
+      severity     = "WARNING"
+      auto_close   = "3600s"
+      conditions = [merge(local.log_metric_count, {
+        display_name    = "\"delivery dead\" logged by ${var.worker_service_name}"
+        filter          = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.deliveries_dead.name}\""
+        threshold_value = 0
+      })]
+      documentation = "At least one webhook delivery exhausted its Cloud Tasks attempts and was marked dead (published to `webhook-dead-letter`). If many endpoints fail at once, suspect the worker or its egress rather than the receivers."
     }
-  }
 
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "The services cannot reach Memorystore `${var.redis_instance_id}`, or it rejects connections (maxclients). Rate limiting and replay protection depend on it. Check the instance state, maintenance, and REDIS_POOL_SIZE x instances."
-  }
-}
-
-# ---------------------------------------------------------------------------
-# Webhooks and outbox.
-
-resource "google_monitoring_alert_policy" "dead_deliveries" {
-  project               = var.project_id
-  display_name          = "${local.title}: webhook deliveries marked dead"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-
-  conditions {
-    display_name = "\"delivery dead\" logged by ${var.worker_service_name}"
-
-    condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.deliveries_dead.name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "3600s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "At least one webhook delivery exhausted its Cloud Tasks attempts and was marked dead (published to `webhook-dead-letter`). If many endpoints fail at once, suspect the worker or its egress rather than the receivers."
-  }
-}
-
-resource "google_monitoring_alert_policy" "outbox_backlog" {
-  project               = var.project_id
-  display_name          = "${local.title}: outbox backlog older than ${var.outbox_backlog_age_threshold_seconds} s"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-
-  conditions {
-    display_name = "p95 outbox backlog age > ${var.outbox_backlog_age_threshold_seconds} s for 10 min"
-
-    condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.outbox_backlog_age.name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.outbox_backlog_age_threshold_seconds
-      duration        = "600s"
-
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_DELTA"
+    outbox_backlog = {
+      display_name = "${local.title}: outbox backlog older than ${var.outbox_backlog_age_threshold_seconds} s"
+      severity     = "WARNING"
+      conditions = [{
+        display_name         = "p95 outbox backlog age > ${var.outbox_backlog_age_threshold_seconds} s for 10 min"
+        filter               = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.outbox_backlog_age.name}\""
+        threshold_value      = var.outbox_backlog_age_threshold_seconds
+        duration             = "600s"
         cross_series_reducer = "REDUCE_PERCENTILE_95"
+      }]
+      documentation = "Events wait in the outbox longer than ${var.outbox_backlog_age_threshold_seconds} s: the relay is stuck or Pub/Sub / Cloud Tasks refuse requests."
+    }
+  })
+}
+
+resource "google_monitoring_alert_policy" "this" {
+  for_each = local.alerts
+
+  project               = var.project_id
+  display_name          = each.value.display_name
+  combiner              = "OR"
+  severity              = each.value.severity
+  notification_channels = local.channels
+
+  dynamic "conditions" {
+    for_each = [for c in each.value.conditions : merge(local.condition_defaults, c)]
+    iterator = c
+
+    content {
+      display_name = c.value.display_name
+
+      dynamic "condition_threshold" {
+        for_each = c.value.absent ? [] : [c.value]
+        iterator = t
+
+        content {
+          filter             = t.value.filter
+          denominator_filter = t.value.denominator_filter
+          comparison         = t.value.comparison
+          threshold_value    = t.value.threshold_value
+          duration           = t.value.duration
+
+          aggregations {
+            alignment_period     = t.value.alignment_period
+            per_series_aligner   = t.value.per_series_aligner
+            cross_series_reducer = t.value.cross_series_reducer
+            group_by_fields      = t.value.group_by_fields
+          }
+
+          # The ratio alerts align the denominator like the numerator.
+          dynamic "denominator_aggregations" {
+            for_each = t.value.denominator_aggregations ? [t.value] : []
+            iterator = d
+
+            content {
+              alignment_period     = d.value.alignment_period
+              per_series_aligner   = d.value.per_series_aligner
+              cross_series_reducer = d.value.cross_series_reducer
+              group_by_fields      = d.value.group_by_fields
+            }
+          }
+
+          trigger {
+            count = 1
+          }
+        }
       }
 
-      trigger {
-        count = 1
+      dynamic "condition_absent" {
+        for_each = c.value.absent ? [c.value] : []
+        iterator = a
+
+        content {
+          filter   = a.value.filter
+          duration = a.value.duration
+
+          aggregations {
+            alignment_period   = a.value.alignment_period
+            per_series_aligner = a.value.per_series_aligner
+          }
+
+          trigger {
+            count = 1
+          }
+        }
       }
     }
   }
 
   alert_strategy {
-    auto_close = "1800s"
+    auto_close = try(each.value.auto_close, "1800s")
   }
 
   documentation {
     mime_type = "text/markdown"
-    content   = "Events wait in the outbox longer than ${var.outbox_backlog_age_threshold_seconds} s: the relay is stuck or Pub/Sub / Cloud Tasks refuse requests."
+    content   = each.value.documentation
   }
 }

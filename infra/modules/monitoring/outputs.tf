@@ -9,19 +9,8 @@ output "dashboard_id" {
 }
 
 output "alert_policy_ids" {
-  description = "Alert policy ids by purpose."
-  value = merge(
-    { for k, p in google_monitoring_alert_policy.error_rate : "error_rate_${k}" => p.id },
-    { for k, p in google_monitoring_alert_policy.latency : "latency_${k}" => p.id },
-    { for k, p in google_monitoring_alert_policy.cpu : "cpu_${k}" => p.id },
-    {
-      database        = google_monitoring_alert_policy.database.id
-      database_cpu    = google_monitoring_alert_policy.database_cpu.id
-      redis           = google_monitoring_alert_policy.redis.id
-      dead_deliveries = google_monitoring_alert_policy.dead_deliveries.id
-      outbox_backlog  = google_monitoring_alert_policy.outbox_backlog.id
-    },
-  )
+  description = "Alert policy ids by purpose (error_rate_<service>, latency_<service>, cpu_<service>, database, database_cpu, redis, dead_deliveries, outbox_backlog)."
+  value       = { for k, p in google_monitoring_alert_policy.this : k => p.id }
 }
 
 output "log_metric_names" {

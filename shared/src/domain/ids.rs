@@ -54,6 +54,9 @@ macro_rules! prefixed_id {
 
 prefixed_id!(AgentId, "agt");
 prefixed_id!(ClientId, "cli");
+prefixed_id!(JobId, "job");
+prefixed_id!(EventId, "evt");
+prefixed_id!(DeliveryId, "dlv");
 
 #[cfg(test)]
 mod tests {

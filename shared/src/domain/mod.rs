@@ -5,13 +5,15 @@
 mod agent;
 mod endpoint_url;
 mod ids;
+mod job;
 mod money;
 mod public_key;
 mod webhook_secret;
 
 pub use agent::{AgentDescription, AgentName, Capabilities, CapabilityTag, Rating};
 pub use endpoint_url::EndpointUrl;
-pub use ids::{AgentId, ClientId};
+pub use ids::{AgentId, ClientId, DeliveryId, EventId, JobId};
+pub use job::{JobStatus, JobTransition};
 pub use money::Price;
 pub use public_key::PublicKey;
 pub use webhook_secret::WebhookSecret;

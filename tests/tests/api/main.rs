@@ -3,6 +3,7 @@
 mod agents;
 mod discovery;
 mod health;
+mod pipeline;
 mod rate_limits;
 mod signatures;
 mod validation;

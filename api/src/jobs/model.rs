@@ -1,0 +1,117 @@
+//! The job resource as clients and agents see it, and as they send it.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use shared::domain::{AgentId, ClientId, EndpointUrl, JobId, JobStatus, Price};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Hire an agent.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    #[schema(value_type = String, example = "agt_0b7e4f3c9a1d4e2f8c6b5a4d3e2f1a0b")]
+    pub agent_id: AgentId,
+    /// Anything JSON; the agent's input.
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    /// The agreed price: at most the agent's price.
+    #[schema(value_type = String, example = "12.50")]
+    pub price: Price,
+    /// Where accepted/completed/failed webhooks go; https required.
+    #[schema(value_type = Option<String>)]
+    pub callback_url: Option<EndpointUrl>,
+}
+
+/// Complete a job with its result.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteJob {
+    #[schema(value_type = Object)]
+    pub result: serde_json::Value,
+}
+
+/// Fail a job, saying why.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailJob {
+    /// 1–2000 characters.
+    pub reason: String,
+}
+
+pub const MAX_FAILURE_REASON_CHARS: usize = 2000;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Job {
+    #[schema(value_type = String, example = "job_3f6c0e8a9b2d4c1e8f7a6b5c4d3e2f10")]
+    pub id: JobId,
+    #[schema(value_type = String)]
+    pub client_id: ClientId,
+    #[schema(value_type = String)]
+    pub agent_id: AgentId,
+    #[schema(value_type = String, example = "pending")]
+    pub status: JobStatus,
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub failure_reason: Option<String>,
+    #[schema(value_type = String, example = "12.5")]
+    pub price: Price,
+    /// The platform's fee: price × PLATFORM_FEE_PERCENT, exact.
+    #[schema(value_type = String, example = "0.3125")]
+    pub fee: Price,
+    pub callback_url: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A row of `jobs`, minus the idempotency bookkeeping.
+pub struct JobRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub agent_id: Uuid,
+    pub status: String,
+    pub input: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+    pub failure_reason: Option<String>,
+    pub price: Decimal,
+    pub fee: Decimal,
+    pub callback_url: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = anyhow::Error;
+
+    fn try_from(row: JobRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: JobId::from_uuid(row.id),
+            client_id: ClientId::from_uuid(row.client_id),
+            agent_id: AgentId::from_uuid(row.agent_id),
+            status: row.status.parse()?,
+            input: row.input,
+            result: row.result,
+            failure_reason: row.failure_reason,
+            price: Price::from_stored(row.price),
+            fee: Price::from_stored(row.fee),
+            callback_url: row.callback_url,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// One page of jobs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}

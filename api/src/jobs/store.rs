@@ -1,0 +1,142 @@
+//! SQL for jobs. Transitions are single conditional updates, so two racing
+//! transitions cannot both win.
+
+use rust_decimal::Decimal;
+use shared::domain::{AgentId, ClientId, JobId, JobStatus, JobTransition};
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::model::JobRow;
+
+/// What a job is created from, already checked.
+pub struct NewJob<'a> {
+    pub id: JobId,
+    pub client: ClientId,
+    pub agent: AgentId,
+    pub input: &'a serde_json::Value,
+    pub price: Decimal,
+    pub fee: Decimal,
+    pub callback_url: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+    pub request_hash: &'a [u8],
+}
+
+/// The agent as a job needs it.
+pub struct AgentTerms {
+    pub price: Decimal,
+    pub active: bool,
+}
+
+pub async fn agent_terms(tx: &mut PgConnection, agent: AgentId) -> sqlx::Result<Option<AgentTerms>> {
+    // FOR SHARE: the agent cannot be deactivated or repriced under a job being created.
+    sqlx::query_as!(AgentTerms, "SELECT price, active FROM agents WHERE id = $1 FOR SHARE", agent.as_uuid())
+        .fetch_optional(tx)
+        .await
+}
+
+/// Inserts the job; `None` when the client already used this idempotency key.
+pub async fn insert(tx: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        "INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (client_id, idempotency_key) DO NOTHING
+         RETURNING id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at",
+        job.id.as_uuid(),
+        job.client.as_uuid(),
+        job.agent.as_uuid(),
+        job.input,
+        job.price,
+        job.fee,
+        job.callback_url,
+        job.idempotency_key,
+        job.request_hash,
+    )
+    .fetch_optional(tx)
+    .await
+}
+
+/// The job a client created with this idempotency key, and the hash of the
+/// request that created it.
+pub async fn find_by_idempotency_key(
+    db: &PgPool,
+    client: ClientId,
+    key: &str,
+) -> sqlx::Result<Option<(JobId, Vec<u8>)>> {
+    let row = sqlx::query!(
+        r#"SELECT id, request_hash AS "request_hash!" FROM jobs WHERE client_id = $1 AND idempotency_key = $2"#,
+        client.as_uuid(),
+        key,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| (JobId::from_uuid(row.id), row.request_hash)))
+}
+
+pub async fn find(db: &PgPool, id: JobId) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at
+         FROM jobs WHERE id = $1",
+        id.as_uuid(),
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Moves the job if `party` (the agent for agent moves, the client for
+/// cancel) owns it and it is in a status the transition starts from.
+pub async fn transition(
+    tx: &mut PgConnection,
+    id: JobId,
+    party: Uuid,
+    transition: JobTransition,
+    result: Option<&serde_json::Value>,
+    failure_reason: Option<&str>,
+) -> sqlx::Result<Option<JobRow>> {
+    let from: Vec<String> = transition.from().iter().map(|status| status.as_str().to_owned()).collect();
+    sqlx::query_as!(
+        JobRow,
+        "UPDATE jobs SET status = $4, result = COALESCE($5, result), failure_reason = COALESCE($6, failure_reason),
+                         updated_at = now()
+         WHERE id = $1 AND status = ANY($3) AND (CASE WHEN $7 THEN agent_id ELSE client_id END) = $2
+         RETURNING id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at",
+        id.as_uuid(),
+        party,
+        &from,
+        transition.to().as_str(),
+        result,
+        failure_reason,
+        transition.by_agent(),
+    )
+    .fetch_optional(tx)
+    .await
+}
+
+/// Jobs where `party` is the client (or, with `as_agent`, the agent), newest
+/// first, strictly before the cursor position.
+pub async fn list(
+    db: &PgPool,
+    party: Uuid,
+    as_agent: bool,
+    status: Option<JobStatus>,
+    before: (OffsetDateTime, Uuid),
+    limit: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    let status = status.map(JobStatus::as_str);
+    // One statement per role, so each walks its own index in order.
+    if as_agent {
+        sqlx::query_as!(JobRow,
+            "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at
+             FROM jobs WHERE agent_id = $1 AND ($2::text IS NULL OR status = $2) AND (created_at, id) < ($3, $4)
+             ORDER BY created_at DESC, id DESC LIMIT $5",
+            party, status, before.0, before.1, limit).fetch_all(db).await
+    } else {
+        sqlx::query_as!(JobRow,
+            "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at
+             FROM jobs WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) AND (created_at, id) < ($3, $4)
+             ORDER BY created_at DESC, id DESC LIMIT $5",
+            party, status, before.0, before.1, limit).fetch_all(db).await
+    }
+}

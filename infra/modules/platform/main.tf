@@ -1,0 +1,377 @@
+# agent-registry: everything one environment runs, in its own GCP project.
+# environments/staging and environments/production each call this module
+# once; their differences are the sizes in terraform.tfvars and the state
+# prefix. Provider configuration (project, region, default labels) stays in
+# the environment roots.
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  name = "agent-registry"
+
+  apis = toset([
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "cloudtasks.googleapis.com",
+    "cloudtrace.googleapis.com",
+    "compute.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "pubsub.googleapis.com",
+    "redis.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "servicenetworking.googleapis.com",
+    "sqladmin.googleapis.com",
+    "telemetry.googleapis.com",
+  ])
+
+  api_service_name    = "${local.name}-api"
+  worker_service_name = "${local.name}-worker"
+}
+
+resource "google_project_service" "this" {
+  for_each = local.apis
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+# ---------------------------------------------------------------------------
+# Identities, network, secrets
+
+module "service_accounts" {
+  source = "../service-accounts"
+
+  project_id  = var.project_id
+  name_prefix = local.name
+
+  depends_on = [google_project_service.this]
+}
+
+module "networking" {
+  source = "../networking"
+
+  project_id  = var.project_id
+  region      = var.region
+  name        = local.name
+  subnet_cidr = var.subnet_cidr
+
+  depends_on = [google_project_service.this]
+}
+
+module "secrets" {
+  source = "../secrets"
+
+  project_id        = var.project_id
+  replica_locations = [var.region]
+
+  secrets = {
+    "database-url" = {
+      description = "postgres:// URL of agent_registry as api_user over the private IP with TLS (written by the database module)."
+      accessors = {
+        api    = module.service_accounts.api_email
+        worker = module.service_accounts.worker_email
+      }
+    }
+    "db-password" = {
+      description = "Password of the Cloud SQL user api_user (written by the database module). Read by operators only."
+      accessors   = {}
+    }
+    "redis-url" = {
+      description = "rediss://:AUTH@host:port/0 of Memorystore (written by the redis module)."
+      accessors = {
+        api    = module.service_accounts.api_email
+        worker = module.service_accounts.worker_email
+      }
+    }
+    "redis-ca-cert" = {
+      description = "PEM server CA certificates of Memorystore, needed to verify its TLS (written by the redis module)."
+      accessors = {
+        api    = module.service_accounts.api_email
+        worker = module.service_accounts.worker_email
+      }
+    }
+    "worker-shared-secret" = {
+      description = "Shared secret the worker accepts on /internal/* besides Cloud Tasks OIDC (local runs, backup caller); the API sends it."
+      generated   = true
+      accessors = {
+        api    = module.service_accounts.api_email
+        worker = module.service_accounts.worker_email
+      }
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# ---------------------------------------------------------------------------
+# Data stores
+
+module "database" {
+  source = "../database"
+
+  project_id          = var.project_id
+  region              = var.region
+  instance_name       = "${local.name}-${var.environment}"
+  tier                = var.database.tier
+  disk_size_gb        = var.database.disk_size_gb
+  high_availability   = var.database.high_availability
+  deletion_protection = var.database.deletion_protection
+  retained_backups    = var.database.retained_backups
+  max_connections     = var.database.max_connections
+
+  private_network    = module.networking.private_services_network
+  allocated_ip_range = module.networking.private_services_range_name
+
+  password_secret     = module.secrets.secret_names["db-password"]
+  database_url_secret = module.secrets.secret_names["database-url"]
+
+  depends_on = [google_project_service.this]
+}
+
+module "redis" {
+  source = "../redis"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "${local.name}-${var.environment}"
+  tier           = var.redis.tier
+  memory_size_gb = var.redis.memory_size_gb
+  replica_count  = var.redis.replica_count
+
+  authorized_network = module.networking.private_services_network
+  reserved_ip_range  = module.networking.private_services_range_name
+
+  redis_url_secret = module.secrets.secret_names["redis-url"]
+  ca_cert_secret   = module.secrets.secret_names["redis-ca-cert"]
+
+  depends_on = [google_project_service.this]
+}
+
+# ---------------------------------------------------------------------------
+# Messaging and images
+
+module "tasks" {
+  source = "../tasks"
+
+  project_id             = var.project_id
+  region                 = var.region
+  name                   = "webhook-delivery"
+  logging_sampling_ratio = var.tasks_logging_sampling_ratio
+
+  enqueuers = {
+    api = module.service_accounts.api_email
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+module "pubsub" {
+  source = "../pubsub"
+
+  project_id     = var.project_id
+  project_number = data.google_project.this.number
+  region         = var.region
+
+  publishers = {
+    api-registry-events        = { topic = "registry-events", email = module.service_accounts.api_email }
+    api-webhook-dead-letter    = { topic = "webhook-dead-letter", email = module.service_accounts.api_email }
+    worker-webhook-dead-letter = { topic = "webhook-dead-letter", email = module.service_accounts.worker_email }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+module "artifact_registry" {
+  source = "../artifact-registry"
+
+  project_id    = var.project_id
+  region        = var.region
+  repository_id = local.name
+
+  writers = {
+    deployer = module.service_accounts.deployer_email
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# ---------------------------------------------------------------------------
+# Cloud Run
+
+locals {
+  common_env = {
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    GOOGLE_CLOUD_REGION    = var.region
+    LOG_FORMAT             = "json"
+    RUST_LOG               = var.rust_log
+    SHUTDOWN_GRACE_SECONDS = "8"
+  }
+
+  # Versions are pinned to what Terraform wrote, so a new password or AUTH
+  # string rolls out as a new revision instead of surprising running ones.
+  common_secret_env = {
+    DATABASE_URL = {
+      secret  = module.secrets.secret_ids["database-url"]
+      version = module.database.database_url_secret_version
+    }
+    REDIS_URL = {
+      secret  = module.secrets.secret_ids["redis-url"]
+      version = module.redis.redis_url_secret_version
+    }
+    REDIS_CA_CERT = {
+      secret  = module.secrets.secret_ids["redis-ca-cert"]
+      version = module.redis.ca_cert_secret_version
+    }
+    WORKER_SHARED_SECRET = {
+      secret  = module.secrets.secret_ids["worker-shared-secret"]
+      version = module.secrets.generated_versions["worker-shared-secret"]
+    }
+  }
+
+  cloud_sql_instances = [module.database.instance_connection_name]
+}
+
+# The worker is never public: internal ingress, and roles/run.invoker for
+# the tasks-invoker service account alone (Cloud Tasks' OIDC identity).
+module "worker" {
+  source = "../cloud-run"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = local.worker_service_name
+  image                 = var.worker_image
+  service_account_email = module.service_accounts.worker_email
+
+  cpu             = var.worker.cpu
+  memory          = var.worker.memory
+  min_instances   = var.worker.min_instances
+  max_instances   = var.worker.max_instances
+  concurrency     = var.worker.concurrency
+  timeout_seconds = var.worker.timeout_seconds
+
+  ingress = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  public  = false
+  invokers = {
+    tasks-invoker = "serviceAccount:${module.service_accounts.tasks_invoker_email}"
+  }
+
+  env = merge(local.common_env, {
+    DATABASE_MAX_CONNECTIONS = tostring(var.worker.db_pool_size)
+    PUBSUB_DEAD_LETTER_TOPIC = module.pubsub.topic_ids["webhook-dead-letter"]
+    CLOUD_TASKS_INVOKER_SA   = module.service_accounts.tasks_invoker_email
+  })
+  secret_env          = local.common_secret_env
+  cloud_sql_instances = local.cloud_sql_instances
+
+  network             = module.networking.network_id
+  subnetwork          = module.networking.subnetwork_id
+  deletion_protection = var.services_deletion_protection
+
+  # Secret versions and IAM must exist before a revision can start.
+  depends_on = [module.secrets]
+}
+
+module "api" {
+  source = "../cloud-run"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = local.api_service_name
+  image                 = var.api_image
+  service_account_email = module.service_accounts.api_email
+
+  cpu             = var.api.cpu
+  memory          = var.api.memory
+  min_instances   = var.api.min_instances
+  max_instances   = var.api.max_instances
+  concurrency     = var.api.concurrency
+  timeout_seconds = var.api.timeout_seconds
+
+  ingress = "INGRESS_TRAFFIC_ALL"
+  public  = true
+
+  env = merge(local.common_env, {
+    DATABASE_MAX_CONNECTIONS = tostring(var.api.db_pool_size)
+    CLOUD_TASKS_QUEUE        = module.tasks.id
+    CLOUD_TASKS_INVOKER_SA   = module.service_accounts.tasks_invoker_email
+    WEBHOOK_WORKER_URL       = module.worker.url
+    PUBSUB_EVENTS_TOPIC      = module.pubsub.topic_ids["registry-events"]
+    PUBSUB_DEAD_LETTER_TOPIC = module.pubsub.topic_ids["webhook-dead-letter"]
+  })
+  secret_env          = local.common_secret_env
+  cloud_sql_instances = local.cloud_sql_instances
+
+  network             = module.networking.network_id
+  subnetwork          = module.networking.subnetwork_id
+  deletion_protection = var.services_deletion_protection
+
+  depends_on = [module.secrets]
+}
+
+# Migrations: the API image with args ["migrate"], same secrets and Cloud SQL
+# connection. The deploy pipeline executes it before shifting traffic.
+module "migrate" {
+  source = "../cloud-run-job"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "migrate"
+  image                 = var.api_image
+  args                  = ["migrate"]
+  service_account_email = module.service_accounts.api_email
+
+  cpu    = "1"
+  memory = "512Mi"
+
+  env = merge(local.common_env, {
+    DATABASE_MAX_CONNECTIONS = "2"
+  })
+  secret_env          = local.common_secret_env
+  cloud_sql_instances = local.cloud_sql_instances
+
+  network             = module.networking.network_id
+  subnetwork          = module.networking.subnetwork_id
+  deletion_protection = var.services_deletion_protection
+
+  depends_on = [module.secrets]
+}
+
+# ---------------------------------------------------------------------------
+# Monitoring
+
+module "monitoring" {
+  source = "../monitoring"
+
+  project_id         = var.project_id
+  environment        = var.environment
+  notification_email = var.notification_email
+
+  services = {
+    api    = module.api.name
+    worker = module.worker.name
+  }
+  worker_service_name = module.worker.name
+  sql_database_id     = module.database.database_id
+  redis_instance_id   = module.redis.instance_id
+
+  depends_on = [google_project_service.this]
+}
+
+# Postgres connection budget: every instance holds a pool, so the sum over
+# the fleet (plus migrate and a few admin sessions) must fit max_connections.
+check "database_connection_budget" {
+  assert {
+    condition = (
+      var.database.max_connections == null ||
+      try(var.api.max_instances * var.api.db_pool_size + var.worker.max_instances * var.worker.db_pool_size + 2 + 5 <= var.database.max_connections, true)
+    )
+    error_message = "api.max_instances x api.db_pool_size + worker.max_instances x worker.db_pool_size (+ migrate and admin) exceeds database.max_connections."
+  }
+}

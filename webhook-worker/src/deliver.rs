@@ -1,0 +1,330 @@
+//! One Cloud Tasks push: authenticate it, deliver the webhook, record the
+//! attempt, and answer so Cloud Tasks retries exactly what should be retried:
+//!
+//! | outcome                                   | recorded   | answer |
+//! |-------------------------------------------|------------|--------|
+//! | 2xx                                       | delivered  | 200    |
+//! | 410 Gone                                  | gone (endpoint disabled) | 200 |
+//! | refused by the SSRF policy                | refused (dead) | 200 |
+//! | other failure, attempts left              | retry      | 500, or 503 + Retry-After on 429 / Retry-After |
+//! | other failure, last attempt               | dead       | 200    |
+//!
+//! Cloud Tasks delivers at least once, so the worker is idempotent per
+//! delivery: a final delivery is answered 200 without sending, and a lease
+//! keeps two pushes of one task from sending at once.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reqwest::Method;
+use serde::Deserialize;
+use shared::domain::{DeliveryId, EventId};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use url::Url;
+
+use crate::egress::EgressError;
+use crate::startup::WorkerState;
+
+/// How much of a receiver's answer is kept for its owner.
+const KEPT_RESPONSE_BYTES: usize = 4096;
+
+#[derive(Debug, Deserialize)]
+pub struct Push {
+    delivery_id: DeliveryId,
+}
+
+pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(push): Json<Push>) -> Response {
+    if let Err(refusal) = authenticate(&state, &headers) {
+        return refusal;
+    }
+    // Cloud Tasks counts earlier attempts; ours are numbered from 1.
+    let attempt = headers
+        .get("x-cloudtasks-taskretrycount")
+        .and_then(|count| count.to_str().ok()?.parse::<i32>().ok())
+        .map_or(1, |retries| retries.saturating_add(1));
+    match deliver(&state, push.delivery_id, attempt).await {
+        Ok(answer) => answer.into_response(),
+        Err(error) => {
+            // Postgres trouble: let Cloud Tasks try again later.
+            tracing::error!(delivery_id = %push.delivery_id, error = format!("{error:#}"), "delivery failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// In the cloud Cloud Run IAM admits only the tasks service account; the
+/// queue header then tells a push from anything else. Locally the stand-in
+/// presents the shared secret instead of an OIDC token.
+#[allow(clippy::result_large_err)]
+fn authenticate(state: &WorkerState, headers: &HeaderMap) -> Result<(), Response> {
+    if let Some(secret) = &state.settings.worker_shared_secret {
+        let expected = format!("Bearer {}", secrecy::ExposeSecret::expose_secret(secret));
+        let presented = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes).unwrap_or_default();
+        if !constant_time_eq(presented, expected.as_bytes()) {
+            return Err((StatusCode::UNAUTHORIZED, "missing or wrong worker credentials").into_response());
+        }
+    }
+    let queue = headers.get("x-cloudtasks-queuename").and_then(|queue| queue.to_str().ok());
+    if queue != Some(state.settings.cloud_tasks.queue_name()) {
+        return Err((StatusCode::FORBIDDEN, "not a push from the delivery queue").into_response());
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
+}
+
+/// What Cloud Tasks is told.
+enum Answer {
+    Done,
+    Retry {
+        retry_after: Option<HeaderValue>,
+        throttled: bool,
+    },
+    /// Another push of this task is sending right now.
+    Busy,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Done => StatusCode::OK.into_response(),
+            Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")]).into_response(),
+            Self::Retry { retry_after, throttled } => {
+                // 503 with Retry-After makes Cloud Tasks back off; 500 uses the queue's backoff.
+                let status =
+                    if throttled { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+                let mut response = status.into_response();
+                if let Some(retry_after) = retry_after {
+                    response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+                }
+                response
+            }
+        }
+    }
+}
+
+/// What one attempt came to, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    Retry,
+    Dead,
+    Gone,
+    Refused,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "retry",
+            Self::Dead => "dead",
+            Self::Gone => "gone",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// The delivery's status after it.
+    fn delivery_status(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "dispatched",
+            Self::Dead | Self::Gone | Self::Refused => "dead",
+        }
+    }
+}
+
+struct Sent {
+    status: Option<u16>,
+    body: Option<String>,
+    error: Option<String>,
+    retry_after: Option<HeaderValue>,
+    refused: bool,
+}
+
+async fn deliver(state: &WorkerState, id: DeliveryId, attempt: i32) -> anyhow::Result<Answer> {
+    let lease_seconds = (state.settings.webhook_timeout_seconds + 5) as f64;
+    // Take the lease: only one push of a delivery sends at a time, and a final one never again.
+    let Some(delivery) = sqlx::query!(
+        r#"UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $2)
+           FROM events e
+           WHERE d.id = $1 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
+             AND (d.lease_until IS NULL OR d.lease_until < now())
+           RETURNING d.target_url, d.agent_id, e.id AS event_id, e.type AS event_type, e.data, e.occurred_at,
+                     (SELECT COALESCE(a.webhook_secret, c.webhook_secret)
+                      FROM (SELECT 1) one
+                      LEFT JOIN agents a ON a.id = d.agent_id
+                      LEFT JOIN clients c ON c.id = d.client_id) AS "secret!""#,
+        id.as_uuid(),
+        lease_seconds,
+    )
+    .fetch_optional(&state.db)
+    .await?
+    else {
+        return unclaimable(state, id).await;
+    };
+
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": delivery.event_type,
+        "timestamp": delivery.occurred_at.format(&Rfc3339)?,
+        "data": delivery.data,
+    }))?;
+    let started = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    let sent =
+        send(state, id, EventId::from_uuid(delivery.event_id), &delivery.target_url, &delivery.secret, body).await;
+    let latency_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
+
+    let last_attempt = attempt >= i32::try_from(state.settings.webhook_max_retries).unwrap_or(i32::MAX);
+    let outcome = match sent.status {
+        Some(status) if (200..300).contains(&status) => Outcome::Delivered,
+        Some(410) => Outcome::Gone,
+        _ if sent.refused => Outcome::Refused,
+        _ if last_attempt => Outcome::Dead,
+        _ => Outcome::Retry,
+    };
+    record(state, id, attempt, started, latency_ms, &sent, outcome).await?;
+    if outcome == Outcome::Gone
+        && let Some(agent) = delivery.agent_id
+    {
+        sqlx::query!("UPDATE agents SET endpoint_disabled_at = now() WHERE id = $1", agent).execute(&state.db).await?;
+    }
+    tracing::info!(
+        delivery_id = %id,
+        attempt,
+        outcome = outcome.as_str(),
+        status = sent.status,
+        latency_ms,
+        "delivery attempt"
+    );
+    Ok(match outcome {
+        Outcome::Retry => Answer::Retry {
+            throttled: sent.status == Some(429) || sent.retry_after.is_some(),
+            retry_after: sent.retry_after,
+        },
+        _ => Answer::Done,
+    })
+}
+
+/// No lease: the delivery is unknown or final (done, 200) or another push
+/// holds it (503, try later).
+async fn unclaimable(state: &WorkerState, id: DeliveryId) -> anyhow::Result<Answer> {
+    let status = sqlx::query_scalar!("SELECT status FROM webhook_deliveries WHERE id = $1", id.as_uuid())
+        .fetch_optional(&state.db)
+        .await?;
+    Ok(match status.as_deref() {
+        None => {
+            tracing::warn!(delivery_id = %id, "push for an unknown delivery; dropped");
+            Answer::Done
+        }
+        Some("delivered" | "dead") => Answer::Done,
+        Some(_) => Answer::Busy,
+    })
+}
+
+/// The Standard Webhooks request: `webhook-id` is the delivery id, so a
+/// receiver can drop duplicates.
+async fn send(state: &WorkerState, id: DeliveryId, event: EventId, target: &str, secret: &str, body: Vec<u8>) -> Sent {
+    let failed = |error: String, refused: bool| Sent {
+        status: None,
+        body: None,
+        error: Some(error),
+        retry_after: None,
+        refused,
+    };
+    let Ok(url) = Url::parse(target) else {
+        return failed("the target URL is not a URL".into(), true);
+    };
+    let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+    let message_id = id.to_string();
+    let Ok(signature) = shared::webhooks::sign(secret, &message_id, timestamp, &body) else {
+        return failed("the webhook secret is malformed".into(), true);
+    };
+    let mut request = reqwest::Request::new(Method::POST, url);
+    let headers = request.headers_mut();
+    for (name, value) in [
+        ("content-type", "application/json".to_owned()),
+        ("webhook-id", message_id),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+        ("x-agent-registry-event-id", event.to_string()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    *request.body_mut() = Some(body.into());
+    *request.timeout_mut() = Some(Duration::from_secs(state.settings.webhook_timeout_seconds));
+
+    match state.egress.send(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+            let body = read_prefix(response).await;
+            let error = (!(200..300).contains(&status)).then(|| format!("the endpoint answered {status}"));
+            Sent { status: Some(status), body: Some(body), error, retry_after, refused: false }
+        }
+        Err(EgressError::Refused(reason)) => failed(reason, true),
+        Err(error) => failed(error.to_string(), false),
+    }
+}
+
+/// The first 4 KB of the answer, without reading the rest.
+async fn read_prefix(mut response: reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < KEPT_RESPONSE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk[..chunk.len().min(KEPT_RESPONSE_BYTES - kept.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+async fn record(
+    state: &WorkerState,
+    id: DeliveryId,
+    attempt: i32,
+    started: OffsetDateTime,
+    latency_ms: i32,
+    sent: &Sent,
+    outcome: Outcome,
+) -> anyhow::Result<()> {
+    let mut tx = state.db.begin().await?;
+    sqlx::query!(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        id.as_uuid(),
+        attempt,
+        started,
+        latency_ms,
+        sent.status.map(i32::from),
+        sent.body,
+        sent.error,
+        outcome.as_str(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    let finished = outcome != Outcome::Retry;
+    sqlx::query!(
+        "UPDATE webhook_deliveries
+         SET status = $2, attempts = GREATEST(attempts, $3), last_error = $4, lease_until = NULL,
+             finished_at = CASE WHEN $5 THEN now() ELSE finished_at END
+         WHERE id = $1",
+        id.as_uuid(),
+        outcome.delivery_status(),
+        attempt,
+        sent.error,
+        finished,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Building and running the worker: the same code in `main` and in tests.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use shared::settings::Settings;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::deliver;
+use crate::egress::{EgressClient, EgressPolicy};
+
+/// The User-Agent of every webhook we send.
+pub const USER_AGENT: &str = concat!("agent-registry-webhooks/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone)]
+pub struct WorkerState {
+    pub db: PgPool,
+    pub egress: EgressClient,
+    pub settings: Arc<Settings>,
+}
+
+pub struct Worker {
+    listener: TcpListener,
+    router: Router,
+    shutdown_grace: Duration,
+}
+
+impl Worker {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let policy: EgressPolicy =
+            settings.egress_allow_cidrs.parse().context("setting EGRESS_ALLOW_CIDRS is malformed")?;
+        let timeout = Duration::from_secs(settings.webhook_timeout_seconds);
+        let egress = EgressClient::new(policy, timeout, USER_AGENT).context("cannot build the webhook client")?;
+        let address = std::net::SocketAddr::from(([0, 0, 0, 0], settings.port));
+        let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        let state = WorkerState { db: shared::db::lazy_pool(&settings)?, egress, settings: Arc::new(settings) };
+        let router = Router::new()
+            .route("/tasks/deliver", post(deliver::handle))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .layer(TraceLayer::new_for_http())
+            .with_state(state);
+        Ok(Self { listener, router, shutdown_grace })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|address| address.port()).unwrap_or_default()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        shared::serve::serve(self.listener, self.router, shutdown, self.shutdown_grace, stopping).await
+    }
+}
+
+/// Ready when Postgres answers: without it no delivery can be loaded.
+async fn readyz(State(state): State<WorkerState>) -> (StatusCode, &'static str) {
+    let ping = sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(&state.db);
+    match tokio::time::timeout(Duration::from_secs(1), ping).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),
+    }
+}
