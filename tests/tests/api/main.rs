@@ -3,6 +3,7 @@
 mod agents;
 mod discovery;
 mod health;
+mod jobs;
 mod pipeline;
 mod rate_limits;
 mod signatures;

@@ -1,0 +1,186 @@
+//! Jobs: creation with idempotency keys and an exact fee, the state machine
+//! refused atomically, and listings by role and status.
+
+use serde_json::{Value, json};
+use tests::pipeline::spawn_pipeline;
+use tests::{Method, RequestSigner, TestAgent, TestApp, TestKey, spawn_app, spawn_app_with};
+
+async fn client(app: &TestApp) -> RequestSigner {
+    let key = TestKey::generate();
+    let body = json!({"name": "Acme", "public_key": key.public_key});
+    let response = app.signed(&key.registration_signer(), Method::POST, "/v1/clients", &body).await;
+    let client: Value = response.json().await.unwrap();
+    key.signer(client["id"].as_str().unwrap())
+}
+
+fn job_body(agent: &TestAgent, price: &str) -> Value {
+    json!({"agent_id": agent.registered["id"], "input": {"pages": 3}, "price": price})
+}
+
+async fn create(app: &TestApp, client: &RequestSigner, body: &Value, key: Option<&str>) -> reqwest::Response {
+    let url = app.url("/v1/jobs");
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut request = app.http.post(&url).header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    for (name, value) in client.sign("POST", &url, &bytes).await.unwrap() {
+        request = request.header(name, value);
+    }
+    request.body(bytes).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_fee_is_exact_and_the_price_capped_by_the_agent() {
+    let app = spawn_app_with(|source, _| source.set("PLATFORM_FEE_PERCENT", "0.025")).await;
+    let agent = app.register_agent(json!({"price": "12.50"})).await;
+    let client = client(&app).await;
+
+    let job: Value = create(&app, &client, &job_body(&agent, "0.1"), None).await.json().await.unwrap();
+    assert_eq!(job["fee"], "0.0025", "0.1 × 0.025, no float rounding");
+    assert_eq!(job["status"], "pending");
+    assert!(job["id"].as_str().unwrap().starts_with("job_"));
+
+    let too_dear = create(&app, &client, &job_body(&agent, "12.51"), None).await;
+    assert_eq!(too_dear.status(), 422);
+    let problem: Value = too_dear.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "price");
+
+    let unknown = json!({"agent_id": "agt_00000000000000000000000000000000", "input": {}, "price": "1"});
+    assert_eq!(create(&app, &client, &unknown, None).await.status(), 422);
+    let by_agent = app.signed(&agent.signer, Method::POST, "/v1/jobs", &job_body(&agent, "1")).await;
+    assert_eq!(by_agent.status(), 403, "agents do not hire");
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let client = client(&app).await;
+
+    let first = create(&app, &client, &job_body(&agent, "5"), Some("order-42")).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = create(&app, &client, &job_body(&agent, "5"), Some("order-42")).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first, "the first answer, not a second job");
+
+    let other = create(&app, &client, &job_body(&agent, "6"), Some("order-42")).await;
+    assert_eq!(other.status(), 422);
+    let problem: Value = other.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&app.db).await.unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_create_one_job() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let client = client(&app).await;
+    let body = job_body(&agent, "5");
+    let (a, b, c) = tokio::join!(
+        create(&app, &client, &body, Some("same")),
+        create(&app, &client, &body, Some("same")),
+        create(&app, &client, &body, Some("same"))
+    );
+    let mut ids = Vec::new();
+    for response in [a, b, c] {
+        assert_eq!(response.status(), 201);
+        ids.push(response.json::<Value>().await.unwrap()["id"].clone());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "one job for every retry: {ids:?}");
+}
+
+#[tokio::test]
+async fn only_legal_transitions_by_the_right_party_succeed() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let client = client(&app).await;
+    let job: Value = create(&app, &client, &job_body(&agent, "5"), None).await.json().await.unwrap();
+    let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+    let post = async |signer: &RequestSigner, action: &str, body: Value| {
+        app.signed(signer, Method::POST, &format!("{path}/{action}"), &body).await.status().as_u16()
+    };
+
+    assert_eq!(post(&client, "accept", Value::Null).await, 403, "the client cannot accept");
+    assert_eq!(post(&agent.signer, "complete", json!({"result": 1})).await, 409, "pending jobs cannot complete");
+    assert_eq!(post(&agent.signer, "accept", Value::Null).await, 200);
+    assert_eq!(post(&agent.signer, "accept", Value::Null).await, 409, "twice is not a transition");
+    assert_eq!(post(&agent.signer, "complete", json!({"result": {"ok": true}})).await, 200);
+    assert_eq!(post(&client, "cancel", Value::Null).await, 409, "finished jobs stay finished");
+    assert_eq!(post(&agent.signer, "fail", json!({"reason": "late"})).await, 409);
+
+    let stranger = app.register_agent(json!({})).await;
+    let hidden = app.signed(&stranger.signer, Method::GET, &path, &Value::Null).await;
+    assert_eq!(hidden.status(), 404, "other parties do not see the job");
+    let fetched: Value = app.signed(&client, Method::GET, &path, &Value::Null).await.json().await.unwrap();
+    assert_eq!(fetched["status"], "completed");
+    assert_eq!(fetched["result"], json!({"ok": true}));
+}
+
+#[tokio::test]
+async fn two_racing_transitions_cannot_both_win() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let client = client(&app).await;
+    for _ in 0..5 {
+        let job: Value = create(&app, &client, &job_body(&agent, "5"), None).await.json().await.unwrap();
+        let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+        // Both may start from pending; only one can happen.
+        let (fail_path, cancel_path, reason) =
+            (format!("{path}/fail"), format!("{path}/cancel"), json!({"reason": "no capacity"}));
+        let (fail, cancel) = tokio::join!(
+            app.signed(&agent.signer, Method::POST, &fail_path, &reason),
+            app.signed(&client, Method::POST, &cancel_path, &Value::Null),
+        );
+        let mut statuses = [fail.status().as_u16(), cancel.status().as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "exactly one wins");
+        let id: shared::domain::JobId = job["id"].as_str().unwrap().parse().unwrap();
+        let events: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1 AND type <> 'job.created'")
+                .bind(id.as_uuid())
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        assert_eq!(events, 1, "one transition, one event");
+    }
+}
+
+#[tokio::test]
+async fn jobs_are_listed_by_role_and_status_across_pages() {
+    let pipeline = spawn_pipeline().await;
+    let app = &pipeline.app;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(pipeline.create_job(&client, &agent).await["id"].clone());
+    }
+    let accept = format!("/v1/jobs/{}/accept", ids[0].as_str().unwrap());
+    assert_eq!(app.signed(&agent.signer, Method::POST, &accept, &Value::Null).await.status(), 200);
+
+    let list = async |signer: &RequestSigner, query: &str| {
+        app.signed(signer, Method::GET, &format!("/v1/jobs?{query}"), &Value::Null).await.json::<Value>().await.unwrap()
+    };
+    let page = list(&client, "limit=2").await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2);
+    let mut seen: Vec<Value> = page["jobs"].as_array().unwrap().iter().map(|job| job["id"].clone()).collect();
+    let mut cursor = page["next_cursor"].as_str().map(str::to_owned);
+    while let Some(next) = cursor {
+        let page = list(&client, &format!("limit=2&cursor={next}")).await;
+        seen.extend(page["jobs"].as_array().unwrap().iter().map(|job| job["id"].clone()));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, every job once");
+
+    let accepted = list(&agent.signer, "role=agent&status=accepted").await;
+    assert_eq!(accepted["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(list(&agent.signer, "status=pending").await["jobs"].as_array().unwrap().len(), 4);
+    let wrong_role = app.signed(&agent.signer, Method::GET, "/v1/jobs?role=client", &Value::Null).await;
+    assert_eq!(wrong_role.status(), 403);
+}
