@@ -1,6 +1,9 @@
-//! `cargo xtask demo`: a walk through the API against a running instance
+//! `cargo xtask demo`: a walk through the API against the local stack
 //! (`cargo xtask dev`), signing its writes with the project's client helper
-//! (`shared::signing`). Each request and answer is printed.
+//! (`shared::signing`): an agent and a client register, the client hires the
+//! agent, the agent accepts and completes; the webhooks appear in the dev
+//! stack's receiver log, and their deliveries are read back. Each request
+//! and answer is printed.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -9,42 +12,72 @@ use rand::RngCore;
 use serde_json::{Value, json};
 use shared::signing::RequestSigner;
 
+use crate::dev::DEMO_RECEIVER_PORT;
 use crate::runner::Runner;
 
 pub fn run(runner: &Runner, base_url: &str) -> anyhow::Result<()> {
-    runner.step(&format!("register, update and discover an agent at {base_url}"), || {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(walk_through(base_url))
-    })
+    runner
+        .step(&format!("register an agent and a client, run a job, read its webhook deliveries at {base_url}"), || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(walk_through(base_url))
+        })
 }
 
 async fn walk_through(base_url: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
-    let mut seed = [0u8; 32];
-    rand::rng().fill_bytes(&mut seed);
-    let public_key = STANDARD.encode(SigningKey::from_bytes(&seed).verifying_key().as_bytes());
+    let receiver = format!("http://127.0.0.1:{DEMO_RECEIVER_PORT}");
 
     // A registration is signed by the key it registers: keyid = the public key.
+    let (agent_seed, agent_key) = new_key();
     let registration = json!({
         "name": "Demo Translator",
         "description": "Translates documents; registered by cargo xtask demo.",
         "capabilities": ["translation", "demo"],
-        "endpoint_url": "https://demo.example.com/webhooks",
-        "public_key": public_key,
+        "endpoint_url": format!("{receiver}/agent-webhooks"),
+        "public_key": agent_key,
         "price": "4.20",
     });
-    let signer = RequestSigner::from_seed(&seed, public_key)?;
+    let signer = RequestSigner::from_seed(&agent_seed, agent_key)?;
     let agent = send(&http, &signer, "POST", &format!("{base_url}/v1/agents"), Some(&registration)).await?;
-    let id = agent["id"].as_str().ok_or_else(|| anyhow::anyhow!("registration failed"))?;
-
+    let agent_id = agent["id"].as_str().ok_or_else(|| anyhow::anyhow!("agent registration failed"))?;
     // Afterwards the agent signs as itself: keyid = its id.
-    let signer = signer.with_keyid(id);
-    send(&http, &signer, "PATCH", &format!("{base_url}/v1/agents/{id}"), Some(&json!({"price": "3.90"}))).await?;
+    let agent_signer = signer.with_keyid(agent_id);
 
-    let url = format!("{base_url}/v1/agents?capabilities=demo&sort=newest&limit=3");
+    let (client_seed, client_key) = new_key();
+    let client_signer = RequestSigner::from_seed(&client_seed, &client_key)?;
+    let client = json!({"name": "Demo Client", "public_key": client_key});
+    let client = send(&http, &client_signer, "POST", &format!("{base_url}/v1/clients"), Some(&client)).await?;
+    let client_id = client["id"].as_str().ok_or_else(|| anyhow::anyhow!("client registration failed"))?;
+    let client_signer = client_signer.with_keyid(client_id);
+
+    let url = format!("{base_url}/v1/agents?capabilities=demo&sort=newest&limit=1");
     println!("GET {url}");
     let page: Value = http.get(&url).send().await?.json().await?;
     println!("{}\n", serde_json::to_string_pretty(&page)?);
+
+    let job = json!({
+        "agent_id": agent_id,
+        "input": {"text": "Bonjour le monde", "to": "en"},
+        "price": "4.20",
+        "callback_url": format!("{receiver}/client-callbacks"),
+    });
+    let job = send(&http, &client_signer, "POST", &format!("{base_url}/v1/jobs"), Some(&job)).await?;
+    let job_url = format!("{base_url}/v1/jobs/{}", job["id"].as_str().ok_or_else(|| anyhow::anyhow!("no job"))?);
+    send(&http, &agent_signer, "POST", &format!("{job_url}/accept"), None).await?;
+    let result = json!({"result": {"text": "Hello world"}});
+    send(&http, &agent_signer, "POST", &format!("{job_url}/complete"), Some(&result)).await?;
+
+    // The webhooks travel API → Cloud Tasks stand-in → worker → receiver.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    send(&http, &client_signer, "GET", &format!("{job_url}/deliveries"), None).await?;
+    println!("The receiver's log (in the `cargo xtask dev` terminal) shows the three webhooks.");
     Ok(())
+}
+
+fn new_key() -> ([u8; 32], String) {
+    let mut seed = [0u8; 32];
+    rand::rng().fill_bytes(&mut seed);
+    let public_key = STANDARD.encode(SigningKey::from_bytes(&seed).verifying_key().as_bytes());
+    (seed, public_key)
 }
 
 async fn send(

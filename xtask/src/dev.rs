@@ -1,7 +1,9 @@
 //! `cargo xtask dev` and `cargo xtask migrate`: the local stack, from a fresh
-//! clone, in one command.
+//! clone, in one command: the Cloud Tasks stand-in, the webhook worker, a
+//! local webhook receiver and the API, each a process of its own.
 
 use std::net::{TcpStream, ToSocketAddrs};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,7 +21,110 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
     })?;
     apply_migrations(runner, &settings)?;
     let sh = &runner.sh;
-    runner.run(cmd!(sh, "cargo run --package api -- serve"))
+    runner.run(cmd!(sh, "cargo build --package api --package webhook-worker --package tests --bins"))?;
+    let processes = local_processes(&settings)?;
+    for process in &processes {
+        if runner.dry_run {
+            println!("{process}");
+        }
+    }
+    if runner.dry_run {
+        return Ok(());
+    }
+    run_together(processes)
+}
+
+/// One process of the local stack: a `cargo run` with extra environment.
+struct Process {
+    name: &'static str,
+    args: &'static [&'static str],
+    /// Name, value, and whether the value is a secret (never printed).
+    env: Vec<(&'static str, String, bool)>,
+}
+
+impl std::fmt::Display for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (name, value, secret) in &self.env {
+            let value = if *secret { "[redacted]" } else { value };
+            write!(f, "{name}={value:?} ")?;
+        }
+        write!(f, "cargo run --quiet {}", self.args.join(" "))
+    }
+}
+
+/// Ports come from the settings: the stand-in's from `CLOUD_TASKS_ENDPOINT`,
+/// the worker's from `WEBHOOK_WORKER_URL`; the stand-in presents
+/// `WORKER_SHARED_SECRET` as the worker expects.
+fn local_processes(settings: &Settings) -> anyhow::Result<Vec<Process>> {
+    let port_of = |setting: &str, url: &str| -> anyhow::Result<String> {
+        let url = url::Url::parse(url).with_context(|| format!("{setting} is not a URL"))?;
+        let port = url.port_or_known_default().with_context(|| format!("{setting} has no port"))?;
+        Ok(port.to_string())
+    };
+    let endpoint = settings.cloud_tasks.endpoint.as_deref().context(
+        "CLOUD_TASKS_ENDPOINT is empty: locally it must point at the stand-in (http://127.0.0.1:8123); \
+         see deploy/.env.example",
+    )?;
+    let mut standin_env = vec![("CLOUD_TASKS_STANDIN_PORT", port_of("CLOUD_TASKS_ENDPOINT", endpoint)?, false)];
+    if let Some(secret) = &settings.worker_shared_secret {
+        standin_env.push(("CLOUD_TASKS_STANDIN_AUTHORIZATION", format!("Bearer {}", secret.expose_secret()), true));
+    }
+    Ok(vec![
+        Process {
+            name: "cloud tasks stand-in",
+            args: &["--package", "tests", "--bin", "cloud_tasks_standin"],
+            env: standin_env,
+        },
+        Process {
+            name: "webhook worker",
+            args: &["--package", "webhook-worker"],
+            env: vec![("PORT", port_of("WEBHOOK_WORKER_URL", &settings.cloud_tasks.worker_url)?, false)],
+        },
+        Process {
+            name: "webhook receiver",
+            args: &["--package", "tests", "--bin", "webhook_receiver"],
+            env: vec![("WEBHOOK_RECEIVER_PORT", DEMO_RECEIVER_PORT.to_string(), false)],
+        },
+        Process { name: "api", args: &["--package", "api", "--", "serve"], env: Vec::new() },
+    ])
+}
+
+/// Where `cargo xtask dev` runs its webhook receiver (and `demo` points agents).
+pub const DEMO_RECEIVER_PORT: u16 = 8090;
+
+/// Runs every process until one stops (or Ctrl-C, which reaches them all),
+/// then stops the rest.
+fn run_together(processes: Vec<Process>) -> anyhow::Result<()> {
+    let mut children: Vec<(&'static str, Child)> = Vec::new();
+    for process in processes {
+        eprintln!("$ {process}");
+        let env = process.env.into_iter().map(|(name, value, _)| (name, value));
+        let child = Command::new("cargo").args(["run", "--quiet"]).args(process.args).envs(env).spawn();
+        match child {
+            Ok(child) => children.push((process.name, child)),
+            Err(error) => {
+                stop_all(&mut children);
+                return Err(error).with_context(|| format!("cannot start the {}", process.name));
+            }
+        }
+    }
+    loop {
+        for (name, child) in &mut children {
+            if let Some(status) = child.try_wait()? {
+                let name = *name;
+                stop_all(&mut children);
+                anyhow::bail!("the {name} stopped ({status}); the others were stopped too");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stop_all(children: &mut [(&'static str, Child)]) {
+    for (_, child) in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 pub fn migrate(runner: &Runner) -> anyhow::Result<()> {
@@ -37,11 +142,31 @@ fn prepare_environment(runner: &Runner) -> anyhow::Result<Settings> {
             Ok(())
         })?;
     }
+    warn_about_missing_settings(runner);
     let settings = Settings::from_source(&local_settings(runner)?)?;
     runner.step("check that Postgres answers at DATABASE_URL", || {
         check_reachable("Postgres", settings.database_url.expose_secret(), 5432, POSTGRES_REMEDY)
     })?;
     Ok(settings)
+}
+
+/// An `.env` made before a setting existed silently takes its default;
+/// name what it lacks.
+fn warn_about_missing_settings(runner: &Runner) {
+    let names = |path: &str| -> Vec<String> {
+        std::fs::read_to_string(runner.path(path))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name.trim().to_owned()))
+            .collect()
+    };
+    let present = names(".env");
+    let missing: Vec<String> =
+        names("deploy/.env.example").into_iter().filter(|name| !present.contains(name)).collect();
+    if !present.is_empty() && !missing.is_empty() {
+        eprintln!("warning: .env lacks {} (see deploy/.env.example)", missing.join(", "));
+    }
 }
 
 /// The environment over `.env`, or over `deploy/.env.example` when there is

@@ -16,13 +16,15 @@ use runner::Runner;
 const USAGE: &str = "usage: cargo xtask <command> [--dry-run]
 
 commands:
-  dev       check Postgres and Redis, create and migrate the database, run the API
+  dev       check Postgres and Redis, create and migrate the database, run the API,
+            the webhook worker, the Cloud Tasks stand-in and a webhook receiver
   migrate   create the database if missing and apply pending migrations
   test      run every test (unit, integration, end-to-end)
   ci        what CI runs: fmt check, clippy -D warnings, sqlx offline data check, tests
   prepare   refresh the committed sqlx offline data (.sqlx/) from a migrated database
-  demo      register, update and discover an agent on a running API, signing
-            requests with shared::signing (--url, default http://127.0.0.1:8080)
+  demo      against a running `cargo xtask dev`: register an agent and a client, run a
+            job, read its webhook deliveries; signs with shared::signing
+            (--url, default http://127.0.0.1:8080)
 
 --dry-run  print the commands that would run, in order, and run none";
 
