@@ -67,8 +67,11 @@ pub const NONCE_TTL_SECONDS: Variable =
     var("NONCE_TTL_SECONDS", "60", "How long a signature nonce is remembered to refuse replays.");
 pub const WEBHOOK_TIMEOUT_SECONDS: Variable =
     var("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one outbound webhook request.");
-pub const WEBHOOK_MAX_RETRIES: Variable =
-    var("WEBHOOK_MAX_RETRIES", "5", "Delivery attempts before a webhook is marked dead.");
+pub const WEBHOOK_MAX_RETRIES: Variable = var(
+    "WEBHOOK_MAX_RETRIES",
+    "5",
+    "Delivery attempts before a webhook is marked dead; keep it equal to the queue's max attempts.",
+);
 pub const CLOUD_TASKS_QUEUE: Variable = var(
     "CLOUD_TASKS_QUEUE",
     "projects/local/locations/local/queues/webhook-delivery",
