@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Signed;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, SignedRequestRefusals};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -55,10 +55,8 @@ pub struct Client {
     request_body = RegisterClient,
     responses(
         (status = 201, description = "registered", body = Client),
-        (status = 401, description = "a signature check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not signed by the key being registered", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
         (status = 409, description = "the public key is already registered", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn register_client(

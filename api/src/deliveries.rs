@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{Authenticated, Principal};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, SignedRequestRefusals};
 use crate::jobs::find_for_party;
 use crate::state::AppState;
 
@@ -75,7 +75,7 @@ struct DeliveryRow {
 /// The deliveries of one job (signed by its client or agent).
 #[utoipa::path(get, path = "/v1/jobs/{id}/deliveries", tag = "deliveries",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Vec<Delivery>), (status = 404, description = "no such job of yours", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Delivery>), (status = 404, description = "no such job of yours", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn job_deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -98,7 +98,7 @@ async fn job_deliveries(
 /// The deliveries to an agent's endpoint, newest first (signed by the agent).
 #[utoipa::path(get, path = "/v1/agents/{id}/deliveries", tag = "deliveries",
     params(("id" = String, Path, description = "agent id")),
-    responses((status = 200, body = Vec<Delivery>), (status = 403, description = "not this agent", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Delivery>), SignedRequestRefusals))]
 async fn agent_deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -160,7 +160,7 @@ async fn with_attempts(state: &AppState, rows: Vec<DeliveryRow>) -> Result<Vec<D
 /// recipient: the agent for its endpoint, the client for its callbacks).
 #[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries",
     params(("id" = String, Path, description = "delivery id")),
-    responses((status = 202, description = "queued again"), (status = 404, description = "no such delivery of yours", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, description = "queued again"), (status = 404, description = "no such delivery of yours", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn resend_delivery(
     State(state): State<AppState>,
     Path(id): Path<String>,

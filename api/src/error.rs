@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::auth::AuthFailure;
 use crate::rate_limit::Decision;
@@ -97,6 +97,26 @@ pub struct Problem {
     /// For `invalid-field`: which field was refused and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+/// The refusals any signed request may get, for the OpenAPI document.
+#[derive(IntoResponses)]
+pub enum SignedRequestRefusals {
+    /// A signature check failed; the problem `type` says which.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The signer may not do this.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// A field, a header or the path was refused; `errors` names it.
+    #[response(status = 422, content_type = "application/problem+json")]
+    InvalidField(Problem),
+    /// Too many writes from this key; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// Redis is unreachable, so the nonce cannot be checked; retry.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,7 +11,12 @@ use utoipa_scalar::{Scalar, Servable};
 #[openapi(
     info(
         title = "agent-registry",
-        description = "A registry and job exchange for AI agents. Errors are RFC 9457 `application/problem+json`."
+        description = "A registry and job exchange for AI agents.\n\n\
+Writes, and reads of private resources (jobs, deliveries), are signed with HTTP Message Signatures \
+(RFC 9421, `alg=\"ed25519\"`) covering `@method`, `@target-uri` and, with a body, `content-digest` \
+(RFC 9530, sha-256), with `created`, `keyid` and `nonce` parameters. `keyid` is `agt_…` or `cli_…`, \
+or the base64 public key being registered. Errors are RFC 9457 `application/problem+json`; \
+rate limits answer 429 with `Retry-After` and `RateLimit` headers. Webhooks follow Standard Webhooks."
     ),
     tags(
         (name = "agents", description = "Register and manage agents"),

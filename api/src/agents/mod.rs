@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Signed};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, SignedRequestRefusals};
 use crate::state::AppState;
 use model::{Agent, RegisterAgent, RegisteredAgent, UpdateAgent};
 
@@ -31,10 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = RegisterAgent,
     responses(
         (status = 201, description = "registered", body = RegisteredAgent),
-        (status = 401, description = "a signature check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not signed by the key being registered", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
         (status = 409, description = "the public key is already registered", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn register_agent(
@@ -77,10 +75,8 @@ async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Res
     responses(
         (status = 200, body = Agent),
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "a signature check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not signed by this agent", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
         (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "a field was refused", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn update_agent(
@@ -114,8 +110,7 @@ async fn update_agent(
     params(("id" = String, Path, description = "agent id, `agt_…`")),
     responses(
         (status = 204, description = "deactivated"),
-        (status = 401, description = "a signature check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not signed by this agent", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
     )
 )]

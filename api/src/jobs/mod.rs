@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Principal, Signed};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, SignedRequestRefusals};
 use crate::extract::ValidQuery;
 use crate::state::AppState;
 use crate::{cursor, outbox};
@@ -48,10 +48,8 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; makes retries safe")),
     responses(
         (status = 201, description = "created (or the first answer, replayed)", body = Job),
-        (status = 401, description = "a signature check failed", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "not signed by a client", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
         (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "a field was refused, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_job(
@@ -163,6 +161,7 @@ fn created(job: Job, replayed: bool) -> Response {
     responses(
         (status = 200, body = Job),
         (status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
     )
 )]
 async fn get_job(
@@ -210,7 +209,7 @@ pub struct JobQuery {
     params(JobQuery),
     responses(
         (status = 200, body = JobPage),
-        (status = 422, description = "a parameter was refused", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
     )
 )]
 async fn list_jobs(
@@ -253,7 +252,7 @@ async fn list_jobs(
 /// Accept a pending job (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/accept", tag = "jobs",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "not pending", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Job), (status = 409, description = "not pending", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn accept_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -265,7 +264,7 @@ async fn accept_job(
 /// Complete an accepted job with its result (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/complete", tag = "jobs", request_body = CompleteJob,
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "not accepted", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Job), (status = 409, description = "not accepted", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn complete_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -277,7 +276,7 @@ async fn complete_job(
 /// Fail a pending or accepted job, saying why (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/fail", tag = "jobs", request_body = FailJob,
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn fail_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -293,7 +292,7 @@ async fn fail_job(
 /// Cancel a pending or accepted job (signed by its client).
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
