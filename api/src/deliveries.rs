@@ -83,12 +83,16 @@ async fn job_deliveries(
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
     let id: JobId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
     find_for_party(&state, id, &principal).await?;
+    let (agent, client) = recipient(&principal);
+    // Each party sees its own deliveries: the other's answers are not its business.
     let rows = sqlx::query_as!(
         DeliveryRow,
         "SELECT d.id, d.event_id, e.type AS event_type, d.job_id, d.target_url, d.status, d.last_error, d.created_at
          FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-         WHERE d.job_id = $1 ORDER BY e.position",
-        id.as_uuid()
+         WHERE d.job_id = $1 AND (d.agent_id = $2 OR d.client_id = $3) ORDER BY e.position",
+        id.as_uuid(),
+        agent,
+        client
     )
     .fetch_all(&state.db)
     .await?;
@@ -167,25 +171,44 @@ async fn resend_delivery(
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
     let id: DeliveryId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
-    let (agent, client) = match principal {
-        Principal::Agent(agent) => (Some(agent.as_uuid()), None),
-        Principal::Client(client) => (None, Some(client.as_uuid())),
-        Principal::NewKey(_) => (None, None),
-    };
-    // A new generation gets a new task name: Cloud Tasks keeps old names for about an hour.
-    let resent = sqlx::query!(
-        "UPDATE webhook_deliveries SET status = 'pending', generation = generation + 1, lease_until = NULL,
-                                       finished_at = NULL, dispatched_at = NULL
-         WHERE id = $1 AND (agent_id = $2 OR client_id = $3)",
+    let (agent, client) = recipient(&principal);
+    // Only a finished delivery is sent again, as a new generation: pushes of
+    // the old task are then ignored, and the new task gets a new name (Cloud
+    // Tasks keeps old names for about an hour).
+    let outcome = sqlx::query!(
+        r#"WITH mine AS (
+               SELECT id, status FROM webhook_deliveries WHERE id = $1 AND (agent_id = $2 OR client_id = $3)
+           ), resent AS (
+               UPDATE webhook_deliveries d SET status = 'pending', generation = generation + 1, lease_until = NULL,
+                                               finished_at = NULL, dispatched_at = NULL
+               FROM mine WHERE d.id = mine.id AND mine.status IN ('delivered', 'dead')
+               RETURNING d.id
+           )
+           SELECT (SELECT status FROM mine) AS "status?", EXISTS (SELECT 1 FROM resent) AS "resent!""#,
         id.as_uuid(),
         agent,
         client
     )
-    .execute(&state.db)
+    .fetch_one(&state.db)
     .await?;
-    if resent.rows_affected() == 0 {
-        return Err(ApiError::NotFound(format!("no delivery {id} of yours")));
+    match (outcome.resent, outcome.status) {
+        (true, _) => {
+            state.relay.wake();
+            Ok(StatusCode::ACCEPTED)
+        }
+        (false, None) => Err(ApiError::NotFound(format!("no delivery {id} of yours"))),
+        (false, Some(status)) => Err(ApiError::Conflict(format!(
+            "delivery {id} is {status}: it is still being sent; resend it once it is delivered or dead"
+        ))),
     }
-    state.relay.wake();
-    Ok(StatusCode::ACCEPTED)
+}
+
+/// The recipient columns a principal matches: agents own their endpoint's
+/// deliveries, clients their callbacks'.
+fn recipient(principal: &Principal) -> (Option<Uuid>, Option<Uuid>) {
+    match principal {
+        Principal::Agent(agent) => (Some(agent.as_uuid()), None),
+        Principal::Client(client) => (None, Some(client.as_uuid())),
+        Principal::NewKey(_) => (None, None),
+    }
 }

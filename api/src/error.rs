@@ -165,11 +165,14 @@ impl IntoResponse for ApiError {
 /// constraint name; lost connections become 503 so clients retry.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &error
-            && let Some(constraint) = db.constraint()
-            && let Some(mapped) = constraint_error(constraint)
-        {
-            return mapped;
+        if let sqlx::Error::Database(db) = &error {
+            if let Some(mapped) = db.constraint().and_then(constraint_error) {
+                return mapped;
+            }
+            // 22P05 (unsupported \u0000 in jsonb), 22021 (NUL in text): text Postgres cannot store.
+            if matches!(db.code().as_deref(), Some("22P05" | "22021")) {
+                return Self::invalid("body", "must not contain NUL (\\u0000) characters");
+            }
         }
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {

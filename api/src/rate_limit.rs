@@ -2,8 +2,9 @@
 //! instance shares them, and computed by one Lua script: one round trip,
 //! atomic, with Redis's clock so instances need not agree on the time.
 //!
-//! Reads and discovery are limited per client IP by [`limit_reads`]; writes
-//! per verified key id by the auth extractors. When Redis is unreachable,
+//! Unsigned reads and discovery are limited per client IP by
+//! [`limit_reads`]; signed requests per verified principal by the auth
+//! extractors (reads and writes in separate buckets). When Redis is unreachable,
 //! reads go through unlimited (a limiter outage should not take the API
 //! down) and writes fail closed anyway, since their nonce cannot be checked.
 
@@ -145,7 +146,7 @@ pub async fn limit_reads(State(state): State<AppState>, request: Request, next: 
         Method::GET | Method::HEAD if path.starts_with("/v1/") => Class::Read,
         _ => return next.run(request).await,
     };
-    let ip = client_ip(&request);
+    let ip = client_ip(request.headers(), request.extensions());
     let decision = match take(&state, class, &ip).await {
         Ok(decision) => decision,
         Err(error) => {
@@ -165,9 +166,8 @@ pub async fn limit_reads(State(state): State<AppState>, request: Request, next: 
 /// Cloud Run appends the caller's address to `X-Forwarded-For`; entries to
 /// its left are whatever the caller sent, so only the last one is trusted.
 /// Without the header (local runs), the peer address.
-fn client_ip(request: &Request) -> String {
-    let forwarded = request
-        .headers()
+pub fn client_ip(headers: &HeaderMap, extensions: &axum::http::Extensions) -> String {
+    let forwarded = headers
         .get("x-forwarded-for")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.rsplit(',').next())
@@ -175,8 +175,7 @@ fn client_ip(request: &Request) -> String {
         .filter(|ip| !ip.is_empty());
     match forwarded {
         Some(ip) => ip.to_owned(),
-        None => request
-            .extensions()
+        None => extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(|| "unknown".to_owned(), |ConnectInfo(peer)| peer.ip().to_string()),
     }

@@ -5,7 +5,10 @@
 //! one relay at a time). Task names derive from the delivery id and its
 //! generation, so a task created twice (a crash between creating it and
 //! marking the row) is refused by Cloud Tasks as ALREADY_EXISTS, which counts
-//! as done. A Cloud Tasks outage leaves rows pending until it is back.
+//! as done. A Cloud Tasks outage leaves rows pending until it is back. A
+//! delivery whose task ended without a final answer (a worker killed mid-send
+//! on its last attempt) is swept back to pending after an hour, as a new
+//! generation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,10 @@ const BATCH: i64 = 32;
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// After a failure, before trying again.
 const RETRY_DELAY: Duration = Duration::from_secs(2);
+/// One CreateTask call at most; a hung call must not hold the batch's locks.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A dispatched delivery with no final answer after this long lost its task.
+const STRANDED_AFTER_SECONDS: f64 = 3600.0;
 
 /// Wakes the relay after a commit that wrote deliveries.
 #[derive(Clone, Default)]
@@ -80,9 +87,17 @@ impl Relay {
         }
     }
 
-    /// Creates the tasks of one batch of pending deliveries and marks them
-    /// dispatched; stops at the first failure, leaving the rest pending.
+    /// Creates the tasks of one batch of pending deliveries, concurrently, and
+    /// marks those created as dispatched; failed ones stay pending.
     async fn relay_batch(&self) -> anyhow::Result<usize> {
+        sqlx::query!(
+            "UPDATE webhook_deliveries SET status = 'pending', generation = generation + 1
+             WHERE status = 'dispatched' AND dispatched_at < now() - make_interval(secs => $1)
+               AND (lease_until IS NULL OR lease_until < now())",
+            STRANDED_AFTER_SECONDS
+        )
+        .execute(&self.db)
+        .await?;
         let mut tx = self.db.begin().await?;
         let pending = sqlx::query!(
             "SELECT id, generation FROM webhook_deliveries WHERE status = 'pending'
@@ -91,15 +106,21 @@ impl Relay {
         )
         .fetch_all(&mut *tx)
         .await?;
-        let mut dispatched: Vec<Uuid> = Vec::with_capacity(pending.len());
+        let created = futures_util::future::join_all(pending.iter().map(|delivery| async move {
+            let task = self.create_task(DeliveryId::from_uuid(delivery.id), delivery.generation);
+            let outcome = match tokio::time::timeout(CREATE_TIMEOUT, task).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(anyhow::anyhow!("CreateTask timed out")),
+            };
+            (delivery.id, outcome)
+        }))
+        .await;
+        let mut dispatched: Vec<Uuid> = Vec::with_capacity(created.len());
         let mut failure = None;
-        for delivery in &pending {
-            match self.create_task(DeliveryId::from_uuid(delivery.id), delivery.generation).await {
-                Ok(()) => dispatched.push(delivery.id),
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
+        for (id, outcome) in created {
+            match outcome {
+                Ok(()) => dispatched.push(id),
+                Err(error) => failure = Some(error),
             }
         }
         sqlx::query!(
@@ -113,7 +134,7 @@ impl Relay {
         match failure {
             Some(error) if dispatched.is_empty() => Err(error),
             Some(error) => {
-                tracing::warn!(error = format!("{error:#}"), relayed = dispatched.len(), "relay stopped mid-batch");
+                tracing::warn!(error = format!("{error:#}"), relayed = dispatched.len(), "some tasks not created");
                 Ok(dispatched.len())
             }
             None => Ok(dispatched.len()),
@@ -123,7 +144,7 @@ impl Relay {
     /// One HTTP task per delivery: the body names the delivery and nothing
     /// else (no secrets; tasks are at most 100 KB).
     async fn create_task(&self, delivery: DeliveryId, generation: i32) -> anyhow::Result<()> {
-        let body = serde_json::to_vec(&serde_json::json!({ "delivery_id": delivery }))?;
+        let body = serde_json::to_vec(&serde_json::json!({ "delivery_id": delivery, "generation": generation }))?;
         let mut request = HttpRequest::new()
             .set_url(&self.settings.worker_url)
             .set_http_method(HttpMethod::Post)
@@ -138,7 +159,7 @@ impl Relay {
         match self.tasks.create_task().set_parent(&self.settings.queue).set_task(task).send().await {
             Ok(_) => Ok(()),
             // Created before (by us, before a crash): Cloud Tasks has it.
-            Err(error) if error.http_status_code() == Some(409) => Ok(()),
+            Err(error) if error.status().is_some_and(|status| status.code.to_string() == "ALREADY_EXISTS") => Ok(()),
             Err(error) => Err(error).with_context(|| format!("cannot create the task of delivery {delivery}")),
         }
     }

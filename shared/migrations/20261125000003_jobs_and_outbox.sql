@@ -59,6 +59,8 @@ CREATE TABLE webhook_deliveries (
     CONSTRAINT webhook_deliveries_one_recipient CHECK ((agent_id IS NULL) <> (client_id IS NULL))
 );
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (created_at) WHERE status = 'pending';
+-- For the relay's sweep of deliveries whose task ended without a final answer.
+CREATE INDEX webhook_deliveries_dispatched ON webhook_deliveries (dispatched_at) WHERE status = 'dispatched';
 CREATE INDEX webhook_deliveries_by_job ON webhook_deliveries (job_id, created_at);
 CREATE INDEX webhook_deliveries_by_agent ON webhook_deliveries (agent_id, created_at) WHERE agent_id IS NOT NULL;
 

@@ -111,6 +111,9 @@ pub const LOG_FORMAT: Variable =
     var("LOG_FORMAT", "auto", "`json` (Cloud Logging), `pretty`, or `auto`: pretty in a terminal, JSON otherwise.");
 pub const RUST_LOG: Variable = var("RUST_LOG", "info", "Log filter (tracing EnvFilter syntax).");
 
+/// How far in the future a signature's `created` may be: clocks drift.
+pub const MAX_CLOCK_SKEW_SECONDS: u64 = 5;
+
 /// Every variable, in the order they are documented.
 pub const VARIABLES: &[Variable] = &[
     PORT,
@@ -366,6 +369,23 @@ impl SettingsSource {
         Ok(SecretString::from(raw.to_owned()))
     }
 
+    /// A nonce must be remembered as long as its signature is accepted (its
+    /// age plus the allowed clock skew), or a replay could slip through.
+    fn nonce_ttl(&self) -> Result<u64, SettingsError> {
+        let ttl: u64 = self.parse_positive(NONCE_TTL_SECONDS)?;
+        let max_age: u64 = self.parse_positive(SIGNATURE_MAX_AGE_SECONDS)?;
+        if ttl < max_age + MAX_CLOCK_SKEW_SECONDS {
+            return Err(SettingsError::Malformed {
+                name: NONCE_TTL_SECONDS.name,
+                reason: format!(
+                    "must be at least SIGNATURE_MAX_AGE_SECONDS + {MAX_CLOCK_SKEW_SECONDS} ({}), got {ttl}",
+                    max_age + MAX_CLOCK_SKEW_SECONDS
+                ),
+            });
+        }
+        Ok(ttl)
+    }
+
     /// A value, or `None` when empty.
     fn optional(&self, variable: Variable) -> Result<Option<String>, SettingsError> {
         Ok(Some(self.raw(variable)?.to_owned()).filter(|value| !value.is_empty()))
@@ -427,7 +447,7 @@ impl Settings {
                 write: source.bucket(RATE_LIMIT_WRITE_CAPACITY, RATE_LIMIT_WRITE_REFILL_PER_MIN)?,
             },
             signature_max_age_seconds: source.parse_positive(SIGNATURE_MAX_AGE_SECONDS)?,
-            nonce_ttl_seconds: source.parse_positive(NONCE_TTL_SECONDS)?,
+            nonce_ttl_seconds: source.nonce_ttl()?,
             webhook_timeout_seconds: source.parse_positive(WEBHOOK_TIMEOUT_SECONDS)?,
             webhook_max_retries: source.parse_positive(WEBHOOK_MAX_RETRIES)?,
             cloud_tasks: CloudTasksSettings {
@@ -494,6 +514,11 @@ mod tests {
         source.set("PLATFORM_FEE_PERCENT", "1.5");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("PLATFORM_FEE_PERCENT") && err.contains("below 1"), "{err}");
+
+        let mut source = minimal();
+        source.set("NONCE_TTL_SECONDS", "20");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("NONCE_TTL_SECONDS") && err.contains("35"), "{err}");
 
         let mut source = minimal();
         source.set("CLOUD_TASKS_QUEUE", "webhook-delivery");

@@ -104,16 +104,16 @@ impl Pipeline {
             .header("authorization", format!("Bearer {WORKER_SECRET}"))
             .header("x-cloudtasks-queuename", "webhook-delivery")
             .header("x-cloudtasks-taskretrycount", retry_count.to_string())
-            .json(&json!({"delivery_id": delivery_id}))
+            .json(&json!({"delivery_id": delivery_id, "generation": 0}))
             .send()
             .await
             .expect("the worker answers")
     }
 
-    /// The deliveries of a job, as its client sees them.
-    pub async fn deliveries(&self, client: &crate::RequestSigner, job: &Value) -> Vec<Value> {
+    /// The deliveries of a job that `party` (its client or agent) receives.
+    pub async fn deliveries(&self, party: &crate::RequestSigner, job: &Value) -> Vec<Value> {
         let path = format!("/v1/jobs/{}/deliveries", job["id"].as_str().unwrap());
-        let response = self.app.signed(client, Method::GET, &path, &Value::Null).await;
+        let response = self.app.signed(party, Method::GET, &path, &Value::Null).await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }

@@ -32,9 +32,12 @@ use crate::startup::WorkerState;
 /// How much of a receiver's answer is kept for its owner.
 const KEPT_RESPONSE_BYTES: usize = 4096;
 
+/// The task body: which delivery, and which round of sending (a resend
+/// starts a new generation; pushes of older tasks are dropped).
 #[derive(Debug, Deserialize)]
 pub struct Push {
     delivery_id: DeliveryId,
+    generation: i32,
 }
 
 pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(push): Json<Push>) -> Response {
@@ -46,11 +49,17 @@ pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(p
         .get("x-cloudtasks-taskretrycount")
         .and_then(|count| count.to_str().ok()?.parse::<i32>().ok())
         .map_or(1, |retries| retries.saturating_add(1));
-    match deliver(&state, push.delivery_id, attempt).await {
+    match deliver(&state, &push, attempt).await {
         Ok(answer) => answer.into_response(),
         Err(error) => {
-            // Postgres trouble: let Cloud Tasks try again later.
+            // Postgres trouble: free the delivery (best effort) and let Cloud Tasks try again later.
             tracing::error!(delivery_id = %push.delivery_id, error = format!("{error:#}"), "delivery failed");
+            let release = sqlx::query!(
+                "UPDATE webhook_deliveries SET lease_until = NULL WHERE id = $1 AND generation = $2",
+                push.delivery_id.as_uuid(),
+                push.generation
+            );
+            let _ = release.execute(&state.db).await;
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
@@ -94,7 +103,8 @@ impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         match self {
             Self::Done => StatusCode::OK.into_response(),
-            Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")]).into_response(),
+            // Not 503: that would slow the whole queue for one delivery's overlap.
+            Self::Busy => (StatusCode::CONFLICT, "another push of this delivery is sending").into_response(),
             Self::Retry { retry_after, throttled } => {
                 // 503 with Retry-After makes Cloud Tasks back off; 500 uses the queue's backoff.
                 let status =
@@ -148,13 +158,14 @@ struct Sent {
     refused: bool,
 }
 
-async fn deliver(state: &WorkerState, id: DeliveryId, attempt: i32) -> anyhow::Result<Answer> {
+async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Result<Answer> {
+    let (id, generation) = (push.delivery_id, push.generation);
     let lease_seconds = (state.settings.webhook_timeout_seconds + 5) as f64;
     // Take the lease: only one push of a delivery sends at a time, and a final one never again.
     let Some(delivery) = sqlx::query!(
         r#"UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $2)
            FROM events e
-           WHERE d.id = $1 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
+           WHERE d.id = $1 AND d.generation = $3 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
              AND (d.lease_until IS NULL OR d.lease_until < now())
            RETURNING d.target_url, d.agent_id, e.id AS event_id, e.type AS event_type, e.data, e.occurred_at,
                      (SELECT COALESCE(a.webhook_secret, c.webhook_secret)
@@ -163,11 +174,12 @@ async fn deliver(state: &WorkerState, id: DeliveryId, attempt: i32) -> anyhow::R
                       LEFT JOIN clients c ON c.id = d.client_id) AS "secret!""#,
         id.as_uuid(),
         lease_seconds,
+        generation,
     )
     .fetch_optional(&state.db)
     .await?
     else {
-        return unclaimable(state, id).await;
+        return unclaimable(state, push).await;
     };
 
     let body = serde_json::to_vec(&serde_json::json!({
@@ -189,7 +201,7 @@ async fn deliver(state: &WorkerState, id: DeliveryId, attempt: i32) -> anyhow::R
         _ if last_attempt => Outcome::Dead,
         _ => Outcome::Retry,
     };
-    record(state, id, attempt, started, latency_ms, &sent, outcome).await?;
+    record(state, push, attempt, started, latency_ms, &sent, outcome).await?;
     if outcome == Outcome::Gone
         && let Some(agent) = delivery.agent_id
     {
@@ -212,18 +224,20 @@ async fn deliver(state: &WorkerState, id: DeliveryId, attempt: i32) -> anyhow::R
     })
 }
 
-/// No lease: the delivery is unknown or final (done, 200) or another push
-/// holds it (503, try later).
-async fn unclaimable(state: &WorkerState, id: DeliveryId) -> anyhow::Result<Answer> {
-    let status = sqlx::query_scalar!("SELECT status FROM webhook_deliveries WHERE id = $1", id.as_uuid())
+/// No lease: the delivery is unknown, final, or resent since this task was
+/// made (done, 200), or another push holds it (try later).
+async fn unclaimable(state: &WorkerState, push: &Push) -> anyhow::Result<Answer> {
+    let id = push.delivery_id;
+    let current = sqlx::query!("SELECT status, generation FROM webhook_deliveries WHERE id = $1", id.as_uuid())
         .fetch_optional(&state.db)
         .await?;
-    Ok(match status.as_deref() {
+    Ok(match current {
         None => {
             tracing::warn!(delivery_id = %id, "push for an unknown delivery; dropped");
             Answer::Done
         }
-        Some("delivered" | "dead") => Answer::Done,
+        Some(current) if current.generation != push.generation => Answer::Done,
+        Some(current) if matches!(current.status.as_str(), "delivered" | "dead") => Answer::Done,
         Some(_) => Answer::Busy,
     })
 }
@@ -270,8 +284,8 @@ async fn send(state: &WorkerState, id: DeliveryId, event: EventId, target: &str,
             let error = (!(200..300).contains(&status)).then(|| format!("the endpoint answered {status}"));
             Sent { status: Some(status), body: Some(body), error, retry_after, refused: false }
         }
-        Err(EgressError::Refused(reason)) => failed(reason, true),
-        Err(error) => failed(error.to_string(), false),
+        Err(EgressError::Refused(reason)) => failed(storable(&reason), true),
+        Err(error) => failed(storable(&error.to_string()), false),
     }
 }
 
@@ -284,18 +298,25 @@ async fn read_prefix(mut response: reqwest::Response) -> String {
             _ => break,
         }
     }
-    String::from_utf8_lossy(&kept).into_owned()
+    storable(&String::from_utf8_lossy(&kept))
+}
+
+/// Postgres text cannot hold NUL; a receiver's answer must not stop the
+/// attempt from being recorded.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 async fn record(
     state: &WorkerState,
-    id: DeliveryId,
+    push: &Push,
     attempt: i32,
     started: OffsetDateTime,
     latency_ms: i32,
     sent: &Sent,
     outcome: Outcome,
 ) -> anyhow::Result<()> {
+    let id = push.delivery_id;
     let mut tx = state.db.begin().await?;
     sqlx::query!(
         "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
@@ -316,15 +337,33 @@ async fn record(
         "UPDATE webhook_deliveries
          SET status = $2, attempts = GREATEST(attempts, $3), last_error = $4, lease_until = NULL,
              finished_at = CASE WHEN $5 THEN now() ELSE finished_at END
-         WHERE id = $1",
+         WHERE id = $1 AND generation = $6",
         id.as_uuid(),
         outcome.delivery_status(),
         attempt,
         sent.error,
         finished,
+        push.generation,
     )
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_bytes_cannot_stop_an_attempt_from_being_recorded() {
+        assert_eq!(storable("ok\0done"), "ok\u{FFFD}done");
+    }
+
+    #[test]
+    fn credentials_compare_in_full() {
+        assert!(constant_time_eq(b"Bearer abc", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer abd", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer ab", b"Bearer abc"));
+    }
 }

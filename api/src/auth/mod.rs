@@ -81,12 +81,25 @@ impl FromRequest<AppState> for Authenticated {
     }
 }
 
+/// Verifies, then spends a token: signed reads from the principal's read
+/// bucket, writes from its write bucket. Buckets are keyed by the canonical
+/// principal (not the keyid as spelled), and registrations — a fresh key
+/// each time — by client IP.
 async fn authenticate(
     parts: &axum::http::request::Parts,
     body: &[u8],
     state: &AppState,
 ) -> Result<Principal, ApiError> {
-    let verified = signature::verify(parts, body, state).await?;
-    rate_limit::enforce(state, Class::Write, &verified.keyid).await?;
-    Ok(verified.principal)
+    let principal = signature::verify(parts, body, state).await?;
+    let class = match parts.method {
+        axum::http::Method::GET | axum::http::Method::HEAD => Class::Read,
+        _ => Class::Write,
+    };
+    let bucket = match &principal {
+        Principal::Agent(id) => id.to_string(),
+        Principal::Client(id) => id.to_string(),
+        Principal::NewKey(_) => format!("registration:{}", rate_limit::client_ip(&parts.headers, &parts.extensions)),
+    };
+    rate_limit::enforce(state, class, &bucket).await?;
+    Ok(principal)
 }

@@ -17,14 +17,13 @@ use fred::types::{Expiration, SetOptions};
 use sfv::{BareItem, Dictionary, FieldType, InnerList, ListEntry, Parser};
 use sha2::{Digest, Sha256};
 use shared::domain::{AgentId, ClientId, PublicKey};
+use shared::settings::MAX_CLOCK_SKEW_SECONDS;
 use shared::signing::{COVERED_COMPONENTS, DIGEST_COMPONENT};
 
 use super::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// How far in the future `created` may be: clocks drift.
-const MAX_CLOCK_SKEW_SECONDS: i64 = 5;
 const MAX_NONCE_LEN: usize = 128;
 const MAX_KEYID_LEN: usize = 64;
 
@@ -70,14 +69,9 @@ impl From<AuthFailure> for ApiError {
     }
 }
 
-pub struct Verified {
-    pub principal: Principal,
-    pub keyid: String,
-}
-
 /// Checks run cheapest first; the nonce is stored last, so requests that
 /// fail verification cannot fill Redis or burn a legitimate nonce.
-pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<Verified, ApiError> {
+pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<Principal, ApiError> {
     let signature = SignatureInput::from_headers(&parts.headers)?;
     let nonce = signature.nonce.as_deref().ok_or_else(|| malformed("the nonce parameter (a string) is missing"))?;
     if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
@@ -101,7 +95,7 @@ pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<Veri
         check_digest(digest.as_bytes(), body)?;
     }
     remember_nonce(state, &signature.keyid, nonce).await?;
-    Ok(Verified { principal, keyid: signature.keyid })
+    Ok(principal)
 }
 
 fn malformed(reason: impl Into<String>) -> AuthFailure {

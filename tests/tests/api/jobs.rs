@@ -50,6 +50,9 @@ async fn the_fee_is_exact_and_the_price_capped_by_the_agent() {
     assert_eq!(create(&app, &client, &unknown, None).await.status(), 422);
     let by_agent = app.signed(&agent.signer, Method::POST, "/v1/jobs", &job_body(&agent, "1")).await;
     assert_eq!(by_agent.status(), 403, "agents do not hire");
+
+    let nul = json!({"agent_id": agent.registered["id"], "input": {"text": "a\u{0}b"}, "price": "1"});
+    assert_eq!(create(&app, &client, &nul, None).await.status(), 422, "text Postgres cannot store is bad input");
 }
 
 #[tokio::test]

@@ -46,8 +46,11 @@ async fn a_job_reaches_the_agent_and_its_progress_the_client_signed() {
     assert_eq!(callbacks[1].json()["data"]["result"], json!({"text": "Hello"}));
 
     let deliveries = pipeline.deliveries(&client, &job).await;
-    assert_eq!(deliveries.len(), 3);
+    assert_eq!(deliveries.len(), 2, "the client sees its callbacks, not the agent's deliveries");
     assert!(deliveries.iter().all(|delivery| delivery["status"] == "delivered"), "{deliveries:?}");
+    let agents: Vec<Value> = pipeline.deliveries(&agent.signer, &job).await;
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0]["event_type"], "job.created");
 }
 
 #[tokio::test]
@@ -59,7 +62,7 @@ async fn failures_are_retried_until_delivered() {
 
     assert!(pipeline.receiver.wait_for(3, 10).await, "three attempts reach the receiver");
     assert!(pipeline.standin.wait_idle(std::time::Duration::from_secs(10)).await);
-    let deliveries = pipeline.deliveries(&client, &job).await;
+    let deliveries = pipeline.deliveries(&agent.signer, &job).await;
     let attempts: Vec<(Value, Value)> = deliveries[0]["attempts"]
         .as_array()
         .unwrap()
@@ -80,7 +83,7 @@ async fn a_receiver_down_for_every_attempt_makes_the_delivery_dead_and_visible()
 
     assert!(pipeline.receiver.wait_for(5, 15).await);
     assert!(pipeline.standin.wait_idle(std::time::Duration::from_secs(15)).await);
-    let deliveries = pipeline.deliveries(&client, &job).await;
+    let deliveries = pipeline.deliveries(&agent.signer, &job).await;
     assert_eq!(deliveries[0]["status"], "dead");
     let attempts = deliveries[0]["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 5, "the queue's five attempts, no more");
@@ -105,7 +108,7 @@ async fn a_delivery_committed_during_an_outage_goes_out_after_a_restart() {
     pipeline.standin.set_available(false);
     let job = pipeline.create_job(&client, &agent).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(pipeline.deliveries(&client, &job).await[0]["status"], "pending", "committed, not enqueued");
+    assert_eq!(pipeline.deliveries(&agent.signer, &job).await[0]["status"], "pending", "committed, not enqueued");
 
     // The API process dies with the delivery pending; a new one starts after Cloud Tasks is back.
     pipeline.app = pipeline.app.restart().await;
@@ -121,19 +124,27 @@ async fn the_same_task_pushed_twice_is_delivered_once() {
     let (client, _) = pipeline.client().await;
     pipeline.standin.set_available(false);
     let job = pipeline.create_job(&client, &agent).await;
-    let delivery = pipeline.deliveries(&client, &job).await[0]["id"].as_str().unwrap().to_owned();
+    let delivery = pipeline.deliveries(&agent.signer, &job).await[0]["id"].as_str().unwrap().to_owned();
+
+    let resend = format!("/v1/deliveries/{delivery}/resend");
+    let early = pipeline.app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await;
+    assert_eq!(early.status(), 409, "only a finished delivery is resent");
 
     let (first, second) = tokio::join!(pipeline.push(&delivery, 0), pipeline.push(&delivery, 0));
     let statuses = [first.status().as_u16(), second.status().as_u16()];
     assert!(statuses.contains(&200), "{statuses:?}");
     assert_eq!(pipeline.push(&delivery, 1).await.status(), 200, "a delivered delivery is acknowledged");
     assert_eq!(pipeline.receiver.received().len(), 1, "sent once");
+
+    assert_eq!(pipeline.app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await.status(), 202);
+    assert_eq!(pipeline.push(&delivery, 0).await.status(), 200, "a push of the task before the resend");
+    assert_eq!(pipeline.receiver.received().len(), 1, "is dropped, not sent");
 }
 
 #[tokio::test]
 async fn pushes_need_the_worker_credentials_and_the_queue() {
     let pipeline = spawn_pipeline().await;
-    let body = json!({"delivery_id": "dlv_00000000000000000000000000000000"});
+    let body = json!({"delivery_id": "dlv_00000000000000000000000000000000", "generation": 0});
     let bare = pipeline.app.http.post(&pipeline.worker_url).json(&body).send().await.unwrap();
     assert_eq!(bare.status(), 401);
 }
@@ -154,11 +165,11 @@ async fn non_public_targets_are_refused_without_a_request_leaving() {
     let mut jobs = Vec::new();
     for target in &targets {
         let agent = pipeline.app.register_agent(json!({"endpoint_url": target})).await;
-        jobs.push(pipeline.create_job(&client, &agent).await);
+        jobs.push((pipeline.create_job(&client, &agent).await, agent));
     }
     assert!(pipeline.standin.wait_idle(std::time::Duration::from_secs(10)).await);
-    for (target, job) in targets.iter().zip(&jobs) {
-        let delivery = &pipeline.deliveries(&client, job).await[0];
+    for (target, (job, agent)) in targets.iter().zip(&jobs) {
+        let delivery = &pipeline.deliveries(&agent.signer, job).await[0];
         assert_eq!(delivery["status"], "dead", "{target}");
         assert_eq!(delivery["attempts"][0]["outcome"], "refused", "{target}");
     }
