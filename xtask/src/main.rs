@@ -1,8 +1,10 @@
 //! `cargo xtask <command>`: one module per command. Every command that runs
 //! other programs accepts `--dry-run`, which prints them in order and runs none.
 
+mod build;
 mod ci;
 mod demo;
+mod deploy;
 mod dev;
 mod prepare;
 mod runner;
@@ -25,6 +27,15 @@ commands:
   demo      against a running `cargo xtask dev`: register an agent and a client, run a
             job, read its webhook deliveries; signs with shared::signing
             (--url, default http://127.0.0.1:8080)
+  build     release binaries of api and webhook-worker; --images: also both container
+            images with local Docker; --cloud-build: build and push the images with
+            Cloud Build instead ([--env staging|production] [--project P] [--region R])
+  deploy    deploy <staging|production> [--yes] [--allow-dirty] [--project P] [--region R]
+            [--state-bucket B]: check tools and auth, build and push both images (tag =
+            git SHA), run the migrations job, terraform apply with the image digests,
+            wait for readiness, smoke-test /readyz and a signed request; rolls both
+            services back to their previous revisions if a step fails; production
+            needs --yes (or a y at the prompt)
 
 --dry-run  print the commands that would run, in order, and run none";
 
@@ -42,15 +53,24 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let (mut dry_run, mut url, mut command) = (false, DEFAULT_URL.to_owned(), None);
+    // The arguments of `build` and `deploy`, which parse their own.
+    let mut rest = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dry-run" => dry_run = true,
             "--url" => url = args.next().ok_or_else(|| anyhow::anyhow!("--url needs a value\n{USAGE}"))?,
-            option if option.starts_with("--") => anyhow::bail!("unknown option {option}\n{USAGE}"),
-            _ if command.is_none() => command = Some(arg),
-            _ => anyhow::bail!("unexpected argument {arg:?}\n{USAGE}"),
+            _ if command.is_none() && !arg.starts_with('-') => command = Some(arg),
+            _ => rest.push(arg),
         }
+    }
+    if !matches!(command.as_deref(), Some("build" | "deploy"))
+        && let Some(arg) = rest.first()
+    {
+        if arg.starts_with("--") {
+            anyhow::bail!("unknown option {arg}\n{USAGE}");
+        }
+        anyhow::bail!("unexpected argument {arg:?}\n{USAGE}");
     }
     // Settings read `.env` from the working directory: make it the project's.
     std::env::set_current_dir(project_root())?;
@@ -62,6 +82,8 @@ fn run() -> anyhow::Result<()> {
         Some("ci") => ci::run(&runner),
         Some("prepare") => prepare::run(&runner),
         Some("demo") => demo::run(&runner, &url),
+        Some("build") => build::run(&runner, &rest),
+        Some("deploy") => deploy::run(&runner, &rest),
         Some("help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -38,7 +38,7 @@ output "redis_host" {
 }
 
 output "artifact_registry_url" {
-  description = "Docker repository URL prefix (append /api:TAG, /worker:TAG)."
+  description = "Docker repository URL prefix (append /api:TAG, /webhook-worker:TAG)."
   value       = module.platform.artifact_registry_url
 }
 

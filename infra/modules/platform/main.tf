@@ -97,14 +97,6 @@ module "secrets" {
         worker = module.service_accounts.worker_email
       }
     }
-    "worker-shared-secret" = {
-      description = "Shared secret the worker accepts on /internal/* besides Cloud Tasks OIDC (local runs, backup caller); the API sends it."
-      generated   = true
-      accessors = {
-        api    = module.service_accounts.api_email
-        worker = module.service_accounts.worker_email
-      }
-    }
   }
 
   depends_on = [google_project_service.this]
@@ -206,12 +198,24 @@ module "artifact_registry" {
 # Cloud Run
 
 locals {
+  # Settings the services read (shared/src/settings.rs); the rest keep their
+  # defaults, which are the cloud values: CLOUD_TASKS_ENDPOINT empty (Google's
+  # API with ADC), EGRESS_ALLOW_CIDRS empty (public addresses only),
+  # ALLOW_HTTP_ENDPOINTS false. WORKER_SHARED_SECRET is deliberately not set:
+  # in the cloud Cloud Run IAM authenticates Cloud Tasks (its OIDC token
+  # occupies the Authorization header), so a shared secret would refuse every
+  # push. GOOGLE_CLOUD_PROJECT/REGION are not settings; they are kept for
+  # client libraries and log correlation.
   common_env = {
     GOOGLE_CLOUD_PROJECT   = var.project_id
     GOOGLE_CLOUD_REGION    = var.region
     LOG_FORMAT             = "json"
     RUST_LOG               = var.rust_log
     SHUTDOWN_GRACE_SECONDS = "8"
+    # Full queue name: the API's CreateTask parent, and the worker checks
+    # X-CloudTasks-QueueName against its last segment.
+    CLOUD_TASKS_QUEUE      = module.tasks.id
+    CLOUD_TASKS_INVOKER_SA = module.service_accounts.tasks_invoker_email
   }
 
   # Versions are pinned to what Terraform wrote, so a new password or AUTH
@@ -228,10 +232,6 @@ locals {
     REDIS_CA_CERT = {
       secret  = module.secrets.secret_ids["redis-ca-cert"]
       version = module.redis.ca_cert_secret_version
-    }
-    WORKER_SHARED_SECRET = {
-      secret  = module.secrets.secret_ids["worker-shared-secret"]
-      version = module.secrets.generated_versions["worker-shared-secret"]
     }
   }
 
@@ -265,7 +265,6 @@ module "worker" {
   env = merge(local.common_env, {
     DATABASE_MAX_CONNECTIONS = tostring(var.worker.db_pool_size)
     PUBSUB_DEAD_LETTER_TOPIC = module.pubsub.topic_ids["webhook-dead-letter"]
-    CLOUD_TASKS_INVOKER_SA   = module.service_accounts.tasks_invoker_email
   })
   secret_env          = local.common_secret_env
   cloud_sql_instances = local.cloud_sql_instances
@@ -299,9 +298,8 @@ module "api" {
 
   env = merge(local.common_env, {
     DATABASE_MAX_CONNECTIONS = tostring(var.api.db_pool_size)
-    CLOUD_TASKS_QUEUE        = module.tasks.id
-    CLOUD_TASKS_INVOKER_SA   = module.service_accounts.tasks_invoker_email
-    WEBHOOK_WORKER_URL       = module.worker.url
+    # The worker's push route; also the audience of the tasks' OIDC token.
+    WEBHOOK_WORKER_URL       = "${module.worker.url}/tasks/deliver"
     PUBSUB_EVENTS_TOPIC      = module.pubsub.topic_ids["registry-events"]
     PUBSUB_DEAD_LETTER_TOPIC = module.pubsub.topic_ids["webhook-dead-letter"]
   })

@@ -59,7 +59,7 @@ output "redis_port" {
 }
 
 output "artifact_registry_url" {
-  description = "Docker repository URL prefix (append /api:TAG, /worker:TAG)."
+  description = "Docker repository URL prefix (append /api:TAG, /webhook-worker:TAG)."
   value       = module.artifact_registry.repository_url
 }
 

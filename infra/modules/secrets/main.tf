@@ -55,9 +55,9 @@ resource "google_secret_manager_secret_iam_member" "accessor" {
   member    = each.value.member
 }
 
-# Shared secrets generated here, e.g. worker-shared-secret: the fallback
-# credential the worker accepts on /internal/* when OIDC is not available
-# (local runs, a backup caller). URL-safe characters only.
+# Shared secrets generated here (secrets with generated = true; none today:
+# the worker authenticates Cloud Tasks by Cloud Run IAM, not a shared secret).
+# URL-safe characters only.
 resource "random_password" "generated" {
   for_each = local.generated
 

@@ -167,11 +167,56 @@ async fn non_public_targets_are_refused_without_a_request_leaving() {
         let agent = pipeline.app.register_agent(json!({"endpoint_url": target})).await;
         jobs.push((pipeline.create_job(&client, &agent).await, agent));
     }
-    assert!(pipeline.standin.wait_idle(std::time::Duration::from_secs(10)).await);
+    let all_dead = async || {
+        for (job, agent) in &jobs {
+            if pipeline.deliveries(&agent.signer, job).await[0]["status"] != "dead" {
+                return false;
+            }
+        }
+        true
+    };
+    assert!(tests::eventually(15, all_dead).await, "every delivery ends dead");
     for (target, (job, agent)) in targets.iter().zip(&jobs) {
         let delivery = &pipeline.deliveries(&agent.signer, job).await[0];
         assert_eq!(delivery["status"], "dead", "{target}");
         assert_eq!(delivery["attempts"][0]["outcome"], "refused", "{target}");
     }
     assert!(pipeline.receiver.received().is_empty(), "nothing reached the receiver");
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_until_it_changes() {
+    let pipeline = spawn_pipeline_with(PipelineOptions { statuses: vec![410], ..Default::default() }).await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    let first = pipeline.create_job(&client, &agent).await;
+    assert!(pipeline.receiver.wait_for(1, 10).await);
+    assert!(pipeline.standin.wait_idle(std::time::Duration::from_secs(10)).await);
+    let delivery = &pipeline.deliveries(&agent.signer, &first).await[0];
+    assert_eq!((&delivery["status"], &delivery["attempts"][0]["outcome"]), (&json!("dead"), &json!("gone")));
+
+    let second = pipeline.create_job(&client, &agent).await;
+    assert!(pipeline.deliveries(&agent.signer, &second).await.is_empty(), "a disabled endpoint gets nothing");
+
+    let new_endpoint = json!({"endpoint_url": pipeline.receiver.url("/agent-v2")});
+    assert_eq!(pipeline.app.signed(&agent.signer, Method::PATCH, &agent.path(), &new_endpoint).await.status(), 200);
+    let third = pipeline.create_job(&client, &agent).await;
+    assert!(pipeline.receiver.wait_for(2, 10).await, "a new endpoint is enabled again");
+    assert_eq!(pipeline.receiver.received()[1].path, "/agent-v2");
+    assert_eq!(pipeline.receiver.received()[1].json()["data"]["id"], third["id"]);
+}
+
+#[tokio::test]
+async fn a_throttled_receiver_makes_cloud_tasks_back_off() {
+    let pipeline = spawn_pipeline_with(PipelineOptions { statuses: vec![429], ..Default::default() }).await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    let job = pipeline.create_job(&client, &agent).await;
+    assert!(pipeline.receiver.wait_for(2, 10).await);
+    assert!(pipeline.standin.wait_idle(std::time::Duration::from_secs(10)).await);
+    let answers: Vec<_> = pipeline.standin.attempts().into_iter().map(|attempt| attempt.response).collect();
+    assert_eq!(answers, [Ok(503), Ok(200)], "503 tells Cloud Tasks to slow down");
+    let delivery = &pipeline.deliveries(&agent.signer, &job).await[0];
+    assert_eq!(delivery["attempts"][0]["response_status"], 429);
+    assert_eq!(delivery["status"], "delivered");
 }

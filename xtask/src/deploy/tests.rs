@@ -1,0 +1,638 @@
+//! `cargo xtask deploy` and `build` against stand-in `gcloud`, `docker`,
+//! `terraform` and `git`: small shell scripts on a `PATH` of their own that
+//! append their argv to a log and print canned answers. The smoke test talks
+//! to a tiny HTTP server on a local port, whose URL the stand-in
+//! `terraform output -raw api_url` prints.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::build;
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+const API_DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const WORKER_DIGEST: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// Every stand-in starts with this: log the call, then fail if the line
+/// matches the shell pattern in `fail` (only shell built-ins: `PATH` holds
+/// the stand-ins alone).
+const PRELUDE: &str = r#"#!/bin/sh
+name=${0##*/}
+echo "$name $*" >> "@DIR@/log"
+if [ -f "@DIR@/fail" ]; then
+  read -r fail < "@DIR@/fail"
+  case "$name $*" in $fail) echo "$name: failing as told" >&2; exit 1 ;; esac
+fi
+"#;
+
+const GIT: &str = r#"case "$1" in
+  rev-parse) echo @SHA@ ;;
+  status) if [ -f "@DIR@/git-status" ]; then while read -r line; do echo "$line"; done < "@DIR@/git-status"; fi ;;
+esac
+"#;
+
+const DOCKER: &str = r#"case "$1" in
+  info) echo 27.0.0 ;;
+  push) echo "$2" >> "@DIR@/pushed" ;;
+esac
+"#;
+
+const TERRAFORM: &str = r#"case "$*" in
+  *"output -raw api_url") printf '%s' "@URL@" ;;
+esac
+"#;
+
+const GCLOUD: &str = r#"case "$*" in
+  "auth print-access-token"*|"auth application-default print-access-token"*) echo ya29.stand-in ;;
+  "projects describe"*) echo "$3" ;;
+  "artifacts repositories describe"*) echo "projects/p/locations/r/repositories/$4" ;;
+  "artifacts docker images describe"*)
+    if [ -f "@DIR@/pushed" ]; then
+      while read -r image; do
+        if [ "$image" = "$5" ]; then
+          case "$5" in */api:*) echo @API_DIGEST@ ;; *) echo @WORKER_DIGEST@ ;; esac
+          exit 0
+        fi
+      done < "@DIR@/pushed"
+    fi
+    echo "ERROR: NOT_FOUND: $5" >&2; exit 1 ;;
+  "run services describe"*latestCreatedRevisionName*) printf '%s\t%s\n' "$4-00002-new" "$4-00002-new" ;;
+  "run services describe"*) echo "$4-00001-old" ;;
+esac
+"#;
+
+/// A temporary directory with the stand-ins, removed on drop.
+struct StandIns {
+    dir: PathBuf,
+    api: Api,
+}
+
+impl StandIns {
+    fn new() -> Self {
+        Self::with_api(serve_api(200))
+    }
+
+    fn with_api(api: Api) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-deploy-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let stand_ins = Self { dir, api };
+        for (tool, body) in [("git", GIT), ("docker", DOCKER), ("terraform", TERRAFORM), ("gcloud", GCLOUD)] {
+            stand_ins.write_tool(tool, body);
+        }
+        stand_ins
+    }
+
+    fn write_tool(&self, tool: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = format!("{PRELUDE}{body}")
+            .replace("@DIR@", &self.dir.display().to_string())
+            .replace("@SHA@", SHA)
+            .replace("@URL@", &self.api.url)
+            .replace("@API_DIGEST@", API_DIGEST)
+            .replace("@WORKER_DIGEST@", WORKER_DIGEST);
+        let path = self.dir.join(tool);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn remove_tool(&self, tool: &str) {
+        std::fs::remove_file(self.dir.join(tool)).unwrap();
+    }
+
+    /// Stand-in calls whose "<tool> <args>" matches this shell pattern fail.
+    fn fail(&self, pattern: &str) {
+        std::fs::write(self.dir.join("fail"), format!("{pattern}\n")).unwrap();
+    }
+
+    fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.dir.join(name), contents).unwrap();
+    }
+
+    fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    fn runner(&self, dry_run: bool) -> Runner {
+        let runner = Runner::new(crate::project_root(), dry_run).unwrap();
+        runner.sh.set_var("PATH", &self.dir);
+        runner
+    }
+}
+
+impl Drop for StandIns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The API the smoke test calls: `/readyz` answers `readyz`, discovery 200,
+/// a signed `POST /v1/clients` 201, anything else 404.
+struct Api {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn serve_api(readyz: u16) -> Api {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let (mut length, mut signed) = (0, false);
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end().to_ascii_lowercase();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some(value) = line.strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                signed |= line.starts_with("signature-input:") || line.starts_with("signature:");
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let target = request_line.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let status = match target.as_str() {
+                "GET /readyz" => readyz,
+                "GET /v1/agents?limit=1" => 200,
+                "POST /v1/clients" if signed && body.starts_with(b"{") => 201,
+                _ => 404,
+            };
+            seen.lock().unwrap().push(format!("{target}{}", if signed { " (signed)" } else { "" }));
+            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}");
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    Api { url, requests }
+}
+
+fn options(environment: Environment) -> Options {
+    Options { environment, yes: false, allow_dirty: false, project: None, region: None, state_bucket: None }
+}
+
+const FAST: Polling = Polling { attempts: 2, interval: Duration::from_millis(10) };
+
+fn deploy(stand_ins: &StandIns, options: Options, dry_run: bool) -> (anyhow::Result<()>, Vec<String>) {
+    let runner = stand_ins.runner(dry_run);
+    let mut deploy = Deploy::new(&runner, options, false, FAST).unwrap();
+    let result = deploy.run();
+    (result, deploy.transcript().to_vec())
+}
+
+fn image(name: &str) -> String {
+    format!("us-west1-docker.pkg.dev/agent-registry-staging/agent-registry/{name}")
+}
+
+fn position(log: &[String], prefix: &str) -> usize {
+    log.iter().position(|line| line.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in {log:#?}"))
+}
+
+#[test]
+fn staging_deploy_runs_every_step_in_order() {
+    let stand_ins = StandIns::new();
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+    result.unwrap();
+
+    let tf = "terraform -chdir=infra/environments/staging";
+    let vars = format!(
+        "-var project_id=agent-registry-staging -var region=us-west1 -var api_image={}@{API_DIGEST} -var worker_image={}@{WORKER_DIGEST}",
+        image("api"),
+        image("webhook-worker")
+    );
+    let describe = "gcloud run services describe";
+    let at = "--region us-west1 --project agent-registry-staging";
+    let expected = [
+        "gcloud auth print-access-token --quiet".to_owned(),
+        "gcloud auth application-default print-access-token --quiet".to_owned(),
+        "docker info --format {{.ServerVersion}}".to_owned(),
+        "gcloud projects describe agent-registry-staging --format=value(projectId)".to_owned(),
+        "git rev-parse HEAD".to_owned(),
+        "git status --porcelain".to_owned(),
+        format!("{tf} init -input=false -backend-config=bucket=agent-registry-staging-tfstate"),
+        "gcloud artifacts repositories describe agent-registry --location us-west1 --project agent-registry-staging --format=value(name)".to_owned(),
+        "gcloud auth configure-docker us-west1-docker.pkg.dev --quiet".to_owned(),
+        format!("gcloud artifacts docker images describe {}:{SHA} --format=value(image_summary.digest)", image("api")),
+        format!("docker build -f deploy/Dockerfile --target api --platform linux/amd64 -t {}:{SHA} .", image("api")),
+        format!("docker push {}:{SHA}", image("api")),
+        format!("gcloud artifacts docker images describe {}:{SHA} --format=value(image_summary.digest)", image("api")),
+        format!("gcloud artifacts docker images describe {}:{SHA} --format=value(image_summary.digest)", image("webhook-worker")),
+        format!(
+            "docker build -f deploy/Dockerfile --target webhook-worker --platform linux/amd64 -t {}:{SHA} .",
+            image("webhook-worker")
+        ),
+        format!("docker push {}:{SHA}", image("webhook-worker")),
+        format!("gcloud artifacts docker images describe {}:{SHA} --format=value(image_summary.digest)", image("webhook-worker")),
+        format!("{describe} agent-registry-api {at} --format=value(status.latestReadyRevisionName)"),
+        format!("{describe} agent-registry-worker {at} --format=value(status.latestReadyRevisionName)"),
+        format!("{tf} apply -input=false -auto-approve -target=module.platform.module.migrate {vars}"),
+        format!("gcloud run jobs execute migrate {at} --wait"),
+        format!("{tf} apply -input=false -auto-approve {vars}"),
+        format!("{describe} agent-registry-worker {at} --format=value(status.latestCreatedRevisionName,status.latestReadyRevisionName)"),
+        format!("{describe} agent-registry-api {at} --format=value(status.latestCreatedRevisionName,status.latestReadyRevisionName)"),
+        format!("{tf} output -raw api_url"),
+    ];
+    assert_eq!(stand_ins.log(), expected);
+    assert_eq!(
+        *stand_ins.api.requests.lock().unwrap(),
+        ["GET /readyz", "GET /v1/agents?limit=1", "POST /v1/clients (signed)"]
+    );
+}
+
+#[test]
+fn a_failing_apply_stops_the_deploy_and_rolls_both_services_back() {
+    let stand_ins = StandIns::new();
+    stand_ins.fail("terraform *apply*-target=module.platform.module.migrate*");
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("step failed: point the migrate job at the new image"), "{error}");
+    assert!(error.contains("rolled agent-registry-api back to agent-registry-api-00001-old"), "{error}");
+    assert!(error.contains("rolled agent-registry-worker back to agent-registry-worker-00001-old"), "{error}");
+    let log = stand_ins.log();
+    assert!(!log.iter().any(|line| line.starts_with("gcloud run jobs execute")), "{log:#?}");
+    let at = "--region us-west1 --project agent-registry-staging";
+    assert_eq!(
+        log[log.len() - 2..],
+        [
+            format!(
+                "gcloud run services update-traffic agent-registry-api --to-revisions=agent-registry-api-00001-old=100 {at}"
+            ),
+            format!(
+                "gcloud run services update-traffic agent-registry-worker --to-revisions=agent-registry-worker-00001-old=100 {at}"
+            ),
+        ]
+    );
+    assert!(stand_ins.api.requests.lock().unwrap().is_empty());
+}
+
+#[test]
+fn failed_migrations_roll_back_without_deploying_the_services() {
+    let stand_ins = StandIns::new();
+    stand_ins.fail("gcloud run jobs execute*");
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("step failed: run the migrations"), "{error}");
+    let log = stand_ins.log();
+    let full_applies = log.iter().filter(|line| line.contains(" apply ") && !line.contains("-target=")).count();
+    assert_eq!(full_applies, 0, "{log:#?}");
+    assert!(
+        position(&log, "gcloud run services update-traffic agent-registry-api") > position(&log, "gcloud run jobs")
+    );
+    assert!(log.last().unwrap().starts_with("gcloud run services update-traffic agent-registry-worker"));
+}
+
+#[test]
+fn a_failing_smoke_test_rolls_back() {
+    let stand_ins = StandIns::with_api(serve_api(503));
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("step failed: smoke test") && error.contains("/readyz did not answer 200"), "{error}");
+    let log = stand_ins.log();
+    assert!(
+        position(&log, "gcloud run services update-traffic")
+            > position(&log, "terraform -chdir=infra/environments/staging output")
+    );
+    assert_eq!(*stand_ins.api.requests.lock().unwrap(), ["GET /readyz", "GET /readyz"]);
+}
+
+#[test]
+fn a_failing_build_stops_before_anything_changes_and_needs_no_rollback() {
+    let stand_ins = StandIns::new();
+    stand_ins.fail("docker build*");
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("step failed: docker build api"), "{error}");
+    let log = stand_ins.log();
+    assert!(log.last().unwrap().starts_with("docker build"), "{log:#?}");
+    assert!(!log.iter().any(|line| line.contains(" apply ") || line.contains("update-traffic")), "{log:#?}");
+}
+
+#[test]
+fn images_already_pushed_for_this_commit_are_reused() {
+    let stand_ins = StandIns::new();
+    stand_ins.write("pushed", &format!("{}:{SHA}\n{}:{SHA}\n", image("api"), image("webhook-worker")));
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+    result.unwrap();
+
+    let log = stand_ins.log();
+    assert!(!log.iter().any(|line| line.starts_with("docker build") || line.starts_with("docker push")), "{log:#?}");
+    let apply = &log[position(&log, "terraform -chdir=infra/environments/staging apply")];
+    assert!(apply.contains(&format!("api_image={}@{API_DIGEST}", image("api"))), "{apply}");
+}
+
+#[test]
+fn a_first_deploy_creates_the_repository_before_pushing() {
+    let stand_ins = StandIns::new();
+    stand_ins.fail("gcloud artifacts repositories describe*");
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+    result.unwrap();
+
+    let log = stand_ins.log();
+    let bootstrap = position(
+        &log,
+        "terraform -chdir=infra/environments/staging apply -input=false -auto-approve -target=module.platform.google_project_service.this",
+    );
+    assert!(log[bootstrap].contains("-target=module.platform.module.artifact_registry"));
+    assert!(log[bootstrap].contains(&format!("-var api_image={}:{SHA}", image("api"))), "{}", log[bootstrap]);
+    assert!(bootstrap < position(&log, "docker push"));
+}
+
+#[test]
+fn production_without_yes_is_refused_when_no_one_can_be_asked() {
+    let stand_ins = StandIns::new();
+    let (result, _) = deploy(&stand_ins, options(Environment::Production), false);
+
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("refusing to deploy to production") && error.contains("--yes"), "{error}");
+    let log = stand_ins.log();
+    assert!(!log.iter().any(|line| line.starts_with("docker build") || line.starts_with("terraform")), "{log:#?}");
+}
+
+#[test]
+fn production_with_yes_deploys_to_the_production_root() {
+    let stand_ins = StandIns::new();
+    let (result, _) = deploy(&stand_ins, Options { yes: true, ..options(Environment::Production) }, false);
+    result.unwrap();
+
+    let log = stand_ins.log();
+    let apply =
+        &log[position(&log, "terraform -chdir=infra/environments/production apply -input=false -auto-approve -var")];
+    assert!(apply.contains("-var project_id=agent-registry-production"), "{apply}");
+    assert!(
+        apply.contains(&format!("us-west1-docker.pkg.dev/agent-registry-production/agent-registry/api@{API_DIGEST}"))
+    );
+}
+
+#[test]
+fn project_and_region_options_reach_every_command() {
+    let stand_ins = StandIns::new();
+    let options = Options {
+        project: Some("my-project-123".into()),
+        region: Some("europe-west1".into()),
+        state_bucket: Some("my-state".into()),
+        ..options(Environment::Staging)
+    };
+    let (result, _) = deploy(&stand_ins, options, false);
+    result.unwrap();
+
+    let log = stand_ins.log();
+    assert!(log.iter().any(|line| line.ends_with("-backend-config=bucket=my-state")));
+    assert!(log.contains(&format!("docker push europe-west1-docker.pkg.dev/my-project-123/agent-registry/api:{SHA}")));
+    for line in log.iter().filter(|line| line.starts_with("gcloud run")) {
+        assert!(line.contains("--region europe-west1 --project my-project-123"), "{line}");
+    }
+    for line in log.iter().filter(|line| line.contains(" apply ")) {
+        assert!(line.contains("-var project_id=my-project-123 -var region=europe-west1"), "{line}");
+    }
+}
+
+#[test]
+fn dry_run_prints_every_step_in_order_and_runs_nothing() {
+    let stand_ins = StandIns::new();
+    let (result, transcript) = deploy(&stand_ins, options(Environment::Production), true);
+    result.unwrap();
+
+    assert!(stand_ins.log().is_empty(), "a dry run ran {:#?}", stand_ins.log());
+    assert!(stand_ins.api.requests.lock().unwrap().is_empty());
+    let steps = [
+        "gcloud auth print-access-token",
+        "docker info",
+        "git rev-parse HEAD",
+        "# production: asks for confirmation",
+        "terraform -chdir=infra/environments/production init",
+        "# only on a first deploy (no repository yet)",
+        "terraform -chdir=infra/environments/production apply -input=false -auto-approve -target=module.platform.google_project_service.this",
+        "gcloud auth configure-docker us-west1-docker.pkg.dev",
+        "docker build -f deploy/Dockerfile --target api",
+        "docker push us-west1-docker.pkg.dev/agent-registry-production/agent-registry/api:<sha>",
+        "docker build -f deploy/Dockerfile --target webhook-worker",
+        "docker push us-west1-docker.pkg.dev/agent-registry-production/agent-registry/webhook-worker:<sha>",
+        "gcloud run services describe agent-registry-api",
+        "# if any step below fails, roll back",
+        "gcloud run services update-traffic agent-registry-api --to-revisions=<previous-agent-registry-api-revision>=100",
+        "gcloud run services update-traffic agent-registry-worker --to-revisions=<previous-agent-registry-worker-revision>=100",
+        "terraform -chdir=infra/environments/production apply -input=false -auto-approve -target=module.platform.module.migrate",
+        "gcloud run jobs execute migrate",
+        "terraform -chdir=infra/environments/production apply -input=false -auto-approve -var",
+        "terraform -chdir=infra/environments/production output -raw api_url",
+        "# GET <api-url>/readyz",
+        "# POST <api-url>/v1/clients signed",
+    ];
+    let positions: Vec<usize> = steps.iter().map(|step| position(&transcript, step)).collect();
+    assert!(positions.is_sorted(), "out of order: {transcript:#?}");
+    let apply = &transcript[positions[18]];
+    assert!(
+        apply.contains("api_image=us-west1-docker.pkg.dev/agent-registry-production/agent-registry/api@<api-digest>")
+    );
+}
+
+#[test]
+fn a_missing_tool_is_named_with_how_to_install_it() {
+    let stand_ins = StandIns::new();
+    stand_ins.remove_tool("terraform");
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("`terraform` is not installed") && error.contains("developer.hashicorp.com"), "{error}");
+    assert!(stand_ins.log().is_empty());
+}
+
+#[test]
+fn gcloud_without_login_says_to_log_in() {
+    let stand_ins = StandIns::new();
+    stand_ins.fail("gcloud auth print-access-token*");
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("run `gcloud auth login`"), "{error}");
+    assert!(!error.contains("ya29"), "a token leaked into {error}");
+}
+
+#[test]
+fn a_dirty_tree_is_refused_unless_allowed() {
+    let stand_ins = StandIns::new();
+    stand_ins.write("git-status", " M api/src/main.rs\n");
+    let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(error.contains("uncommitted changes") && error.contains("--allow-dirty"), "{error}");
+    assert!(!stand_ins.log().iter().any(|line| line.starts_with("terraform")));
+
+    let stand_ins = StandIns::new();
+    stand_ins.write("git-status", " M api/src/main.rs\n");
+    let (result, _) = deploy(&stand_ins, Options { allow_dirty: true, ..options(Environment::Staging) }, false);
+    result.unwrap();
+    let log = stand_ins.log();
+    assert!(log.iter().any(|line| line.starts_with(&format!("docker push {}:{SHA}-dirty-", image("api")))), "{log:#?}");
+}
+
+#[test]
+fn options_parse() {
+    let args = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let options = Options::parse(&args("production --yes --project p-123456 --region europe-west1")).unwrap();
+    assert_eq!(options.environment, Environment::Production);
+    assert!(options.yes && !options.allow_dirty);
+    assert_eq!((options.project.as_deref(), options.region.as_deref()), (Some("p-123456"), Some("europe-west1")));
+    assert!(Options::parse(&args("")).unwrap_err().to_string().contains("which environment"));
+    assert!(Options::parse(&args("prod")).unwrap_err().to_string().contains("staging or production"));
+    assert!(Options::parse(&args("staging --force")).unwrap_err().to_string().contains("unknown option --force"));
+    assert!(Options::parse(&args("staging --project")).unwrap_err().to_string().contains("needs a value"));
+}
+
+#[test]
+fn build_dry_run_prints_binaries_then_images() {
+    let stand_ins = StandIns::new();
+    let runner = stand_ins.runner(true);
+    let mut exec = Exec::new(&runner);
+    build::build(&mut exec, &build::Options { images: true, ..Default::default() }).unwrap();
+    assert_eq!(
+        exec.transcript,
+        [
+            "cargo build --release --locked -p api -p webhook-worker",
+            "# binaries: target/release/api, target/release/webhook-worker",
+            "git rev-parse HEAD",
+            "docker build -f deploy/Dockerfile --target api -t agent-registry/api:<sha> .",
+            "docker build -f deploy/Dockerfile --target webhook-worker -t agent-registry/webhook-worker:<sha> .",
+        ]
+    );
+    assert!(stand_ins.log().is_empty());
+}
+
+#[test]
+fn build_images_tags_with_the_commit() {
+    let stand_ins = StandIns::new();
+    // `cargo` is a stand-in too: this checks the sequence, not the compiler.
+    stand_ins.write_tool("cargo", "");
+    let runner = stand_ins.runner(false);
+    build::build(&mut Exec::new(&runner), &build::Options { images: true, ..Default::default() }).unwrap();
+    assert_eq!(
+        stand_ins.log(),
+        [
+            "cargo build --release --locked -p api -p webhook-worker".to_owned(),
+            "git rev-parse HEAD".to_owned(),
+            format!("docker build -f deploy/Dockerfile --target api -t agent-registry/api:{SHA} ."),
+            format!(
+                "docker build -f deploy/Dockerfile --target webhook-worker -t agent-registry/webhook-worker:{SHA} ."
+            ),
+        ]
+    );
+}
+
+#[test]
+fn build_with_cloud_build_submits_without_deploying() {
+    let stand_ins = StandIns::new();
+    let runner = stand_ins.runner(false);
+    let options = build::Options::parse(&["--cloud-build".to_owned(), "--env".to_owned(), "production".to_owned()]);
+    build::build(&mut Exec::new(&runner), &options.unwrap()).unwrap();
+    assert_eq!(
+        stand_ins.log(),
+        [
+            "git rev-parse HEAD".to_owned(),
+            "git status --porcelain".to_owned(),
+            format!(
+                "gcloud builds submit --project agent-registry-production --region us-west1 --config deploy/cloudbuild.yaml \
+                 --substitutions=COMMIT_SHA={SHA},_ENV=production,_REGION=us-west1,_DEPLOY=false ."
+            ),
+        ]
+    );
+}
+
+/// The names the deploy uses are the ones Terraform, Cloud Build and the
+/// Dockerfile define.
+#[test]
+fn names_agree_with_terraform_cloud_build_and_the_dockerfile() {
+    let read = |path: &str| {
+        let text = std::fs::read_to_string(crate::project_root().join(path)).unwrap();
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let platform = read("infra/modules/platform/main.tf");
+    for fragment in [
+        r#"name = "agent-registry""#,
+        r#"api_service_name = "${local.name}-api""#,
+        r#"worker_service_name = "${local.name}-worker""#,
+        r#"name = "migrate""#,
+        "repository_id = local.name",
+        "module \"migrate\" {",
+        "WEBHOOK_WORKER_URL = \"${module.worker.url}/tasks/deliver\"",
+        "CLOUD_TASKS_QUEUE = module.tasks.id",
+    ] {
+        assert!(platform.contains(fragment), "infra/modules/platform/main.tf lacks {fragment}");
+    }
+    assert!(!platform.contains("WORKER_SHARED_SECRET ="), "the cloud must not set WORKER_SHARED_SECRET");
+    assert_eq!(
+        (API_SERVICE, WORKER_SERVICE, MIGRATE_JOB, REPOSITORY),
+        ("agent-registry-api", "agent-registry-worker", "migrate", "agent-registry")
+    );
+
+    let cloudbuild = read("deploy/cloudbuild.yaml");
+    for fragment in [
+        "gcloud run services update agent-registry-api",
+        "gcloud run services update agent-registry-worker",
+        "gcloud run jobs execute migrate",
+        "--target, api,",
+        "--target, webhook-worker,",
+        "_REPOSITORY: agent-registry",
+        "/readyz",
+    ] {
+        assert!(cloudbuild.contains(fragment), "deploy/cloudbuild.yaml lacks {fragment}");
+    }
+
+    let dockerfile = read(DOCKERFILE);
+    for fragment in [
+        "AS api",
+        "AS webhook-worker",
+        "USER nonroot",
+        "EXPOSE 8080",
+        "ENV SQLX_OFFLINE=true",
+        "ENTRYPOINT [\"/usr/local/bin/api\"]",
+        "ENTRYPOINT [\"/usr/local/bin/webhook-worker\"]",
+        "cargo build --release --locked -p api -p webhook-worker",
+    ] {
+        assert!(dockerfile.contains(fragment), "deploy/Dockerfile lacks {fragment}");
+    }
+    let dockerignore = read(".dockerignore");
+    for ignored in ["target/", ".git/", ".env", "*.pem"] {
+        assert!(dockerignore.contains(ignored), ".dockerignore lets {ignored} into the build context");
+    }
+}
+
+#[test]
+fn terraform_is_formatted() {
+    let path = std::env::var("PATH").unwrap_or_default();
+    if !on_path(&path, "terraform") {
+        println!("terraform is not installed: skipping `terraform fmt -check -recursive infra`");
+        return;
+    }
+    let root: &Path = &crate::project_root();
+    let output = std::process::Command::new("terraform")
+        .args(["fmt", "-check", "-recursive", "infra"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "terraform fmt -check -recursive infra: these files need `terraform fmt`:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
