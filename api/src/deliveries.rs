@@ -174,20 +174,22 @@ async fn resend_delivery(
     let (agent, client) = recipient(&principal);
     // Only a finished delivery is sent again, as a new generation: pushes of
     // the old task are then ignored, and the new task gets a new name (Cloud
-    // Tasks keeps old names for about an hour).
+    // Tasks keeps old names for about an hour). The new round joins this
+    // request's trace.
     let outcome = sqlx::query!(
         r#"WITH mine AS (
                SELECT id, status FROM webhook_deliveries WHERE id = $1 AND (agent_id = $2 OR client_id = $3)
            ), resent AS (
                UPDATE webhook_deliveries d SET status = 'pending', generation = generation + 1, lease_until = NULL,
-                                               finished_at = NULL, dispatched_at = NULL
+                                               finished_at = NULL, dispatched_at = NULL, traceparent = $4
                FROM mine WHERE d.id = mine.id AND mine.status IN ('delivered', 'dead')
                RETURNING d.id
            )
            SELECT (SELECT status FROM mine) AS "status?", EXISTS (SELECT 1 FROM resent) AS "resent!""#,
         id.as_uuid(),
         agent,
-        client
+        client,
+        shared::telemetry::current_traceparent(),
     )
     .fetch_one(&state.db)
     .await?;

@@ -22,17 +22,20 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let command = std::env::args().nth(1);
     let settings = Settings::from_env()?;
-    shared::telemetry::init(settings.log_format, &settings.log_filter)?;
-    match command.as_deref() {
-        None | Some("serve") => {
-            let app = Application::build(settings).await?;
-            tracing::info!(port = app.port(), "listening");
-            app.run_until_stopped(shutdown_signal()).await?;
-        }
-        Some("migrate") => {
-            shared::db::migrate(&settings).await?;
-        }
-        Some(other) => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
-    }
+    let telemetry = shared::telemetry::init("api", &settings)?;
+    let outcome = match command.as_deref() {
+        None | Some("serve") => serve(settings).await,
+        Some("migrate") => shared::db::migrate(&settings).await.map(drop).map_err(Into::into),
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n{USAGE}")),
+    };
+    // Whatever the outcome: the spans of a failure matter most.
+    telemetry.shutdown();
+    outcome
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port(), "listening");
+    app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
 }

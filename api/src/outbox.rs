@@ -1,6 +1,7 @@
 //! The outbox: a state change, its event and the webhook deliveries it
 //! causes are written in one transaction, so nothing acknowledged is lost
-//! whatever fails afterwards. The relay takes it from there.
+//! whatever fails afterwards. The relay takes it from there, in the trace of
+//! the request that wrote the delivery (its `traceparent` is stored with it).
 
 use serde::Serialize;
 use shared::domain::{AgentId, DeliveryId, EventId, JobId};
@@ -37,12 +38,13 @@ pub async fn deliver_to_agent(
     agent: AgentId,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url)
-         SELECT $1, $2, $3, id, endpoint_url FROM agents WHERE id = $4 AND endpoint_disabled_at IS NULL",
+        "INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, traceparent)
+         SELECT $1, $2, $3, id, endpoint_url, $5 FROM agents WHERE id = $4 AND endpoint_disabled_at IS NULL",
         DeliveryId::generate().as_uuid(),
         event.as_uuid(),
         job.as_uuid(),
         agent.as_uuid(),
+        shared::telemetry::current_traceparent(),
     )
     .execute(tx)
     .await?;
@@ -52,11 +54,12 @@ pub async fn deliver_to_agent(
 /// A delivery of `event` to the job's callback URL, when it has one.
 pub async fn deliver_to_callback(tx: &mut PgConnection, event: EventId, job: JobId) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO webhook_deliveries (id, event_id, job_id, client_id, target_url)
-         SELECT $1, $2, id, client_id, callback_url FROM jobs WHERE id = $3 AND callback_url IS NOT NULL",
+        "INSERT INTO webhook_deliveries (id, event_id, job_id, client_id, target_url, traceparent)
+         SELECT $1, $2, id, client_id, callback_url, $4 FROM jobs WHERE id = $3 AND callback_url IS NOT NULL",
         DeliveryId::generate().as_uuid(),
         event.as_uuid(),
         job.as_uuid(),
+        shared::telemetry::current_traceparent(),
     )
     .execute(tx)
     .await?;

@@ -9,6 +9,10 @@
 //! delivery whose task ended without a final answer (a worker killed mid-send
 //! on its last attempt) is swept back to pending after an hour, as a new
 //! generation.
+//!
+//! Each task is created in a `create_task` span, a child of the trace of the
+//! request that wrote the delivery, and carries that span's `traceparent` to
+//! the worker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +24,7 @@ use shared::domain::DeliveryId;
 use shared::settings::CloudTasksSettings;
 use sqlx::PgPool;
 use tokio::sync::{Notify, watch};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Rows taken per transaction.
@@ -100,14 +105,19 @@ impl Relay {
         .await?;
         let mut tx = self.db.begin().await?;
         let pending = sqlx::query!(
-            "SELECT id, generation FROM webhook_deliveries WHERE status = 'pending'
+            "SELECT id, generation, traceparent FROM webhook_deliveries WHERE status = 'pending'
              ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
             BATCH
         )
         .fetch_all(&mut *tx)
         .await?;
         let created = futures_util::future::join_all(pending.iter().map(|delivery| async move {
-            let task = self.create_task(DeliveryId::from_uuid(delivery.id), delivery.generation);
+            let id = DeliveryId::from_uuid(delivery.id);
+            let span = tracing::info_span!("create_task", delivery_id = %id, generation = delivery.generation);
+            if let Some(traceparent) = &delivery.traceparent {
+                shared::telemetry::set_parent_traceparent(&span, traceparent);
+            }
+            let task = self.create_task(id, delivery.generation).instrument(span);
             let outcome = match tokio::time::timeout(CREATE_TIMEOUT, task).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(anyhow::anyhow!("CreateTask timed out")),
@@ -142,13 +152,18 @@ impl Relay {
     }
 
     /// One HTTP task per delivery: the body names the delivery and nothing
-    /// else (no secrets; tasks are at most 100 KB).
+    /// else (no secrets; tasks are at most 100 KB). The task carries the
+    /// current span's `traceparent`: the worker continues the trace.
     async fn create_task(&self, delivery: DeliveryId, generation: i32) -> anyhow::Result<()> {
         let body = serde_json::to_vec(&serde_json::json!({ "delivery_id": delivery, "generation": generation }))?;
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(traceparent) = shared::telemetry::current_traceparent() {
+            headers.push(("traceparent".to_owned(), traceparent));
+        }
         let mut request = HttpRequest::new()
             .set_url(&self.settings.worker_url)
             .set_http_method(HttpMethod::Post)
-            .set_headers([("content-type", "application/json")])
+            .set_headers(headers)
             .set_body(body);
         if let Some(account) = &self.settings.invoker_service_account {
             let token = OidcToken::new().set_service_account_email(account).set_audience(&self.settings.worker_url);

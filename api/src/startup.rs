@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::Response;
+use axum::extract::DefaultBodyLimit;
 use shared::settings::Settings;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -72,18 +69,6 @@ fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_response(
-            |response: &Response<_>, latency: Duration, span: &Span| {
-                span.record("status", response.status().as_u16());
-                tracing::info!(latency_ms = latency.as_secs_f64() * 1e3, "request finished");
-            },
-        ))
+        .layer(shared::telemetry::http_trace_layer())
         .with_state(state)
-}
-
-/// One span per request, named by route template (not the raw path, which
-/// holds ids) so traces and logs group by endpoint.
-fn request_span(request: &Request) -> Span {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    tracing::info_span!("request", method = %request.method(), route, status = tracing::field::Empty)
 }

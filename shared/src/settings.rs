@@ -110,6 +110,21 @@ pub const SHUTDOWN_GRACE_SECONDS: Variable = var(
 pub const LOG_FORMAT: Variable =
     var("LOG_FORMAT", "auto", "`json` (Cloud Logging), `pretty`, or `auto`: pretty in a terminal, JSON otherwise.");
 pub const RUST_LOG: Variable = var("RUST_LOG", "info", "Log filter (tracing EnvFilter syntax).");
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: Variable = var(
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "",
+    "OTLP/HTTP collector base URL (`/v1/traces` is appended), e.g. http://127.0.0.1:4318; empty: traces are not exported.",
+);
+pub const TRACE_SAMPLE_RATIO: Variable = var(
+    "TRACE_SAMPLE_RATIO",
+    "1.0",
+    "Share of new traces sampled, 0 to 1 (0.1 in production); a caller's sampling decision is followed.",
+);
+pub const GOOGLE_CLOUD_PROJECT: Variable = var(
+    "GOOGLE_CLOUD_PROJECT",
+    "",
+    "Project id for the `logging.googleapis.com/trace` log field; empty: the field holds the bare trace id.",
+);
 
 /// How far in the future a signature's `created` may be: clocks drift.
 pub const MAX_CLOCK_SKEW_SECONDS: u64 = 5;
@@ -144,6 +159,9 @@ pub const VARIABLES: &[Variable] = &[
     SHUTDOWN_GRACE_SECONDS,
     LOG_FORMAT,
     RUST_LOG,
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    TRACE_SAMPLE_RATIO,
+    GOOGLE_CLOUD_PROJECT,
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -185,6 +203,16 @@ impl CloudTasksSettings {
     pub fn queue_name(&self) -> &str {
         self.queue.rsplit('/').next().unwrap_or(&self.queue)
     }
+}
+
+/// Where traces go and how many are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSettings {
+    /// OTLP/HTTP base URL; `None`: spans exist (for log correlation) but are not exported.
+    pub otlp_endpoint: Option<String>,
+    /// Between 0 and 1.
+    pub sample_ratio: f64,
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +278,7 @@ pub struct Settings {
     pub shutdown_grace_seconds: u64,
     pub log_format: LogFormat,
     pub log_filter: String,
+    pub tracing: TraceSettings,
 }
 
 /// Secrets stay out of logs: only the non-secret settings are printed.
@@ -276,6 +305,7 @@ impl fmt::Debug for Settings {
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
+            .field("tracing", &self.tracing)
             .finish()
     }
 }
@@ -419,6 +449,17 @@ impl SettingsSource {
         Ok(url.to_owned())
     }
 
+    fn ratio(&self, variable: Variable) -> Result<f64, SettingsError> {
+        let ratio: f64 = self.parse(variable)?;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(SettingsError::Malformed {
+                name: variable.name,
+                reason: format!("must be 0 to 1, got {ratio}"),
+            });
+        }
+        Ok(ratio)
+    }
+
     fn bucket(&self, capacity: Variable, refill: Variable) -> Result<BucketSettings, SettingsError> {
         Ok(BucketSettings { capacity: self.parse_positive(capacity)?, refill_per_min: self.parse_positive(refill)? })
     }
@@ -462,6 +503,11 @@ impl Settings {
             shutdown_grace_seconds: source.parse(SHUTDOWN_GRACE_SECONDS)?,
             log_format: source.parse(LOG_FORMAT)?,
             log_filter: source.raw(RUST_LOG)?.to_owned(),
+            tracing: TraceSettings {
+                otlp_endpoint: source.optional(OTEL_EXPORTER_OTLP_ENDPOINT)?,
+                sample_ratio: source.ratio(TRACE_SAMPLE_RATIO)?,
+                project: source.optional(GOOGLE_CLOUD_PROJECT)?,
+            },
         })
     }
 }

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use shared::domain::{DeliveryId, EventId};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tracing::Instrument;
 use url::Url;
 
 use crate::egress::EgressError;
@@ -187,10 +188,20 @@ async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Resu
         "timestamp": delivery.occurred_at.format(&Rfc3339)?,
         "data": delivery.data,
     }))?;
+    // Host only: a URL's path and query may hold an agent's secrets.
+    let target_host = Url::parse(&delivery.target_url).ok().and_then(|url| url.host_str().map(str::to_owned));
+    let span = tracing::info_span!(
+        "delivery attempt",
+        delivery_id = %id,
+        attempt,
+        target_host,
+        status = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
-    let sent =
-        send(state, id, EventId::from_uuid(delivery.event_id), &delivery.target_url, &delivery.secret, body).await;
+    let event = EventId::from_uuid(delivery.event_id);
+    let sent = send(state, id, event, &delivery.target_url, &delivery.secret, body).instrument(span.clone()).await;
     let latency_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
 
     let last_attempt = attempt >= i32::try_from(state.settings.webhook_max_retries).unwrap_or(i32::MAX);
@@ -207,14 +218,9 @@ async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Resu
     {
         sqlx::query!("UPDATE agents SET endpoint_disabled_at = now() WHERE id = $1", agent).execute(&state.db).await?;
     }
-    tracing::info!(
-        delivery_id = %id,
-        attempt,
-        outcome = outcome.as_str(),
-        status = sent.status,
-        latency_ms,
-        "delivery attempt"
-    );
+    span.record("status", sent.status);
+    span.record("outcome", outcome.as_str());
+    span.in_scope(|| tracing::info!(latency_ms, "delivery attempt"));
     Ok(match outcome {
         Outcome::Retry => Answer::Retry {
             throttled: sent.status == Some(429) || sent.retry_after.is_some(),
@@ -273,6 +279,8 @@ async fn send(state: &WorkerState, id: DeliveryId, event: EventId, target: &str,
             headers.insert(name, value);
         }
     }
+    // The receiver may join the trace as a child of this attempt.
+    shared::telemetry::inject_traceparent(headers);
     *request.body_mut() = Some(body.into());
     *request.timeout_mut() = Some(Duration::from_secs(state.settings.webhook_timeout_seconds));
 

@@ -17,7 +17,14 @@ async fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    shared::telemetry::init(settings.log_format, &settings.log_filter)?;
+    let telemetry = shared::telemetry::init("webhook-worker", &settings)?;
+    let outcome = serve(settings).await;
+    // Whatever the outcome: the spans of a failure matter most.
+    telemetry.shutdown();
+    outcome
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     let worker = Worker::build(settings).await?;
     tracing::info!(port = worker.port(), "listening");
     worker.run_until_stopped(shutdown_signal()).await?;

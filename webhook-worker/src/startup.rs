@@ -12,7 +12,6 @@ use axum::routing::{get, post};
 use shared::settings::Settings;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 use crate::deliver;
 use crate::egress::{EgressClient, EgressPolicy};
@@ -47,7 +46,7 @@ impl Worker {
             .route("/tasks/deliver", post(deliver::handle))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
-            .layer(TraceLayer::new_for_http())
+            .layer(shared::telemetry::http_trace_layer())
             .with_state(state);
         Ok(Self { listener, router, shutdown_grace })
     }
