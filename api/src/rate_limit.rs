@@ -114,6 +114,7 @@ impl Decision {
 }
 
 /// Takes a token from `principal`'s bucket of `class`.
+#[tracing::instrument(name = "redis rate limit", skip_all, fields(class = class.name()))]
 pub async fn take(state: &AppState, class: Class, principal: &str) -> Result<Decision, fred::error::Error> {
     let bucket = class.bucket(state);
     let key = format!("{}ratelimit:{}:{principal}", state.settings.redis_key_prefix, class.name());
@@ -131,10 +132,16 @@ pub async fn take(state: &AppState, class: Class, principal: &str) -> Result<Dec
 /// For writes: a token or 429; without Redis, 503 (fail closed).
 pub async fn enforce(state: &AppState, class: Class, principal: &str) -> Result<(), ApiError> {
     let decision = take(state, class, principal).await.map_err(|error| {
-        tracing::warn!(%error, "rate limiter unavailable; refusing write");
+        tracing::warn!(%error, during = "rate limit", "redis unavailable");
         ApiError::Unavailable("cannot check the rate limit right now; retry shortly".into())
     })?;
-    if decision.allowed { Ok(()) } else { Err(ApiError::RateLimited(decision)) }
+    if decision.allowed { Ok(()) } else { Err(rejected(decision)) }
+}
+
+/// A 429, logged for the rate-limit rejections metric.
+fn rejected(decision: Decision) -> ApiError {
+    tracing::info!(class = decision.class.name(), "rate limited");
+    ApiError::RateLimited(decision)
 }
 
 /// Middleware for the public GET routes: discovery (`GET /v1/agents`) and
@@ -150,12 +157,12 @@ pub async fn limit_reads(State(state): State<AppState>, request: Request, next: 
     let decision = match take(&state, class, &ip).await {
         Ok(decision) => decision,
         Err(error) => {
-            tracing::warn!(%error, "rate limiter unavailable; serving the read unlimited");
+            tracing::warn!(%error, during = "rate limit", "redis unavailable");
             return next.run(request).await;
         }
     };
     if !decision.allowed {
-        return axum::response::IntoResponse::into_response(ApiError::RateLimited(decision));
+        return axum::response::IntoResponse::into_response(rejected(decision));
     }
     let headers = decision.headers();
     let mut response = next.run(request).await;

@@ -38,6 +38,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(2);
 const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A dispatched delivery with no final answer after this long lost its task.
 const STRANDED_AFTER_SECONDS: f64 = 3600.0;
+/// How often the backlog's age is logged (the outbox backlog metric).
+const BACKLOG_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Wakes the relay after a commit that wrote deliveries.
 #[derive(Clone, Default)]
@@ -75,7 +77,12 @@ impl Relay {
 
     /// Relays until `stopping` turns true.
     pub async fn run(self, mut stopping: watch::Receiver<bool>) {
+        let mut last_report = tokio::time::Instant::now();
         loop {
+            if last_report.elapsed() >= BACKLOG_REPORT_INTERVAL {
+                last_report = tokio::time::Instant::now();
+                self.report_backlog().await;
+            }
             let pause = match self.relay_batch().await {
                 Ok(relayed) if relayed == BATCH as usize => Duration::ZERO,
                 Ok(_) => POLL_INTERVAL,
@@ -89,6 +96,21 @@ impl Relay {
                 () = tokio::time::sleep(pause) => {}
                 _ = stopping.wait_for(|stopping| *stopping) => return,
             }
+        }
+    }
+
+    /// Logs how long the oldest pending delivery has waited (0 when none),
+    /// for the outbox backlog metric and alert.
+    async fn report_backlog(&self) {
+        let age = sqlx::query_scalar!(
+            r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS "age!"
+               FROM webhook_deliveries WHERE status = 'pending'"#
+        )
+        .fetch_one(&self.db)
+        .await;
+        match age {
+            Ok(age) => tracing::info!(outbox_backlog_age_seconds = age, "outbox backlog"),
+            Err(error) => tracing::warn!(%error, "cannot measure the outbox backlog"),
         }
     }
 

@@ -63,12 +63,11 @@ fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(health::router())
         .split_for_parts();
-    routes
+    let routes = routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_reads))
         .merge(openapi::router(api))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(shared::telemetry::http_trace_layer())
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit));
+    shared::telemetry::traced(routes).with_state(state)
 }

@@ -123,8 +123,7 @@ type OnRequestFinished = fn(&Response<axum::body::Body>, Duration, &Span);
 
 /// The `TraceLayer` of both services: one span per request, logged when it
 /// ends with its status and latency.
-pub fn http_trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeRequestSpan, (), OnRequestFinished>
-{
+fn http_trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeRequestSpan, (), OnRequestFinished> {
     TraceLayer::new_for_http()
         .make_span_with(request_span as MakeRequestSpan)
         .on_request(())
@@ -136,7 +135,13 @@ pub fn http_trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>
 /// trace when the request carries one.
 fn request_span(request: &Request) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let span = tracing::info_span!("request", method = %request.method(), route, status = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        status = tracing::field::Empty,
+        principal = tracing::field::Empty,
+    );
     if let Some(parent) = remote_parent(request.headers()) {
         // Fails only once the span has started, and it has not yet.
         let _ = span.set_parent(parent);
@@ -144,9 +149,49 @@ fn request_span(request: &Request) -> Span {
     span
 }
 
-fn request_finished(response: &Response<axum::body::Body>, latency: Duration, span: &Span) {
+fn request_finished(response: &Response<axum::body::Body>, _latency: Duration, span: &Span) {
     span.record("status", response.status().as_u16());
-    tracing::info!(latency_ms = latency.as_secs_f64() * 1e3, "request finished");
+}
+
+/// Adds to `router` the request span (with the caller's trace) and one
+/// request log line per request in Cloud Logging's `httpRequest` shape.
+pub fn traced<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
+    router.layer(axum::middleware::from_fn(log_request)).layer(http_trace_layer())
+}
+
+/// The request log line: `httpRequest.*` fields, which the formatter nests
+/// into the `httpRequest` object Cloud Logging shows as a request.
+async fn log_request(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().clone();
+    let url = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |url| url.to_string());
+    let user_agent = request.headers().get(axum::http::header::USER_AGENT).and_then(|agent| agent.to_str().ok());
+    let user_agent = user_agent.unwrap_or_default().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        httpRequest.requestMethod = %method,
+        httpRequest.requestUrl = url,
+        httpRequest.status = response.status().as_u16(),
+        httpRequest.latency = format!("{:.6}s", started.elapsed().as_secs_f64()),
+        httpRequest.userAgent = user_agent,
+        "request finished"
+    );
+    response
+}
+
+/// Dotted keys under `httpRequest.` become one nested object.
+fn nest_http_request(line: &mut Map<String, Value>) {
+    let keys: Vec<String> = line.keys().filter(|key| key.starts_with("httpRequest.")).cloned().collect();
+    if keys.is_empty() {
+        return;
+    }
+    let mut http_request = Map::new();
+    for key in keys {
+        if let Some(value) = line.remove(&key) {
+            http_request.insert(key["httpRequest.".len()..].to_owned(), value);
+        }
+    }
+    line.insert("httpRequest".into(), Value::Object(http_request));
 }
 
 /// The caller's trace: W3C `traceparent`, else Cloud Run's
@@ -301,6 +346,7 @@ where
             line.extend(span_fields);
         }
         line.extend(fields);
+        nest_http_request(&mut line);
 
         writeln!(writer, "{}", Value::Object(line))
     }
@@ -344,6 +390,17 @@ impl Visit for FieldsToJson {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn request_logs_take_cloud_loggings_http_request_shape() {
+        let mut line = Map::new();
+        line.insert("message".into(), "request finished".into());
+        line.insert("httpRequest.status".into(), 200.into());
+        line.insert("httpRequest.requestMethod".into(), "GET".into());
+        nest_http_request(&mut line);
+        assert_eq!(line["httpRequest"], serde_json::json!({"status": 200, "requestMethod": "GET"}));
+        assert!(!line.contains_key("httpRequest.status"));
+    }
+
     use std::sync::{Arc, Mutex};
 
     use tracing_subscriber::layer::SubscriberExt;

@@ -151,6 +151,10 @@ impl Outcome {
     }
 }
 
+fn delivery_status_is_dead(outcome: Outcome) -> bool {
+    outcome.delivery_status() == "dead"
+}
+
 struct Sent {
     status: Option<u16>,
     body: Option<String>,
@@ -220,7 +224,13 @@ async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Resu
     }
     span.record("status", sent.status);
     span.record("outcome", outcome.as_str());
-    span.in_scope(|| tracing::info!(latency_ms, "delivery attempt"));
+    span.in_scope(|| {
+        tracing::info!(latency_ms, "delivery attempt");
+        // The dead-deliveries metric and alert count this line.
+        if delivery_status_is_dead(outcome) {
+            tracing::warn!(error = sent.error.as_deref(), "delivery dead");
+        }
+    });
     Ok(match outcome {
         Outcome::Retry => Answer::Retry {
             throttled: sent.status == Some(429) || sent.retry_after.is_some(),

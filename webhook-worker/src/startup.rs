@@ -42,12 +42,11 @@ impl Worker {
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let state = WorkerState { db: shared::db::lazy_pool(&settings)?, egress, settings: Arc::new(settings) };
-        let router = Router::new()
+        let routes = Router::new()
             .route("/tasks/deliver", post(deliver::handle))
             .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(readyz))
-            .layer(shared::telemetry::http_trace_layer())
-            .with_state(state);
+            .route("/readyz", get(readyz));
+        let router = shared::telemetry::traced(routes).with_state(state);
         Ok(Self { listener, router, shutdown_grace })
     }
 

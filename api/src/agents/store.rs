@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use super::model::{AgentRow, RegisterAgent, UpdateAgent};
 
+#[tracing::instrument(name = "sql insert", skip_all)]
 pub async fn insert(db: &PgPool, id: AgentId, agent: &RegisterAgent, secret: &WebhookSecret) -> sqlx::Result<AgentRow> {
     sqlx::query_as!(
         AgentRow,
@@ -25,6 +26,7 @@ pub async fn insert(db: &PgPool, id: AgentId, agent: &RegisterAgent, secret: &We
     .await
 }
 
+#[tracing::instrument(name = "sql find", skip_all)]
 pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as!(
         AgentRow,
@@ -38,6 +40,7 @@ pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
 
 /// Applies the given fields to an active agent; `None` when there is no
 /// active agent with this id.
+#[tracing::instrument(name = "sql update", skip_all)]
 pub async fn update(db: &PgPool, id: AgentId, changes: &UpdateAgent) -> sqlx::Result<Option<AgentRow>> {
     let capabilities = changes.capabilities.as_ref().map(|capabilities| capabilities.to_strings());
     sqlx::query_as!(
@@ -66,6 +69,7 @@ pub async fn update(db: &PgPool, id: AgentId, changes: &UpdateAgent) -> sqlx::Re
 
 /// Deactivates an agent. Returns whether the agent exists (deactivating
 /// twice is not an error).
+#[tracing::instrument(name = "sql deactivate", skip_all)]
 pub async fn deactivate(db: &PgPool, id: AgentId) -> sqlx::Result<bool> {
     let row = sqlx::query_scalar!(
         "WITH changed AS (

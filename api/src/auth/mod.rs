@@ -95,11 +95,15 @@ async fn authenticate(
         axum::http::Method::GET | axum::http::Method::HEAD => Class::Read,
         _ => Class::Write,
     };
-    let bucket = match &principal {
-        Principal::Agent(id) => id.to_string(),
-        Principal::Client(id) => id.to_string(),
-        Principal::NewKey(_) => format!("registration:{}", rate_limit::client_ip(&parts.headers, &parts.extensions)),
+    let (class_name, bucket) = match &principal {
+        Principal::Agent(id) => ("agent", id.to_string()),
+        Principal::Client(id) => ("client", id.to_string()),
+        Principal::NewKey(_) => {
+            ("new_key", format!("registration:{}", rate_limit::client_ip(&parts.headers, &parts.extensions)))
+        }
     };
+    // The request span says who called (a class, not an id: traces are not an audit log).
+    tracing::Span::current().record("principal", class_name);
     rate_limit::enforce(state, class, &bucket).await?;
     Ok(principal)
 }

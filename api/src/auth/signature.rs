@@ -285,6 +285,7 @@ fn check_created(created: i64, max_age_seconds: u64) -> Result<(), AuthFailure> 
 
 /// `agt_…` and `cli_…` name registered keys; any other keyid must be a
 /// base64 public key signing its own registration. `None`: no such key.
+#[tracing::instrument(name = "sql resolve key", skip_all)]
 async fn resolve_key(state: &AppState, keyid: &str) -> Result<Option<(Principal, VerifyingKey)>, ApiError> {
     let (principal, key_bytes) = if let Ok(id) = keyid.parse::<AgentId>() {
         let key = sqlx::query_scalar!("SELECT public_key FROM agents WHERE id = $1", id.as_uuid())
@@ -309,13 +310,14 @@ static DECOY_KEY: LazyLock<VerifyingKey> = LazyLock::new(|| SigningKey::from_byt
 
 /// `SET NX EX`: atomic, so two replays racing each other cannot both pass.
 /// Without Redis no replay can be ruled out, so signed writes fail closed.
+#[tracing::instrument(name = "redis nonce", skip_all)]
 async fn remember_nonce(state: &AppState, keyid: &str, nonce: &str) -> Result<(), ApiError> {
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
     let key = format!("{}nonce:{keyid}:{nonce}", state.settings.redis_key_prefix);
     let ttl = i64::try_from(state.settings.nonce_ttl_seconds).unwrap_or(i64::MAX);
     let stored: Option<String> =
         state.redis.set(key, 1, Some(Expiration::EX(ttl)), Some(SetOptions::NX), false).await.map_err(|error| {
-            tracing::warn!(%error, "nonce store unavailable; refusing signed write");
+            tracing::warn!(%error, during = "nonce check", "redis unavailable");
             ApiError::Unavailable("cannot check the request's nonce right now; retry shortly".into())
         })?;
     match stored {

@@ -28,6 +28,7 @@ pub struct AgentTerms {
     pub active: bool,
 }
 
+#[tracing::instrument(name = "sql agent terms", skip_all)]
 pub async fn agent_terms(tx: &mut PgConnection, agent: AgentId) -> sqlx::Result<Option<AgentTerms>> {
     // FOR SHARE: the agent cannot be deactivated or repriced under a job being created.
     sqlx::query_as!(AgentTerms, "SELECT price, active FROM agents WHERE id = $1 FOR SHARE", agent.as_uuid())
@@ -36,6 +37,7 @@ pub async fn agent_terms(tx: &mut PgConnection, agent: AgentId) -> sqlx::Result<
 }
 
 /// Inserts the job; `None` when the client already used this idempotency key.
+#[tracing::instrument(name = "sql insert", skip_all)]
 pub async fn insert(tx: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
@@ -59,6 +61,7 @@ pub async fn insert(tx: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<Opt
 
 /// The job a client created with this idempotency key, and the hash of the
 /// request that created it.
+#[tracing::instrument(name = "sql find by idempotency key", skip_all)]
 pub async fn find_by_idempotency_key(
     db: &PgPool,
     client: ClientId,
@@ -74,6 +77,7 @@ pub async fn find_by_idempotency_key(
     Ok(row.map(|row| (JobId::from_uuid(row.id), row.request_hash)))
 }
 
+#[tracing::instrument(name = "sql find", skip_all)]
 pub async fn find(db: &PgPool, id: JobId) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
@@ -87,6 +91,7 @@ pub async fn find(db: &PgPool, id: JobId) -> sqlx::Result<Option<JobRow>> {
 
 /// Moves the job if `party` (the agent for agent moves, the client for
 /// cancel) owns it and it is in a status the transition starts from.
+#[tracing::instrument(name = "sql transition", skip_all)]
 pub async fn transition(
     tx: &mut PgConnection,
     id: JobId,
@@ -116,6 +121,7 @@ pub async fn transition(
 
 /// Jobs where `party` is the client (or, with `as_agent`, the agent), newest
 /// first, strictly before the cursor position.
+#[tracing::instrument(name = "sql list", skip_all)]
 pub async fn list(
     db: &PgPool,
     party: Uuid,

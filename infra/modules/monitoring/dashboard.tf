@@ -234,6 +234,24 @@ locals {
       yLabel = "clients"
     },
     {
+      title = "Rate-limit rejections by class"
+      dataSets = [{
+        plotType       = "STACKED_BAR"
+        legendTemplate = "$${metric.labels.class}"
+        timeSeriesQuery = {
+          timeSeriesFilter = {
+            filter = "resource.type = \"cloud_run_revision\" AND ${local.user_metric}/${google_logging_metric.rate_limited.name}\""
+            aggregation = {
+              alignmentPeriod    = "60s"
+              perSeriesAligner   = "ALIGN_SUM"
+              crossSeriesReducer = "REDUCE_SUM"
+              groupByFields      = ["metric.label.class"]
+            }
+          }
+        }
+      }]
+    },
+    {
       title = "Connection failures seen by the services"
       dataSets = [for m in [google_logging_metric.database_connection_failures.name, google_logging_metric.redis_connection_failures.name] : {
         plotType       = "STACKED_BAR"

@@ -122,6 +122,28 @@ resource "google_logging_metric" "redis_connection_failures" {
   }
 }
 
+resource "google_logging_metric" "rate_limited" {
+  project     = var.project_id
+  name        = "rate_limit_rejections"
+  description = "Requests refused with 429, by bucket class (the API logs \"rate limited\" with jsonPayload.class)."
+  filter      = "${local.run_logs} AND jsonPayload.message=\"rate limited\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Rate-limit rejections"
+    labels {
+      key         = "class"
+      value_type  = "STRING"
+      description = "discovery, read or write"
+    }
+  }
+  label_extractors = {
+    class = "EXTRACT(jsonPayload.class)"
+  }
+}
+
 # ---------------------------------------------------------------------------
 # Alert policies, one per entry of local.alerts (keys are the keys of the
 # alert_policy_ids output). A condition is a threshold unless absent = true;
