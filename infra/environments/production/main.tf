@@ -22,4 +22,5 @@ module "platform" {
   services_deletion_protection = var.services_deletion_protection
   rust_log                     = var.rust_log
   tasks_logging_sampling_ratio = var.tasks_logging_sampling_ratio
+  trace_sample_ratio           = var.trace_sample_ratio
 }

@@ -48,3 +48,6 @@ worker = {
 services_deletion_protection = true
 rust_log                     = "info"
 tasks_logging_sampling_ratio = 0.1
+
+# Share of new traces sampled (seed 003).
+trace_sample_ratio = 0.1

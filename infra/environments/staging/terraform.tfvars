@@ -47,3 +47,6 @@ worker = {
 services_deletion_protection = false
 rust_log                     = "info"
 tasks_logging_sampling_ratio = 1
+
+# Share of new traces sampled (seed 003).
+trace_sample_ratio = 1

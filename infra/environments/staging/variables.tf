@@ -163,3 +163,13 @@ variable "tasks_logging_sampling_ratio" {
     error_message = "tasks_logging_sampling_ratio must be between 0 and 1."
   }
 }
+
+variable "trace_sample_ratio" {
+  type        = number
+  description = "Share of new traces sampled (seed 003: 0.1 in production, 1.0 in staging)."
+
+  validation {
+    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
+    error_message = "trace_sample_ratio must be between 0 and 1."
+  }
+}

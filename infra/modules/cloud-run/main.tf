@@ -40,10 +40,41 @@ resource "google_cloud_run_v2_service" "this" {
       }
     }
 
+    # The collector sidecar the app exports traces to (OTLP on localhost:4318).
     containers {
-      name  = "app"
-      image = var.image
-      args  = var.args
+      name  = "otel-collector"
+      image = var.otel_collector_image
+      args  = ["--config=env:OTEL_COLLECTOR_CONFIG"]
+
+      env {
+        name  = "OTEL_COLLECTOR_CONFIG"
+        value = file("${path.module}/otel-collector.yaml")
+      }
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "256Mi"
+        }
+        cpu_idle = var.cpu_idle
+      }
+
+      startup_probe {
+        timeout_seconds   = 2
+        period_seconds    = 2
+        failure_threshold = 15
+        http_get {
+          path = "/"
+          port = 13133
+        }
+      }
+    }
+
+    containers {
+      name       = "app"
+      image      = var.image
+      args       = var.args
+      depends_on = ["otel-collector"]
 
       ports {
         name           = "http1"

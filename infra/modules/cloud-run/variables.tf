@@ -259,3 +259,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "otel_collector_image" {
+  type        = string
+  description = "Image of the OpenTelemetry Collector sidecar that forwards the app's traces to Cloud Trace (Google's build of the collector)."
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/google-cloud-opentelemetry-collector/otelcol-google:0.122.1"
+
+  validation {
+    condition     = can(regex("^[a-z0-9.-]+(/[A-Za-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})$", var.otel_collector_image))
+    error_message = "otel_collector_image must be a full image reference with a tag or digest."
+  }
+}

@@ -122,6 +122,42 @@ resource "google_logging_metric" "redis_connection_failures" {
   }
 }
 
+resource "google_logging_metric" "request_latency" {
+  project         = var.project_id
+  name            = "request_latency_by_route"
+  description     = "Request latency by route template and status, from the services' request log lines (httpRequest)."
+  filter          = "${local.run_logs} AND jsonPayload.message=\"request finished\""
+  value_extractor = "EXTRACT(httpRequest.latency)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "s"
+    display_name = "Request latency by route"
+    labels {
+      key         = "route"
+      value_type  = "STRING"
+      description = "Route template, e.g. /v1/agents/{id}"
+    }
+    labels {
+      key         = "status"
+      value_type  = "STRING"
+      description = "HTTP status"
+    }
+  }
+  label_extractors = {
+    route  = "EXTRACT(jsonPayload.route)"
+    status = "EXTRACT(httpRequest.status)"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 32
+      growth_factor      = 2
+      scale              = 0.0005
+    }
+  }
+}
+
 resource "google_logging_metric" "rate_limited" {
   project     = var.project_id
   name        = "rate_limit_rejections"

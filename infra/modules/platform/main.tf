@@ -50,6 +50,8 @@ module "service_accounts" {
 
   project_id  = var.project_id
   name_prefix = local.name
+  # The collector sidecars export OTLP to telemetry.googleapis.com.
+  trace_writer_role = "roles/telemetry.tracesWriter"
 
   depends_on = [google_project_service.this]
 }
@@ -216,6 +218,9 @@ locals {
     # X-CloudTasks-QueueName against its last segment.
     CLOUD_TASKS_QUEUE      = module.tasks.id
     CLOUD_TASKS_INVOKER_SA = module.service_accounts.tasks_invoker_email
+    # Traces go to the collector sidecar, which exports them to Cloud Trace.
+    OTEL_EXPORTER_OTLP_ENDPOINT = "http://localhost:4318"
+    TRACE_SAMPLE_RATIO          = tostring(var.trace_sample_ratio)
   }
 
   # Versions are pinned to what Terraform wrote, so a new password or AUTH
@@ -329,7 +334,9 @@ module "migrate" {
   memory = "512Mi"
 
   env = merge(local.common_env, {
-    DATABASE_MAX_CONNECTIONS = "2"
+    # A job has no collector sidecar: no trace export.
+    OTEL_EXPORTER_OTLP_ENDPOINT = ""
+    DATABASE_MAX_CONNECTIONS    = "2"
   })
   secret_env          = local.common_secret_env
   cloud_sql_instances = local.cloud_sql_instances
