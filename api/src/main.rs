@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
+    shared::tls::install_crypto_provider();
     let command = std::env::args().nth(1);
     let settings = Settings::from_env()?;
     let telemetry = shared::telemetry::init("api", &settings)?;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use fred::prelude::{Builder, ClientLike, Config, Pool as RedisPool, ReconnectPolicy};
+use fred::prelude::{Builder, ClientLike, Config, Pool as RedisPool, ReconnectPolicy, TlsConfig};
+use fred::types::config::TlsHostMapping;
 use secrecy::ExposeSecret;
 use shared::settings::Settings;
 use sqlx::PgPool;
@@ -33,8 +34,19 @@ impl AppState {
 
 fn redis_pool(settings: &Settings) -> anyhow::Result<RedisPool> {
     // The parser's message may quote the URL, which can hold a password.
-    let config = Config::from_url(settings.redis_url.expose_secret())
+    let mut config = Config::from_url(settings.redis_url.expose_secret())
         .map_err(|_| anyhow::anyhow!("setting REDIS_URL is malformed: not a redis:// or rediss:// URL"))?;
+    if let Some(ca) = &settings.redis_ca_cert {
+        // Memorystore signs its server certificate with a CA of its own.
+        let roots = shared::tls::root_store(ca).map_err(|e| anyhow::anyhow!("setting REDIS_CA_CERT {e}"))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("no TLS protocol version for Redis")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.tls = Some(TlsConfig { connector: client.into(), hostnames: TlsHostMapping::None });
+    }
     Builder::from_config(config)
         .with_connection_config(|connection| {
             connection.connection_timeout = Duration::from_secs(2);

@@ -9,4 +9,5 @@ pub mod serve;
 pub mod settings;
 pub mod signing;
 pub mod telemetry;
+pub mod tls;
 pub mod webhooks;

@@ -44,6 +44,11 @@ pub const REDIS_KEY_PREFIX: Variable = var(
     "ar:",
     "Prefix of every Redis key (nonces, rate limits), so deployments can share a Redis.",
 );
+pub const REDIS_CA_CERT: Variable = var(
+    "REDIS_CA_CERT",
+    "",
+    "PEM CA certificate(s) that sign the Redis server certificate (Memorystore with in-transit encryption, rediss://); empty: the system roots.",
+);
 pub const ALLOW_HTTP_ENDPOINTS: Variable = var(
     "ALLOW_HTTP_ENDPOINTS",
     "false",
@@ -137,6 +142,7 @@ pub const VARIABLES: &[Variable] = &[
     REDIS_URL,
     REDIS_POOL_SIZE,
     REDIS_KEY_PREFIX,
+    REDIS_CA_CERT,
     ALLOW_HTTP_ENDPOINTS,
     PLATFORM_FEE_PERCENT,
     RATE_LIMIT_DISCOVERY_CAPACITY,
@@ -263,6 +269,8 @@ pub struct Settings {
     pub redis_url: SecretString,
     pub redis_pool_size: usize,
     pub redis_key_prefix: String,
+    /// Verifies the Redis server certificate when set (PEM).
+    pub redis_ca_cert: Option<String>,
     pub allow_http_endpoints: bool,
     pub platform_fee: Fraction,
     pub rate_limits: RateLimitSettings,
@@ -291,6 +299,7 @@ impl fmt::Debug for Settings {
             .field("redis_url", &"[redacted]")
             .field("redis_pool_size", &self.redis_pool_size)
             .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("redis_ca_cert", &self.redis_ca_cert.as_ref().map(|_| "[set]"))
             .field("allow_http_endpoints", &self.allow_http_endpoints)
             .field("platform_fee", &self.platform_fee)
             .field("rate_limits", &self.rate_limits)
@@ -480,6 +489,7 @@ impl Settings {
             redis_url: source.secret_url(REDIS_URL, &["redis", "rediss"])?,
             redis_pool_size: source.parse_positive(REDIS_POOL_SIZE)?,
             redis_key_prefix: source.raw(REDIS_KEY_PREFIX)?.to_owned(),
+            redis_ca_cert: source.optional(REDIS_CA_CERT)?,
             allow_http_endpoints: source.parse(ALLOW_HTTP_ENDPOINTS)?,
             platform_fee: source.parse(PLATFORM_FEE_PERCENT)?,
             rate_limits: RateLimitSettings {

@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
+    shared::tls::install_crypto_provider();
     let settings = Settings::from_env()?;
     let telemetry = shared::telemetry::init("webhook-worker", &settings)?;
     let outcome = serve(settings).await;

@@ -75,3 +75,30 @@ async fn the_openapi_document_and_docs_page_are_served() {
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("agent-registry"), "the page embeds the document");
 }
+
+/// A self-signed CA, standing for Memorystore's server CA.
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBhTCCASugAwIBAgIUfuVeYDHrZImQXMfCaYsrvBaNntIwCgYIKoZIzj0EAwIw\nGDEWMBQGA1UEAwwNdGVzdCByZWRpcyBDQTAeFw0yNjExMjUxNDE5NThaFw0zNjEx\nMjIxNDE5NThaMBgxFjAUBgNVBAMMDXRlc3QgcmVkaXMgQ0EwWTATBgcqhkjOPQIB\nBggqhkjOPQMBBwNCAAQ0/sYNOd9q5HRwY35qWBdZJBh7luasTJkJAiFviBq8eaI/\nwRF4TKVKdsOwROLp5wCet3DlOsyqNrIKcw9XVyuno1MwUTAdBgNVHQ4EFgQUTgNL\noXEmzs1pBGhELy0MtXO+dZMwHwYDVR0jBBgwFoAUTgNLoXEmzs1pBGhELy0MtXO+\ndZMwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiApChuubLGfaluN\n2xEAdglVvwnT9t3JTH4UG+LdnqJVJAIhAO0dpQPXKxaLm0y6kRhSZXNd0IP65Mw7\nmPWuIZ5DgWOW\n-----END CERTIFICATE-----\n";
+
+#[tokio::test]
+async fn redis_over_tls_with_a_ca_starts_and_reports_not_ready_on_a_plain_server() {
+    shared::tls::install_crypto_provider();
+    for ca in [Some(TEST_CA), None] {
+        let app = spawn_app_with(|source, _| {
+            source.set("REDIS_URL", redis_url().replacen("redis://", "rediss://", 1));
+            if let Some(ca) = ca {
+                source.set("REDIS_CA_CERT", ca);
+            }
+        })
+        .await;
+        let (status, body) = readiness(&app).await;
+        assert_eq!((status, &body["redis"]), (503, &Value::from("unreachable")), "TLS to a plain server fails safe");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_redis_ca_stops_start_up_naming_it() {
+    let database = tests::TestDatabase::create().await;
+    let settings = tests::settings(&database, &redis_url(), |source| source.set("REDIS_CA_CERT", "not a certificate"));
+    let error = api::startup::Application::build(settings).await.err().expect("start-up fails").to_string();
+    assert!(error.contains("REDIS_CA_CERT"), "{error}");
+}
