@@ -1,0 +1,175 @@
+# Everything terraform.tfvars sets, plus api_image and worker_image (passed
+# with -var by the deploy tool). Defaults and the same checks also live in
+# modules/platform.
+
+variable "project_id" {
+  description = "GCP project of this environment (one project per environment)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a valid GCP project id."
+  }
+}
+
+variable "region" {
+  description = "Region of every regional resource."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must look like us-west1."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (resource names, labels, alert titles)."
+  type        = string
+
+  validation {
+    condition     = contains(["staging", "production"], var.environment)
+    error_message = "environment must be staging or production."
+  }
+}
+
+variable "api_image" {
+  description = "API image, full reference with digest or tag (passed by the deploy tool), e.g. us-west1-docker.pkg.dev/P/agent-registry/api@sha256:…"
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9.-]+(:[0-9]+)?/[^\\s:@]+(:[\\w][\\w.-]{0,127}|@sha256:[0-9a-f]{64})$", var.api_image))
+    error_message = "api_image must be a full image reference with a tag or sha256 digest."
+  }
+}
+
+variable "worker_image" {
+  description = "Webhook worker image, full reference with digest or tag (passed by the deploy tool)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9.-]+(:[0-9]+)?/[^\\s:@]+(:[\\w][\\w.-]{0,127}|@sha256:[0-9a-f]{64})$", var.worker_image))
+    error_message = "worker_image must be a full image reference with a tag or sha256 digest."
+  }
+}
+
+variable "notification_email" {
+  description = "Where alerts are sent."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.notification_email))
+    error_message = "notification_email must be an email address."
+  }
+}
+
+variable "subnet_cidr" {
+  description = "Serverless subnet for Direct VPC egress (about 2 IPs per Cloud Run instance)."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.subnet_cidr, 0))
+    error_message = "subnet_cidr must be an IPv4 CIDR."
+  }
+}
+
+variable "database" {
+  description = "Cloud SQL sizing and protection (seed 000)."
+  type = object({
+    tier                = string
+    disk_size_gb        = number
+    high_availability   = bool
+    deletion_protection = bool
+    retained_backups    = optional(number, 7)
+    max_connections     = optional(number)
+  })
+
+  validation {
+    condition     = can(regex("^db-", var.database.tier)) && var.database.disk_size_gb >= 10
+    error_message = "database.tier must be a Cloud SQL tier (db-…) and disk_size_gb at least 10."
+  }
+}
+
+variable "redis" {
+  description = "Memorystore sizing (seed 000)."
+  type = object({
+    tier           = string
+    memory_size_gb = number
+    replica_count  = optional(number)
+  })
+
+  validation {
+    condition     = contains(["BASIC", "STANDARD_HA"], var.redis.tier) && var.redis.memory_size_gb >= 1
+    error_message = "redis.tier must be BASIC or STANDARD_HA and memory_size_gb at least 1."
+  }
+}
+
+variable "api" {
+  description = "API service sizing (seed 000). db_pool_size becomes DATABASE_MAX_CONNECTIONS."
+  type = object({
+    cpu             = string
+    memory          = string
+    min_instances   = number
+    max_instances   = number
+    concurrency     = number
+    timeout_seconds = optional(number, 300)
+    db_pool_size    = number
+  })
+
+  validation {
+    condition     = var.api.min_instances <= var.api.max_instances && var.api.db_pool_size >= 1
+    error_message = "api.min_instances must not exceed max_instances, and db_pool_size must be at least 1."
+  }
+}
+
+variable "worker" {
+  description = "Webhook worker sizing. db_pool_size becomes DATABASE_MAX_CONNECTIONS."
+  type = object({
+    cpu             = string
+    memory          = string
+    min_instances   = number
+    max_instances   = number
+    concurrency     = number
+    timeout_seconds = optional(number, 60)
+    db_pool_size    = number
+  })
+
+  validation {
+    condition     = var.worker.min_instances <= var.worker.max_instances && var.worker.db_pool_size >= 1
+    error_message = "worker.min_instances must not exceed max_instances, and db_pool_size must be at least 1."
+  }
+}
+
+variable "services_deletion_protection" {
+  description = "Terraform-level deletion protection of the Cloud Run services and the migrate job."
+  type        = bool
+}
+
+variable "rust_log" {
+  description = "RUST_LOG filter for the services."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.rust_log)) > 0
+    error_message = "rust_log must not be empty."
+  }
+}
+
+variable "tasks_logging_sampling_ratio" {
+  description = "Fraction of Cloud Tasks operations written to Cloud Logging."
+  type        = number
+
+  validation {
+    condition     = var.tasks_logging_sampling_ratio >= 0 && var.tasks_logging_sampling_ratio <= 1
+    error_message = "tasks_logging_sampling_ratio must be between 0 and 1."
+  }
+}
+
+variable "trace_sample_ratio" {
+  type        = number
+  description = "Share of new traces sampled (seed 003: 0.1 in production, 1.0 in staging)."
+
+  validation {
+    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
+    error_message = "trace_sample_ratio must be between 0 and 1."
+  }
+}
