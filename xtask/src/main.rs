@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: one module per command. Every command that runs
 //! other programs accepts `--dry-run`, which prints them in order and runs none.
 
+mod bench;
 mod build;
 mod ci;
 mod demo;
@@ -36,6 +37,11 @@ commands:
             wait for readiness, smoke-test /readyz and a signed request; rolls both
             services back to their previous revisions if a step fails; production
             needs --yes (or a y at the prompt)
+  bench     release build, fresh database agent_registry_bench with 100k agents, the
+            services on ports 1808x, then load from a separate process: discovery,
+            get-agent, create-job, webhook deliveries, start-up and peak RSS against
+            the targets; prints a table, writes target/bench/latest.md
+            ([--seconds S] [--connections N] [--jobs K])
 
 --dry-run  print the commands that would run, in order, and run none";
 
@@ -53,7 +59,7 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let (mut dry_run, mut url, mut command) = (false, DEFAULT_URL.to_owned(), None);
-    // The arguments of `build` and `deploy`, which parse their own.
+    // The arguments of `build`, `deploy` and `bench`, which parse their own.
     let mut rest = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -64,7 +70,7 @@ fn run() -> anyhow::Result<()> {
             _ => rest.push(arg),
         }
     }
-    if !matches!(command.as_deref(), Some("build" | "deploy"))
+    if !matches!(command.as_deref(), Some("build" | "deploy" | "bench"))
         && let Some(arg) = rest.first()
     {
         if arg.starts_with("--") {
@@ -84,6 +90,7 @@ fn run() -> anyhow::Result<()> {
         Some("demo") => demo::run(&runner, &url),
         Some("build") => build::run(&runner, &rest),
         Some("deploy") => deploy::run(&runner, &rest),
+        Some("bench") => bench::run(&runner, &rest),
         Some("help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,545 @@
+//! `cargo xtask bench`: builds release binaries, seeds a fresh database
+//! (`agent_registry_bench`, 100k agents), starts the services as processes
+//! on ports of their own, drives each scenario from a separate load
+//! generator process (`tests/src/bin/load.rs`), and prints one table of the
+//! figures against the targets (also written to `target/bench/latest.md`).
+//!
+//! Two runs of the API: the first (start-up, discovery, get-agent,
+//! create-job) points its relay at a closed port, so the load scenarios
+//! measure the API alone (the outbox rows are still written); the second
+//! runs the whole webhook pipeline (Cloud Tasks stand-in, worker, receiver)
+//! for the deliveries scenario, after the first run's undelivered rows are
+//! set aside. Every process started is stopped on exit, also on error.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use sqlx::{Connection, Executor, PgConnection};
+use xshell::cmd;
+
+use crate::runner::Runner;
+
+const API_PORT: u16 = 18080;
+const WORKER_PORT: u16 = 18081;
+const STANDIN_PORT: u16 = 18123;
+const RECEIVER_PORT: u16 = 18090;
+const WORKER_SECRET: &str = "bench-worker-secret";
+const AGENTS: u32 = 100_000;
+
+pub struct Options {
+    pub seconds: u64,
+    pub connections: usize,
+    pub jobs: usize,
+}
+
+pub fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let mut options = Options { seconds: 10, connections: 32, jobs: 2000 };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--seconds" => options.seconds = value()?.parse().context("--seconds needs a whole number")?,
+            "--connections" => options.connections = value()?.parse().context("--connections needs a whole number")?,
+            "--jobs" => options.jobs = value()?.parse().context("--jobs needs a whole number")?,
+            other => bail!("unknown option {other} for bench (--seconds S, --connections N, --jobs K)"),
+        }
+    }
+    if options.seconds == 0 || options.connections == 0 || options.jobs == 0 {
+        bail!("--seconds, --connections and --jobs must be at least 1");
+    }
+    Ok(options)
+}
+
+pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
+    let options = parse(args)?;
+    let sh = &runner.sh;
+    runner.run(cmd!(sh, "cargo build --release --package api --package webhook-worker --package tests --bins"))?;
+
+    let release = target_dir(&runner.root).join("release");
+    let bench_dir = runner.path("target/bench");
+    let (api, worker) = (release.join("api"), release.join("webhook-worker"));
+    let (load, standin, receiver) =
+        (release.join("load"), release.join("cloud_tasks_standin"), release.join("webhook_receiver"));
+    let database_url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/agent_registry_bench".into());
+    let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+
+    runner.step("drop and create the database agent_registry_bench (BENCH_DATABASE_URL)", || {
+        runtime.block_on(recreate_database(&database_url))
+    })?;
+    runner.run(
+        cmd!(sh, "{api} migrate")
+            .env("DATABASE_URL", &database_url)
+            .env("REDIS_URL", &redis_url)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn"),
+    )?;
+    runner.step(
+        &format!("seed {AGENTS} agents with one INSERT … SELECT … generate_series, then ANALYZE"),
+        || {
+            let started = Instant::now();
+            runtime.block_on(seed(&database_url))?;
+            eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+            Ok(())
+        },
+    )?;
+
+    let prefix = format!("bench:{}:", std::process::id());
+    let api_env = |cloud_tasks: &str| -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PORT", API_PORT.to_string()),
+            ("DATABASE_URL", database_url.clone()),
+            ("REDIS_URL", redis_url.clone()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("LOG_FORMAT", "json".into()),
+            ("RUST_LOG", "warn".into()),
+            ("ALLOW_HTTP_ENDPOINTS", "true".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", String::new()),
+            ("CLOUD_TASKS_ENDPOINT", cloud_tasks.into()),
+            ("WEBHOOK_WORKER_URL", format!("http://127.0.0.1:{WORKER_PORT}/tasks/deliver")),
+            ("WORKER_SHARED_SECRET", WORKER_SECRET.into()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect::<Vec<_>>();
+        for class in ["DISCOVERY", "READ", "WRITE"] {
+            env.push((format!("RATE_LIMIT_{class}_CAPACITY"), "1000000000".into()));
+            env.push((format!("RATE_LIMIT_{class}_REFILL_PER_MIN"), "1000000000".into()));
+        }
+        env
+    };
+    let api_url = format!("http://127.0.0.1:{API_PORT}");
+    let mut stack = Stack::new(runner.dry_run, bench_dir.join("logs"));
+    let mut results = Results::default();
+
+    // Run 1: the API alone (its relay points at a closed port).
+    let started = Instant::now();
+    let api_pid = stack.spawn("api", &api, &["serve"], &api_env("http://127.0.0.1:9"), &bench_dir)?;
+    runner.step("measure start-up: spawn to the first /readyz 200, polled every 5 ms", || {
+        stack.wait_ready("api", API_PORT, "/readyz", Duration::from_millis(5))?;
+        results.startup_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        Ok(())
+    })?;
+    let (seconds, connections) = (options.seconds.to_string(), options.connections.to_string());
+    for scenario in ["discovery", "get-agent", "create-job"] {
+        let command = cmd!(sh, "{load} {scenario} --url {api_url} --seconds {seconds} --connections {connections}");
+        if let Some(report) = run_load(runner, command)? {
+            results.scenarios.push(report);
+        }
+    }
+    runner.step("read the API's peak RSS (VmHWM in /proc/<pid>/status), stop it", || {
+        results.rss_mb.push(peak_rss_mb(api_pid)?);
+        stack.stop("api");
+        Ok(())
+    })?;
+
+    // Run 2: the whole webhook pipeline.
+    runner.step("set aside the deliveries left by create-job (status dead), so run 2 delivers only its own", || {
+        runtime.block_on(set_aside_deliveries(&database_url))
+    })?;
+    let standin_env = [
+        ("CLOUD_TASKS_STANDIN_PORT".to_owned(), STANDIN_PORT.to_string()),
+        ("CLOUD_TASKS_STANDIN_MAX_DISPATCHES_PER_SECOND".to_owned(), "100000".into()),
+        ("CLOUD_TASKS_STANDIN_AUTHORIZATION".to_owned(), format!("Bearer {WORKER_SECRET}")),
+    ];
+    stack.spawn("cloud_tasks_standin", &standin, &[], &standin_env, &bench_dir)?;
+    let receiver_env = [("WEBHOOK_RECEIVER_PORT".to_owned(), RECEIVER_PORT.to_string())];
+    stack.spawn("webhook_receiver", &receiver, &[], &receiver_env, &bench_dir)?;
+    let worker_env: Vec<(String, String)> = [
+        ("PORT", WORKER_PORT.to_string()),
+        ("DATABASE_URL", database_url.clone()),
+        ("REDIS_URL", redis_url.clone()),
+        ("REDIS_KEY_PREFIX", prefix.clone()),
+        ("WORKER_SHARED_SECRET", WORKER_SECRET.into()),
+        ("EGRESS_ALLOW_CIDRS", "127.0.0.0/8".into()),
+        ("ALLOW_HTTP_ENDPOINTS", "true".into()),
+        ("LOG_FORMAT", "json".into()),
+        ("RUST_LOG", "warn".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", String::new()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    stack.spawn("webhook-worker", &worker, &[], &worker_env, &bench_dir)?;
+    let api_pid =
+        stack.spawn("api", &api, &["serve"], &api_env(&format!("http://127.0.0.1:{STANDIN_PORT}")), &bench_dir)?;
+    runner.step("wait for the stand-in, the receiver, the worker and the API", || {
+        stack.wait_listening("cloud_tasks_standin", STANDIN_PORT)?;
+        stack.wait_listening("webhook_receiver", RECEIVER_PORT)?;
+        stack.wait_ready("webhook-worker", WORKER_PORT, "/readyz", Duration::from_millis(20))?;
+        stack.wait_ready("api", API_PORT, "/readyz", Duration::from_millis(20))
+    })?;
+    let jobs = options.jobs.to_string();
+    let receiver_url = format!("http://127.0.0.1:{RECEIVER_PORT}");
+    let command = cmd!(
+        sh,
+        "{load} deliveries --url {api_url} --seconds {seconds} --connections {connections} --jobs {jobs} --receiver {receiver_url} --database-url {database_url}"
+    );
+    if let Some(report) = run_load(runner, command)? {
+        results.scenarios.push(report);
+    }
+    runner.step("read the API's peak RSS again, stop every process", || {
+        results.rss_mb.push(peak_rss_mb(api_pid)?);
+        stack.stop_all();
+        Ok(())
+    })?;
+
+    runner.step("print the table, write target/bench/latest.md", || {
+        let table = results.table();
+        println!("\n{table}");
+        std::fs::create_dir_all(&bench_dir)?;
+        let note = format!(
+            "cargo xtask bench --seconds {} --connections {} --jobs {}; load generator and services on the same machine.\n\n",
+            options.seconds, options.connections, options.jobs
+        );
+        std::fs::write(bench_dir.join("latest.md"), note + &table)?;
+        Ok(())
+    })
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir), // an absolute path replaces root
+        None => root.join("target"),
+    }
+}
+
+/// Runs the load generator; parses its JSON line. `None` in a dry run.
+fn run_load(runner: &Runner, command: xshell::Cmd<'_>) -> anyhow::Result<Option<Scenario>> {
+    if runner.dry_run {
+        println!("{command}");
+        return Ok(None);
+    }
+    eprintln!("$ {command}");
+    let output = command.read().context("the load generator failed")?;
+    let line = output.lines().last().context("the load generator printed nothing")?;
+    let report: serde_json::Value = serde_json::from_str(line).context("the load generator's output is not JSON")?;
+    let number = |name: &str| report[name].as_f64().with_context(|| format!("no {name} in {line}"));
+    let scenario = Scenario {
+        name: report["scenario"].as_str().unwrap_or("?").to_owned(),
+        rate: number("rate")?,
+        p50: number("p50_ms")?,
+        p99: number("p99_ms")?,
+        p999: number("p999_ms")?,
+        errors: number("errors")? as u64,
+    };
+    if let Some(error) = report["first_error"].as_str() {
+        eprintln!("{}: {} errors, the first: {error}", scenario.name, scenario.errors);
+    }
+    eprintln!("{}: {:.0}/s, p99 {:.2} ms", scenario.name, scenario.rate, scenario.p99);
+    Ok(Some(scenario))
+}
+
+async fn recreate_database(database_url: &str) -> anyhow::Result<()> {
+    let mut url = url::Url::parse(database_url).context("BENCH_DATABASE_URL is not a URL")?;
+    let name = url.path().trim_start_matches('/').to_owned();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bail!("BENCH_DATABASE_URL must name a database of letters, digits and _");
+    }
+    url.set_path("/postgres");
+    let mut admin = PgConnection::connect(url.as_str()).await.context("cannot connect to Postgres")?;
+    admin.execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))).await?;
+    admin.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#))).await?;
+    Ok(())
+}
+
+/// 100k active agents: six primary tags (one each), eight secondary tags
+/// (one each), one of 500 rare `skill-N` tags; prices 1.00–100.99, ratings
+/// 0–5, unique 32-byte keys; created a minute apart.
+const SEED: &str = "
+INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, rating,
+                    rating_count, webhook_secret, created_at, updated_at)
+SELECT gen_random_uuid(),
+       'Agent ' || i,
+       (ARRAY['Translates documents between forty languages.', 'Summarises long reports into short briefs.',
+              'Reviews code for bugs and style.', 'Extracts tables and fields from invoices.',
+              'Writes captions for images.', 'Answers questions about a knowledge base.'])[1 + i % 6]
+           || ' Bench agent number ' || i || '.',
+       ARRAY[(ARRAY['translation', 'summarization', 'code-review', 'data-extraction', 'image-captioning',
+                    'question-answering'])[1 + i % 6],
+             (ARRAY['legal', 'finance', 'medical', 'marketing', 'education', 'support', 'research',
+                    'gaming'])[1 + (i / 6) % 8],
+             'skill-' || (i % 500)],
+       'http://127.0.0.1:18090/agents/' || i,
+       decode(lpad(to_hex(i), 64, '0'), 'hex'),
+       1 + (i::bigint * 7919 % 10000) / 100.0,
+       (i::bigint * 104729 % 501) / 100.0,
+       (i * 31) % 200,
+       'whsec_' || encode(sha256(int4send(i)), 'base64'),
+       now() - make_interval(mins => i),
+       now()
+FROM generate_series(1, 100000) AS i";
+
+async fn seed(database_url: &str) -> anyhow::Result<()> {
+    let mut db = PgConnection::connect(database_url).await?;
+    db.execute(SEED).await.context("seeding the agents failed")?;
+    db.execute("ANALYZE").await?;
+    Ok(())
+}
+
+async fn set_aside_deliveries(database_url: &str) -> anyhow::Result<()> {
+    let mut db = PgConnection::connect(database_url).await?;
+    db.execute(
+        "UPDATE webhook_deliveries SET status = 'dead', finished_at = now(),
+                last_error = 'cargo xtask bench: set aside after the create-job scenario'
+         WHERE status IN ('pending', 'dispatched')",
+    )
+    .await?;
+    Ok(())
+}
+
+/// `VmHWM` of a process: its peak resident set, in MB.
+fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("cannot read /proc/<pid>/status")?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/<pid>/status")?;
+    Ok(kb / 1024.0)
+}
+
+/// The processes the bench started; all are killed when this is dropped.
+struct Stack {
+    dry_run: bool,
+    logs: PathBuf,
+    children: Vec<(&'static str, Child)>,
+}
+
+impl Stack {
+    fn new(dry_run: bool, logs: PathBuf) -> Self {
+        Self { dry_run, logs, children: Vec::new() }
+    }
+
+    /// Starts `program` in `dir` (no `.env` there: only this environment
+    /// counts), its output to `target/bench/logs/<name>.log`; returns its pid.
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        dir: &Path,
+    ) -> anyhow::Result<u32> {
+        let shown: Vec<String> = env.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
+        let line = format!("{} {} {}", shown.join(" "), program.display(), args.join(" "));
+        if self.dry_run {
+            println!("{} &  # logs: {}", line.trim_end(), self.logs.join(format!("{name}.log")).display());
+            return Ok(0);
+        }
+        eprintln!("$ {} &", line.trim_end());
+        std::fs::create_dir_all(&self.logs)?;
+        let log = std::fs::File::create(self.logs.join(format!("{name}.log")))?;
+        let child = Command::new(program)
+            .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        let pid = child.id();
+        self.children.push((name, child));
+        Ok(pid)
+    }
+
+    fn check_running(&mut self, name: &str) -> anyhow::Result<()> {
+        for (child_name, child) in &mut self.children {
+            if *child_name == name
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("the {name} stopped ({status}); see {}", self.logs.join(format!("{name}.log")).display());
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls `GET path` every `every` until it answers 200 (30 s at most).
+    fn wait_ready(&mut self, name: &str, port: u16, path: &str, every: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if http_status(port, path) == Some(200) {
+                return Ok(());
+            }
+            self.check_running(name)?;
+            std::thread::sleep(every);
+        }
+        bail!("the {name} was not ready on :{port}{path} within 30 s")
+    }
+
+    fn wait_listening(&mut self, name: &str, port: u16) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            self.check_running(name)?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("the {name} did not listen on :{port} within 30 s")
+    }
+
+    fn stop(&mut self, name: &str) {
+        for (_, child) in self.children.iter_mut().filter(|(child_name, _)| *child_name == name) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.retain(|(child_name, _)| *child_name != name);
+    }
+
+    fn stop_all(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// The status of `GET http://127.0.0.1:port/path`, or `None` if nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// One load scenario's figures, as the load generator reports them.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    /// Requests (or deliveries) per second.
+    pub rate: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub errors: u64,
+}
+
+#[derive(Default)]
+pub struct Results {
+    pub scenarios: Vec<Scenario>,
+    pub startup_ms: Option<f64>,
+    /// Peak RSS of each API run.
+    pub rss_mb: Vec<f64>,
+}
+
+/// The target of a scenario (issue 8, on this 2-core machine).
+fn target(scenario: &str) -> &'static str {
+    match scenario {
+        "discovery" | "get-agent" => "≥ 10,000 req/s, p99 < 10 ms",
+        "create-job" => "≥ 2,000 req/s",
+        "deliveries" => "≥ 2,000 deliveries/s",
+        _ => "none",
+    }
+}
+
+/// Whether a scenario meets its target; one with errors does not.
+fn meets(scenario: &Scenario) -> bool {
+    let target = match scenario.name.as_str() {
+        "discovery" | "get-agent" => scenario.rate >= 10_000.0 && scenario.p99 < 10.0,
+        "create-job" | "deliveries" => scenario.rate >= 2_000.0,
+        _ => true,
+    };
+    target && scenario.errors == 0
+}
+
+fn yes_no(met: bool) -> &'static str {
+    if met { "yes" } else { "**no**" }
+}
+
+impl Results {
+    /// The Markdown table: one row per scenario, start-up and peak RSS.
+    /// A scenario with errors does not meet its target.
+    pub fn table(&self) -> String {
+        let mut table = String::from(
+            "| scenario | req/s | p50 ms | p99 ms | p99.9 ms | errors | target | met? |\n|---|---:|---:|---:|---:|---:|---|---|\n",
+        );
+        for scenario in &self.scenarios {
+            let (text, met) = (target(&scenario.name), meets(scenario));
+            let name = if scenario.name == "deliveries" {
+                "deliveries (per s; latency = created → delivered)".to_owned()
+            } else {
+                scenario.name.clone()
+            };
+            table.push_str(&format!(
+                "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {text} | {} |\n",
+                scenario.rate,
+                scenario.p50,
+                scenario.p99,
+                scenario.p999,
+                scenario.errors,
+                yes_no(met),
+            ));
+        }
+        if let Some(ms) = self.startup_ms {
+            table.push_str(&format!(
+                "| start-up (spawn → first /readyz 200) = {ms:.0} ms | | | | | | < 1 s | {} |\n",
+                yes_no(ms < 1000.0)
+            ));
+        }
+        if let Some(mb) = self.rss_mb.iter().copied().reduce(f64::max) {
+            table.push_str(&format!(
+                "| API peak RSS (VmHWM) = {mb:.1} MB | | | | | | < 100 MB | {} |\n",
+                yes_no(mb < 100.0)
+            ));
+        }
+        table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(name: &str, rate: f64, p99: f64, errors: u64) -> Scenario {
+        Scenario { name: name.into(), rate, p50: p99 / 4.0, p99, p999: p99 * 2.0, errors }
+    }
+
+    #[test]
+    fn the_table_checks_each_target() {
+        let results = Results {
+            scenarios: vec![
+                scenario("discovery", 12_000.0, 4.0, 0),
+                scenario("get-agent", 12_000.0, 11.0, 0),
+                scenario("create-job", 2_500.0, 30.0, 3),
+                scenario("deliveries", 1_999.0, 80.0, 0),
+            ],
+            startup_ms: Some(250.0),
+            rss_mb: vec![40.0, 120.5],
+        };
+        let table = results.table();
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(rows.len(), 6, "{table}");
+        assert!(rows[0].starts_with("| discovery | 12000 | 1.00 | 4.00 | 8.00 | 0 |") && rows[0].ends_with("| yes |"));
+        assert!(rows[1].ends_with("| **no** |"), "p99 over 10 ms misses: {}", rows[1]);
+        assert!(rows[2].ends_with("| **no** |"), "errors miss the target: {}", rows[2]);
+        assert!(rows[3].contains("≥ 2,000 deliveries/s") && rows[3].ends_with("| **no** |"));
+        assert!(rows[4].contains("= 250 ms") && rows[4].ends_with("| yes |"));
+        assert!(rows[5].contains("= 120.5 MB") && rows[5].ends_with("| **no** |"), "the larger of both runs");
+    }
+
+    #[test]
+    fn options_have_defaults_and_reject_unknowns() {
+        let options = parse(&[]).unwrap();
+        assert_eq!((options.seconds, options.connections, options.jobs), (10, 32, 2000));
+        let options = parse(&["--seconds".into(), "5".into(), "--connections".into(), "8".into()]).unwrap();
+        assert_eq!((options.seconds, options.connections), (5, 8));
+        assert!(parse(&["--fast".into()]).is_err());
+        assert!(parse(&["--seconds".into(), "0".into()]).is_err());
+    }
+}
