@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use api::startup::Application;
-use shared::serve::shutdown_signal;
+use shared::serve::{run_binary, shutdown_signal};
 use shared::settings::Settings;
 
 const USAGE: &str = "usage: api [serve|migrate]
@@ -10,28 +10,13 @@ const USAGE: &str = "usage: api [serve|migrate]
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> anyhow::Result<()> {
-    shared::tls::install_crypto_provider();
     let command = std::env::args().nth(1);
-    let settings = Settings::from_env()?;
-    let telemetry = shared::telemetry::init("api", &settings)?;
-    let outcome = match command.as_deref() {
+    run_binary("api", async move |settings| match command.as_deref() {
         None | Some("serve") => serve(settings).await,
         Some("migrate") => shared::db::migrate(&settings).await.map(drop).map_err(Into::into),
         Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n{USAGE}")),
-    };
-    // Whatever the outcome: the spans of a failure matter most.
-    telemetry.shutdown();
-    outcome
+    })
+    .await
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -4,11 +4,39 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::settings::Settings;
+
+/// What every binary does around its work: one TLS crypto provider, the
+/// settings, telemetry (flushed whatever the outcome: the spans of a failure
+/// matter most), and the exit code, with the error chain on stderr.
+pub async fn run_binary<Work, Done>(service: &'static str, work: Work) -> ExitCode
+where
+    Work: FnOnce(Settings) -> Done,
+    Done: Future<Output = anyhow::Result<()>>,
+{
+    crate::tls::install_crypto_provider();
+    let outcome = async {
+        let settings = Settings::from_env()?;
+        let telemetry = crate::telemetry::init(service, &settings)?;
+        let outcome = work(settings).await;
+        telemetry.shutdown();
+        outcome
+    };
+    match outcome.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Serves `router` until `shutdown` resolves, then drains for at most
 /// `grace`. `stopping` turns true when shutdown begins, so background work
