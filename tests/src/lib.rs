@@ -5,6 +5,7 @@
 pub mod cloud_tasks;
 pub mod pipeline;
 mod proxy;
+pub mod pubsub;
 
 use std::future::Future;
 

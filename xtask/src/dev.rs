@@ -1,6 +1,6 @@
 //! `cargo xtask dev` and `cargo xtask migrate`: the local stack, from a fresh
-//! clone, in one command: the Cloud Tasks stand-in, the webhook worker, a
-//! local webhook receiver and the API, each a process of its own.
+//! clone, in one command: the Cloud Tasks and Pub/Sub stand-ins, the webhook
+//! worker, a local webhook receiver and the API, each a process of its own.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Child, Command};
@@ -52,9 +52,12 @@ impl std::fmt::Display for Process {
     }
 }
 
-/// Ports come from the settings: the stand-in's from `CLOUD_TASKS_ENDPOINT`,
-/// the worker's from `WEBHOOK_WORKER_URL`; the stand-in presents
-/// `WORKER_SHARED_SECRET` as the worker expects.
+/// Ports come from the settings: the Cloud Tasks stand-in's from
+/// `CLOUD_TASKS_ENDPOINT`, the worker's from `WEBHOOK_WORKER_URL`; that
+/// stand-in presents `WORKER_SHARED_SECRET` as the worker expects. The Pub/Sub
+/// stand-in listens on [`PUBSUB_STANDIN_PORT`], and the worker and the API are
+/// pointed at it through `PUBSUB_ENDPOINT` whatever `.env` says, so that
+/// nothing is published to Google from a laptop.
 fn local_processes(settings: &Settings) -> anyhow::Result<Vec<Process>> {
     let port_of = |setting: &str, url: &str| -> anyhow::Result<String> {
         let url = url::Url::parse(url).with_context(|| format!("{setting} is not a URL"))?;
@@ -69,6 +72,7 @@ fn local_processes(settings: &Settings) -> anyhow::Result<Vec<Process>> {
     if let Some(secret) = &settings.worker_shared_secret {
         standin_env.push(("CLOUD_TASKS_STANDIN_AUTHORIZATION", format!("Bearer {}", secret.expose_secret()), true));
     }
+    let pubsub_endpoint = ("PUBSUB_ENDPOINT", format!("http://127.0.0.1:{PUBSUB_STANDIN_PORT}"), false);
     Ok(vec![
         Process {
             name: "cloud tasks stand-in",
@@ -76,21 +80,33 @@ fn local_processes(settings: &Settings) -> anyhow::Result<Vec<Process>> {
             env: standin_env,
         },
         Process {
+            name: "pub/sub stand-in",
+            args: &["--package", "tests", "--bin", "pubsub_standin"],
+            env: vec![("PUBSUB_STANDIN_PORT", PUBSUB_STANDIN_PORT.to_string(), false)],
+        },
+        Process {
             name: "webhook worker",
             args: &["--package", "webhook-worker"],
-            env: vec![("PORT", port_of("WEBHOOK_WORKER_URL", &settings.cloud_tasks.worker_url)?, false)],
+            env: vec![
+                ("PORT", port_of("WEBHOOK_WORKER_URL", &settings.cloud_tasks.worker_url)?, false),
+                pubsub_endpoint.clone(),
+            ],
         },
         Process {
             name: "webhook receiver",
             args: &["--package", "tests", "--bin", "webhook_receiver"],
             env: vec![("WEBHOOK_RECEIVER_PORT", DEMO_RECEIVER_PORT.to_string(), false)],
         },
-        Process { name: "api", args: &["--package", "api", "--", "serve"], env: Vec::new() },
+        Process { name: "api", args: &["--package", "api", "--", "serve"], env: vec![pubsub_endpoint] },
     ])
 }
 
 /// Where `cargo xtask dev` runs its webhook receiver (and `demo` points agents).
 pub const DEMO_RECEIVER_PORT: u16 = 8090;
+
+/// Where `cargo xtask dev` runs the Pub/Sub stand-in: the Pub/Sub emulator's
+/// usual port.
+const PUBSUB_STANDIN_PORT: u16 = 8085;
 
 /// Runs every process until one stops (or Ctrl-C, which reaches them all),
 /// then stops the rest.

@@ -1,6 +1,9 @@
 //! The Cloud Tasks stand-in, driven by the official `google-cloud-tasks-v2`
 //! client as production drives Cloud Tasks, dispatching to a receiver in the
-//! test.
+//! test; and, in `pubsub`, the Pub/Sub stand-in, driven by the official
+//! `google-cloud-pubsub` publisher.
+
+mod pubsub;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
