@@ -178,14 +178,18 @@ async fn resend_delivery(
     // request's trace.
     let outcome = sqlx::query!(
         r#"WITH mine AS (
-               SELECT id, status FROM webhook_deliveries WHERE id = $1 AND (agent_id = $2 OR client_id = $3)
+               SELECT d.id, d.status, COALESCE(a.endpoint_disabled_at IS NOT NULL, false) AS endpoint_disabled
+               FROM webhook_deliveries d LEFT JOIN agents a ON a.id = d.agent_id
+               WHERE d.id = $1 AND (d.agent_id = $2 OR d.client_id = $3)
            ), resent AS (
                UPDATE webhook_deliveries d SET status = 'pending', generation = generation + 1, lease_until = NULL,
-                                               finished_at = NULL, dispatched_at = NULL, traceparent = $4
-               FROM mine WHERE d.id = mine.id AND mine.status IN ('delivered', 'dead')
+                                               finished_at = NULL, dispatched_at = NULL, dead_lettered_at = NULL,
+                                               traceparent = $4
+               FROM mine WHERE d.id = mine.id AND mine.status IN ('delivered', 'dead') AND NOT mine.endpoint_disabled
                RETURNING d.id
            )
-           SELECT (SELECT status FROM mine) AS "status?", EXISTS (SELECT 1 FROM resent) AS "resent!""#,
+           SELECT (SELECT status FROM mine) AS "status?", (SELECT endpoint_disabled FROM mine) AS "endpoint_disabled?",
+                  EXISTS (SELECT 1 FROM resent) AS "resent!""#,
         id.as_uuid(),
         agent,
         client,
@@ -195,10 +199,13 @@ async fn resend_delivery(
     .await?;
     match (outcome.resent, outcome.status) {
         (true, _) => {
-            state.relay.wake();
+            state.outbox.committed();
             Ok(StatusCode::ACCEPTED)
         }
         (false, None) => Err(ApiError::NotFound(format!("no delivery {id} of yours"))),
+        (false, Some(_)) if outcome.endpoint_disabled == Some(true) => Err(ApiError::Conflict(format!(
+            "delivery {id} goes to a disabled endpoint: enable it (POST /v1/agents/{{id}}/endpoint/enable), then resend"
+        ))),
         (false, Some(status)) => Err(ApiError::Conflict(format!(
             "delivery {id} is {status}: it is still being sent; resend it once it is delivered or dead"
         ))),

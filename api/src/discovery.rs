@@ -137,17 +137,17 @@ impl Search {
         // One statement per sort order: each walks its own index in order.
         match self.after {
             Cursor::Rating(rating, id) => sqlx::query_as!(AgentRow,
-                "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, created_at, updated_at FROM agents
+                "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at FROM agents
                  WHERE active AND capabilities @> $1 AND ($2::text IS NULL OR search @@ websearch_to_tsquery('english', $2)) AND ($3::numeric IS NULL OR price <= $3) AND ($4::numeric IS NULL OR rating >= $4)
                  AND (rating, id) < ($5, $6) ORDER BY rating DESC, id DESC LIMIT $7",
                 caps, text.as_deref(), max_price, min_rating, rating, id, fetch).fetch_all(db).await,
             Cursor::Price(price, id) => sqlx::query_as!(AgentRow,
-                "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, created_at, updated_at FROM agents
+                "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at FROM agents
                  WHERE active AND capabilities @> $1 AND ($2::text IS NULL OR search @@ websearch_to_tsquery('english', $2)) AND ($3::numeric IS NULL OR price <= $3) AND ($4::numeric IS NULL OR rating >= $4)
                  AND (price, id) > ($5, $6) ORDER BY price, id LIMIT $7",
                 caps, text.as_deref(), max_price, min_rating, price, id, fetch).fetch_all(db).await,
             Cursor::Newest(created_at, id) => sqlx::query_as!(AgentRow,
-                "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, created_at, updated_at FROM agents
+                "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at FROM agents
                  WHERE active AND capabilities @> $1 AND ($2::text IS NULL OR search @@ websearch_to_tsquery('english', $2)) AND ($3::numeric IS NULL OR price <= $3) AND ($4::numeric IS NULL OR rating >= $4)
                  AND (created_at, id) < ($5, $6) ORDER BY created_at DESC, id DESC LIMIT $7",
                 caps, text.as_deref(), max_price, min_rating, created_at, id, fetch).fetch_all(db).await,

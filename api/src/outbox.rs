@@ -1,36 +1,55 @@
-//! The outbox: a state change, its event and the webhook deliveries it
-//! causes are written in one transaction, so nothing acknowledged is lost
-//! whatever fails afterwards. The relay takes it from there, in the trace of
-//! the request that wrote the delivery (its `traceparent` is stored with it).
+//! The outbox: a state change, its event (`shared::events::record`) and the
+//! webhook deliveries it causes are written in one transaction, so nothing
+//! acknowledged is lost whatever fails afterwards. The relay (deliveries →
+//! Cloud Tasks) and the publisher (events → Pub/Sub) take it from there; a
+//! delivery carries the `traceparent` of the request that wrote it.
 
-use serde::Serialize;
+use std::sync::Arc;
+
 use shared::domain::{AgentId, DeliveryId, EventId, JobId};
 use sqlx::PgConnection;
-use uuid::Uuid;
+use tokio::sync::Notify;
 
-/// Records an event about `aggregate` (e.g. a job) and returns its id.
-pub async fn record_event(
-    tx: &mut PgConnection,
-    aggregate: Uuid,
-    event_type: &str,
-    data: &impl Serialize,
-) -> Result<EventId, sqlx::Error> {
-    let id = EventId::generate();
-    let data = serde_json::to_value(data).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query!(
-        "INSERT INTO events (id, aggregate_id, type, data) VALUES ($1, $2, $3, $4)",
-        id.as_uuid(),
-        aggregate,
-        event_type,
-        data
-    )
-    .execute(tx)
-    .await?;
-    Ok(id)
+/// Wakes the relay and the publisher after a commit that wrote to the
+/// outbox, so they need not wait for their next poll.
+#[derive(Clone, Default)]
+pub struct OutboxSignal {
+    deliveries: Arc<Notify>,
+    events: Arc<Notify>,
 }
 
-/// A delivery of `event` to the agent's endpoint, unless the endpoint was
-/// disabled (it answered 410 Gone).
+impl OutboxSignal {
+    pub fn committed(&self) {
+        self.deliveries.notify_one();
+        self.events.notify_one();
+    }
+
+    pub async fn deliveries_written(&self) {
+        self.deliveries.notified().await;
+    }
+
+    pub async fn events_written(&self) {
+        self.events.notified().await;
+    }
+}
+
+/// The result of one relay or publisher round that handled `done` rows:
+/// an error only when nothing went through, so a partial outage still
+/// makes progress (and is logged).
+pub fn round_result(done: usize, failure: Option<anyhow::Error>, what: &str) -> anyhow::Result<usize> {
+    match failure {
+        Some(error) if done == 0 => Err(error.context(what.to_owned())),
+        Some(error) => {
+            tracing::warn!(error = format!("{error:#}"), done, "some {what}");
+            Ok(done)
+        }
+        None => Ok(done),
+    }
+}
+
+/// A delivery of `event` to the agent's endpoint. While the endpoint is
+/// disabled the delivery is dead from the start: it goes to the dead-letter
+/// topic and can be redriven once the endpoint is enabled again.
 pub async fn deliver_to_agent(
     tx: &mut PgConnection,
     event: EventId,
@@ -38,13 +57,18 @@ pub async fn deliver_to_agent(
     agent: AgentId,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, traceparent)
-         SELECT $1, $2, $3, id, endpoint_url, $5 FROM agents WHERE id = $4 AND endpoint_disabled_at IS NULL",
+        "INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, traceparent, status, last_error, finished_at)
+         SELECT $1, $2, $3, id, endpoint_url, $5,
+                CASE WHEN endpoint_disabled_at IS NULL THEN 'pending' ELSE 'dead' END,
+                CASE WHEN endpoint_disabled_at IS NULL THEN NULL ELSE $6 END,
+                CASE WHEN endpoint_disabled_at IS NULL THEN NULL ELSE now() END
+         FROM agents WHERE id = $4",
         DeliveryId::generate().as_uuid(),
         event.as_uuid(),
         job.as_uuid(),
         agent.as_uuid(),
         shared::telemetry::current_traceparent(),
+        shared::webhooks::ENDPOINT_DISABLED,
     )
     .execute(tx)
     .await?;

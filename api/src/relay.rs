@@ -14,7 +14,6 @@
 //! request that wrote the delivery, and carries that span's `traceparent` to
 //! the worker.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,9 +22,11 @@ use google_cloud_tasks_v2::model::{HttpMethod, HttpRequest, OidcToken, Task};
 use shared::domain::DeliveryId;
 use shared::settings::CloudTasksSettings;
 use sqlx::PgPool;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
+
+use crate::outbox::{self, OutboxSignal};
 
 /// Rows taken per transaction.
 const BATCH: i64 = 32;
@@ -41,28 +42,18 @@ const STRANDED_AFTER_SECONDS: f64 = 3600.0;
 /// How often the backlog's age is logged (the outbox backlog metric).
 const BACKLOG_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Wakes the relay after a commit that wrote deliveries.
-#[derive(Clone, Default)]
-pub struct RelayHandle(Arc<Notify>);
-
-impl RelayHandle {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-}
-
 pub struct Relay {
     db: PgPool,
     tasks: CloudTasks,
     settings: CloudTasksSettings,
-    wake: RelayHandle,
+    wake: OutboxSignal,
 }
 
 impl Relay {
     /// With `CLOUD_TASKS_ENDPOINT` set (the local stand-in), anonymous
     /// credentials; otherwise Google's endpoint with Application Default
     /// Credentials.
-    pub async fn new(db: PgPool, settings: CloudTasksSettings, wake: RelayHandle) -> anyhow::Result<Self> {
+    pub async fn new(db: PgPool, settings: CloudTasksSettings, wake: OutboxSignal) -> anyhow::Result<Self> {
         let builder = CloudTasks::builder();
         let tasks = match &settings.endpoint {
             Some(endpoint) => {
@@ -92,7 +83,7 @@ impl Relay {
                 }
             };
             tokio::select! {
-                () = self.wake.0.notified() => {}
+                () = self.wake.deliveries_written() => {}
                 () = tokio::time::sleep(pause) => {}
                 _ = stopping.wait_for(|stopping| *stopping) => return,
             }
@@ -163,14 +154,7 @@ impl Relay {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        match failure {
-            Some(error) if dispatched.is_empty() => Err(error),
-            Some(error) => {
-                tracing::warn!(error = format!("{error:#}"), relayed = dispatched.len(), "some tasks not created");
-                Ok(dispatched.len())
-            }
-            None => Ok(dispatched.len()),
-        }
+        outbox::round_result(dispatched.len(), failure, "tasks not created")
     }
 
     /// One HTTP task per delivery: the body names the delivery and nothing

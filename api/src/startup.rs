@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error;
 use crate::openapi::{self, ApiDoc};
+use crate::publisher::EventPublisher;
 use crate::relay::Relay;
 use crate::state::AppState;
 use crate::{agents, clients, deliveries, discovery, health, jobs, rate_limit};
@@ -23,6 +24,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     relay: Relay,
+    publisher: EventPublisher,
     shutdown_grace: Duration,
 }
 
@@ -33,8 +35,9 @@ impl Application {
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let state = AppState::connect(settings)?;
-        let relay = Relay::new(state.db.clone(), state.settings.cloud_tasks.clone(), state.relay.clone()).await?;
-        Ok(Self { listener, router: router(state), relay, shutdown_grace })
+        let relay = Relay::new(state.db.clone(), state.settings.cloud_tasks.clone(), state.outbox.clone()).await?;
+        let publisher = EventPublisher::new(state.db.clone(), &state.settings.pubsub, state.outbox.clone()).await?;
+        Ok(Self { listener, router: router(state), relay, publisher, shutdown_grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -43,12 +46,14 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting connections and
     /// lets in-flight requests finish, for at most the grace period. The relay
-    /// runs alongside and stops with the server.
+    /// and the publisher run alongside and stop with the server.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
-        let relay = tokio::spawn(self.relay.run(stopped));
+        let relay = tokio::spawn(self.relay.run(stopped.clone()));
+        let publisher = tokio::spawn(self.publisher.run(stopped));
         let served = shared::serve::serve(self.listener, self.router, shutdown, self.shutdown_grace, stopping).await;
         relay.abort();
+        publisher.abort();
         served
     }
 }

@@ -10,14 +10,14 @@ use secrecy::ExposeSecret;
 use shared::settings::Settings;
 use sqlx::PgPool;
 
-use crate::relay::RelayHandle;
+use crate::outbox::OutboxSignal;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
     pub redis: RedisPool,
     pub settings: Arc<Settings>,
-    pub relay: RelayHandle,
+    pub outbox: OutboxSignal,
 }
 
 impl AppState {
@@ -28,7 +28,7 @@ impl AppState {
         let db = shared::db::lazy_pool(&settings)?;
         let redis = redis_pool(&settings)?;
         redis.connect();
-        Ok(Self { db, redis, settings: Arc::new(settings), relay: RelayHandle::default() })
+        Ok(Self { db, redis, settings: Arc::new(settings), outbox: OutboxSignal::default() })
     }
 }
 

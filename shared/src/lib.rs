@@ -5,6 +5,8 @@
 
 pub mod db;
 pub mod domain;
+pub mod events;
+pub mod redrive;
 pub mod serve;
 pub mod settings;
 pub mod signing;

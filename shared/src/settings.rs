@@ -92,6 +92,26 @@ pub const CLOUD_TASKS_INVOKER_SA: Variable = var(
     "",
     "Service account whose OIDC token Cloud Tasks presents to the worker; empty: no token (local).",
 );
+pub const PUBSUB_EVENTS_TOPIC: Variable = var(
+    "PUBSUB_EVENTS_TOPIC",
+    "projects/local/topics/registry-events",
+    "Full name of the Pub/Sub topic every domain event is published to.",
+);
+pub const PUBSUB_DEAD_LETTER_TOPIC: Variable = var(
+    "PUBSUB_DEAD_LETTER_TOPIC",
+    "projects/local/topics/webhook-dead-letter",
+    "Full name of the Pub/Sub topic dead webhook deliveries are published to.",
+);
+pub const PUBSUB_ENDPOINT: Variable = var(
+    "PUBSUB_ENDPOINT",
+    "",
+    "Pub/Sub gRPC endpoint override (the local stand-in, e.g. http://127.0.0.1:8085, with anonymous credentials); empty: Google's, with ADC.",
+);
+pub const ENDPOINT_DISABLE_AFTER_SECONDS: Variable = var(
+    "ENDPOINT_DISABLE_AFTER_SECONDS",
+    "432000",
+    "An agent endpoint whose deliveries have failed without a success for this long is disabled (5 days).",
+);
 pub const WEBHOOK_WORKER_URL: Variable =
     var("WEBHOOK_WORKER_URL", "http://127.0.0.1:8081/tasks/deliver", "Where Cloud Tasks pushes deliveries.");
 pub const WORKER_SHARED_SECRET: Variable = Variable {
@@ -158,6 +178,10 @@ pub const VARIABLES: &[Variable] = &[
     CLOUD_TASKS_QUEUE,
     CLOUD_TASKS_ENDPOINT,
     CLOUD_TASKS_INVOKER_SA,
+    PUBSUB_EVENTS_TOPIC,
+    PUBSUB_DEAD_LETTER_TOPIC,
+    PUBSUB_ENDPOINT,
+    ENDPOINT_DISABLE_AFTER_SECONDS,
     WEBHOOK_WORKER_URL,
     WORKER_SHARED_SECRET,
     EGRESS_ALLOW_CIDRS,
@@ -209,6 +233,15 @@ impl CloudTasksSettings {
     pub fn queue_name(&self) -> &str {
         self.queue.rsplit('/').next().unwrap_or(&self.queue)
     }
+}
+
+/// Where domain events and dead deliveries are published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubSubSettings {
+    /// `projects/P/topics/T`.
+    pub events_topic: String,
+    pub dead_letter_topic: String,
+    pub endpoint: Option<String>,
 }
 
 /// Where traces go and how many are kept.
@@ -279,6 +312,8 @@ pub struct Settings {
     pub webhook_timeout_seconds: u64,
     pub webhook_max_retries: u32,
     pub cloud_tasks: CloudTasksSettings,
+    pub pubsub: PubSubSettings,
+    pub endpoint_disable_after_seconds: u64,
     /// Required on worker pushes when set.
     pub worker_shared_secret: Option<SecretString>,
     pub egress_allow_cidrs: String,
@@ -308,6 +343,8 @@ impl fmt::Debug for Settings {
             .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
             .field("webhook_max_retries", &self.webhook_max_retries)
             .field("cloud_tasks", &self.cloud_tasks)
+            .field("pubsub", &self.pubsub)
+            .field("endpoint_disable_after_seconds", &self.endpoint_disable_after_seconds)
             .field("worker_shared_secret", &self.worker_shared_secret.as_ref().map(|_| "[redacted]"))
             .field("egress_allow_cidrs", &self.egress_allow_cidrs)
             .field("request_body_limit_bytes", &self.request_body_limit_bytes)
@@ -430,21 +467,22 @@ impl SettingsSource {
         Ok(Some(self.raw(variable)?.to_owned()).filter(|value| !value.is_empty()))
     }
 
-    fn queue(&self) -> Result<String, SettingsError> {
-        let queue = self.raw(CLOUD_TASKS_QUEUE)?;
-        let parts: Vec<&str> = queue.split('/').collect();
-        let well_formed = parts.len() == 6
-            && parts[0] == "projects"
-            && parts[2] == "locations"
-            && parts[4] == "queues"
-            && parts.iter().all(|part| !part.is_empty());
+    /// A Google resource name such as `projects/P/topics/T`: `collections`
+    /// are the fixed parts (`["projects", "topics"]`), each followed by an id.
+    fn resource_name(&self, variable: Variable, collections: &[&str]) -> Result<String, SettingsError> {
+        let name = self.raw(variable)?;
+        let parts: Vec<&str> = name.split('/').collect();
+        let well_formed = parts.len() == 2 * collections.len()
+            && parts.chunks(2).zip(collections).all(|(pair, collection)| pair[0] == *collection && !pair[1].is_empty());
         if !well_formed {
+            let pattern: Vec<String> =
+                collections.iter().map(|collection| format!("{collection}/{}", collection.to_uppercase())).collect();
             return Err(SettingsError::Malformed {
-                name: CLOUD_TASKS_QUEUE.name,
-                reason: format!("must be projects/PROJECT/locations/LOCATION/queues/QUEUE, got {queue:?}"),
+                name: variable.name,
+                reason: format!("must be {}, got {name:?}", pattern.join("/")),
             });
         }
-        Ok(queue.to_owned())
+        Ok(name.to_owned())
     }
 
     fn http_url(&self, variable: Variable) -> Result<String, SettingsError> {
@@ -502,11 +540,17 @@ impl Settings {
             webhook_timeout_seconds: source.parse_positive(WEBHOOK_TIMEOUT_SECONDS)?,
             webhook_max_retries: source.parse_positive(WEBHOOK_MAX_RETRIES)?,
             cloud_tasks: CloudTasksSettings {
-                queue: source.queue()?,
+                queue: source.resource_name(CLOUD_TASKS_QUEUE, &["projects", "locations", "queues"])?,
                 endpoint: source.optional(CLOUD_TASKS_ENDPOINT)?,
                 invoker_service_account: source.optional(CLOUD_TASKS_INVOKER_SA)?,
                 worker_url: source.http_url(WEBHOOK_WORKER_URL)?,
             },
+            pubsub: PubSubSettings {
+                events_topic: source.resource_name(PUBSUB_EVENTS_TOPIC, &["projects", "topics"])?,
+                dead_letter_topic: source.resource_name(PUBSUB_DEAD_LETTER_TOPIC, &["projects", "topics"])?,
+                endpoint: source.optional(PUBSUB_ENDPOINT)?,
+            },
+            endpoint_disable_after_seconds: source.parse_positive(ENDPOINT_DISABLE_AFTER_SECONDS)?,
             worker_shared_secret: source.optional(WORKER_SHARED_SECRET)?.map(SecretString::from),
             egress_allow_cidrs: source.raw(EGRESS_ALLOW_CIDRS)?.to_owned(),
             request_body_limit_bytes: source.parse_positive(REQUEST_BODY_LIMIT_BYTES)?,
@@ -580,6 +624,11 @@ mod tests {
         source.set("CLOUD_TASKS_QUEUE", "webhook-delivery");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("CLOUD_TASKS_QUEUE"), "{err}");
+
+        let mut source = minimal();
+        source.set("PUBSUB_EVENTS_TOPIC", "projects/p/subscriptions/registry-events");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("PUBSUB_EVENTS_TOPIC") && err.contains("projects/PROJECTS/topics/TOPICS"), "{err}");
 
         let mut source = minimal();
         source.set("RATE_LIMIT_WRITE_CAPACITY", "0");

@@ -13,6 +13,24 @@ use crate::domain::WebhookSecret;
 #[error("the webhook secret is not whsec_ followed by base64")]
 pub struct MalformedSecret;
 
+/// What a delivery records when it is not sent because its agent's endpoint
+/// is disabled.
+pub const ENDPOINT_DISABLED: &str = "the agent's endpoint is disabled";
+
+/// The `webhook-signature` value for one message signed by each secret,
+/// space-separated (during a secret rotation: the new and the old), so a
+/// receiver holding either verifies it.
+pub fn sign_with_each(
+    secrets: &[&str],
+    message_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, MalformedSecret> {
+    let signatures: Result<Vec<String>, _> =
+        secrets.iter().map(|secret| sign(secret, message_id, timestamp, body)).collect();
+    Ok(signatures?.join(" "))
+}
+
 /// The `webhook-signature` value for one message.
 pub fn sign(secret: &str, message_id: &str, timestamp: i64, body: &[u8]) -> Result<String, MalformedSecret> {
     let key = secret.strip_prefix(WebhookSecret::PREFIX).unwrap_or(secret);
@@ -41,6 +59,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn signs_with_each_secret_in_turn() {
+        let (old, new) = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_dGhlIG5ldyBzZWNyZXQgb2YgdGhlIGFnZW50");
+        let both = sign_with_each(&[new, old], "msg_1", 1614265330, b"{}").unwrap();
+        let expected = format!(
+            "{} {}",
+            sign(new, "msg_1", 1614265330, b"{}").unwrap(),
+            sign(old, "msg_1", 1614265330, b"{}").unwrap()
+        );
+        assert_eq!(both, expected);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use proxy::TcpProxy;
+use pubsub::PubSubStandIn;
 pub use reqwest::Method;
 pub use shared::signing::RequestSigner;
 
@@ -94,6 +95,7 @@ pub fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce
         ("SHUTDOWN_GRACE_SECONDS", "2"),
         // Nothing listens there: tests without the Cloud Tasks stand-in leave deliveries pending.
         ("CLOUD_TASKS_ENDPOINT", "http://127.0.0.1:9"),
+        ("PUBSUB_ENDPOINT", "http://127.0.0.1:9"),
     ]);
     for class in ["DISCOVERY", "READ", "WRITE"] {
         source.set(&format!("RATE_LIMIT_{class}_CAPACITY"), "100000");
@@ -109,6 +111,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Direct access to the test's database, to arrange what the API cannot.
     pub db: PgPool,
+    /// Where the API publishes events and dead letters (unless the test
+    /// pointed `PUBSUB_ENDPOINT` elsewhere).
+    pub pubsub: PubSubStandIn,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<Server>,
     // Declared last: dropped after the pool above is closed.
@@ -129,7 +134,11 @@ pub async fn spawn_app_on(
     database: TestDatabase,
     configure: impl FnOnce(&mut SettingsSource, &TestDatabase),
 ) -> TestApp {
-    let settings = settings(&database, &redis_url(), |source| configure(source, &database));
+    let pubsub = PubSubStandIn::start().await.expect("the Pub/Sub stand-in starts");
+    let settings = settings(&database, &redis_url(), |source| {
+        source.set("PUBSUB_ENDPOINT", pubsub.endpoint());
+        configure(source, &database);
+    });
     let (base_url, shutdown, server) = launch(&settings).await;
     let db = PgPool::connect(&database.url).await.expect("the test database accepts connections");
     TestApp {
@@ -137,6 +146,7 @@ pub async fn spawn_app_on(
         settings,
         http: reqwest::Client::new(),
         db,
+        pubsub,
         shutdown: Some(shutdown),
         server: Some(server),
         database,
@@ -199,6 +209,17 @@ impl TestApp {
         let registered: Value = response.json().await.unwrap();
         let signer = key.signer(registered["id"].as_str().unwrap());
         TestAgent { registered, signer }
+    }
+
+    /// Registers a client with a fresh key; returns its signer and its
+    /// registration answer (with `webhook_secret`).
+    pub async fn register_client(&self) -> (RequestSigner, Value) {
+        let key = TestKey::generate();
+        let body = json!({"name": "Acme Research", "public_key": key.public_key});
+        let response = self.signed(&key.registration_signer(), Method::POST, "/v1/clients", &body).await;
+        assert_eq!(response.status(), 201, "client registration succeeds");
+        let client: Value = response.json().await.unwrap();
+        (key.signer(client["id"].as_str().unwrap()), client)
     }
 
     /// Stops this API process and starts a new one on the same database and

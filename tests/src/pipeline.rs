@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use webhook_worker::startup::Worker;
 
 use crate::cloud_tasks::{CloudTasksStandIn, StandInConfig};
-use crate::{Method, TestAgent, TestApp, TestDatabase, TestKey, redis_url, settings, spawn_app_on};
+use crate::{Method, TestAgent, TestApp, TestDatabase, redis_url, settings, spawn_app_on};
 
 const WORKER_SECRET: &str = "test-worker-secret";
 
@@ -88,12 +88,7 @@ impl Pipeline {
 
     /// A client: its signing key and its registration answer (with `webhook_secret`).
     pub async fn client(&self) -> (crate::RequestSigner, Value) {
-        let key = TestKey::generate();
-        let body = json!({"name": "Acme Research", "public_key": key.public_key});
-        let response = self.app.signed(&key.registration_signer(), Method::POST, "/v1/clients", &body).await;
-        assert_eq!(response.status(), 201, "client registration succeeds");
-        let client: Value = response.json().await.unwrap();
-        (key.signer(client["id"].as_str().unwrap()), client)
+        self.app.register_client().await
     }
 
     /// Pushes a delivery to the worker as Cloud Tasks would.

@@ -8,6 +8,14 @@
 //! | refused by the SSRF policy                | refused (dead) | 200 |
 //! | other failure, attempts left              | retry      | 500, or 503 + Retry-After on 429 / Retry-After |
 //! | other failure, last attempt               | dead       | 200    |
+//! | failure that ends the endpoint's health   | dead (endpoint disabled) | 200 |
+//! | endpoint already disabled (not sent)      | —, delivery dead | 200 |
+//!
+//! Endpoint health: each attempt to an agent's endpoint updates when its
+//! current run of failures began; a success ends the run. A run longer than
+//! `ENDPOINT_DISABLE_AFTER_SECONDS`, or a 410, disables the endpoint and
+//! records an `endpoint.disabled` event; its deliveries then die unsent (and
+//! reach the dead-letter topic) until the agent enables it again.
 //!
 //! Cloud Tasks delivers at least once, so the worker is idempotent per
 //! delivery: a final delivery is answered 200 without sending, and a lease
@@ -20,12 +28,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reqwest::Method;
-use serde::Deserialize;
-use shared::domain::{DeliveryId, EventId};
+use serde::{Deserialize, Serialize};
+use shared::domain::{AgentId, DeliveryId, EventId};
+use shared::events::{self, Aggregate};
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
 use url::Url;
+use uuid::Uuid;
 
 use crate::egress::EgressError;
 use crate::startup::WorkerState;
@@ -176,7 +187,11 @@ async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Resu
                      (SELECT COALESCE(a.webhook_secret, c.webhook_secret)
                       FROM (SELECT 1) one
                       LEFT JOIN agents a ON a.id = d.agent_id
-                      LEFT JOIN clients c ON c.id = d.client_id) AS "secret!""#,
+                      LEFT JOIN clients c ON c.id = d.client_id) AS "secret!",
+                     -- During a rotation's grace period the replaced secret signs too.
+                     (SELECT a.previous_webhook_secret FROM agents a
+                      WHERE a.id = d.agent_id AND a.previous_webhook_secret_expires_at > now()) AS previous_secret,
+                     (SELECT a.endpoint_disabled_at IS NOT NULL FROM agents a WHERE a.id = d.agent_id) AS endpoint_disabled"#,
         id.as_uuid(),
         lease_seconds,
         generation,
@@ -186,6 +201,19 @@ async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Resu
     else {
         return unclaimable(state, push).await;
     };
+    if delivery.endpoint_disabled == Some(true) {
+        sqlx::query!(
+            "UPDATE webhook_deliveries SET status = 'dead', last_error = $3, lease_until = NULL, finished_at = now()
+             WHERE id = $1 AND generation = $2",
+            id.as_uuid(),
+            generation,
+            shared::webhooks::ENDPOINT_DISABLED,
+        )
+        .execute(&state.db)
+        .await?;
+        tracing::warn!(delivery_id = %id, error = shared::webhooks::ENDPOINT_DISABLED, "delivery dead");
+        return Ok(Answer::Done);
+    }
 
     let body = serde_json::to_vec(&serde_json::json!({
         "type": delivery.event_type,
@@ -205,7 +233,9 @@ async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Resu
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
     let event = EventId::from_uuid(delivery.event_id);
-    let sent = send(state, id, event, &delivery.target_url, &delivery.secret, body).instrument(span.clone()).await;
+    let secrets: Vec<&str> =
+        std::iter::once(delivery.secret.as_str()).chain(delivery.previous_secret.as_deref()).collect();
+    let sent = send(state, id, event, &delivery.target_url, &secrets, body).instrument(span.clone()).await;
     let latency_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
 
     let last_attempt = attempt >= i32::try_from(state.settings.webhook_max_retries).unwrap_or(i32::MAX);
@@ -216,12 +246,8 @@ async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Resu
         _ if last_attempt => Outcome::Dead,
         _ => Outcome::Retry,
     };
-    record(state, push, attempt, started, latency_ms, &sent, outcome).await?;
-    if outcome == Outcome::Gone
-        && let Some(agent) = delivery.agent_id
-    {
-        sqlx::query!("UPDATE agents SET endpoint_disabled_at = now() WHERE id = $1", agent).execute(&state.db).await?;
-    }
+    let attempted = Attempted { attempt, started, latency_ms, sent: &sent, agent: delivery.agent_id };
+    let outcome = record(state, push, attempted, outcome).await?;
     span.record("status", sent.status);
     span.record("outcome", outcome.as_str());
     span.in_scope(|| {
@@ -260,7 +286,14 @@ async fn unclaimable(state: &WorkerState, push: &Push) -> anyhow::Result<Answer>
 
 /// The Standard Webhooks request: `webhook-id` is the delivery id, so a
 /// receiver can drop duplicates.
-async fn send(state: &WorkerState, id: DeliveryId, event: EventId, target: &str, secret: &str, body: Vec<u8>) -> Sent {
+async fn send(
+    state: &WorkerState,
+    id: DeliveryId,
+    event: EventId,
+    target: &str,
+    secrets: &[&str],
+    body: Vec<u8>,
+) -> Sent {
     let failed = |error: String, refused: bool| Sent {
         status: None,
         body: None,
@@ -273,7 +306,7 @@ async fn send(state: &WorkerState, id: DeliveryId, event: EventId, target: &str,
     };
     let timestamp = OffsetDateTime::now_utc().unix_timestamp();
     let message_id = id.to_string();
-    let Ok(signature) = shared::webhooks::sign(secret, &message_id, timestamp, &body) else {
+    let Ok(signature) = shared::webhooks::sign_with_each(secrets, &message_id, timestamp, &body) else {
         return failed("the webhook secret is malformed".into(), true);
     };
     let mut request = reqwest::Request::new(Method::POST, url);
@@ -325,17 +358,38 @@ fn storable(text: &str) -> String {
     text.replace('\0', "\u{FFFD}")
 }
 
-async fn record(
-    state: &WorkerState,
-    push: &Push,
+/// One attempt, as sent.
+struct Attempted<'a> {
     attempt: i32,
     started: OffsetDateTime,
     latency_ms: i32,
-    sent: &Sent,
+    sent: &'a Sent,
+    /// The agent whose endpoint it went to (none for a job callback).
+    agent: Option<Uuid>,
+}
+
+/// Records the attempt, the endpoint's health and the delivery's new status
+/// in one transaction; returns the outcome, which is `Dead` when this attempt
+/// disabled the endpoint.
+async fn record(
+    state: &WorkerState,
+    push: &Push,
+    attempted: Attempted<'_>,
     outcome: Outcome,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Outcome> {
+    let Attempted { attempt, started, latency_ms, sent, agent } = attempted;
     let id = push.delivery_id;
     let mut tx = state.db.begin().await?;
+    let mut outcome = outcome;
+    let mut error = sent.error.clone();
+    if let Some(agent) = agent {
+        let disable_after = Duration::from_secs(state.settings.endpoint_disable_after_seconds);
+        let disabled = endpoint_health(&mut tx, AgentId::from_uuid(agent), outcome, started, disable_after).await?;
+        if disabled && outcome == Outcome::Retry {
+            outcome = Outcome::Dead;
+            error = Some(format!("{}; {}", error.unwrap_or_default(), shared::webhooks::ENDPOINT_DISABLED));
+        }
+    }
     sqlx::query!(
         "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -345,7 +399,7 @@ async fn record(
         latency_ms,
         sent.status.map(i32::from),
         sent.body,
-        sent.error,
+        error,
         outcome.as_str(),
     )
     .execute(&mut *tx)
@@ -359,14 +413,94 @@ async fn record(
         id.as_uuid(),
         outcome.delivery_status(),
         attempt,
-        sent.error,
+        error,
         finished,
         push.generation,
     )
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(outcome)
+}
+
+/// Why an endpoint was disabled, as its event says.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum DisabledBecause {
+    /// It answered 410 Gone.
+    Gone,
+    /// Its deliveries kept failing for longer than the limit.
+    Failing,
+}
+
+/// The data of an `endpoint.disabled` event.
+#[derive(Debug, Serialize)]
+struct EndpointDisabled {
+    agent_id: AgentId,
+    endpoint_url: String,
+    reason: DisabledBecause,
+    /// When the run of failures that ended here began.
+    #[serde(with = "time::serde::rfc3339")]
+    failing_since: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    disabled_at: OffsetDateTime,
+}
+
+/// Updates the endpoint's run of failures after an attempt (`started` is
+/// when it began); disables the endpoint when the run has lasted
+/// `disable_after` or the endpoint is gone. Returns whether this attempt
+/// disabled it. The agent's row stays locked until the transaction ends, so
+/// its `endpoint.disabled` event is ordered after every earlier event of the
+/// agent.
+async fn endpoint_health(
+    tx: &mut PgConnection,
+    agent: AgentId,
+    outcome: Outcome,
+    started: OffsetDateTime,
+    disable_after: Duration,
+) -> anyhow::Result<bool> {
+    let endpoint = sqlx::query!(
+        "SELECT endpoint_url, endpoint_failing_since, endpoint_disabled_at FROM agents WHERE id = $1 FOR UPDATE",
+        agent.as_uuid()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if outcome == Outcome::Delivered {
+        if endpoint.endpoint_failing_since.is_some() {
+            sqlx::query!("UPDATE agents SET endpoint_failing_since = NULL WHERE id = $1", agent.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+        }
+        return Ok(false);
+    }
+    let failing_since = endpoint.endpoint_failing_since.unwrap_or(started);
+    if endpoint.endpoint_failing_since.is_none() {
+        sqlx::query!("UPDATE agents SET endpoint_failing_since = $2 WHERE id = $1", agent.as_uuid(), failing_since)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let reason = match outcome {
+        Outcome::Gone => DisabledBecause::Gone,
+        _ if now - failing_since >= disable_after => DisabledBecause::Failing,
+        _ => return Ok(false),
+    };
+    if endpoint.endpoint_disabled_at.is_some() {
+        return Ok(false); // Another attempt disabled it first.
+    }
+    sqlx::query!("UPDATE agents SET endpoint_disabled_at = $2, updated_at = $2 WHERE id = $1", agent.as_uuid(), now)
+        .execute(&mut *tx)
+        .await?;
+    let event = EndpointDisabled {
+        agent_id: agent,
+        endpoint_url: endpoint.endpoint_url,
+        reason,
+        failing_since,
+        disabled_at: now,
+    };
+    events::record(tx, Aggregate::Agent(agent), events::ENDPOINT_DISABLED, &event).await?;
+    tracing::warn!(agent_id = %agent, reason = ?event.reason, "endpoint disabled");
+    Ok(true)
 }
 
 #[cfg(test)]

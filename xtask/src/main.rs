@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod dev;
 mod prepare;
+mod redrive;
 mod runner;
 mod test;
 
@@ -42,8 +43,11 @@ commands:
             get-agent, create-job, webhook deliveries, start-up and peak RSS against
             the targets; prints a table, writes target/bench/latest.md
             ([--seconds S] [--connections N] [--jobs K])
+  redrive   --agent agt_… --since <RFC 3339 time>: send again every dead delivery to the
+            agent's endpoint created since then (operator; needs DATABASE_URL; the
+            endpoint must be enabled); --dry-run counts them
 
---dry-run  print the commands that would run, in order, and run none";
+--dry-run  print the commands that would run, in order, and run none (redrive: count only)";
 
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let (mut dry_run, mut url, mut command) = (false, DEFAULT_URL.to_owned(), None);
-    // The arguments of `build`, `deploy` and `bench`, which parse their own.
+    // The arguments of `build`, `deploy`, `bench` and `redrive`, which parse their own.
     let mut rest = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -70,7 +74,7 @@ fn run() -> anyhow::Result<()> {
             _ => rest.push(arg),
         }
     }
-    if !matches!(command.as_deref(), Some("build" | "deploy" | "bench"))
+    if !matches!(command.as_deref(), Some("build" | "deploy" | "bench" | "redrive"))
         && let Some(arg) = rest.first()
     {
         if arg.starts_with("--") {
@@ -91,6 +95,7 @@ fn run() -> anyhow::Result<()> {
         Some("build") => build::run(&runner, &rest),
         Some("deploy") => deploy::run(&runner, &rest),
         Some("bench") => bench::run(&runner, &rest),
+        Some("redrive") => redrive::run(&runner, &rest),
         Some("help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -14,7 +14,7 @@ use xshell::cmd;
 use crate::runner::Runner;
 
 /// Workspace packages whose code holds `sqlx::query!` macros.
-const QUERY_PACKAGES: &[&str] = &["api", "webhook-worker"];
+const QUERY_PACKAGES: &[&str] = &["shared", "api", "webhook-worker"];
 
 pub fn run(runner: &Runner) -> anyhow::Result<()> {
     let out = runner.path(".sqlx");

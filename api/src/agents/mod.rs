@@ -1,8 +1,10 @@
-//! Agents: register, read, update, deactivate.
+//! Agents: register, read, update, deactivate; rotate the webhook secret;
+//! re-enable a disabled endpoint.
 //!
 //! Registration is signed by the key being registered (keyid = that base64
 //! public key); afterwards the agent signs with keyid = its id, and only its
-//! own key may update or deactivate it.
+//! own key may change it. Every change records its event in the same
+//! transaction.
 
 pub mod model;
 mod store;
@@ -11,16 +13,24 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use shared::domain::{AgentId, EndpointUrl, WebhookSecret};
+use shared::events::{self, Aggregate};
+use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, Problem, SignedRequestRefusals};
 use crate::state::AppState;
-use model::{Agent, RegisterAgent, RegisteredAgent, UpdateAgent};
+use model::{
+    Agent, RegisterAgent, RegisteredAgent, RotateWebhookSecret, RotatedWebhookSecret, SecretRotated, UpdateAgent,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(register_agent)).routes(routes!(get_agent, update_agent, deactivate_agent))
+    OpenApiRouter::new()
+        .routes(routes!(register_agent))
+        .routes(routes!(get_agent, update_agent, deactivate_agent))
+        .routes(routes!(rotate_webhook_secret))
+        .routes(routes!(enable_endpoint))
 }
 
 /// Register an agent. The answer holds its webhook secret, shown only this once.
@@ -42,8 +52,11 @@ async fn register_agent(
     principal.require_new_key(&agent.public_key)?;
     require_allowed_scheme(&state, "endpoint_url", &agent.endpoint_url)?;
     let secret = WebhookSecret::generate();
-    let row = store::insert(&state.db, AgentId::generate(), &agent, &secret).await?;
-    let agent = Agent::from(row);
+    let mut tx = state.db.begin().await?;
+    let agent = Agent::from(store::insert(&mut tx, AgentId::generate(), &agent, &secret).await?);
+    events::record(&mut tx, Aggregate::Agent(agent.id), events::AGENT_REGISTERED, &agent).await?;
+    tx.commit().await?;
+    state.outbox.committed();
     tracing::info!(agent_id = %agent.id, "agent registered");
     Ok((StatusCode::CREATED, Json(RegisteredAgent { agent, webhook_secret: secret.expose().to_owned() })))
 }
@@ -93,12 +106,19 @@ async fn update_agent(
     if name.is_none() && description.is_none() && capabilities.is_none() && endpoint_url.is_none() && price.is_none() {
         return Err(ApiError::invalid("body", "name at least one field to change"));
     }
-    match store::update(&state.db, id, &changes).await? {
-        Some(row) => Ok(Json(row.into())),
-        None if store::find(&state.db, id).await?.is_some() => {
-            Err(ApiError::Conflict(format!("agent {id} is deactivated and can no longer change")))
+    let mut tx = state.db.begin().await?;
+    match store::update(&mut tx, id, &changes).await? {
+        Some(row) => {
+            let agent = Agent::from(row);
+            events::record(&mut tx, Aggregate::Agent(id), events::AGENT_UPDATED, &agent).await?;
+            tx.commit().await?;
+            state.outbox.committed();
+            Ok(Json(agent))
         }
-        None => Err(agent_not_found(id)),
+        None => {
+            drop(tx);
+            Err(inactive_or_missing(&state, id).await)
+        }
     }
 }
 
@@ -121,11 +141,112 @@ async fn deactivate_agent(
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     principal.require_agent(id)?;
-    if !store::deactivate(&state.db, id).await? {
-        return Err(agent_not_found(id));
+    let mut tx = state.db.begin().await?;
+    match store::deactivate(&mut tx, id).await? {
+        Some(row) => {
+            events::record(&mut tx, Aggregate::Agent(id), events::AGENT_DEACTIVATED, &Agent::from(row)).await?;
+            tx.commit().await?;
+            state.outbox.committed();
+            tracing::info!(agent_id = %id, "agent deactivated");
+        }
+        None if store::find(&state.db, id).await?.is_some() => {} // Deactivated before.
+        None => return Err(agent_not_found(id)),
     }
-    tracing::info!(agent_id = %id, "agent deactivated");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the agent's webhook secret. Until the grace period ends (24 h
+/// unless given), every webhook carries a signature by the old secret too, so
+/// receivers can switch when they are ready. Rotating again within the grace
+/// period drops the oldest secret at once. The answer holds the new secret,
+/// shown only this once.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/webhook-secret",
+    tag = "agents",
+    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    request_body = RotateWebhookSecret,
+    responses(
+        (status = 200, body = RotatedWebhookSecret),
+        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
+        (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Signed { principal, body: rotation }: Signed<RotateWebhookSecret>,
+) -> Result<Json<RotatedWebhookSecret>, ApiError> {
+    let id = parse_id(&id)?;
+    principal.require_agent(id)?;
+    let grace = rotation.grace_period()?;
+    let previous_expires_at = (!grace.is_zero()).then(|| OffsetDateTime::now_utc() + grace);
+    let secret = WebhookSecret::generate();
+    let mut tx = state.db.begin().await?;
+    if !store::rotate_secret(&mut tx, id, &secret, previous_expires_at).await? {
+        drop(tx);
+        return Err(inactive_or_missing(&state, id).await);
+    }
+    let event = SecretRotated { agent_id: id, previous_secret_expires_at: previous_expires_at };
+    events::record(&mut tx, Aggregate::Agent(id), events::AGENT_WEBHOOK_SECRET_ROTATED, &event).await?;
+    tx.commit().await?;
+    state.outbox.committed();
+    tracing::info!(agent_id = %id, "webhook secret rotated");
+    Ok(Json(RotatedWebhookSecret {
+        webhook_secret: secret.expose().to_owned(),
+        previous_secret_expires_at: previous_expires_at,
+    }))
+}
+
+/// Enable the agent's endpoint again after it was disabled (410 Gone, or
+/// failing for too long); failures are counted afresh. Dead deliveries are
+/// not resent by this: resend them one by one, or ask an operator to redrive
+/// them. Enabling an enabled endpoint changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/endpoint/enable",
+    tag = "agents",
+    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    responses(
+        (status = 200, body = Agent),
+        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
+        (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn enable_endpoint(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Agent>, ApiError> {
+    let id = parse_id(&id)?;
+    principal.require_agent(id)?;
+    let mut tx = state.db.begin().await?;
+    if let Some(row) = store::enable_endpoint(&mut tx, id).await? {
+        let agent = Agent::from(row);
+        let event = serde_json::json!({ "agent_id": id, "endpoint_url": agent.endpoint_url });
+        events::record(&mut tx, Aggregate::Agent(id), events::ENDPOINT_ENABLED, &event).await?;
+        tx.commit().await?;
+        state.outbox.committed();
+        tracing::info!(agent_id = %id, "endpoint enabled");
+        return Ok(Json(agent));
+    }
+    drop(tx);
+    match store::find(&state.db, id).await? {
+        Some(row) if row.active => Ok(Json(row.into())),
+        Some(_) => Err(deactivated(id)),
+        None => Err(agent_not_found(id)),
+    }
+}
+
+/// Why a change to an agent matched no active agent.
+async fn inactive_or_missing(state: &AppState, id: AgentId) -> ApiError {
+    match store::find(&state.db, id).await {
+        Ok(Some(_)) => deactivated(id),
+        Ok(None) => agent_not_found(id),
+        Err(error) => error.into(),
+    }
 }
 
 fn parse_id(id: &str) -> Result<AgentId, ApiError> {
@@ -134,6 +255,10 @@ fn parse_id(id: &str) -> Result<AgentId, ApiError> {
 
 fn agent_not_found(id: AgentId) -> ApiError {
     ApiError::NotFound(format!("no agent with id {id}"))
+}
+
+fn deactivated(id: AgentId) -> ApiError {
+    ApiError::Conflict(format!("agent {id} is deactivated and can no longer change"))
 }
 
 /// Plain http webhook URLs are a local-development convenience only.

@@ -1,5 +1,7 @@
 //! The agent resource as clients see it, and as they send it.
 
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rust_decimal::Decimal;
@@ -8,6 +10,8 @@ use shared::domain::{AgentDescription, AgentId, AgentName, Capabilities, Endpoin
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use crate::error::ApiError;
 
 /// Register an agent.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -69,6 +73,11 @@ pub struct Agent {
     pub rating_count: i32,
     /// `false` once deactivated; inactive agents are not discoverable.
     pub active: bool,
+    /// Set while the endpoint gets no deliveries: it answered 410 Gone, or
+    /// failed for longer than the health limit. The agent re-enables it.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub endpoint_disabled_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -88,6 +97,48 @@ pub struct RegisteredAgent {
 }
 
 /// A row of the `agents` table, minus the secret and the search vector.
+/// How long the replaced secret keeps signing, at most.
+pub const MAX_SECRET_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+const DEFAULT_SECRET_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateWebhookSecret {
+    /// How long webhooks are also signed with the replaced secret: 0 to
+    /// 604800 (7 days); 86400 (24 h) when absent. 0 drops it at once.
+    #[schema(example = 86400)]
+    pub grace_period_seconds: Option<u64>,
+}
+
+impl RotateWebhookSecret {
+    pub fn grace_period(&self) -> Result<Duration, ApiError> {
+        match self.grace_period_seconds.map(Duration::from_secs) {
+            None => Ok(DEFAULT_SECRET_GRACE),
+            Some(grace) if grace <= MAX_SECRET_GRACE => Ok(grace),
+            Some(_) => Err(ApiError::invalid("grace_period_seconds", "must be at most 604800 (7 days)")),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedWebhookSecret {
+    /// The new secret, shown only this once.
+    pub webhook_secret: String,
+    /// Until when webhooks also carry a signature by the replaced secret;
+    /// null when it was dropped at once.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
+}
+
+/// The data of an `agent.webhook_secret_rotated` event (no secrets).
+#[derive(Debug, Serialize)]
+pub struct SecretRotated {
+    pub agent_id: AgentId,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
+}
+
 pub struct AgentRow {
     pub id: Uuid,
     pub name: String,
@@ -99,6 +150,7 @@ pub struct AgentRow {
     pub rating: Decimal,
     pub rating_count: i32,
     pub active: bool,
+    pub endpoint_disabled_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -116,6 +168,7 @@ impl From<AgentRow> for Agent {
             rating: two_decimals(row.rating),
             rating_count: row.rating_count,
             active: row.active,
+            endpoint_disabled_at: row.endpoint_disabled_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

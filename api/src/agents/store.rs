@@ -2,17 +2,23 @@
 //! against the migrations (`.sqlx/` holds the offline data).
 
 use shared::domain::{AgentId, Price, WebhookSecret};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 
 use super::model::{AgentRow, RegisterAgent, UpdateAgent};
 
 #[tracing::instrument(name = "sql insert", skip_all)]
-pub async fn insert(db: &PgPool, id: AgentId, agent: &RegisterAgent, secret: &WebhookSecret) -> sqlx::Result<AgentRow> {
+pub async fn insert(
+    tx: &mut PgConnection,
+    id: AgentId,
+    agent: &RegisterAgent,
+    secret: &WebhookSecret,
+) -> sqlx::Result<AgentRow> {
     sqlx::query_as!(
         AgentRow,
         "INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, webhook_secret)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         agent.name.as_str(),
         agent.description.as_str(),
@@ -22,7 +28,7 @@ pub async fn insert(db: &PgPool, id: AgentId, agent: &RegisterAgent, secret: &We
         agent.price.value(),
         secret.expose(),
     )
-    .fetch_one(db)
+    .fetch_one(tx)
     .await
 }
 
@@ -30,7 +36,7 @@ pub async fn insert(db: &PgPool, id: AgentId, agent: &RegisterAgent, secret: &We
 pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as!(
         AgentRow,
-        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, created_at, updated_at
+        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at
          FROM agents WHERE id = $1",
         id.as_uuid(),
     )
@@ -41,7 +47,7 @@ pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
 /// Applies the given fields to an active agent; `None` when there is no
 /// active agent with this id.
 #[tracing::instrument(name = "sql update", skip_all)]
-pub async fn update(db: &PgPool, id: AgentId, changes: &UpdateAgent) -> sqlx::Result<Option<AgentRow>> {
+pub async fn update(tx: &mut PgConnection, id: AgentId, changes: &UpdateAgent) -> sqlx::Result<Option<AgentRow>> {
     let capabilities = changes.capabilities.as_ref().map(|capabilities| capabilities.to_strings());
     sqlx::query_as!(
         AgentRow,
@@ -50,12 +56,13 @@ pub async fn update(db: &PgPool, id: AgentId, changes: &UpdateAgent) -> sqlx::Re
              description = COALESCE($3, description),
              capabilities = COALESCE($4, capabilities),
              endpoint_url = COALESCE($5, endpoint_url),
-             -- A new endpoint gets a fresh start after a 410 Gone disabled the old one.
+             -- A new endpoint starts afresh: enabled, with no failures counted.
              endpoint_disabled_at = CASE WHEN $5::text IS NULL THEN endpoint_disabled_at END,
+             endpoint_failing_since = CASE WHEN $5::text IS NULL THEN endpoint_failing_since END,
              price = COALESCE($6, price),
              updated_at = now()
          WHERE id = $1 AND active
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         changes.name.as_ref().map(|name| name.as_str()),
         changes.description.as_ref().map(|description| description.as_str()),
@@ -63,23 +70,62 @@ pub async fn update(db: &PgPool, id: AgentId, changes: &UpdateAgent) -> sqlx::Re
         changes.endpoint_url.as_ref().map(|url| url.as_str()),
         changes.price.map(Price::value),
     )
-    .fetch_optional(db)
+    .fetch_optional(tx)
     .await
 }
 
-/// Deactivates an agent. Returns whether the agent exists (deactivating
-/// twice is not an error).
+/// Deactivates an active agent; `None` when there is no active agent with
+/// this id.
 #[tracing::instrument(name = "sql deactivate", skip_all)]
-pub async fn deactivate(db: &PgPool, id: AgentId) -> sqlx::Result<bool> {
-    let row = sqlx::query_scalar!(
-        "WITH changed AS (
-             UPDATE agents SET active = false, deactivated_at = now(), updated_at = now()
-             WHERE id = $1 AND active RETURNING id
-         )
-         SELECT EXISTS (SELECT 1 FROM changed) OR EXISTS (SELECT 1 FROM agents WHERE id = $1) AS \"exists!\"",
+pub async fn deactivate(tx: &mut PgConnection, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as!(
+        AgentRow,
+        "UPDATE agents SET active = false, deactivated_at = now(), updated_at = now()
+         WHERE id = $1 AND active
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
     )
-    .fetch_one(db)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Makes `secret` the agent's webhook secret; the one it replaces keeps
+/// signing until `previous_expires_at` (`None`: dropped at once). Returns
+/// whether the agent exists and is active.
+#[tracing::instrument(name = "sql rotate secret", skip_all)]
+pub async fn rotate_secret(
+    tx: &mut PgConnection,
+    id: AgentId,
+    secret: &WebhookSecret,
+    previous_expires_at: Option<OffsetDateTime>,
+) -> sqlx::Result<bool> {
+    let rotated = sqlx::query!(
+        "UPDATE agents SET
+             previous_webhook_secret = CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE webhook_secret END,
+             previous_webhook_secret_expires_at = $3,
+             webhook_secret = $2,
+             updated_at = now()
+         WHERE id = $1 AND active",
+        id.as_uuid(),
+        secret.expose(),
+        previous_expires_at,
+    )
+    .execute(tx)
     .await?;
-    Ok(row)
+    Ok(rotated.rows_affected() == 1)
+}
+
+/// Enables a disabled endpoint, with no failures counted; `None` when the
+/// agent is not active or its endpoint is not disabled.
+#[tracing::instrument(name = "sql enable endpoint", skip_all)]
+pub async fn enable_endpoint(tx: &mut PgConnection, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as!(
+        AgentRow,
+        "UPDATE agents SET endpoint_disabled_at = NULL, endpoint_failing_since = NULL, updated_at = now()
+         WHERE id = $1 AND active AND endpoint_disabled_at IS NOT NULL
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at",
+        id.as_uuid(),
+    )
+    .fetch_optional(tx)
+    .await
 }

@@ -13,6 +13,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use shared::domain::{JobId, JobStatus, JobTransition, Price};
+use shared::events::{self, Aggregate};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -105,10 +106,10 @@ async fn create_job(
             .ok_or_else(|| anyhow::anyhow!("idempotent job vanished").into());
     };
     let job = Job::try_from(row)?;
-    let event = outbox::record_event(&mut tx, job.id.as_uuid(), "job.created", &job).await?;
+    let event = events::record(&mut tx, Aggregate::Job(job.id), events::JOB_CREATED, &job).await?;
     outbox::deliver_to_agent(&mut tx, event, job.id, job.agent_id).await?;
     tx.commit().await?;
-    state.relay.wake();
+    state.outbox.committed();
     tracing::info!(job_id = %job.id, agent_id = %job.agent_id, "job created");
     Ok(created(job, false))
 }
@@ -327,14 +328,14 @@ async fn transition(
         return Err(ApiError::Conflict(format!("job {id} is {}; it cannot {}", job.status, transition.verb())));
     };
     let job = Job::try_from(row)?;
-    let event = outbox::record_event(&mut tx, job.id.as_uuid(), transition.event_type(), &job).await?;
+    let event = events::record(&mut tx, Aggregate::Job(job.id), transition.event_type(), &job).await?;
     if transition == JobTransition::Cancel {
         outbox::deliver_to_agent(&mut tx, event, job.id, job.agent_id).await?;
     } else {
         outbox::deliver_to_callback(&mut tx, event, job.id).await?;
     }
     tx.commit().await?;
-    state.relay.wake();
+    state.outbox.committed();
     tracing::info!(job_id = %job.id, status = %job.status, "job moved");
     Ok(Json(job))
 }

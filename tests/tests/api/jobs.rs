@@ -3,14 +3,10 @@
 
 use serde_json::{Value, json};
 use tests::pipeline::spawn_pipeline;
-use tests::{Method, RequestSigner, TestAgent, TestApp, TestKey, spawn_app, spawn_app_with};
+use tests::{Method, RequestSigner, TestAgent, TestApp, spawn_app, spawn_app_with};
 
 async fn client(app: &TestApp) -> RequestSigner {
-    let key = TestKey::generate();
-    let body = json!({"name": "Acme", "public_key": key.public_key});
-    let response = app.signed(&key.registration_signer(), Method::POST, "/v1/clients", &body).await;
-    let client: Value = response.json().await.unwrap();
-    key.signer(client["id"].as_str().unwrap())
+    app.register_client().await.0
 }
 
 fn job_body(agent: &TestAgent, price: &str) -> Value {

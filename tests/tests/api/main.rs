@@ -2,6 +2,7 @@
 
 mod agents;
 mod discovery;
+mod events;
 mod health;
 mod jobs;
 mod pipeline;

@@ -196,7 +196,10 @@ async fn gone_disables_the_endpoint_until_it_changes() {
     assert_eq!((&delivery["status"], &delivery["attempts"][0]["outcome"]), (&json!("dead"), &json!("gone")));
 
     let second = pipeline.create_job(&client, &agent).await;
-    assert!(pipeline.deliveries(&agent.signer, &second).await.is_empty(), "a disabled endpoint gets nothing");
+    let unsent = &pipeline.deliveries(&agent.signer, &second).await[0];
+    assert_eq!(unsent["status"], "dead", "a disabled endpoint gets nothing");
+    assert_eq!(unsent["last_error"], shared::webhooks::ENDPOINT_DISABLED);
+    assert!(unsent["attempts"].as_array().unwrap().is_empty());
 
     let new_endpoint = json!({"endpoint_url": pipeline.receiver.url("/agent-v2")});
     assert_eq!(pipeline.app.signed(&agent.signer, Method::PATCH, &agent.path(), &new_endpoint).await.status(), 200);

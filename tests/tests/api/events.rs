@@ -1,0 +1,356 @@
+//! Domain events on Pub/Sub (through the stand-in, with the official client),
+//! dead letters and redrive, webhook secret rotation, and endpoint health.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::domain::AgentId;
+use standardwebhooks::Webhook;
+use tests::pipeline::{Pipeline, PipelineOptions, Received, spawn_pipeline, spawn_pipeline_with};
+use tests::pubsub::{PubSubStandIn, ReceivedMessage};
+use tests::{Method, TcpProxy, TestAgent, TestApp, eventually, spawn_app, spawn_app_with};
+use time::OffsetDateTime;
+
+const EVENTS: &str = "projects/local/topics/registry-events";
+const DEAD_LETTERS: &str = "projects/local/topics/webhook-dead-letter";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `docs/events.schema.json`, and its dead-letter definition as a schema of its own.
+fn validators() -> &'static (jsonschema::Validator, jsonschema::Validator) {
+    static VALIDATORS: OnceLock<(jsonschema::Validator, jsonschema::Validator)> = OnceLock::new();
+    VALIDATORS.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let dead_letter = json!({"$defs": schema["$defs"], "$ref": "#/$defs/dead_letter"});
+        (jsonschema::validator_for(&schema).unwrap(), jsonschema::validator_for(&dead_letter).unwrap())
+    })
+}
+
+fn conforms(validator: &jsonschema::Validator, document: &Value) {
+    let errors: Vec<String> = validator.iter_errors(document).map(|error| error.to_string()).collect();
+    assert!(errors.is_empty(), "{document:#} breaks the documented schema: {errors:#?}");
+}
+
+/// An event as documented: the schema, the attributes and the ordering key.
+fn documented_event(message: &ReceivedMessage) -> Value {
+    let event: Value = serde_json::from_slice(&message.data).expect("events are JSON");
+    conforms(&validators().0, &event);
+    let expected: BTreeMap<String, String> = [
+        ("event_id", &event["id"]),
+        ("event_type", &event["type"]),
+        ("aggregate_id", &event["aggregate_id"]),
+        ("schema_version", &json!("1")),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.as_str().unwrap().to_owned()))
+    .collect();
+    assert_eq!(message.attributes, expected);
+    assert_eq!(message.ordering_key, event["aggregate_id"].as_str().unwrap());
+    event
+}
+
+fn documented_dead_letter(message: &ReceivedMessage) -> Value {
+    let letter: Value = serde_json::from_slice(&message.data).expect("dead letters are JSON");
+    conforms(&validators().1, &letter);
+    assert_eq!(message.attributes["delivery_id"], letter["delivery_id"].as_str().unwrap());
+    assert_eq!(message.attributes["recipient_id"], letter["recipient_id"].as_str().unwrap());
+    letter
+}
+
+/// Each aggregate's event types in arrival order, after checking that its
+/// sequence numbers only grow. Duplicates (at least once) are dropped.
+fn types_by_aggregate(messages: &[ReceivedMessage]) -> BTreeMap<String, Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut last_sequence: BTreeMap<String, i64> = BTreeMap::new();
+    let mut types: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for event in messages.iter().map(documented_event) {
+        if !seen.insert(event["id"].as_str().unwrap().to_owned()) {
+            continue;
+        }
+        let aggregate = event["aggregate_id"].as_str().unwrap().to_owned();
+        let sequence = event["sequence"].as_i64().unwrap();
+        let previous = last_sequence.insert(aggregate.clone(), sequence).unwrap_or(0);
+        assert!(sequence > previous, "{aggregate}: event {sequence} arrived after {previous}");
+        types.entry(aggregate).or_default().push(event["type"].as_str().unwrap().to_owned());
+    }
+    types
+}
+
+fn id(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_owned()
+}
+
+async fn job_from(app: &TestApp, client: &tests::RequestSigner, agent: &Value, callback: Option<String>) -> Value {
+    let body = json!({"agent_id": agent["id"], "input": {"pages": 3}, "price": "10", "callback_url": callback});
+    let response = app.signed(client, Method::POST, "/v1/jobs", &body).await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn expect_status(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let path = agent.path();
+    expect_status(app.signed(&agent.signer, Method::PATCH, &path, &json!({"price": "15"})).await, 200).await;
+    let rotate = format!("{path}/webhook-secret");
+    expect_status(app.signed(&agent.signer, Method::POST, &rotate, &json!({})).await, 200).await;
+    let (client, _) = app.register_client().await;
+
+    let finished = job_from(&app, &client, &agent.registered, None).await;
+    let jobs = format!("/v1/jobs/{}", id(&finished));
+    expect_status(app.signed(&agent.signer, Method::POST, &format!("{jobs}/accept"), &Value::Null).await, 200).await;
+    let result = json!({"result": {"pages": ["un", "deux", "trois"]}});
+    expect_status(app.signed(&agent.signer, Method::POST, &format!("{jobs}/complete"), &result).await, 200).await;
+    let cancelled = job_from(&app, &client, &agent.registered, None).await;
+    let cancel = format!("/v1/jobs/{}/cancel", id(&cancelled));
+    expect_status(app.signed(&client, Method::POST, &cancel, &Value::Null).await, 200).await;
+    let failed = job_from(&app, &client, &agent.registered, None).await;
+    let fail = format!("/v1/jobs/{}/fail", id(&failed));
+    expect_status(app.signed(&agent.signer, Method::POST, &fail, &json!({"reason": "unreadable scan"})).await, 200)
+        .await;
+    expect_status(app.signed(&agent.signer, Method::DELETE, &path, &Value::Null).await, 204).await;
+    // Deactivating again changes nothing, so it is no event.
+    expect_status(app.signed(&agent.signer, Method::DELETE, &path, &Value::Null).await, 204).await;
+
+    let messages = app.pubsub.wait_for_messages(EVENTS, 11, WAIT).await;
+    let types = types_by_aggregate(&messages);
+    let expected: BTreeMap<String, Vec<&str>> = [
+        (
+            id(&agent.registered),
+            vec!["agent.registered", "agent.updated", "agent.webhook_secret_rotated", "agent.deactivated"],
+        ),
+        (id(&finished), vec!["job.created", "job.accepted", "job.completed"]),
+        (id(&cancelled), vec!["job.created", "job.cancelled"]),
+        (id(&failed), vec!["job.created", "job.failed"]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(types, expected.into_iter().map(|(k, v)| (k, v.into_iter().map(String::from).collect())).collect());
+
+    let events: Vec<Value> = messages.iter().map(documented_event).collect();
+    let of_type = |kind: &str| events.iter().find(|event| event["type"] == kind).unwrap()["data"].clone();
+    assert_eq!(of_type("agent.updated")["price"], "15");
+    assert_eq!(of_type("agent.deactivated")["active"], false);
+    assert!(of_type("agent.webhook_secret_rotated")["previous_secret_expires_at"].is_string());
+    assert_eq!(of_type("job.completed")["result"], result["result"]);
+    assert_eq!(of_type("job.failed")["failure_reason"], "unreadable scan");
+    let all_marked = eventually(5, || async {
+        let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        unpublished == 0
+    })
+    .await;
+    assert!(all_marked, "every event is marked published once Pub/Sub acknowledged it");
+}
+
+#[tokio::test]
+async fn requests_succeed_while_pubsub_is_unreachable_and_the_events_follow_when_it_is_back() {
+    let pubsub = PubSubStandIn::start().await.unwrap();
+    let proxy = TcpProxy::start(pubsub.endpoint().trim_start_matches("http://").to_owned()).await;
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port());
+    let app = spawn_app_with(|source, _| source.set("PUBSUB_ENDPOINT", endpoint)).await;
+    proxy.cut();
+
+    let agent = app.register_agent(json!({})).await;
+    for price in ["13", "14"] {
+        let update = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({"price": price})).await;
+        expect_status(update, 200).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(pubsub.messages(EVENTS).is_empty(), "nothing can arrive while Pub/Sub is unreachable");
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL").fetch_one(&app.db).await.unwrap();
+    assert_eq!(unpublished, 3, "the events wait in the outbox");
+
+    proxy.restore();
+    let messages = pubsub.wait_for_messages(EVENTS, 3, Duration::from_secs(30)).await;
+    let types = types_by_aggregate(&messages);
+    assert_eq!(types[&id(&agent.registered)], ["agent.registered", "agent.updated", "agent.updated"]);
+    let prices: Vec<Value> =
+        messages.iter().map(documented_event).map(|event| event["data"]["price"].clone()).collect();
+    assert_eq!(prices[1..], [json!("13"), json!("14")], "in the order they happened");
+}
+
+#[tokio::test]
+async fn a_dead_delivery_is_dead_lettered_and_can_be_resent_to_success() {
+    let pipeline = spawn_pipeline_with(PipelineOptions { statuses: vec![503; 5], ..Default::default() }).await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    let job = pipeline.create_job(&client, &agent).await;
+
+    let letters = pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 1, WAIT).await;
+    let letter = documented_dead_letter(&letters[0]);
+    let delivery = &pipeline.deliveries(&agent.signer, &job).await[0];
+    assert_eq!(letter["delivery_id"], delivery["id"]);
+    assert_eq!(letter["event_type"], "job.created");
+    assert_eq!(letter["job_id"], job["id"]);
+    assert_eq!(letter["recipient_id"], agent.registered["id"]);
+    assert_eq!(letter["target_host"], "127.0.0.1");
+    assert_eq!(letter["attempts"], 5);
+    assert_eq!(letter["last_error"], "the endpoint answered 503");
+
+    let resend = format!("/v1/deliveries/{}/resend", delivery["id"].as_str().unwrap());
+    expect_status(pipeline.app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 202).await;
+    let delivered =
+        eventually(10, || async { pipeline.deliveries(&agent.signer, &job).await[0]["status"] == "delivered" }).await;
+    assert!(delivered, "the resend is delivered: {:?}", pipeline.deliveries(&agent.signer, &job).await);
+    assert_eq!(pipeline.receiver.received().len(), 6);
+    assert_eq!(pipeline.app.pubsub.messages(DEAD_LETTERS).len(), 1, "delivered is no dead letter");
+}
+
+#[tokio::test]
+async fn an_operator_redrives_the_dead_deliveries_of_an_endpoint_since_a_time() {
+    let pipeline = spawn_pipeline_with(PipelineOptions { statuses: vec![503; 10], ..Default::default() }).await;
+    let agent = pipeline.agent().await;
+    let agent_id: AgentId = id(&agent.registered).parse().unwrap();
+    let (client, _) = pipeline.client().await;
+    let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let jobs = [pipeline.create_job(&client, &agent).await, pipeline.create_job(&client, &agent).await];
+    pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
+
+    let db = &pipeline.app.db;
+    assert_eq!(shared::redrive::redrive(db, agent_id, before, true).await.unwrap(), 2, "a dry run counts");
+    assert!(pipeline.receiver.wait_for(10, 1).await && !pipeline.receiver.wait_for(11, 1).await, "and sends none");
+    let later = OffsetDateTime::now_utc();
+    assert_eq!(shared::redrive::redrive(db, agent_id, later, false).await.unwrap(), 0, "none since later");
+    assert_eq!(shared::redrive::redrive(db, agent_id, before, false).await.unwrap(), 2);
+
+    for job in &jobs {
+        let delivered =
+            eventually(10, || async { pipeline.deliveries(&agent.signer, job).await[0]["status"] == "delivered" })
+                .await;
+        assert!(delivered, "{:?}", pipeline.deliveries(&agent.signer, job).await);
+    }
+    assert_eq!(pipeline.receiver.received().len(), 12);
+}
+
+/// Verifies with the published Standard Webhooks library.
+fn verifies(secret: &Value, received: &Received) -> bool {
+    let webhook = Webhook::new(secret.as_str().unwrap()).expect("a whsec_ secret");
+    webhook.verify(&received.body, &received.headers).is_ok()
+}
+
+#[tokio::test]
+async fn during_a_rotation_receivers_with_the_old_or_the_new_secret_both_verify() {
+    let pipeline = spawn_pipeline().await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    let old = agent.registered["webhook_secret"].clone();
+    let rotate = format!("{}/webhook-secret", agent.path());
+
+    let too_long = json!({"grace_period_seconds": 604_801});
+    let refused = expect_status(pipeline.app.signed(&agent.signer, Method::POST, &rotate, &too_long).await, 422).await;
+    assert!(refused.to_string().contains("grace_period_seconds"), "{refused}");
+    let rotated = expect_status(pipeline.app.signed(&agent.signer, Method::POST, &rotate, &json!({})).await, 200).await;
+    let new = rotated["webhook_secret"].clone();
+    assert_ne!(new, old);
+    let expires = OffsetDateTime::parse(
+        rotated["previous_secret_expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let grace = expires - OffsetDateTime::now_utc();
+    assert!(grace > time::Duration::hours(23) && grace <= time::Duration::hours(24), "24 h by default: {grace}");
+
+    pipeline.create_job(&client, &agent).await;
+    assert!(pipeline.receiver.wait_for(1, 10).await);
+    let during = &pipeline.receiver.received()[0];
+    assert_eq!(during.headers["webhook-signature"].to_str().unwrap().split(' ').count(), 2);
+    assert!(verifies(&old, during), "a receiver still holding the old secret verifies");
+    assert!(verifies(&new, during), "a receiver already holding the new secret verifies");
+
+    // Without a grace period the replaced secret stops signing at once.
+    let now = json!({"grace_period_seconds": 0});
+    let newest = expect_status(pipeline.app.signed(&agent.signer, Method::POST, &rotate, &now).await, 200).await;
+    assert!(newest["previous_secret_expires_at"].is_null());
+    pipeline.create_job(&client, &agent).await;
+    assert!(pipeline.receiver.wait_for(2, 10).await);
+    let after = &pipeline.receiver.received()[1];
+    assert!(verifies(&newest["webhook_secret"], after));
+    assert!(!verifies(&new, after) && !verifies(&old, after), "replaced secrets no longer verify");
+}
+
+async fn failing_since(db: &sqlx::PgPool) -> Option<OffsetDateTime> {
+    sqlx::query_scalar("SELECT endpoint_failing_since FROM agents").fetch_one(db).await.unwrap()
+}
+
+async fn first_delivery(pipeline: &Pipeline, agent: &TestAgent, job: &Value) -> Value {
+    pipeline.deliveries(&agent.signer, job).await.remove(0)
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled_a_success_resets_it_and_the_owner_enables_it() {
+    // Each attempt is pushed by hand (as Cloud Tasks would), so the test decides their order.
+    let pipeline =
+        spawn_pipeline_with(PipelineOptions { statuses: vec![500, 200, 500, 500], ..Default::default() }).await;
+    pipeline.standin.set_available(false);
+    let agent = pipeline.agent().await;
+    let agent_id = id(&agent.registered);
+    let (client, _) = pipeline.client().await;
+    let app = &pipeline.app;
+    // A failure starts a run of failures; a success ends it.
+    let first = first_delivery(&pipeline, &agent, &pipeline.create_job(&client, &agent).await).await;
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(pipeline.push(first_id, 0).await.status(), 500);
+    assert!(failing_since(&app.db).await.is_some(), "the failure is counted");
+    assert_eq!(pipeline.push(first_id, 1).await.status(), 200);
+    assert!(failing_since(&app.db).await.is_none(), "the success resets it");
+
+    // A failure after five days of failing disables the endpoint.
+    let second = pipeline.create_job(&client, &agent).await;
+    let second_id = first_delivery(&pipeline, &agent, &second).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(pipeline.push(&second_id, 0).await.status(), 500, "a failure within the limit is retried");
+    sqlx::query("UPDATE agents SET endpoint_failing_since = now() - interval '5 days 1 minute'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(pipeline.push(&second_id, 1).await.status(), 200, "no more retries");
+    let dead = first_delivery(&pipeline, &agent, &second).await;
+    assert_eq!(dead["status"], "dead");
+    assert!(dead["last_error"].as_str().unwrap().contains("disabled"), "{dead}");
+    let shown = expect_status(app.get(&agent.path()).await, 200).await;
+    assert!(shown["endpoint_disabled_at"].is_string(), "{shown}");
+
+    // While disabled, deliveries die unsent, and resending or redriving waits for the owner.
+    let third = first_delivery(&pipeline, &agent, &pipeline.create_job(&client, &agent).await).await;
+    assert_eq!(third["status"], "dead");
+    assert_eq!(third["last_error"], shared::webhooks::ENDPOINT_DISABLED);
+    assert_eq!(pipeline.receiver.received().len(), 4, "nothing was sent to the disabled endpoint");
+    let resend = format!("/v1/deliveries/{second_id}/resend");
+    expect_status(app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 409).await;
+    let redrive = shared::redrive::redrive(&app.db, agent_id.parse().unwrap(), OffsetDateTime::UNIX_EPOCH, false).await;
+    assert!(matches!(redrive, Err(shared::redrive::RedriveError::EndpointDisabled(_))), "{redrive:?}");
+    let letters = app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
+    let dead_ids: Vec<Value> =
+        letters.iter().map(documented_dead_letter).map(|letter| letter["delivery_id"].clone()).collect();
+    assert!(dead_ids.contains(&json!(second_id)) && dead_ids.contains(&third["id"]), "{dead_ids:?}");
+
+    // The owner enables it; resent, the dead delivery goes out.
+    let enable = format!("{}/endpoint/enable", agent.path());
+    let enabled = expect_status(app.signed(&agent.signer, Method::POST, &enable, &Value::Null).await, 200).await;
+    assert!(enabled["endpoint_disabled_at"].is_null());
+    assert!(failing_since(&app.db).await.is_none(), "failures are counted afresh");
+    pipeline.standin.set_available(true);
+    expect_status(app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 202).await;
+    assert!(pipeline.receiver.wait_for(5, 10).await, "the resend reaches the endpoint");
+
+    let messages = app.pubsub.wait_for_messages(EVENTS, 6, WAIT).await;
+    let types = types_by_aggregate(&messages);
+    assert_eq!(types[&agent_id], ["agent.registered", "endpoint.disabled", "endpoint.enabled"]);
+    let events: Vec<Value> = messages.iter().map(documented_event).collect();
+    let disabled = &events.iter().find(|event| event["type"] == "endpoint.disabled").unwrap()["data"];
+    assert_eq!(disabled["reason"], "failing");
+    assert_eq!(disabled["endpoint_url"], pipeline.receiver.url("/agent"));
+}
