@@ -90,12 +90,17 @@ impl Relay {
         }
     }
 
-    /// Logs how long the oldest pending delivery has waited (0 when none),
-    /// for the outbox backlog metric and alert.
+    /// Logs how long the oldest outbox row has waited (0 when none): a
+    /// delivery not yet given to Cloud Tasks, an event not yet on Pub/Sub, or
+    /// a dead delivery not yet on the dead-letter topic. For the outbox
+    /// backlog metric and alert.
     async fn report_backlog(&self) {
         let age = sqlx::query_scalar!(
-            r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS "age!"
-               FROM webhook_deliveries WHERE status = 'pending'"#
+            r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - LEAST(
+                   (SELECT min(created_at) FROM webhook_deliveries WHERE status = 'pending'),
+                   (SELECT min(occurred_at) FROM events WHERE published_at IS NULL),
+                   (SELECT min(finished_at) FROM webhook_deliveries WHERE status = 'dead' AND dead_lettered_at IS NULL)
+               )), 0)::float8 AS "age!""#
         )
         .fetch_one(&self.db)
         .await;

@@ -174,9 +174,9 @@ module "pubsub" {
   region         = var.region
 
   publishers = {
-    api-registry-events        = { topic = "registry-events", email = module.service_accounts.api_email }
-    api-webhook-dead-letter    = { topic = "webhook-dead-letter", email = module.service_accounts.api_email }
-    worker-webhook-dead-letter = { topic = "webhook-dead-letter", email = module.service_accounts.worker_email }
+    # The API's publisher sends both from the outbox; the worker only writes rows.
+    api-registry-events     = { topic = "registry-events", email = module.service_accounts.api_email }
+    api-webhook-dead-letter = { topic = "webhook-dead-letter", email = module.service_accounts.api_email }
   }
 
   depends_on = [google_project_service.this]
@@ -206,8 +206,8 @@ locals {
   # ALLOW_HTTP_ENDPOINTS false. WORKER_SHARED_SECRET is deliberately not set:
   # in the cloud Cloud Run IAM authenticates Cloud Tasks (its OIDC token
   # occupies the Authorization header), so a shared secret would refuse every
-  # push. GOOGLE_CLOUD_PROJECT/REGION are not settings; they are kept for
-  # client libraries and log correlation.
+  # push. GOOGLE_CLOUD_REGION is not a setting; it is kept for client
+  # libraries. PUBSUB_ENDPOINT stays empty: Google's Pub/Sub with ADC.
   common_env = {
     GOOGLE_CLOUD_PROJECT   = var.project_id
     GOOGLE_CLOUD_REGION    = var.region
@@ -269,7 +269,6 @@ module "worker" {
 
   env = merge(local.common_env, {
     DATABASE_MAX_CONNECTIONS = tostring(var.worker.db_pool_size)
-    PUBSUB_DEAD_LETTER_TOPIC = module.pubsub.topic_ids["webhook-dead-letter"]
   })
   secret_env          = local.common_secret_env
   cloud_sql_instances = local.cloud_sql_instances

@@ -34,6 +34,7 @@ resource "google_pubsub_subscription" "this" {
   ack_deadline_seconds       = each.value.ack_deadline_seconds
   message_retention_duration = each.value.message_retention_duration
   retain_acked_messages      = false
+  enable_message_ordering    = each.value.enable_message_ordering
 
   expiration_policy {
     ttl = "" # never expires

@@ -66,10 +66,12 @@ variable "subscriptions" {
     max_delivery_attempts      = optional(number, 10)
     minimum_backoff            = optional(string, "10s")
     maximum_backoff            = optional(string, "600s")
+    # Deliver messages with one ordering key (one agent's or job's events) in order.
+    enable_message_ordering = optional(bool, false)
   }))
   default = {
-    # Example consumer of domain events (analytics / audit).
-    "registry-events-audit" = { topic = "registry-events" }
+    # Example consumer of domain events (analytics / audit), in order per aggregate.
+    "registry-events-audit" = { topic = "registry-events", enable_message_ordering = true }
     # Operators' queue of dead webhook deliveries (alerting, replay tooling).
     "webhook-dead-letter-ops" = { topic = "webhook-dead-letter", max_delivery_attempts = 5 }
   }

@@ -3,8 +3,8 @@
 #                  (queue-level grant in the tasks module), publishes to the
 #                  topics (topic-level grants in the pubsub module), and may
 #                  act as tasks-invoker only (to put OIDC tokens on tasks).
-#   worker         Cloud SQL client, logs, traces; publishes to the
-#                  dead-letter topic (pubsub module).
+#   worker         Cloud SQL client, logs, traces (it records dead
+#                  deliveries in Postgres; the API publishes them).
 #   tasks-invoker  no project roles; the identity Cloud Tasks presents to the
 #                  worker, holding roles/run.invoker on the worker alone
 #                  (cloud-run module).
