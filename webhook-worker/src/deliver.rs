@@ -433,6 +433,15 @@ enum DisabledBecause {
     Failing,
 }
 
+impl DisabledBecause {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Gone => "gone",
+            Self::Failing => "failing",
+        }
+    }
+}
+
 /// The data of an `endpoint.disabled` event.
 #[derive(Debug, Serialize)]
 struct EndpointDisabled {
@@ -499,7 +508,7 @@ async fn endpoint_health(
         disabled_at: now,
     };
     events::record(tx, Aggregate::Agent(agent), events::ENDPOINT_DISABLED, &event).await?;
-    tracing::warn!(agent_id = %agent, reason = ?event.reason, "endpoint disabled");
+    tracing::warn!(agent_id = %agent, reason = event.reason.as_str(), "endpoint disabled");
     Ok(true)
 }
 

@@ -46,6 +46,20 @@ resource "google_logging_metric" "deliveries_dead" {
   }
 }
 
+resource "google_logging_metric" "endpoints_disabled" {
+  project     = var.project_id
+  name        = "agent_endpoints_disabled"
+  description = "Agent endpoints disabled after a 410 or failing too long (worker logs message \"endpoint disabled\", field reason)."
+  filter      = "${local.worker_logs} AND jsonPayload.message=\"endpoint disabled\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Agent endpoints disabled"
+  }
+}
+
 resource "google_logging_metric" "delivery_outcomes" {
   project     = var.project_id
   name        = "webhook_delivery_outcomes"
