@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use shared::domain::{AgentId, EndpointUrl, WebhookSecret};
 use shared::events::{self, Aggregate};
 use time::OffsetDateTime;
+use utoipa::IntoResponses;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -87,9 +88,8 @@ async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Res
     request_body = UpdateAgent,
     responses(
         (status = 200, body = Agent),
-        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
         SignedRequestRefusals,
-        (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
+        AgentChangeRefusals,
     )
 )]
 async fn update_agent(
@@ -168,9 +168,8 @@ async fn deactivate_agent(
     request_body = RotateWebhookSecret,
     responses(
         (status = 200, body = RotatedWebhookSecret),
-        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
         SignedRequestRefusals,
-        (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
+        AgentChangeRefusals,
     )
 )]
 async fn rotate_webhook_secret(
@@ -210,9 +209,8 @@ async fn rotate_webhook_secret(
     params(("id" = String, Path, description = "agent id, `agt_…`")),
     responses(
         (status = 200, body = Agent),
-        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
         SignedRequestRefusals,
-        (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
+        AgentChangeRefusals,
     )
 )]
 async fn enable_endpoint(
@@ -247,6 +245,17 @@ async fn inactive_or_missing(state: &AppState, id: AgentId) -> ApiError {
         Ok(None) => agent_not_found(id),
         Err(error) => error.into(),
     }
+}
+
+/// What a change to an agent may be refused with, besides a signed request's refusals.
+#[derive(IntoResponses)]
+pub enum AgentChangeRefusals {
+    /// No such agent.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The agent is deactivated and can no longer change.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Deactivated(Problem),
 }
 
 fn parse_id(id: &str) -> Result<AgentId, ApiError> {
