@@ -178,13 +178,16 @@ async fn resend_delivery(
     // request's trace.
     let outcome = sqlx::query!(
         r#"WITH mine AS (
-               SELECT d.id, d.status, COALESCE(a.endpoint_disabled_at IS NOT NULL, false) AS endpoint_disabled
+               SELECT d.id, d.status, COALESCE(a.endpoint_disabled_at IS NOT NULL, false) AS endpoint_disabled,
+                      a.endpoint_url AS agent_endpoint
                FROM webhook_deliveries d LEFT JOIN agents a ON a.id = d.agent_id
                WHERE d.id = $1 AND (d.agent_id = $2 OR d.client_id = $3)
            ), resent AS (
                UPDATE webhook_deliveries d SET status = 'pending', generation = generation + 1, lease_until = NULL,
                                                finished_at = NULL, dispatched_at = NULL, dead_lettered_at = NULL,
-                                               traceparent = $4
+                                               traceparent = $4,
+                                               -- To the agent's endpoint as it is now, not as it was.
+                                               target_url = COALESCE(mine.agent_endpoint, d.target_url)
                FROM mine WHERE d.id = mine.id AND mine.status IN ('delivered', 'dead') AND NOT mine.endpoint_disabled
                RETURNING d.id
            )
@@ -203,8 +206,8 @@ async fn resend_delivery(
             Ok(StatusCode::ACCEPTED)
         }
         (false, None) => Err(ApiError::NotFound(format!("no delivery {id} of yours"))),
-        (false, Some(_)) if outcome.endpoint_disabled == Some(true) => Err(ApiError::Conflict(format!(
-            "delivery {id} goes to a disabled endpoint: enable it (POST /v1/agents/{{id}}/endpoint/enable), then resend"
+        (false, Some(status)) if matches!(status.as_str(), "delivered" | "dead") => Err(ApiError::Conflict(format!(
+            "delivery {id} goes to your disabled endpoint: enable it (POST /v1/agents/<your id>/endpoint/enable), then resend"
         ))),
         (false, Some(status)) => Err(ApiError::Conflict(format!(
             "delivery {id} is {status}: it is still being sent; resend it once it is delivered or dead"

@@ -6,17 +6,18 @@
 //! Pub/Sub acknowledged it, so a crash or an outage means publishing again,
 //! never losing. Consumers drop duplicates by the `event_id` attribute.
 //!
-//! In order per aggregate: the ordering key is the aggregate id, and a
-//! transaction-scoped advisory lock lets one publisher (of all API instances)
-//! publish events at a time, in outbox position order. An event's position
-//! is taken while its transaction holds the aggregate's row lock, so within
-//! an aggregate position order is commit order. When a publish fails the
-//! client pauses that ordering key; the rest of that key's batch stays
-//! unpublished, the key is resumed, and the next round starts from the
-//! failed event.
+//! In order per aggregate: the ordering key is the aggregate id, and one
+//! publisher (of all API instances) publishes at a time — whoever holds the
+//! `publisher_lease` row — in outbox position order. An event's position is
+//! taken while its transaction holds the aggregate's row lock, so within an
+//! aggregate position order is commit order. When a publish fails, the
+//! client refuses that ordering key's later messages in the round; they stay
+//! unpublished and the next round starts from the failed event.
 //!
-//! Never on the request path: requests only write rows; an outage of Pub/Sub
-//! delays events, not requests.
+//! Never on the request path, and holding nothing while Pub/Sub is slow:
+//! rows are read, published, then marked in short statements of their own,
+//! so an outage delays events but takes no connection or row lock from
+//! requests.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -39,7 +40,7 @@ use uuid::Uuid;
 
 use crate::outbox::{self, OutboxSignal};
 
-/// Events taken per round (one Publish batch per ordering key at most).
+/// Events taken per round.
 const EVENT_BATCH: i64 = 500;
 /// Dead deliveries taken per round.
 const DEAD_LETTER_BATCH: i64 = 100;
@@ -52,55 +53,52 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long the client retries one publish before reporting it failed; the
 /// row then stays unpublished and the next round tries again.
 const PUBLISH_TIME_LIMIT: Duration = Duration::from_secs(10);
-/// Names the advisory lock that makes one publisher at a time publish events.
-const EVENTS_LOCK: i64 = 0x6167_656e_7473; // "agents"
+/// How long a lease lasts unless renewed: longer than a round can take (two
+/// publish stages of at most `PUBLISH_TIME_LIMIT`), so it never lapses while
+/// its holder is publishing.
+const LEASE_SECONDS: f64 = 30.0;
+const LEASE_NAME: &str = "outbox";
 
 pub struct EventPublisher {
     db: PgPool,
-    events: Publisher,
-    dead_letters: Publisher,
+    client: BasePublisher,
+    settings: PubSubSettings,
     signal: OutboxSignal,
+    /// This process, as the lease knows it.
+    holder: Uuid,
 }
 
 impl EventPublisher {
-    /// With `PUBSUB_ENDPOINT` set (the local stand-in), anonymous credentials;
-    /// otherwise Google's endpoint with Application Default Credentials.
+    /// With an `http://` `PUBSUB_ENDPOINT` (the local stand-in), anonymous
+    /// credentials; otherwise Application Default Credentials, at the given
+    /// `https://` endpoint (a regional one, so ordering holds) or Google's
+    /// global one.
     pub async fn new(db: PgPool, settings: &PubSubSettings, signal: OutboxSignal) -> anyhow::Result<Self> {
         let backoff = ExponentialBackoffBuilder::new()
             .with_initial_delay(Duration::from_millis(100))
             .with_maximum_delay(Duration::from_secs(2))
             .build()
             .context("the Pub/Sub backoff is malformed")?;
-        let builder = BasePublisher::builder()
+        let mut builder = BasePublisher::builder()
             .with_retry_policy(RetryableErrors.with_time_limit(PUBLISH_TIME_LIMIT))
             .with_backoff_policy(backoff);
-        let client = match &settings.endpoint {
-            Some(endpoint) => {
-                let anonymous = google_cloud_auth::credentials::anonymous::Builder::new().build();
-                builder.with_endpoint(endpoint).with_credentials(anonymous).build().await
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+            if endpoint.starts_with("http://") {
+                builder = builder.with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
             }
-            None => builder.build().await,
         }
-        .context("cannot build the Pub/Sub client")?;
-        Ok(Self {
-            db,
-            events: client.publisher(&settings.events_topic).build(),
-            dead_letters: client.publisher(&settings.dead_letter_topic).build(),
-            signal,
-        })
+        let client = builder.build().await.context("cannot build the Pub/Sub client")?;
+        Ok(Self { db, client, settings: settings.clone(), signal, holder: Uuid::new_v4() })
     }
 
-    /// Publishes until `stopping` turns true.
+    /// Publishes until `stopping` turns true, then hands the lease back.
     pub async fn run(self, mut stopping: watch::Receiver<bool>) {
         loop {
-            let events = self.publish_events().await;
-            let dead_letters = self.publish_dead_letters().await;
-            let pause = match (events, dead_letters) {
-                (Ok(events), Ok(dead)) if events == EVENT_BATCH as usize || dead == DEAD_LETTER_BATCH as usize => {
-                    Duration::ZERO
-                }
-                (Ok(_), Ok(_)) => POLL_INTERVAL,
-                (Err(error), _) | (_, Err(error)) => {
+            let pause = match self.round().await {
+                Ok(full) if full => Duration::ZERO,
+                Ok(_) => POLL_INTERVAL,
+                Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), "publishing paused; events stay in the outbox");
                     RETRY_DELAY
                 }
@@ -108,31 +106,63 @@ impl EventPublisher {
             tokio::select! {
                 () = self.signal.events_written() => {}
                 () = tokio::time::sleep(pause) => {}
-                _ = stopping.wait_for(|stopping| *stopping) => return,
+                _ = stopping.wait_for(|stopping| *stopping) => break,
             }
         }
+        let release =
+            sqlx::query!("DELETE FROM publisher_lease WHERE name = $1 AND holder = $2", LEASE_NAME, self.holder);
+        let _ = release.execute(&self.db).await;
+    }
+
+    /// One round, if this process holds the lease; returns whether a batch
+    /// was full (more is waiting).
+    async fn round(&self) -> anyhow::Result<bool> {
+        if !self.take_lease().await? {
+            return Ok(false); // Another instance publishes.
+        }
+        let events = self.publish_events().await;
+        let dead_letters = self.publish_dead_letters().await;
+        Ok(events? == EVENT_BATCH as usize || dead_letters? == DEAD_LETTER_BATCH as usize)
+    }
+
+    /// Takes the lease when it is free or expired, or renews ours.
+    async fn take_lease(&self) -> anyhow::Result<bool> {
+        let held = sqlx::query_scalar!(
+            "INSERT INTO publisher_lease (name, holder, until) VALUES ($1, $2, now() + make_interval(secs => $3))
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
+             WHERE publisher_lease.holder = EXCLUDED.holder OR publisher_lease.until < now()
+             RETURNING holder",
+            LEASE_NAME,
+            self.holder,
+            LEASE_SECONDS,
+        )
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(held.is_some())
+    }
+
+    /// A publisher for one round. The client keeps a task per ordering key
+    /// for as long as its publisher lives (googleapis/google-cloud-rust#6723),
+    /// and every job is a key: dropping the publisher after each round frees
+    /// them.
+    fn publisher(&self, topic: &str) -> Publisher {
+        self.client.publisher(topic).build()
     }
 
     /// Publishes one batch of unpublished events in position order; returns
     /// how many were published.
     async fn publish_events(&self) -> anyhow::Result<usize> {
-        let mut tx = self.db.begin().await?;
-        let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, EVENTS_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
-            return Ok(0); // Another instance is publishing.
-        }
         let events = sqlx::query!(
             "SELECT id, aggregate_type, aggregate_id, type AS event_type, data, position, occurred_at
              FROM events WHERE published_at IS NULL ORDER BY position LIMIT $1",
             EVENT_BATCH
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.db)
         .await?;
         if events.is_empty() {
             return Ok(0);
         }
+        let publisher = self.publisher(&self.settings.events_topic);
         let mut pending = Vec::with_capacity(events.len());
         for event in &events {
             let aggregate = Aggregate::from_stored(&event.aggregate_type, event.aggregate_id)
@@ -149,43 +179,42 @@ impl EventPublisher {
                     ("aggregate_id", aggregate.id()),
                     ("schema_version", SCHEMA_VERSION.to_string()),
                 ]);
-            pending.push((event.id, aggregate.id(), self.events.publish(message)));
+            pending.push((event.id, aggregate.id(), publisher.publish(message)));
         }
         let mut published = Vec::with_capacity(pending.len());
-        let mut paused: HashSet<String> = HashSet::new();
+        let mut failed_keys: HashSet<String> = HashSet::new();
         let mut failure = None;
         for (id, key, outcome) in pending {
             match outcome.await {
                 // After a failure the key's later events wait: order beats progress.
-                Ok(_) if !paused.contains(&key) => published.push(id),
+                Ok(_) if !failed_keys.contains(&key) => published.push(id),
                 Ok(_) => {}
                 Err(error) => {
                     failure.get_or_insert(error);
-                    paused.insert(key);
+                    failed_keys.insert(key);
                 }
             }
         }
-        sqlx::query!("UPDATE events SET published_at = now() WHERE id = ANY($1)", &published).execute(&mut *tx).await?;
-        tx.commit().await?;
-        for key in paused {
-            self.events.resume_publish(key);
-        }
+        sqlx::query!("UPDATE events SET published_at = now() WHERE id = ANY($1)", &published).execute(&self.db).await?;
         outbox::round_result(published.len(), failure.map(Into::into), "events not published")
     }
 
     /// Publishes dead deliveries not yet on the dead-letter topic.
     async fn publish_dead_letters(&self) -> anyhow::Result<usize> {
-        let mut tx = self.db.begin().await?;
         let dead = sqlx::query!(
-            r#"SELECT d.id, d.event_id, e.type AS event_type, d.job_id, d.agent_id, d.client_id, d.target_url,
-                      d.attempts, d.last_error, d.finished_at AS "finished_at!"
+            r#"SELECT d.id, d.generation, d.event_id, e.type AS event_type, d.job_id, d.agent_id, d.client_id,
+                      d.target_url, d.attempts, d.last_error, d.finished_at AS "finished_at!"
                FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
                WHERE d.status = 'dead' AND d.dead_lettered_at IS NULL AND d.finished_at IS NOT NULL
-               ORDER BY d.finished_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED"#,
+               ORDER BY d.finished_at LIMIT $1"#,
             DEAD_LETTER_BATCH
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.db)
         .await?;
+        if dead.is_empty() {
+            return Ok(0);
+        }
+        let publisher = self.publisher(&self.settings.dead_letter_topic);
         let mut pending = Vec::with_capacity(dead.len());
         for delivery in &dead {
             let recipient = match (delivery.agent_id, delivery.client_id) {
@@ -197,6 +226,7 @@ impl EventPublisher {
             let letter = json!({
                 "schema_version": SCHEMA_VERSION,
                 "delivery_id": id,
+                "generation": delivery.generation,
                 "event_id": EventId::from_uuid(delivery.event_id),
                 "event_type": delivery.event_type,
                 "job_id": delivery.job_id.map(JobId::from_uuid),
@@ -209,24 +239,34 @@ impl EventPublisher {
             });
             let message = Message::new().set_data(serde_json::to_vec(&letter)?).set_attributes([
                 ("delivery_id", id.to_string()),
+                ("generation", delivery.generation.to_string()),
                 ("event_type", delivery.event_type.clone()),
                 ("recipient_id", recipient),
                 ("schema_version", SCHEMA_VERSION.to_string()),
             ]);
-            pending.push((delivery.id, self.dead_letters.publish(message)));
+            pending.push(((delivery.id, delivery.generation), publisher.publish(message)));
         }
-        let mut published: Vec<Uuid> = Vec::with_capacity(pending.len());
+        let (mut ids, mut generations) = (Vec::with_capacity(pending.len()), Vec::with_capacity(pending.len()));
         let mut failure = None;
-        for (id, outcome) in pending {
+        for ((id, generation), outcome) in pending {
             match outcome.await {
-                Ok(_) => published.push(id),
+                Ok(_) => {
+                    ids.push(id);
+                    generations.push(generation);
+                }
                 Err(error) => failure = Some(error),
             }
         }
-        sqlx::query!("UPDATE webhook_deliveries SET dead_lettered_at = now() WHERE id = ANY($1)", &published)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        outbox::round_result(published.len(), failure.map(Into::into), "dead letters not published")
+        // Only the death that was published: a resend since then is a new generation.
+        sqlx::query!(
+            "UPDATE webhook_deliveries d SET dead_lettered_at = now()
+             FROM UNNEST($1::uuid[], $2::int4[]) AS published (id, generation)
+             WHERE d.id = published.id AND d.generation = published.generation AND d.status = 'dead'",
+            &ids,
+            &generations,
+        )
+        .execute(&self.db)
+        .await?;
+        outbox::round_result(ids.len(), failure.map(Into::into), "dead letters not published")
     }
 }

@@ -39,8 +39,9 @@ const RETRY_DELAY: Duration = Duration::from_secs(2);
 const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A dispatched delivery with no final answer after this long lost its task.
 const STRANDED_AFTER_SECONDS: f64 = 3600.0;
-/// How often the backlog's age is logged (the outbox backlog metric).
-const BACKLOG_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the backlog's age is logged (the outbox backlog metric) and
+/// expired webhook secrets are dropped.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct Relay {
     db: PgPool,
@@ -68,11 +69,12 @@ impl Relay {
 
     /// Relays until `stopping` turns true.
     pub async fn run(self, mut stopping: watch::Receiver<bool>) {
-        let mut last_report = tokio::time::Instant::now();
+        let mut last_housekeeping = tokio::time::Instant::now();
         loop {
-            if last_report.elapsed() >= BACKLOG_REPORT_INTERVAL {
-                last_report = tokio::time::Instant::now();
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
+                last_housekeeping = tokio::time::Instant::now();
                 self.report_backlog().await;
+                self.drop_expired_secrets().await;
             }
             let pause = match self.relay_batch().await {
                 Ok(relayed) if relayed == BATCH as usize => Duration::ZERO,
@@ -107,6 +109,19 @@ impl Relay {
         match age {
             Ok(age) => tracing::info!(outbox_backlog_age_seconds = age, "outbox backlog"),
             Err(error) => tracing::warn!(%error, "cannot measure the outbox backlog"),
+        }
+    }
+
+    /// A rotation's replaced secret signs until it expires; then it goes.
+    async fn drop_expired_secrets(&self) {
+        let dropped = sqlx::query!(
+            "UPDATE agents SET previous_webhook_secret = NULL, previous_webhook_secret_expires_at = NULL
+             WHERE previous_webhook_secret IS NOT NULL AND previous_webhook_secret_expires_at < now()"
+        )
+        .execute(&self.db)
+        .await;
+        if let Err(error) = dropped {
+            tracing::warn!(%error, "cannot drop expired webhook secrets");
         }
     }
 

@@ -105,7 +105,7 @@ pub const PUBSUB_DEAD_LETTER_TOPIC: Variable = var(
 pub const PUBSUB_ENDPOINT: Variable = var(
     "PUBSUB_ENDPOINT",
     "",
-    "Pub/Sub gRPC endpoint override (the local stand-in, e.g. http://127.0.0.1:8085, with anonymous credentials); empty: Google's, with ADC.",
+    "Pub/Sub gRPC endpoint: http://… is a local stand-in, used with anonymous credentials (e.g. http://127.0.0.1:8085); https://… a Google endpoint, used with ADC (a regional one keeps ordering); empty: Google's global endpoint, with ADC.",
 );
 pub const ENDPOINT_DISABLE_AFTER_SECONDS: Variable = var(
     "ENDPOINT_DISABLE_AFTER_SECONDS",
@@ -433,6 +433,11 @@ impl SettingsSource {
         Ok(value)
     }
 
+    /// `DATABASE_URL` alone, for tools that need nothing else.
+    pub fn database_url(&self) -> Result<SecretString, SettingsError> {
+        self.secret_url(DATABASE_URL, &["postgres", "postgresql"])
+    }
+
     fn secret_url(&self, variable: Variable, schemes: &[&str]) -> Result<SecretString, SettingsError> {
         let raw = self.raw(variable)?;
         let scheme = raw.split_once("://").map(|(scheme, _)| scheme).unwrap_or_default();
@@ -475,8 +480,11 @@ impl SettingsSource {
         let well_formed = parts.len() == 2 * collections.len()
             && parts.chunks(2).zip(collections).all(|(pair, collection)| pair[0] == *collection && !pair[1].is_empty());
         if !well_formed {
-            let pattern: Vec<String> =
-                collections.iter().map(|collection| format!("{collection}/{}", collection.to_uppercase())).collect();
+            // `projects/PROJECT/topics/TOPIC`: each collection, then its id's placeholder.
+            let pattern: Vec<String> = collections
+                .iter()
+                .map(|collection| format!("{collection}/{}", collection.trim_end_matches('s').to_uppercase()))
+                .collect();
             return Err(SettingsError::Malformed {
                 name: variable.name,
                 reason: format!("must be {}, got {name:?}", pattern.join("/")),
@@ -522,7 +530,7 @@ impl Settings {
     pub fn from_source(source: &SettingsSource) -> Result<Self, SettingsError> {
         Ok(Self {
             port: source.parse(PORT)?,
-            database_url: source.secret_url(DATABASE_URL, &["postgres", "postgresql"])?,
+            database_url: source.database_url()?,
             database_max_connections: source.parse_positive(DATABASE_MAX_CONNECTIONS)?,
             redis_url: source.secret_url(REDIS_URL, &["redis", "rediss"])?,
             redis_pool_size: source.parse_positive(REDIS_POOL_SIZE)?,
@@ -628,7 +636,7 @@ mod tests {
         let mut source = minimal();
         source.set("PUBSUB_EVENTS_TOPIC", "projects/p/subscriptions/registry-events");
         let err = Settings::from_source(&source).unwrap_err().to_string();
-        assert!(err.contains("PUBSUB_EVENTS_TOPIC") && err.contains("projects/PROJECTS/topics/TOPICS"), "{err}");
+        assert!(err.contains("PUBSUB_EVENTS_TOPIC") && err.contains("projects/PROJECT/topics/TOPIC"), "{err}");
 
         let mut source = minimal();
         source.set("RATE_LIMIT_WRITE_CAPACITY", "0");

@@ -246,7 +246,8 @@ async fn deliver(state: &WorkerState, push: &Push, attempt: i32) -> anyhow::Resu
         _ if last_attempt => Outcome::Dead,
         _ => Outcome::Retry,
     };
-    let attempted = Attempted { attempt, started, latency_ms, sent: &sent, agent: delivery.agent_id };
+    let attempted =
+        Attempted { attempt, started, latency_ms, sent: &sent, agent: delivery.agent_id, target: &delivery.target_url };
     let outcome = record(state, push, attempted, outcome).await?;
     span.record("status", sent.status);
     span.record("outcome", outcome.as_str());
@@ -366,6 +367,8 @@ struct Attempted<'a> {
     sent: &'a Sent,
     /// The agent whose endpoint it went to (none for a job callback).
     agent: Option<Uuid>,
+    /// Where it went.
+    target: &'a str,
 }
 
 /// Records the attempt, the endpoint's health and the delivery's new status
@@ -377,14 +380,15 @@ async fn record(
     attempted: Attempted<'_>,
     outcome: Outcome,
 ) -> anyhow::Result<Outcome> {
-    let Attempted { attempt, started, latency_ms, sent, agent } = attempted;
+    let Attempted { attempt, started, latency_ms, sent, agent, target } = attempted;
     let id = push.delivery_id;
     let mut tx = state.db.begin().await?;
     let mut outcome = outcome;
     let mut error = sent.error.clone();
     if let Some(agent) = agent {
         let disable_after = Duration::from_secs(state.settings.endpoint_disable_after_seconds);
-        let disabled = endpoint_health(&mut tx, AgentId::from_uuid(agent), outcome, started, disable_after).await?;
+        let disabled =
+            endpoint_health(&mut tx, AgentId::from_uuid(agent), target, outcome, started, disable_after).await?;
         if disabled && outcome == Outcome::Retry {
             outcome = Outcome::Dead;
             error = Some(format!("{}; {}", error.unwrap_or_default(), shared::webhooks::ENDPOINT_DISABLED));
@@ -455,25 +459,29 @@ struct EndpointDisabled {
     disabled_at: OffsetDateTime,
 }
 
-/// Updates the endpoint's run of failures after an attempt (`started` is
-/// when it began); disables the endpoint when the run has lasted
-/// `disable_after` or the endpoint is gone. Returns whether this attempt
-/// disabled it. The agent's row stays locked until the transaction ends, so
+/// Updates the endpoint's run of failures after an attempt to `target`
+/// (`started` is when it began), when `target` is still the agent's
+/// endpoint; disables the endpoint when the run has lasted `disable_after`
+/// or the endpoint is gone. Returns whether this attempt disabled it. The agent's row stays locked until the transaction ends, so
 /// its `endpoint.disabled` event is ordered after every earlier event of the
 /// agent.
 async fn endpoint_health(
     tx: &mut PgConnection,
     agent: AgentId,
+    target: &str,
     outcome: Outcome,
     started: OffsetDateTime,
     disable_after: Duration,
 ) -> anyhow::Result<bool> {
     let endpoint = sqlx::query!(
-        "SELECT endpoint_url, endpoint_failing_since, endpoint_disabled_at FROM agents WHERE id = $1 FOR UPDATE",
+        "SELECT endpoint_url, endpoint_failing_since, endpoint_disabled_at FROM agents WHERE id = $1 FOR NO KEY UPDATE",
         agent.as_uuid()
     )
     .fetch_one(&mut *tx)
     .await?;
+    if endpoint.endpoint_url != target {
+        return Ok(false); // Sent to the agent's former URL: no news of its endpoint.
+    }
     if outcome == Outcome::Delivered {
         if endpoint.endpoint_failing_since.is_some() {
             sqlx::query!("UPDATE agents SET endpoint_failing_since = NULL WHERE id = $1", agent.as_uuid())

@@ -4,9 +4,10 @@
 //! generator process (`tests/src/bin/load.rs`), and prints one table of the
 //! figures against the targets (also written to `target/bench/latest.md`).
 //!
-//! Two runs of the API: the first (start-up, discovery, get-agent,
-//! create-job) points its relay at a closed port, so the load scenarios
-//! measure the API alone (the outbox rows are still written); the second
+//! Two runs of the API, both publishing their events to the Pub/Sub
+//! stand-in: the first (start-up, discovery, get-agent, create-job) points
+//! its relay at a closed port, so the load scenarios measure the API alone
+//! (the outbox rows are still written); the second
 //! runs the whole webhook pipeline (Cloud Tasks stand-in, worker, receiver)
 //! for the deliveries scenario, after the first run's undelivered rows are
 //! set aside. Every process started is stopped on exit, also on error.
@@ -27,6 +28,7 @@ const API_PORT: u16 = 18080;
 const WORKER_PORT: u16 = 18081;
 const STANDIN_PORT: u16 = 18123;
 const RECEIVER_PORT: u16 = 18090;
+const PUBSUB_PORT: u16 = 18085;
 const WORKER_SECRET: &str = "bench-worker-secret";
 const AGENTS: u32 = 100_000;
 
@@ -64,6 +66,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let (api, worker) = (release.join("api"), release.join("webhook-worker"));
     let (load, standin, receiver) =
         (release.join("load"), release.join("cloud_tasks_standin"), release.join("webhook_receiver"));
+    let pubsub = release.join("pubsub_standin");
     let database_url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/agent_registry_bench".into());
     let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
@@ -101,6 +104,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             ("ALLOW_HTTP_ENDPOINTS", "true".into()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", String::new()),
             ("CLOUD_TASKS_ENDPOINT", cloud_tasks.into()),
+            ("PUBSUB_ENDPOINT", format!("http://127.0.0.1:{PUBSUB_PORT}")),
             ("WEBHOOK_WORKER_URL", format!("http://127.0.0.1:{WORKER_PORT}/tasks/deliver")),
             ("WORKER_SHARED_SECRET", WORKER_SECRET.into()),
         ]
@@ -116,6 +120,10 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let api_url = format!("http://127.0.0.1:{API_PORT}");
     let mut stack = Stack::new(runner.dry_run, bench_dir.join("logs"));
     let mut results = Results::default();
+
+    let pubsub_env = [("PUBSUB_STANDIN_PORT".to_owned(), PUBSUB_PORT.to_string())];
+    stack.spawn("pubsub_standin", &pubsub, &[], &pubsub_env, &bench_dir)?;
+    runner.step("wait for the Pub/Sub stand-in", || stack.wait_listening("pubsub_standin", PUBSUB_PORT))?;
 
     // Run 1: the API alone (its relay points at a closed port).
     let started = Instant::now();

@@ -1,12 +1,12 @@
 //! `cargo xtask redrive --agent agt_… --since <RFC 3339 time>`: an operator
-//! sends again every dead delivery to one agent's endpoint created since a
-//! time (see `shared::redrive`). It only needs the database: the API's relay
-//! picks the deliveries up. `--dry-run` counts them and changes nothing.
+//! sends again every delivery to one agent's endpoint that died since a time
+//! (see `shared::redrive`). It only needs the database (`DATABASE_URL` from
+//! the environment, else from `.env`): the API's relay picks the deliveries
+//! up. `--dry-run` counts them and changes nothing.
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use shared::domain::AgentId;
-use shared::settings::Settings;
 use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -45,21 +45,24 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
 
 pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let Args { agent, since } = parse(args)?;
-    let settings = Settings::from_source(&crate::dev::local_settings(runner)?)?;
+    let database_url = match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => crate::dev::local_settings(runner)?.database_url()?.expose_secret().to_owned(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let count = runtime.block_on(async {
         let db = PgPoolOptions::new()
             .max_connections(1)
-            .connect(settings.database_url.expose_secret())
+            .connect(&database_url)
             .await
             .context("cannot connect to the database in DATABASE_URL")?;
         anyhow::Ok(shared::redrive::redrive(&db, agent, since, runner.dry_run).await?)
     })?;
     let since = since.format(&Rfc3339)?;
     if runner.dry_run {
-        println!("{count} dead deliveries to {agent}'s endpoint since {since} would be sent again");
+        println!("{count} deliveries to {agent}'s endpoint dead since {since} would be sent again");
     } else {
-        println!("{count} dead deliveries to {agent}'s endpoint since {since} queued again");
+        println!("{count} deliveries to {agent}'s endpoint dead since {since} queued again");
     }
     Ok(())
 }

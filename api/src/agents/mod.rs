@@ -23,7 +23,8 @@ use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, Problem, SignedRequestRefusals};
 use crate::state::AppState;
 use model::{
-    Agent, RegisterAgent, RegisteredAgent, RotateWebhookSecret, RotatedWebhookSecret, SecretRotated, UpdateAgent,
+    Agent, EndpointEnabled, RegisterAgent, RegisteredAgent, RotateWebhookSecret, RotatedWebhookSecret, SecretRotated,
+    UpdateAgent,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -107,10 +108,16 @@ async fn update_agent(
         return Err(ApiError::invalid("body", "name at least one field to change"));
     }
     let mut tx = state.db.begin().await?;
+    // A new endpoint URL enables a disabled endpoint: that is news of its own.
+    let was_disabled = endpoint_url.is_some() && store::endpoint_disabled(&mut tx, id).await?;
     match store::update(&mut tx, id, &changes).await? {
         Some(row) => {
             let agent = Agent::from(row);
             events::record(&mut tx, Aggregate::Agent(id), events::AGENT_UPDATED, &agent).await?;
+            if was_disabled {
+                let enabled = EndpointEnabled { agent_id: id, endpoint_url: agent.endpoint_url.clone() };
+                events::record(&mut tx, Aggregate::Agent(id), events::ENDPOINT_ENABLED, &enabled).await?;
+            }
             tx.commit().await?;
             state.outbox.committed();
             Ok(Json(agent))
@@ -149,8 +156,12 @@ async fn deactivate_agent(
             state.outbox.committed();
             tracing::info!(agent_id = %id, "agent deactivated");
         }
-        None if store::find(&state.db, id).await?.is_some() => {} // Deactivated before.
-        None => return Err(agent_not_found(id)),
+        None => {
+            drop(tx); // Before reading on another connection.
+            if store::find(&state.db, id).await?.is_none() {
+                return Err(agent_not_found(id));
+            } // Otherwise deactivated before.
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -223,8 +234,8 @@ async fn enable_endpoint(
     let mut tx = state.db.begin().await?;
     if let Some(row) = store::enable_endpoint(&mut tx, id).await? {
         let agent = Agent::from(row);
-        let event = serde_json::json!({ "agent_id": id, "endpoint_url": agent.endpoint_url });
-        events::record(&mut tx, Aggregate::Agent(id), events::ENDPOINT_ENABLED, &event).await?;
+        let enabled = EndpointEnabled { agent_id: id, endpoint_url: agent.endpoint_url.clone() };
+        events::record(&mut tx, Aggregate::Agent(id), events::ENDPOINT_ENABLED, &enabled).await?;
         tx.commit().await?;
         state.outbox.committed();
         tracing::info!(agent_id = %id, "endpoint enabled");

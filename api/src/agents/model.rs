@@ -139,6 +139,13 @@ pub struct SecretRotated {
     pub previous_secret_expires_at: Option<OffsetDateTime>,
 }
 
+/// The data of an `endpoint.enabled` event.
+#[derive(Debug, Serialize)]
+pub struct EndpointEnabled {
+    pub agent_id: AgentId,
+    pub endpoint_url: String,
+}
+
 pub struct AgentRow {
     pub id: Uuid,
     pub name: String,

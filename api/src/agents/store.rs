@@ -44,6 +44,19 @@ pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
     .await
 }
 
+/// Whether the agent's endpoint is disabled (false for no such agent); locks
+/// the row for the update that follows.
+#[tracing::instrument(name = "sql endpoint disabled", skip_all)]
+pub async fn endpoint_disabled(tx: &mut PgConnection, id: AgentId) -> sqlx::Result<bool> {
+    let disabled = sqlx::query_scalar!(
+        r#"SELECT endpoint_disabled_at IS NOT NULL AS "disabled!" FROM agents WHERE id = $1 FOR NO KEY UPDATE"#,
+        id.as_uuid()
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(disabled.unwrap_or(false))
+}
+
 /// Applies the given fields to an active agent; `None` when there is no
 /// active agent with this id.
 #[tracing::instrument(name = "sql update", skip_all)]

@@ -23,10 +23,12 @@ redis = {
   memory_size_gb = 1
 }
 
+# One API instance always runs: its relay and publisher move the outbox
+# (webhooks, events, dead letters) even when no request comes in.
 api = {
   cpu             = "1"
   memory          = "512Mi"
-  min_instances   = 0
+  min_instances   = 1
   max_instances   = 10
   concurrency     = 80
   timeout_seconds = 300

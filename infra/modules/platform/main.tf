@@ -207,7 +207,7 @@ locals {
   # in the cloud Cloud Run IAM authenticates Cloud Tasks (its OIDC token
   # occupies the Authorization header), so a shared secret would refuse every
   # push. GOOGLE_CLOUD_REGION is not a setting; it is kept for client
-  # libraries. PUBSUB_ENDPOINT stays empty: Google's Pub/Sub with ADC.
+  # libraries.
   common_env = {
     GOOGLE_CLOUD_PROJECT   = var.project_id
     GOOGLE_CLOUD_REGION    = var.region
@@ -299,12 +299,16 @@ module "api" {
 
   ingress = "INGRESS_TRAFFIC_ALL"
   public  = true
+  # The relay and the publisher work between requests: CPU must stay on.
+  cpu_idle = false
 
   env = merge(local.common_env, {
     DATABASE_MAX_CONNECTIONS = tostring(var.api.db_pool_size)
     # The worker's push route; also the audience of the tasks' OIDC token.
-    WEBHOOK_WORKER_URL       = "${module.worker.url}/tasks/deliver"
-    PUBSUB_EVENTS_TOPIC      = module.pubsub.topic_ids["registry-events"]
+    WEBHOOK_WORKER_URL  = "${module.worker.url}/tasks/deliver"
+    PUBSUB_EVENTS_TOPIC = module.pubsub.topic_ids["registry-events"]
+    # Regional: Pub/Sub keeps ordering-key order only for publishes to one region.
+    PUBSUB_ENDPOINT          = "https://${var.region}-pubsub.googleapis.com"
     PUBSUB_DEAD_LETTER_TOPIC = module.pubsub.topic_ids["webhook-dead-letter"]
   })
   secret_env          = local.common_secret_env
