@@ -4,8 +4,10 @@
 
 use std::str::FromStr;
 
-use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shared::domain::{CapabilityTag, ParseError, Price, Rating};
@@ -77,16 +79,18 @@ pub struct AgentPage {
 async fn discover_agents(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<DiscoveryQuery>,
-) -> Result<Json<AgentPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let search = Search::try_from(query)?;
-    let mut rows = search.fetch(&state.db).await?;
-    let has_more = rows.len() > usize::from(search.limit);
-    rows.truncate(usize::from(search.limit));
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => Some(Cursor::after(search.sort, last).encode()),
-        _ => None,
+    let key = search.cache_key();
+    let page = match state.discovery_cache.get(&key) {
+        Some(page) => page,
+        None => {
+            let page = Bytes::from(serde_json::to_vec(&search.page(&state.db).await?).map_err(anyhow::Error::from)?);
+            state.discovery_cache.put(key, page.clone());
+            page
+        }
     };
-    Ok(Json(AgentPage { agents: rows.into_iter().map(Agent::from).collect(), next_cursor }))
+    Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response())
 }
 
 /// A validated search: every filter parsed, the cursor matching the sort.
@@ -130,6 +134,23 @@ impl TryFrom<DiscoveryQuery> for Search {
 }
 
 impl Search {
+    /// Every parameter that shapes the page, canonical once parsed.
+    fn cache_key(&self) -> String {
+        let Self { capabilities, text, max_price, min_rating, sort, limit, after } = self;
+        format!("{capabilities:?}|{text:?}|{max_price:?}|{min_rating:?}|{}|{limit}|{after:?}", sort.as_str())
+    }
+
+    async fn page(&self, db: &PgPool) -> sqlx::Result<AgentPage> {
+        let mut rows = self.fetch(db).await?;
+        let has_more = rows.len() > usize::from(self.limit);
+        rows.truncate(usize::from(self.limit));
+        let next_cursor = match rows.last() {
+            Some(last) if has_more => Some(Cursor::after(self.sort, last).encode()),
+            _ => None,
+        };
+        Ok(AgentPage { agents: rows.into_iter().map(Agent::from).collect(), next_cursor })
+    }
+
     /// One row more than the page, to know whether another page follows.
     async fn fetch(&self, db: &PgPool) -> sqlx::Result<Vec<AgentRow>> {
         let (caps, text, max_price, min_rating) = (&self.capabilities, &self.text, self.max_price, self.min_rating);

@@ -13,6 +13,7 @@ pub mod health;
 pub mod jobs;
 pub mod openapi;
 pub mod outbox;
+pub mod page_cache;
 pub mod publisher;
 pub mod rate_limit;
 pub mod relay;

@@ -11,6 +11,10 @@ use shared::settings::Settings;
 use sqlx::PgPool;
 
 use crate::outbox::OutboxSignal;
+use crate::page_cache::PageCache;
+
+/// Discovery pages kept at most per instance (a page is a few KB).
+const DISCOVERY_CACHE_PAGES: usize = 10_000;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +22,7 @@ pub struct AppState {
     pub redis: RedisPool,
     pub settings: Arc<Settings>,
     pub outbox: OutboxSignal,
+    pub discovery_cache: Arc<PageCache>,
 }
 
 impl AppState {
@@ -28,7 +33,8 @@ impl AppState {
         let db = shared::db::lazy_pool(&settings)?;
         let redis = redis_pool(&settings)?;
         redis.connect();
-        Ok(Self { db, redis, settings: Arc::new(settings), outbox: OutboxSignal::default() })
+        let discovery_cache = Arc::new(PageCache::new(settings.discovery_cache, DISCOVERY_CACHE_PAGES));
+        Ok(Self { db, redis, settings: Arc::new(settings), outbox: OutboxSignal::default(), discovery_cache })
     }
 }
 

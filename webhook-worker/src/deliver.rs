@@ -462,8 +462,9 @@ struct EndpointDisabled {
 /// Updates the endpoint's run of failures after an attempt to `target`
 /// (`started` is when it began), when `target` is still the agent's
 /// endpoint; disables the endpoint when the run has lasted `disable_after`
-/// or the endpoint is gone. Returns whether this attempt disabled it. The agent's row stays locked until the transaction ends, so
-/// its `endpoint.disabled` event is ordered after every earlier event of the
+/// or the endpoint is gone. Returns whether this attempt disabled it. On a
+/// failure the agent's row stays locked until the transaction ends, so its
+/// `endpoint.disabled` event is ordered after every earlier event of the
 /// agent.
 async fn endpoint_health(
     tx: &mut PgConnection,
@@ -473,6 +474,19 @@ async fn endpoint_health(
     started: OffsetDateTime,
     disable_after: Duration,
 ) -> anyhow::Result<bool> {
+    if outcome == Outcome::Delivered {
+        // The common case: no row lock unless a run of failures ends, so
+        // deliveries to one agent do not queue behind each other.
+        sqlx::query!(
+            "UPDATE agents SET endpoint_failing_since = NULL
+             WHERE id = $1 AND endpoint_url = $2 AND endpoint_failing_since IS NOT NULL",
+            agent.as_uuid(),
+            target
+        )
+        .execute(&mut *tx)
+        .await?;
+        return Ok(false);
+    }
     let endpoint = sqlx::query!(
         "SELECT endpoint_url, endpoint_failing_since, endpoint_disabled_at FROM agents WHERE id = $1 FOR NO KEY UPDATE",
         agent.as_uuid()
@@ -481,14 +495,6 @@ async fn endpoint_health(
     .await?;
     if endpoint.endpoint_url != target {
         return Ok(false); // Sent to the agent's former URL: no news of its endpoint.
-    }
-    if outcome == Outcome::Delivered {
-        if endpoint.endpoint_failing_since.is_some() {
-            sqlx::query!("UPDATE agents SET endpoint_failing_since = NULL WHERE id = $1", agent.as_uuid())
-                .execute(&mut *tx)
-                .await?;
-        }
-        return Ok(false);
     }
     let failing_since = endpoint.endpoint_failing_since.unwrap_or(started);
     if endpoint.endpoint_failing_since.is_none() {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use tests::{TestApp, spawn_app};
+use tests::{TestApp, spawn_app, spawn_app_with};
 
 /// Registers agents as (name, capabilities, price, rating, description);
 /// ratings are set directly, as completed jobs would.
@@ -111,4 +111,16 @@ async fn pages_add_up_to_the_whole_result_in_order_for_every_sort() {
     }
     let default_page: Value = app.get("/v1/agents").await.json().await.unwrap();
     assert_eq!(default_page["agents"].as_array().unwrap().len(), 20, "default page size");
+}
+
+#[tokio::test]
+async fn a_page_is_served_from_the_cache_for_at_most_its_ttl() {
+    let app = spawn_app_with(|source, _| source.set("DISCOVERY_CACHE_MS", "2000")).await;
+    seed(&app, &[("First", &["cached"], "10", "4.0", "")]).await;
+    assert_eq!(names(&app, "capabilities=cached").await, ["First"]);
+    seed(&app, &[("Second", &["cached"], "10", "3.0", "")]).await;
+    assert_eq!(names(&app, "capabilities=cached").await, ["First"], "the same query within the TTL: the cached page");
+    assert_eq!(names(&app, "capabilities=cached&sort=price").await.len(), 2, "another query: a page of its own");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(names(&app, "capabilities=cached").await, ["First", "Second"], "fresh once the TTL is over");
 }
