@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use shared::settings::Settings;
 use sqlx::PgPool;
 
+use crate::auth::KnownKeys;
 use crate::outbox::OutboxSignal;
 use crate::page_cache::PageCache;
 
@@ -23,6 +24,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub outbox: OutboxSignal,
     pub discovery_cache: Arc<PageCache>,
+    pub known_keys: Arc<KnownKeys>,
 }
 
 impl AppState {
@@ -34,7 +36,14 @@ impl AppState {
         let redis = redis_pool(&settings)?;
         redis.connect();
         let discovery_cache = Arc::new(PageCache::new(settings.discovery_cache, DISCOVERY_CACHE_PAGES));
-        Ok(Self { db, redis, settings: Arc::new(settings), outbox: OutboxSignal::default(), discovery_cache })
+        Ok(Self {
+            db,
+            redis,
+            settings: Arc::new(settings),
+            outbox: OutboxSignal::default(),
+            discovery_cache,
+            known_keys: Arc::default(),
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use crate::extract::{parse_json, read_body};
 use crate::rate_limit::{self, Class};
 use crate::state::AppState;
 
-pub use signature::AuthFailure;
+pub use signature::{AuthFailure, KnownKeys};
 
 /// The verified signer of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

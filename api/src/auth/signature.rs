@@ -5,7 +5,8 @@
 //! it rejects correct signatures from other libraries. The policy (what must
 //! be covered, how fresh, which key, each nonce once) is here too.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::request::Parts;
@@ -283,10 +284,43 @@ fn check_created(created: i64, max_age_seconds: u64) -> Result<(), AuthFailure> 
     Ok(())
 }
 
+/// Registered keys by keyid. An agent's or client's key never changes, so
+/// one found is good for the life of the process: a signed request costs no
+/// Postgres round trip to find its key. Bounded: when full it starts over.
+#[derive(Default)]
+pub struct KnownKeys(Mutex<HashMap<String, (Principal, VerifyingKey)>>);
+
+const KNOWN_KEYS_CAPACITY: usize = 100_000;
+
+impl KnownKeys {
+    fn get(&self, keyid: &str) -> Option<(Principal, VerifyingKey)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(keyid).cloned()
+    }
+
+    fn remember(&self, keyid: &str, found: &(Principal, VerifyingKey)) {
+        let mut keys = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if keys.len() >= KNOWN_KEYS_CAPACITY {
+            keys.clear();
+        }
+        keys.insert(keyid.to_owned(), found.clone());
+    }
+}
+
 /// `agt_…` and `cli_…` name registered keys; any other keyid must be a
 /// base64 public key signing its own registration. `None`: no such key.
-#[tracing::instrument(name = "sql resolve key", skip_all)]
 async fn resolve_key(state: &AppState, keyid: &str) -> Result<Option<(Principal, VerifyingKey)>, ApiError> {
+    if let Some(known) = state.known_keys.get(keyid) {
+        return Ok(Some(known));
+    }
+    let found = lookup_key(state, keyid).await?;
+    if let Some(found @ (Principal::Agent(_) | Principal::Client(_), _)) = &found {
+        state.known_keys.remember(keyid, found);
+    }
+    Ok(found)
+}
+
+#[tracing::instrument(name = "sql resolve key", skip_all)]
+async fn lookup_key(state: &AppState, keyid: &str) -> Result<Option<(Principal, VerifyingKey)>, ApiError> {
     let (principal, key_bytes) = if let Ok(id) = keyid.parse::<AgentId>() {
         let key = sqlx::query_scalar!("SELECT public_key FROM agents WHERE id = $1", id.as_uuid())
             .fetch_optional(&state.db)
