@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use shared::domain::{JobId, JobStatus, JobTransition, Price};
 use shared::events::{self, Aggregate};
+use sqlx::PgConnection;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -63,27 +64,21 @@ async fn create_job(
     };
     let key = idempotency_key(&headers)?;
     let request_hash = Sha256::digest(serde_json::to_vec(&body).map_err(anyhow::Error::from)?).to_vec();
-    if let Some(key) = key
-        && let Some(first) = replay(&state, client, key, &request_hash).await?
-    {
-        return Ok(created(first, true));
-    }
     if let Some(url) = &body.callback_url {
         crate::agents::require_allowed_scheme(&state, "callback_url", url)?;
     }
 
+    // A new key (the common case) costs no lookup: a used one shows up as a
+    // conflict on insert, or, when the agent has changed since, below.
     let mut tx = state.db.begin().await?;
-    let terms = store::agent_terms(&mut tx, body.agent_id)
-        .await?
-        .ok_or_else(|| ApiError::invalid("agent_id", format!("no agent with id {}", body.agent_id)))?;
-    if !terms.active {
-        return Err(ApiError::Conflict(format!("agent {} is deactivated", body.agent_id)));
-    }
-    if body.price.value() > terms.price {
-        return Err(ApiError::invalid(
-            "price",
-            format!("must be at most the agent's price, {}", terms.price.normalize()),
-        ));
+    if let Err(refusal) = check_terms(&mut tx, &body).await? {
+        drop(tx);
+        if let Some(key) = key
+            && let Some(first) = replay(&state, client, key, &request_hash).await?
+        {
+            return Ok(created(first, true));
+        }
+        return Err(refusal);
     }
     let job = NewJob {
         id: JobId::generate(),
@@ -112,6 +107,23 @@ async fn create_job(
     state.outbox.committed();
     tracing::info!(job_id = %job.id, agent_id = %job.agent_id, "job created");
     Ok(created(job, false))
+}
+
+/// Whether the agent takes this job: it exists, is active, and asks at
+/// least the offered price. Locks the agent row (`FOR SHARE`) until the job
+/// is written.
+async fn check_terms(tx: &mut PgConnection, body: &CreateJob) -> Result<Result<(), ApiError>, ApiError> {
+    let Some(terms) = store::agent_terms(tx, body.agent_id).await? else {
+        return Ok(Err(ApiError::invalid("agent_id", format!("no agent with id {}", body.agent_id))));
+    };
+    if !terms.active {
+        return Ok(Err(ApiError::Conflict(format!("agent {} is deactivated", body.agent_id))));
+    }
+    if body.price.value() > terms.price {
+        let limit = format!("must be at most the agent's price, {}", terms.price.normalize());
+        return Ok(Err(ApiError::invalid("price", limit)));
+    }
+    Ok(Ok(()))
 }
 
 /// The platform fee: price × rate, rounded half away from zero to the

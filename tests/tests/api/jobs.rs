@@ -72,6 +72,15 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
 
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&app.db).await.unwrap();
     assert_eq!(count, 1);
+
+    // A retry after the agent left still gets the first answer, not a refusal.
+    let deactivated = app.signed(&agent.signer, Method::DELETE, &agent.path(), &Value::Null).await;
+    assert_eq!(deactivated.status(), 204);
+    let late = create(&app, &client, &job_body(&agent, "5"), Some("order-42")).await;
+    assert_eq!(late.status(), 201);
+    assert_eq!(late.json::<Value>().await.unwrap(), first);
+    let unknown = create(&app, &client, &job_body(&agent, "5"), Some("order-43")).await;
+    assert_eq!(unknown.status(), 409, "a new key for a deactivated agent is refused");
 }
 
 #[tokio::test]
