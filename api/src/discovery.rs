@@ -82,11 +82,11 @@ async fn discover_agents(
 ) -> Result<Response, ApiError> {
     let search = Search::try_from(query)?;
     let key = search.cache_key();
-    let page = match state.discovery_cache.get(&key) {
+    let page = match state.public_reads.get(&key) {
         Some(page) => page,
         None => {
             let page = Bytes::from(serde_json::to_vec(&search.page(&state.db).await?).map_err(anyhow::Error::from)?);
-            state.discovery_cache.put(key, page.clone());
+            state.public_reads.put(key, page.clone());
             page
         }
     };
@@ -137,7 +137,7 @@ impl Search {
     /// Every parameter that shapes the page, canonical once parsed.
     fn cache_key(&self) -> String {
         let Self { capabilities, text, max_price, min_rating, sort, limit, after } = self;
-        format!("{capabilities:?}|{text:?}|{max_price:?}|{min_rating:?}|{}|{limit}|{after:?}", sort.as_str())
+        format!("discovery|{capabilities:?}|{text:?}|{max_price:?}|{min_rating:?}|{}|{limit}|{after:?}", sort.as_str())
     }
 
     async fn page(&self, db: &PgPool) -> sqlx::Result<AgentPage> {

@@ -1,8 +1,10 @@
 //! A short-lived cache of whole answers for anonymous reads that many
-//! callers repeat (discovery pages): a hit costs no Postgres round trip and
-//! no serialisation. Each instance keeps its own; an entry lives at most the
-//! TTL, which bounds how stale a page can be. Bounded in size: when full,
-//! expired entries go first, and if none has expired the cache starts over.
+//! callers repeat (discovery pages, agents): a hit costs no Postgres round
+//! trip and no serialisation. Each instance keeps its own; an entry lives at
+//! most the TTL, which bounds how stale another instance's answer can be (the
+//! instance that makes a change forgets the entry at once). Bounded in size:
+//! when full, expired entries go first, and if none has expired the cache
+//! starts over.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,6 +35,11 @@ impl PageCache {
         }
     }
 
+    /// After a change this instance made, so it never serves it stale.
+    pub fn forget(&self, key: &str) {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    }
+
     pub fn put(&self, key: String, body: Bytes) {
         if self.ttl.is_zero() {
             return;
@@ -59,6 +66,9 @@ mod tests {
         cache.put("a".into(), Bytes::from_static(b"page"));
         assert_eq!(cache.get("a").as_deref(), Some(&b"page"[..]));
         assert_eq!(cache.get("b"), None);
+        cache.forget("a");
+        assert_eq!(cache.get("a"), None);
+        cache.put("a".into(), Bytes::from_static(b"page"));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get("a"), None);
     }

@@ -14,8 +14,8 @@ use crate::auth::KnownKeys;
 use crate::outbox::OutboxSignal;
 use crate::page_cache::PageCache;
 
-/// Discovery pages kept at most per instance (a page is a few KB).
-const DISCOVERY_CACHE_PAGES: usize = 10_000;
+/// Discovery pages and agents kept at most per instance (a few KB each).
+const PUBLIC_READ_CACHE_ENTRIES: usize = 10_000;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,7 +23,7 @@ pub struct AppState {
     pub redis: RedisPool,
     pub settings: Arc<Settings>,
     pub outbox: OutboxSignal,
-    pub discovery_cache: Arc<PageCache>,
+    pub public_reads: Arc<PageCache>,
     pub known_keys: Arc<KnownKeys>,
 }
 
@@ -35,13 +35,13 @@ impl AppState {
         let db = shared::db::lazy_pool(&settings)?;
         let redis = redis_pool(&settings)?;
         redis.connect();
-        let discovery_cache = Arc::new(PageCache::new(settings.discovery_cache, DISCOVERY_CACHE_PAGES));
+        let public_reads = Arc::new(PageCache::new(settings.public_reads, PUBLIC_READ_CACHE_ENTRIES));
         Ok(Self {
             db,
             redis,
             settings: Arc::new(settings),
             outbox: OutboxSignal::default(),
-            discovery_cache,
+            public_reads,
             known_keys: Arc::default(),
         })
     }

@@ -66,10 +66,10 @@ pub const RATE_LIMIT_READ_REFILL_PER_MIN: Variable =
 pub const RATE_LIMIT_WRITE_CAPACITY: Variable = var("RATE_LIMIT_WRITE_CAPACITY", "30", "Write token bucket size.");
 pub const RATE_LIMIT_WRITE_REFILL_PER_MIN: Variable =
     var("RATE_LIMIT_WRITE_REFILL_PER_MIN", "10", "Write tokens added per minute.");
-pub const DISCOVERY_CACHE_MS: Variable = var(
-    "DISCOVERY_CACHE_MS",
+pub const PUBLIC_READ_CACHE_MS: Variable = var(
+    "PUBLIC_READ_CACHE_MS",
     "1000",
-    "How long an instance serves a discovery page from memory before asking Postgres again (the most a page can be stale); 0: no cache.",
+    "How long an instance serves a discovery page or an agent (GET /v1/agents/{id}) from memory before asking Postgres again: the most another instance's answer can be stale; 0: no cache.",
 );
 pub const SIGNATURE_MAX_AGE_SECONDS: Variable =
     var("SIGNATURE_MAX_AGE_SECONDS", "30", "Oldest accepted `created` time of a request signature.");
@@ -176,7 +176,7 @@ pub const VARIABLES: &[Variable] = &[
     RATE_LIMIT_READ_REFILL_PER_MIN,
     RATE_LIMIT_WRITE_CAPACITY,
     RATE_LIMIT_WRITE_REFILL_PER_MIN,
-    DISCOVERY_CACHE_MS,
+    PUBLIC_READ_CACHE_MS,
     SIGNATURE_MAX_AGE_SECONDS,
     NONCE_TTL_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
@@ -313,7 +313,7 @@ pub struct Settings {
     pub allow_http_endpoints: bool,
     pub platform_fee: Fraction,
     pub rate_limits: RateLimitSettings,
-    pub discovery_cache: std::time::Duration,
+    pub public_reads: std::time::Duration,
     pub signature_max_age_seconds: u64,
     pub nonce_ttl_seconds: u64,
     pub webhook_timeout_seconds: u64,
@@ -345,7 +345,7 @@ impl fmt::Debug for Settings {
             .field("allow_http_endpoints", &self.allow_http_endpoints)
             .field("platform_fee", &self.platform_fee)
             .field("rate_limits", &self.rate_limits)
-            .field("discovery_cache", &self.discovery_cache)
+            .field("public_reads", &self.public_reads)
             .field("signature_max_age_seconds", &self.signature_max_age_seconds)
             .field("nonce_ttl_seconds", &self.nonce_ttl_seconds)
             .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
@@ -551,7 +551,7 @@ impl Settings {
                 read: source.bucket(RATE_LIMIT_READ_CAPACITY, RATE_LIMIT_READ_REFILL_PER_MIN)?,
                 write: source.bucket(RATE_LIMIT_WRITE_CAPACITY, RATE_LIMIT_WRITE_REFILL_PER_MIN)?,
             },
-            discovery_cache: std::time::Duration::from_millis(source.parse(DISCOVERY_CACHE_MS)?),
+            public_reads: std::time::Duration::from_millis(source.parse(PUBLIC_READ_CACHE_MS)?),
             signature_max_age_seconds: source.parse_positive(SIGNATURE_MAX_AGE_SECONDS)?,
             nonce_ttl_seconds: source.nonce_ttl()?,
             webhook_timeout_seconds: source.parse_positive(WEBHOOK_TIMEOUT_SECONDS)?,

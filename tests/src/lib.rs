@@ -97,7 +97,7 @@ pub fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce
         ("CLOUD_TASKS_ENDPOINT", "http://127.0.0.1:9"),
         ("PUBSUB_ENDPOINT", "http://127.0.0.1:9"),
         // Tests read their own writes; the cache has a test of its own.
-        ("DISCOVERY_CACHE_MS", "0"),
+        ("PUBLIC_READ_CACHE_MS", "0"),
     ]);
     for class in ["DISCOVERY", "READ", "WRITE"] {
         source.set(&format!("RATE_LIMIT_{class}_CAPACITY"), "100000");

@@ -11,7 +11,9 @@ mod store;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use shared::domain::{AgentId, EndpointUrl, WebhookSecret};
 use shared::events::{self, Aggregate};
 use time::OffsetDateTime;
@@ -74,10 +76,30 @@ async fn register_agent(
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Agent>, ApiError> {
+async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let row = store::find(&state.db, id).await?.ok_or_else(|| agent_not_found(id))?;
-    Ok(Json(row.into()))
+    let key = cache_key(id);
+    let agent = match state.public_reads.get(&key) {
+        Some(agent) => agent,
+        None => {
+            let row = store::find(&state.db, id).await?.ok_or_else(|| agent_not_found(id))?;
+            let agent = Bytes::from(serde_json::to_vec(&Agent::from(row)).map_err(anyhow::Error::from)?);
+            state.public_reads.put(key, agent.clone());
+            agent
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], agent).into_response())
+}
+
+fn cache_key(id: AgentId) -> String {
+    format!("agent|{id}")
+}
+
+/// After a committed change: wake the outbox's readers, and stop serving
+/// the agent from this instance's cache.
+fn changed(state: &AppState, id: AgentId) {
+    state.outbox.committed();
+    state.public_reads.forget(&cache_key(id));
 }
 
 /// Change an active agent's name, description, capabilities, endpoint or price.
@@ -119,7 +141,7 @@ async fn update_agent(
                 events::record(&mut tx, Aggregate::Agent(id), events::ENDPOINT_ENABLED, &enabled).await?;
             }
             tx.commit().await?;
-            state.outbox.committed();
+            changed(&state, id);
             Ok(Json(agent))
         }
         None => {
@@ -153,7 +175,7 @@ async fn deactivate_agent(
         Some(row) => {
             events::record(&mut tx, Aggregate::Agent(id), events::AGENT_DEACTIVATED, &Agent::from(row)).await?;
             tx.commit().await?;
-            state.outbox.committed();
+            changed(&state, id);
             tracing::info!(agent_id = %id, "agent deactivated");
         }
         None => {
@@ -201,7 +223,7 @@ async fn rotate_webhook_secret(
     let event = SecretRotated { agent_id: id, previous_secret_expires_at: previous_expires_at };
     events::record(&mut tx, Aggregate::Agent(id), events::AGENT_WEBHOOK_SECRET_ROTATED, &event).await?;
     tx.commit().await?;
-    state.outbox.committed();
+    changed(&state, id);
     tracing::info!(agent_id = %id, "webhook secret rotated");
     Ok(Json(RotatedWebhookSecret {
         webhook_secret: secret.expose().to_owned(),
@@ -237,7 +259,7 @@ async fn enable_endpoint(
         let enabled = EndpointEnabled { agent_id: id, endpoint_url: agent.endpoint_url.clone() };
         events::record(&mut tx, Aggregate::Agent(id), events::ENDPOINT_ENABLED, &enabled).await?;
         tx.commit().await?;
-        state.outbox.committed();
+        changed(&state, id);
         tracing::info!(agent_id = %id, "endpoint enabled");
         return Ok(Json(agent));
     }

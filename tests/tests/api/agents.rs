@@ -131,3 +131,21 @@ async fn clients_register_themselves_with_their_key() {
     let again = app.signed(&key.registration_signer(), Method::POST, "/v1/clients", &body).await;
     assert_eq!(again.status(), 409);
 }
+
+async fn price(app: &tests::TestApp, agent: &tests::TestAgent) -> Value {
+    app.get(&agent.path()).await.json::<Value>().await.unwrap()["price"].clone()
+}
+
+#[tokio::test]
+async fn a_cached_agent_is_never_served_stale_by_the_instance_that_changed_it() {
+    let app = tests::spawn_app_with(|source, _| source.set("PUBLIC_READ_CACHE_MS", "60000")).await;
+    let agent = app.register_agent(json!({"price": "10"})).await;
+    assert_eq!(price(&app, &agent).await, "10");
+    assert_eq!(price(&app, &agent).await, "10", "now from the cache");
+    let changed = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({"price": "11"})).await;
+    assert_eq!(changed.status(), 200);
+    assert_eq!(price(&app, &agent).await, "11", "the change is seen at once");
+    // A change behind this instance's back (another instance's, say) shows once the entry expires.
+    sqlx::query("UPDATE agents SET price = 12").execute(&app.db).await.unwrap();
+    assert_eq!(price(&app, &agent).await, "11", "served from the cache within its TTL");
+}

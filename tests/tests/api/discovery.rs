@@ -115,7 +115,7 @@ async fn pages_add_up_to_the_whole_result_in_order_for_every_sort() {
 
 #[tokio::test]
 async fn a_page_is_served_from_the_cache_for_at_most_its_ttl() {
-    let app = spawn_app_with(|source, _| source.set("DISCOVERY_CACHE_MS", "2000")).await;
+    let app = spawn_app_with(|source, _| source.set("PUBLIC_READ_CACHE_MS", "2000")).await;
     seed(&app, &[("First", &["cached"], "10", "4.0", "")]).await;
     assert_eq!(names(&app, "capabilities=cached").await, ["First"]);
     seed(&app, &[("Second", &["cached"], "10", "3.0", "")]).await;
