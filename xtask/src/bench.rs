@@ -68,7 +68,9 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         (release.join("load"), release.join("cloud_tasks_standin"), release.join("webhook_receiver"));
     let pubsub = release.join("pubsub_standin");
     let database_url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/agent_registry_bench".into());
+        // No TLS on loopback, as over Cloud SQL's Unix socket in production
+        // (the connector encrypts); TLS would cost both sides CPU here.
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/agent_registry_bench?sslmode=disable".into());
     let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 
