@@ -73,15 +73,11 @@ async fn distinct_events(pubsub: &PubSubStandIn, count: usize, timeout: Duration
 }
 
 /// Each aggregate's event types in arrival order, after checking that its
-/// sequence numbers only grow. Duplicates (at least once) are dropped.
+/// sequence numbers only grow. Takes distinct events (`distinct_events`).
 fn types_by_aggregate(messages: &[ReceivedMessage]) -> BTreeMap<String, Vec<String>> {
-    let mut seen = std::collections::HashSet::new();
     let mut last_sequence: BTreeMap<String, i64> = BTreeMap::new();
     let mut types: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for event in messages.iter().map(documented_event) {
-        if !seen.insert(event["id"].as_str().unwrap().to_owned()) {
-            continue;
-        }
         let aggregate = event["aggregate_id"].as_str().unwrap().to_owned();
         let sequence = event["sequence"].as_i64().unwrap();
         let previous = last_sequence.insert(aggregate.clone(), sequence).unwrap_or(0);
