@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod events;
 pub mod redrive;
+pub mod retry_schedule;
 pub mod serve;
 pub mod settings;
 pub mod signing;

@@ -14,6 +14,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 
+use crate::retry_schedule::RetrySchedule;
+
 /// A configuration variable: its name, its default (`None` = required) and
 /// what it is for.
 #[derive(Debug, Clone, Copy)]
@@ -77,10 +79,20 @@ pub const NONCE_TTL_SECONDS: Variable =
     var("NONCE_TTL_SECONDS", "60", "How long a signature nonce is remembered to refuse replays.");
 pub const WEBHOOK_TIMEOUT_SECONDS: Variable =
     var("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one outbound webhook request.");
-pub const WEBHOOK_MAX_RETRIES: Variable = var(
-    "WEBHOOK_MAX_RETRIES",
-    "5",
-    "Delivery attempts before a webhook is marked dead; keep it equal to the queue's max attempts.",
+pub const WEBHOOK_RETRY_SCHEDULE: Variable = var(
+    "WEBHOOK_RETRY_SCHEDULE",
+    "5s,30s,5m,30m,2h,5h,10h,10h",
+    "Delays between a webhook's attempts (units ms, s, m, h, d; each ±20 % jitter; at most 30 days each); a delivery gets one attempt more than there are steps (9, about 28 h, by default), then it is dead.",
+);
+pub const WEBHOOK_ENDPOINT_CONCURRENCY: Variable = var(
+    "WEBHOOK_ENDPOINT_CONCURRENCY",
+    "10",
+    "Most webhooks in flight at once to one endpoint host, across all worker instances (kept in Redis); others wait a few seconds.",
+);
+pub const DELIVERY_ATTEMPTS_RETENTION_DAYS: Variable = var(
+    "DELIVERY_ATTEMPTS_RETENTION_DAYS",
+    "30",
+    "Delivery attempts older than this are deleted (the deliveries themselves stay).",
 );
 pub const CLOUD_TASKS_QUEUE: Variable = var(
     "CLOUD_TASKS_QUEUE",
@@ -180,7 +192,9 @@ pub const VARIABLES: &[Variable] = &[
     SIGNATURE_MAX_AGE_SECONDS,
     NONCE_TTL_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
-    WEBHOOK_MAX_RETRIES,
+    WEBHOOK_RETRY_SCHEDULE,
+    WEBHOOK_ENDPOINT_CONCURRENCY,
+    DELIVERY_ATTEMPTS_RETENTION_DAYS,
     CLOUD_TASKS_QUEUE,
     CLOUD_TASKS_ENDPOINT,
     CLOUD_TASKS_INVOKER_SA,
@@ -317,7 +331,9 @@ pub struct Settings {
     pub signature_max_age_seconds: u64,
     pub nonce_ttl_seconds: u64,
     pub webhook_timeout_seconds: u64,
-    pub webhook_max_retries: u32,
+    pub webhook_retry_schedule: RetrySchedule,
+    pub webhook_endpoint_concurrency: u32,
+    pub delivery_attempts_retention_days: u32,
     pub cloud_tasks: CloudTasksSettings,
     pub pubsub: PubSubSettings,
     pub endpoint_disable_after_seconds: u64,
@@ -349,7 +365,9 @@ impl fmt::Debug for Settings {
             .field("signature_max_age_seconds", &self.signature_max_age_seconds)
             .field("nonce_ttl_seconds", &self.nonce_ttl_seconds)
             .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
-            .field("webhook_max_retries", &self.webhook_max_retries)
+            .field("webhook_retry_schedule", &self.webhook_retry_schedule)
+            .field("webhook_endpoint_concurrency", &self.webhook_endpoint_concurrency)
+            .field("delivery_attempts_retention_days", &self.delivery_attempts_retention_days)
             .field("cloud_tasks", &self.cloud_tasks)
             .field("pubsub", &self.pubsub)
             .field("endpoint_disable_after_seconds", &self.endpoint_disable_after_seconds)
@@ -555,7 +573,9 @@ impl Settings {
             signature_max_age_seconds: source.parse_positive(SIGNATURE_MAX_AGE_SECONDS)?,
             nonce_ttl_seconds: source.nonce_ttl()?,
             webhook_timeout_seconds: source.parse_positive(WEBHOOK_TIMEOUT_SECONDS)?,
-            webhook_max_retries: source.parse_positive(WEBHOOK_MAX_RETRIES)?,
+            webhook_retry_schedule: source.parse(WEBHOOK_RETRY_SCHEDULE)?,
+            webhook_endpoint_concurrency: source.parse_positive(WEBHOOK_ENDPOINT_CONCURRENCY)?,
+            delivery_attempts_retention_days: source.parse_positive(DELIVERY_ATTEMPTS_RETENTION_DAYS)?,
             cloud_tasks: CloudTasksSettings {
                 queue: source.resource_name(CLOUD_TASKS_QUEUE, &["projects", "locations", "queues"])?,
                 endpoint: source.optional(CLOUD_TASKS_ENDPOINT)?,
@@ -606,7 +626,8 @@ mod tests {
         assert_eq!(settings.signature_max_age_seconds, 30);
         assert_eq!(settings.nonce_ttl_seconds, 60);
         assert_eq!(settings.webhook_timeout_seconds, 10);
-        assert_eq!(settings.webhook_max_retries, 5);
+        assert_eq!(settings.webhook_retry_schedule.attempts(), 9);
+        assert_eq!(settings.webhook_endpoint_concurrency, 10);
         assert_eq!(settings.cloud_tasks.queue_name(), "webhook-delivery");
         assert!(settings.cloud_tasks.endpoint.is_none() && settings.worker_shared_secret.is_none());
         assert!(!settings.allow_http_endpoints);
@@ -646,6 +667,11 @@ mod tests {
         source.set("PUBSUB_EVENTS_TOPIC", "projects/p/subscriptions/registry-events");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("PUBSUB_EVENTS_TOPIC") && err.contains("projects/PROJECT/topics/TOPIC"), "{err}");
+
+        let mut source = minimal();
+        source.set("WEBHOOK_RETRY_SCHEDULE", "5s,tomorrow");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("WEBHOOK_RETRY_SCHEDULE") && err.contains("tomorrow"), "{err}");
 
         let mut source = minimal();
         source.set("RATE_LIMIT_WRITE_CAPACITY", "0");

@@ -1,0 +1,129 @@
+//! The webhook retry schedule (`WEBHOOK_RETRY_SCHEDULE`): the delays between
+//! a delivery's attempts, owned by the worker. A delivery gets one attempt
+//! more than the schedule has steps; each delay is jittered by ±20 % so the
+//! retries of deliveries that failed together do not arrive together again.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::Rng;
+
+/// Cloud Tasks schedules a task at most 30 days ahead.
+pub const LONGEST_STEP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// More steps than anyone needs; bounds what one delivery can cost.
+const MOST_STEPS: usize = 50;
+/// ±20 %.
+const JITTER: f64 = 0.2;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct RetrySchedule {
+    steps: Vec<Duration>,
+}
+
+impl RetrySchedule {
+    /// Attempts a delivery gets in one round: the first, then one per step.
+    pub fn attempts(&self) -> i32 {
+        // At most MOST_STEPS + 1.
+        i32::try_from(self.steps.len() + 1).unwrap_or(i32::MAX)
+    }
+
+    /// The longest step: no receiver's `Retry-After` delays a delivery longer.
+    pub fn longest_step(&self) -> Duration {
+        self.steps.iter().copied().max().unwrap_or_default()
+    }
+
+    /// The step after failed attempt `attempt` (1-based), unjittered; `None`
+    /// after the last attempt.
+    pub fn step_after(&self, attempt: i32) -> Option<Duration> {
+        let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
+        self.steps.get(index).copied()
+    }
+
+    /// When to try again after failed attempt `attempt`: the step, jittered,
+    /// but not before the receiver asked (`retry_after`, clamped to the
+    /// longest step). `None` after the last attempt.
+    pub fn delay_after(&self, attempt: i32, retry_after: Option<Duration>) -> Option<Duration> {
+        let step = jittered(self.step_after(attempt)?);
+        Some(step.max(retry_after.unwrap_or_default().min(self.longest_step())))
+    }
+}
+
+/// `delay` moved by up to ±20 %.
+pub fn jittered(delay: Duration) -> Duration {
+    delay.mul_f64(rand::rng().random_range(1.0 - JITTER..=1.0 + JITTER))
+}
+
+impl FromStr for RetrySchedule {
+    type Err = String;
+
+    /// `5s,30s,5m,30m,2h,5h,10h,10h`: comma-separated durations (`ms`, `s`,
+    /// `m`, `h`, `d` units).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let steps = s
+            .split(',')
+            .map(|step| {
+                let step = step.trim();
+                let delay = humantime::parse_duration(step).map_err(|e| format!("step {step:?}: {e}"))?;
+                if delay.is_zero() || delay > LONGEST_STEP {
+                    return Err(format!("step {step:?} must be above 0 and at most 30 days (Cloud Tasks' limit)"));
+                }
+                Ok(delay)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if steps.len() > MOST_STEPS {
+            return Err(format!("at most {MOST_STEPS} steps, got {}", steps.len()));
+        }
+        Ok(Self { steps })
+    }
+}
+
+impl fmt::Debug for RetrySchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let steps: Vec<String> = self.steps.iter().map(|step| humantime::format_duration(*step).to_string()).collect();
+        write!(f, "RetrySchedule({})", steps.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedule_lasts_about_28_hours_in_nine_attempts() {
+        let schedule: RetrySchedule = "5s,30s,5m,30m,2h,5h,10h,10h".parse().unwrap();
+        assert_eq!(schedule.attempts(), 9);
+        let total: Duration = (1..schedule.attempts()).filter_map(|attempt| schedule.step_after(attempt)).sum();
+        assert_eq!(total.as_secs(), 5 + 30 + 300 + 1800 + 7200 + 18000 + 36000 + 36000);
+        assert_eq!(schedule.step_after(9), None, "the last attempt has no next");
+        assert_eq!(schedule.delay_after(9, None), None);
+        assert_eq!(schedule.longest_step(), Duration::from_secs(36000));
+    }
+
+    #[test]
+    fn delays_are_jittered_within_a_fifth() {
+        let schedule: RetrySchedule = "100s".parse().unwrap();
+        let delays: Vec<Duration> = (0..200).filter_map(|_| schedule.delay_after(1, None)).collect();
+        assert!(delays.iter().all(|delay| (80.0..=120.0).contains(&delay.as_secs_f64())), "{delays:?}");
+        assert!(delays.iter().any(|delay| delay.as_secs_f64() < 95.0) && delays.iter().any(|d| d.as_secs_f64() > 105.0));
+    }
+
+    #[test]
+    fn a_receivers_retry_after_is_honoured_up_to_the_longest_step() {
+        let schedule: RetrySchedule = "1s,1h".parse().unwrap();
+        let asked = schedule.delay_after(1, Some(Duration::from_secs(600))).unwrap();
+        assert_eq!(asked, Duration::from_secs(600));
+        let clamped = schedule.delay_after(1, Some(Duration::from_secs(86_400))).unwrap();
+        assert_eq!(clamped, Duration::from_secs(3600), "clamped to the longest step");
+    }
+
+    #[test]
+    fn bad_schedules_are_refused_with_the_step_named() {
+        for bad in ["", "5s,,5m", "0s", "31d", "five", "5s,-1s"] {
+            assert!(bad.parse::<RetrySchedule>().is_err(), "{bad:?}");
+        }
+        let err = "5s,soon".parse::<RetrySchedule>().unwrap_err();
+        assert!(err.contains("soon"), "{err}");
+        assert!(vec!["1s"; 51].join(",").parse::<RetrySchedule>().is_err());
+    }
+}
