@@ -5,22 +5,27 @@
 //! one relay at a time). Task names derive from the delivery id and its
 //! generation, so a task created twice (a crash between creating it and
 //! marking the row) is refused by Cloud Tasks as ALREADY_EXISTS, which counts
-//! as done. A Cloud Tasks outage leaves rows pending until it is back. A
-//! delivery whose task ended without a final answer (a worker killed mid-send
-//! on its last attempt) is swept back to pending after an hour, as a new
-//! generation.
+//! as done. A Cloud Tasks outage leaves rows pending until it is back. The
+//! relay makes each delivery's first task; the worker makes the later ones
+//! (it owns the retry schedule).
+//!
+//! The sweep: a `dispatched` delivery whose task is long overdue is looked
+//! up in Cloud Tasks, and only when Cloud Tasks no longer has that task (its
+//! crash retries ran out while the worker was down, or the worker died
+//! between recording an attempt and creating the next task) is it queued
+//! again, as a new generation that continues its schedule. A task merely
+//! scheduled far ahead is never touched.
 //!
 //! Each task is created in a `create_task` span, a child of the trace of the
 //! request that wrote the delivery, and carries that span's `traceparent` to
 //! the worker.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use google_cloud_tasks_v2::client::CloudTasks;
-use google_cloud_tasks_v2::model::{HttpMethod, HttpRequest, OidcToken, Task};
+use shared::delivery_tasks::{DeliveryTasks, Push};
 use shared::domain::DeliveryId;
-use shared::settings::CloudTasksSettings;
+use shared::settings::Settings;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -37,44 +42,45 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY_DELAY: Duration = Duration::from_secs(2);
 /// One CreateTask call at most; a hung call must not hold the batch's locks.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A dispatched delivery with no final answer after this long lost its task.
-const STRANDED_AFTER_SECONDS: f64 = 3600.0;
-/// How often the backlog's age is logged (the outbox backlog metric) and
-/// expired webhook secrets are dropped.
+/// A dispatched delivery this long past its task's schedule time may have
+/// lost its task: longer than the queue's crash retries usually take.
+const OVERDUE_AFTER_SECONDS: f64 = 600.0;
+/// Overdue deliveries looked up in Cloud Tasks per sweep.
+const SWEEP_BATCH: i64 = 32;
+/// How often the sweep runs.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the backlog's age is logged (the outbox backlog metric), expired
+/// webhook secrets are dropped and old attempts pruned.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct Relay {
     db: PgPool,
-    tasks: CloudTasks,
-    settings: CloudTasksSettings,
+    tasks: DeliveryTasks,
+    settings: Arc<Settings>,
     wake: OutboxSignal,
 }
 
 impl Relay {
-    /// With `CLOUD_TASKS_ENDPOINT` set (the local stand-in), anonymous
-    /// credentials; otherwise Google's endpoint with Application Default
-    /// Credentials.
-    pub async fn new(db: PgPool, settings: CloudTasksSettings, wake: OutboxSignal) -> anyhow::Result<Self> {
-        let builder = CloudTasks::builder();
-        let tasks = match &settings.endpoint {
-            Some(endpoint) => {
-                let anonymous = google_cloud_auth::credentials::anonymous::Builder::new().build();
-                builder.with_endpoint(endpoint).with_credentials(anonymous).build().await
-            }
-            None => builder.build().await,
-        }
-        .context("cannot build the Cloud Tasks client")?;
+    pub async fn new(db: PgPool, settings: Arc<Settings>, wake: OutboxSignal) -> anyhow::Result<Self> {
+        let tasks = DeliveryTasks::connect(settings.cloud_tasks.clone()).await?;
         Ok(Self { db, tasks, settings, wake })
     }
 
     /// Relays until `stopping` turns true.
     pub async fn run(self, mut stopping: watch::Receiver<bool>) {
         let mut last_housekeeping = tokio::time::Instant::now();
+        let mut last_sweep = tokio::time::Instant::now();
         loop {
             if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
                 last_housekeeping = tokio::time::Instant::now();
                 self.report_backlog().await;
                 self.drop_expired_secrets().await;
+            }
+            if last_sweep.elapsed() >= SWEEP_INTERVAL {
+                last_sweep = tokio::time::Instant::now();
+                if let Err(error) = self.sweep_lost_tasks().await {
+                    tracing::warn!(error = format!("{error:#}"), "sweep of overdue deliveries failed");
+                }
             }
             let pause = match self.relay_batch().await {
                 Ok(relayed) if relayed == BATCH as usize => Duration::ZERO,
@@ -93,16 +99,20 @@ impl Relay {
     }
 
     /// Logs how long the oldest outbox row has waited (0 when none): a
-    /// delivery not yet given to Cloud Tasks, an event not yet on Pub/Sub, or
-    /// a dead delivery not yet on the dead-letter topic. For the outbox
-    /// backlog metric and alert.
+    /// delivery not yet given to Cloud Tasks, an event not yet on Pub/Sub, a
+    /// dead delivery not yet on the dead-letter topic, or a dispatched
+    /// delivery long past its task's time (its task may be lost). For the
+    /// outbox backlog metric and alert.
     async fn report_backlog(&self) {
         let age = sqlx::query_scalar!(
             r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - LEAST(
                    (SELECT min(created_at) FROM webhook_deliveries WHERE status = 'pending'),
                    (SELECT min(occurred_at) FROM events WHERE published_at IS NULL),
-                   (SELECT min(finished_at) FROM webhook_deliveries WHERE status = 'dead' AND dead_lettered_at IS NULL)
-               )), 0)::float8 AS "age!""#
+                   (SELECT min(finished_at) FROM webhook_deliveries WHERE status = 'dead' AND dead_lettered_at IS NULL),
+                   (SELECT min(next_attempt_at) FROM webhook_deliveries
+                    WHERE status = 'dispatched' AND next_attempt_at < now() - make_interval(secs => $1))
+               )), 0)::float8 AS "age!""#,
+            OVERDUE_AFTER_SECONDS
         )
         .fetch_one(&self.db)
         .await;
@@ -126,19 +136,13 @@ impl Relay {
     }
 
     /// Creates the tasks of one batch of pending deliveries, concurrently, and
-    /// marks those created as dispatched; failed ones stay pending.
+    /// marks those created as dispatched; failed ones stay pending. A
+    /// delivery's task is for its next attempt (the first, unless the sweep
+    /// re-queued it mid-schedule).
     async fn relay_batch(&self) -> anyhow::Result<usize> {
-        sqlx::query!(
-            "UPDATE webhook_deliveries SET status = 'pending', generation = generation + 1
-             WHERE status = 'dispatched' AND dispatched_at < now() - make_interval(secs => $1)
-               AND (lease_until IS NULL OR lease_until < now())",
-            STRANDED_AFTER_SECONDS
-        )
-        .execute(&self.db)
-        .await?;
         let mut tx = self.db.begin().await?;
         let pending = sqlx::query!(
-            "SELECT id, generation, traceparent FROM webhook_deliveries WHERE status = 'pending'
+            "SELECT id, generation, attempts, traceparent FROM webhook_deliveries WHERE status = 'pending'
              ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
             BATCH
         )
@@ -146,30 +150,39 @@ impl Relay {
         .await?;
         let created = futures_util::future::join_all(pending.iter().map(|delivery| async move {
             let id = DeliveryId::from_uuid(delivery.id);
+            let push = Push { delivery_id: id, generation: delivery.generation, attempt: Some(delivery.attempts + 1) };
             let span = tracing::info_span!("create_task", delivery_id = %id, generation = delivery.generation);
             if let Some(traceparent) = &delivery.traceparent {
                 shared::telemetry::set_parent_traceparent(&span, traceparent);
             }
-            let task = self.create_task(id, delivery.generation).instrument(span);
+            let name = push.task_name(None);
+            let traceparent = span.in_scope(shared::telemetry::current_traceparent);
+            let task = self.tasks.create(&name, &push, None, traceparent).instrument(span);
             let outcome = match tokio::time::timeout(CREATE_TIMEOUT, task).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(anyhow::anyhow!("CreateTask timed out")),
             };
-            (delivery.id, outcome)
+            (delivery.id, name, outcome)
         }))
         .await;
-        let mut dispatched: Vec<Uuid> = Vec::with_capacity(created.len());
+        let (mut dispatched, mut names): (Vec<Uuid>, Vec<String>) = (Vec::new(), Vec::new());
         let mut failure = None;
-        for (id, outcome) in created {
+        for (id, name, outcome) in created {
             match outcome {
-                Ok(()) => dispatched.push(id),
+                Ok(()) => {
+                    dispatched.push(id);
+                    names.push(name);
+                }
                 Err(error) => failure = Some(error),
             }
         }
         sqlx::query!(
-            "UPDATE webhook_deliveries SET status = 'dispatched', dispatched_at = now()
-             WHERE id = ANY($1) AND status = 'pending'",
-            &dispatched
+            "UPDATE webhook_deliveries d
+             SET status = 'dispatched', dispatched_at = now(), next_attempt_at = now(), task_name = created.name
+             FROM unnest($1::uuid[], $2::text[]) AS created (id, name)
+             WHERE d.id = created.id AND d.status = 'pending'",
+            &dispatched,
+            &names
         )
         .execute(&mut *tx)
         .await?;
@@ -177,31 +190,44 @@ impl Relay {
         outbox::round_result(dispatched.len(), failure, "tasks not created")
     }
 
-    /// One HTTP task per delivery: the body names the delivery and nothing
-    /// else (no secrets; tasks are at most 100 KB). The task carries the
-    /// current span's `traceparent`: the worker continues the trace.
-    async fn create_task(&self, delivery: DeliveryId, generation: i32) -> anyhow::Result<()> {
-        let body = serde_json::to_vec(&serde_json::json!({ "delivery_id": delivery, "generation": generation }))?;
-        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-        if let Some(traceparent) = shared::telemetry::current_traceparent() {
-            headers.push(("traceparent".to_owned(), traceparent));
+    /// Queues again the overdue dispatched deliveries whose task Cloud Tasks
+    /// no longer has, each as a new generation (new task names) that keeps
+    /// its attempts. The update is conditional on the row being as it was
+    /// read, so a push that recorded meanwhile wins.
+    async fn sweep_lost_tasks(&self) -> anyhow::Result<()> {
+        let overdue = sqlx::query!(
+            "SELECT id, generation, task_name, next_attempt_at FROM webhook_deliveries
+             WHERE status = 'dispatched' AND next_attempt_at < now() - make_interval(secs => $1)
+               AND (lease_until IS NULL OR lease_until < now())
+             ORDER BY next_attempt_at LIMIT $2",
+            OVERDUE_AFTER_SECONDS,
+            SWEEP_BATCH
+        )
+        .fetch_all(&self.db)
+        .await?;
+        for delivery in overdue {
+            // Rows from before task names were kept had `<delivery>-<generation>`.
+            let name =
+                delivery.task_name.unwrap_or_else(|| format!("{}-{}", delivery.id.simple(), delivery.generation));
+            if self.tasks.exists(&name).await? {
+                continue;
+            }
+            let requeued = sqlx::query!(
+                "UPDATE webhook_deliveries
+                 SET status = 'pending', generation = generation + 1, lease_until = NULL, lease_token = NULL,
+                     next_attempt_at = NULL, task_name = NULL
+                 WHERE id = $1 AND generation = $2 AND status = 'dispatched' AND next_attempt_at = $3",
+                delivery.id,
+                delivery.generation,
+                delivery.next_attempt_at,
+            )
+            .execute(&self.db)
+            .await?;
+            if requeued.rows_affected() == 1 {
+                tracing::warn!(delivery_id = %DeliveryId::from_uuid(delivery.id), task = name, "delivery task lost; queued again");
+                self.wake.committed();
+            }
         }
-        let mut request = HttpRequest::new()
-            .set_url(&self.settings.worker_url)
-            .set_http_method(HttpMethod::Post)
-            .set_headers(headers)
-            .set_body(body);
-        if let Some(account) = &self.settings.invoker_service_account {
-            let token = OidcToken::new().set_service_account_email(account).set_audience(&self.settings.worker_url);
-            request = request.set_oidc_token(token);
-        }
-        let name = format!("{}/tasks/{}-{generation}", self.settings.queue, delivery.as_uuid().simple());
-        let task = Task::new().set_name(name).set_http_request(request);
-        match self.tasks.create_task().set_parent(&self.settings.queue).set_task(task).send().await {
-            Ok(_) => Ok(()),
-            // Created before (by us, before a crash): Cloud Tasks has it.
-            Err(error) if error.status().is_some_and(|status| status.code.to_string() == "ALREADY_EXISTS") => Ok(()),
-            Err(error) => Err(error).with_context(|| format!("cannot create the task of delivery {delivery}")),
-        }
+        Ok(())
     }
 }

@@ -35,7 +35,7 @@ impl Application {
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let state = AppState::connect(settings)?;
-        let relay = Relay::new(state.db.clone(), state.settings.cloud_tasks.clone(), state.outbox.clone()).await?;
+        let relay = Relay::new(state.db.clone(), state.settings.clone(), state.outbox.clone()).await?;
         let publisher = EventPublisher::new(state.db.clone(), &state.settings.pubsub, state.outbox.clone()).await?;
         Ok(Self { listener, router: router(state), relay, publisher, shutdown_grace })
     }

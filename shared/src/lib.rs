@@ -4,8 +4,10 @@
 //! way Cloud Run stops it.
 
 pub mod db;
+pub mod delivery_tasks;
 pub mod domain;
 pub mod events;
+pub mod redis;
 pub mod redrive;
 pub mod retry_schedule;
 pub mod serve;

@@ -84,10 +84,20 @@ impl Drop for TestDatabase {
 /// share a bucket or a nonce, and rate limits out of the way unless a test
 /// sets them.
 pub fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce(&mut SettingsSource)) -> Settings {
-    let prefix = format!("{}:", database.name);
+    settings_for(&database.url, &database.name, redis_url, configure)
+}
+
+/// [`settings`] for the database named `name` at `url`.
+pub fn settings_for(
+    url: &str,
+    name: &str,
+    redis_url: &str,
+    configure: impl FnOnce(&mut SettingsSource),
+) -> Settings {
+    let prefix = format!("{name}:");
     let mut source = SettingsSource::from_pairs([
         ("PORT", "0"),
-        ("DATABASE_URL", database.url.as_str()),
+        ("DATABASE_URL", url),
         ("DATABASE_MAX_CONNECTIONS", "4"),
         ("REDIS_URL", redis_url),
         ("REDIS_POOL_SIZE", "1"),

@@ -1,8 +1,15 @@
-//! The webhook worker: Cloud Tasks pushes a delivery id; the worker loads
-//! the delivery and sends it as a signed Standard Webhook through the
-//! SSRF-safe [`egress`] client, records the attempt, and answers so that
-//! Cloud Tasks retries exactly what should be retried.
+//! The webhook worker: Cloud Tasks pushes a delivery id; the worker leases
+//! the delivery, paces its target, sends it as a signed Standard Webhook
+//! through the SSRF-safe [`egress`] client, records the attempt and, after a
+//! failure, schedules the next attempt itself (`push` is the map).
 
-mod deliver;
 pub mod egress;
+mod health;
+mod lease;
+mod pacing;
+mod push;
+mod record;
+mod schedule;
+mod send;
+mod slots;
 pub mod startup;

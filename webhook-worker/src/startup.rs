@@ -13,8 +13,11 @@ use shared::settings::Settings;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::deliver;
+use shared::delivery_tasks::DeliveryTasks;
+
 use crate::egress::{EgressClient, EgressPolicy};
+use crate::push;
+use crate::slots::Slots;
 
 /// The User-Agent of every webhook we send.
 pub const USER_AGENT: &str = concat!("agent-registry-webhooks/", env!("CARGO_PKG_VERSION"));
@@ -23,6 +26,9 @@ pub const USER_AGENT: &str = concat!("agent-registry-webhooks/", env!("CARGO_PKG
 pub struct WorkerState {
     pub db: PgPool,
     pub egress: EgressClient,
+    /// Where the next attempts (and deferrals) go.
+    pub tasks: DeliveryTasks,
+    pub slots: Arc<Slots>,
     pub settings: Arc<Settings>,
 }
 
@@ -34,16 +40,33 @@ pub struct Worker {
 
 impl Worker {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let address = std::net::SocketAddr::from(([0, 0, 0, 0], settings.port));
+        let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        Self::build_on(listener, settings).await
+    }
+
+    /// On a listener bound already, so a test knows the worker's URL (which
+    /// the worker puts on the tasks it creates) before building it.
+    pub async fn build_on(listener: TcpListener, settings: Settings) -> anyhow::Result<Self> {
         let policy: EgressPolicy =
             settings.egress_allow_cidrs.parse().context("setting EGRESS_ALLOW_CIDRS is malformed")?;
         let timeout = Duration::from_secs(settings.webhook_timeout_seconds);
         let egress = EgressClient::new(policy, timeout, USER_AGENT).context("cannot build the webhook client")?;
-        let address = std::net::SocketAddr::from(([0, 0, 0, 0], settings.port));
-        let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
-        let state = WorkerState { db: shared::db::lazy_pool(&settings)?, egress, settings: Arc::new(settings) };
+        let tasks = DeliveryTasks::connect(settings.cloud_tasks.clone()).await?;
+        let redis = shared::redis::connect(&settings)?;
+        // A slot outlives its holder by at most the send's timeout and some.
+        let slot_lease = timeout + Duration::from_secs(5);
+        let slots = Slots::new(redis, &settings.redis_key_prefix, settings.webhook_endpoint_concurrency, slot_lease);
+        let state = WorkerState {
+            db: shared::db::lazy_pool(&settings)?,
+            egress,
+            tasks,
+            slots: Arc::new(slots),
+            settings: Arc::new(settings),
+        };
         let routes = Router::new()
-            .route("/tasks/deliver", post(deliver::handle))
+            .route("/tasks/deliver", post(push::handle))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz));
         let router = shared::telemetry::traced(routes).with_state(state);

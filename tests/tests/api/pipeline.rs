@@ -1,10 +1,15 @@
 //! The webhook pipeline end to end: API → outbox → relay → Cloud Tasks
 //! stand-in → worker → receiver, and the faults it must survive.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use standardwebhooks::Webhook;
 use tests::Method;
-use tests::pipeline::{PipelineOptions, spawn_pipeline, spawn_pipeline_with};
+use tests::cloud_tasks::StandInConfig;
+use tests::pipeline::{NO_ANSWER, PipelineOptions, Receiver, spawn_pipeline, spawn_pipeline_with};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Verifies with the published Standard Webhooks library, not our signer.
 fn verify(secret: &Value, received: &tests::pipeline::Received) {
@@ -86,7 +91,7 @@ async fn a_receiver_down_for_every_attempt_makes_the_delivery_dead_and_visible()
     let deliveries = pipeline.deliveries(&agent.signer, &job).await;
     assert_eq!(deliveries[0]["status"], "dead");
     let attempts = deliveries[0]["attempts"].as_array().unwrap();
-    assert_eq!(attempts.len(), 5, "the queue's five attempts, no more");
+    assert_eq!(attempts.len(), 5, "the schedule's five attempts, no more");
     assert_eq!(attempts[4]["outcome"], "dead");
     assert_eq!(pipeline.receiver.received().len(), 5);
 
@@ -130,14 +135,15 @@ async fn the_same_task_pushed_twice_is_delivered_once() {
     let early = pipeline.app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await;
     assert_eq!(early.status(), 409, "only a finished delivery is resent");
 
-    let (first, second) = tokio::join!(pipeline.push(&delivery, 0), pipeline.push(&delivery, 0));
+    let (first, second) = tokio::join!(pipeline.push(&delivery, 1), pipeline.push(&delivery, 1));
     let statuses = [first.status().as_u16(), second.status().as_u16()];
     assert!(statuses.contains(&200), "{statuses:?}");
-    assert_eq!(pipeline.push(&delivery, 1).await.status(), 200, "a delivered delivery is acknowledged");
+    assert_eq!(pipeline.push(&delivery, 1).await.status(), 200, "a recorded attempt is acknowledged");
+    assert_eq!(pipeline.push(&delivery, 2).await.status(), 200, "so is any push of a delivered delivery");
     assert_eq!(pipeline.receiver.received().len(), 1, "sent once");
 
     assert_eq!(pipeline.app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await.status(), 202);
-    assert_eq!(pipeline.push(&delivery, 0).await.status(), 200, "a push of the task before the resend");
+    assert_eq!(pipeline.push(&delivery, 1).await.status(), 200, "a push of the task before the resend");
     assert_eq!(pipeline.receiver.received().len(), 1, "is dropped, not sent");
 }
 
@@ -209,17 +215,180 @@ async fn gone_disables_the_endpoint_until_it_changes() {
     assert_eq!(pipeline.receiver.received()[1].json()["data"]["id"], third["id"]);
 }
 
+/// The attempts of a delivery as the deliveries API shows them: (outcome, started_at).
+fn attempts_of(delivery: &Value) -> Vec<(String, OffsetDateTime)> {
+    delivery["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| {
+            let started = OffsetDateTime::parse(attempt["started_at"].as_str().unwrap(), &Rfc3339).unwrap();
+            (attempt["outcome"].as_str().unwrap().to_owned(), started)
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn a_throttled_receiver_makes_cloud_tasks_back_off() {
-    let pipeline = spawn_pipeline_with(PipelineOptions { statuses: vec![429], ..Default::default() }).await;
+async fn a_receiver_down_for_forty_seconds_gets_its_webhook_on_the_workers_schedule() {
+    let schedule = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+    let options = PipelineOptions { retry_schedule: "1s,2s,4s,8s,16s,32s", ..Default::default() };
+    let mut pipeline = spawn_pipeline_with(options).await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    pipeline.receiver.stop();
+    let job = pipeline.create_job(&client, &agent).await;
+
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert!(pipeline.receiver.received().is_empty(), "connections were refused");
+    pipeline.receiver.restart().await;
+    assert!(pipeline.receiver.wait_for(1, 40).await, "the webhook arrives with nobody acting");
+    assert_eq!(pipeline.receiver.received()[0].json()["data"]["id"], job["id"]);
+
+    let delivery = &pipeline.deliveries(&agent.signer, &job).await[0];
+    assert_eq!(delivery["status"], "delivered");
+    let attempts = attempts_of(delivery);
+    let (last, failed) = attempts.split_last().unwrap();
+    assert_eq!(last.0, "delivered");
+    assert!(failed.len() >= 5 && failed.iter().all(|(outcome, _)| outcome == "retry"), "{attempts:?}");
+    for (index, pair) in attempts.windows(2).enumerate() {
+        let gap = (pair[1].1 - pair[0].1).as_seconds_f64();
+        let step = schedule[index];
+        assert!(gap >= step * 0.8 - 0.05 && gap <= step * 1.2 + 1.5, "attempt {}: {gap} s after, step {step} s", index + 2);
+    }
+    let answers: Vec<_> = pipeline.standin.attempts().into_iter().map(|attempt| attempt.response).collect();
+    assert!(answers.iter().all(|answer| *answer == Ok(200)), "the worker never failed a push: {answers:?}");
+}
+
+#[tokio::test]
+async fn a_throttling_receiver_delays_only_its_own_deliveries() {
+    let options = PipelineOptions { retry_schedule: "5s,30s,5m,30m,2h", ..Default::default() };
+    let pipeline = spawn_pipeline_with(options).await;
+    let throttling = Receiver::start(0, vec![429]).await;
+    throttling.set_retry_after(3600);
+    let a = pipeline.app.register_agent(json!({"endpoint_url": throttling.url("/a")})).await;
+    let b = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+
+    let created = tokio::time::Instant::now();
+    let job_a = pipeline.create_job(&client, &a).await;
+    let mut jobs_b = Vec::new();
+    for _ in 0..5 {
+        jobs_b.push(pipeline.create_job(&client, &b).await);
+    }
+    assert!(pipeline.receiver.wait_for(5, 10).await, "B's webhooks arrive");
+    let slowest = pipeline.receiver.received().iter().map(|received| received.at - created).max().unwrap();
+    assert!(slowest < Duration::from_secs(2), "B's webhooks are not slowed: the last came after {slowest:?}");
+    assert!(throttling.wait_for(1, 10).await);
+
+    // A's next attempt is about an hour out, and the worker answered Cloud Tasks 200 throughout.
+    let throttled = &pipeline.deliveries(&a.signer, &job_a).await[0];
+    assert_eq!(throttled["status"], "dispatched");
+    assert_eq!(throttled["attempts"][0]["response_status"], 429);
+    let next = OffsetDateTime::parse(throttled["next_attempt_at"].as_str().unwrap(), &Rfc3339).unwrap();
+    let wait = (next - OffsetDateTime::now_utc()).as_seconds_f64();
+    assert!((3500.0..=3600.0).contains(&wait), "next attempt in {wait} s");
+    let scheduled = pipeline.standin.created_tasks().into_iter().map(|task| task.schedule_time).max().unwrap();
+    assert!(((scheduled - OffsetDateTime::now_utc()).as_seconds_f64() - wait).abs() < 2.0, "the task is scheduled then");
+    let answers: Vec<_> = pipeline.standin.attempts().into_iter().map(|attempt| attempt.response).collect();
+    assert!(answers.iter().all(|answer| *answer == Ok(200)), "never 429/503 to Cloud Tasks: {answers:?}");
+
+    // A task merely scheduled far ahead is never swept, however overdue the row looks.
+    sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = now() - interval '2 hours' WHERE agent_id IS NOT NULL AND status = 'dispatched'")
+        .execute(&pipeline.app.db)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (status, generation): (String, i32) =
+        sqlx::query_as("SELECT status, generation FROM webhook_deliveries WHERE agent_id IS NOT NULL AND status <> 'delivered'")
+            .fetch_one(&pipeline.app.db)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), generation), ("dispatched", 0), "its task exists, so it stays");
+    assert_eq!(throttling.received().len(), 1, "and nothing more was sent to A");
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_probed_by_one_delivery_while_the_others_wait() {
+    let options = PipelineOptions { statuses: vec![500], retry_schedule: "2s,2s", ..Default::default() };
+    let pipeline = spawn_pipeline_with(options).await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    pipeline.create_job(&client, &agent).await;
+    assert!(pipeline.receiver.wait_for(1, 10).await, "the first delivery fails");
+    let failed_at = pipeline.receiver.received()[0].at;
+    for _ in 0..3 {
+        pipeline.create_job(&client, &agent).await;
+    }
+    assert!(pipeline.receiver.wait_for(5, 20).await, "the probe and the waiting deliveries all arrive");
+    let later: Vec<Duration> = pipeline.receiver.received()[1..].iter().map(|received| received.at - failed_at).collect();
+    assert!(later.iter().all(|after| *after >= Duration::from_millis(1500)), "nothing before the run's next attempt: {later:?}");
+    assert_eq!(pipeline.receiver.answered(), [500, 200, 200, 200, 200]);
+}
+
+#[tokio::test]
+async fn no_more_than_the_endpoint_concurrency_is_in_flight_to_one_host() {
+    let options = PipelineOptions { endpoint_concurrency: 2, ..Default::default() };
+    let pipeline = spawn_pipeline_with(options).await;
+    pipeline.receiver.set_delay(Duration::from_millis(300));
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    for _ in 0..6 {
+        pipeline.create_job(&client, &agent).await;
+    }
+    assert!(pipeline.receiver.wait_for(6, 30).await, "every webhook arrives");
+    assert_eq!(pipeline.receiver.most_in_flight(), 2, "two at a time, no more");
+    assert_eq!(pipeline.receiver.answered(), [200; 6], "each once");
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_send_delivers_once_after_cloud_tasks_pushes_again() {
+    let crash_net = StandInConfig {
+        max_attempts: 30,
+        min_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(2),
+        ..StandInConfig::fast_for_tests()
+    };
+    let options =
+        PipelineOptions { standin: crash_net, statuses: vec![NO_ANSWER], webhook_timeout_seconds: 2, ..Default::default() };
+    let mut pipeline = spawn_pipeline_with(options).await;
     let agent = pipeline.agent().await;
     let (client, _) = pipeline.client().await;
     let job = pipeline.create_job(&client, &agent).await;
-    assert!(pipeline.receiver.wait_for(2, 10).await);
-    assert!(pipeline.standin.wait_idle(std::time::Duration::from_secs(10)).await);
-    let answers: Vec<_> = pipeline.standin.attempts().into_iter().map(|attempt| attempt.response).collect();
-    assert_eq!(answers, [Ok(503), Ok(200)], "503 tells Cloud Tasks to slow down");
+    assert!(pipeline.receiver.wait_for(1, 10).await, "the worker is sending");
+    pipeline.kill_worker();
+    pipeline.restart_worker();
+
+    assert!(pipeline.receiver.wait_for(2, 30).await, "sent again once its lease lapsed");
+    assert!(pipeline.standin.wait_idle(Duration::from_secs(10)).await);
+    assert_eq!(pipeline.receiver.answered(), [200], "acknowledged exactly once");
+    assert_eq!(pipeline.receiver.received().len(), 2);
     let delivery = &pipeline.deliveries(&agent.signer, &job).await[0];
-    assert_eq!(delivery["attempts"][0]["response_status"], 429);
     assert_eq!(delivery["status"], "delivered");
+    let outcomes: Vec<String> = attempts_of(delivery).into_iter().map(|(outcome, _)| outcome).collect();
+    assert_eq!(outcomes, ["delivered"], "the killed attempt left no record; the retry did");
+}
+
+#[tokio::test]
+async fn a_delivery_whose_task_is_lost_is_found_by_the_sweep_and_delivered() {
+    let crash_net = StandInConfig { max_attempts: 2, ..StandInConfig::fast_for_tests() };
+    let mut pipeline = spawn_pipeline_with(PipelineOptions { standin: crash_net, ..Default::default() }).await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    pipeline.kill_worker();
+    let job = pipeline.create_job(&client, &agent).await;
+    assert!(tests::eventually(10, || async { pipeline.standin.attempts().len() == 2 }).await);
+    assert!(pipeline.standin.wait_idle(Duration::from_secs(5)).await, "Cloud Tasks gave the task up");
+    assert_eq!(pipeline.deliveries(&agent.signer, &job).await[0]["status"], "dispatched");
+
+    // Long overdue, and Cloud Tasks no longer has its task: the sweep queues it again.
+    sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = now() - interval '11 minutes' WHERE agent_id IS NOT NULL")
+        .execute(&pipeline.app.db)
+        .await
+        .unwrap();
+    pipeline.restart_worker();
+    assert!(pipeline.receiver.wait_for(1, 30).await, "the swept delivery goes out");
+    let delivery = &pipeline.deliveries(&agent.signer, &job).await[0];
+    assert_eq!(delivery["status"], "delivered");
+    let names: Vec<String> = pipeline.standin.created_tasks().into_iter().map(|task| task.name).collect();
+    assert!(names.last().unwrap().ends_with("-1-1"), "a new generation's first attempt: {names:?}");
 }

@@ -1,0 +1,145 @@
+//! Delivery tasks on Cloud Tasks: what the API's relay creates for a
+//! delivery's first attempt, and the worker for each later one (it owns the
+//! retry schedule) or for a deferral. Both sides share the task body
+//! ([`Push`]) and the naming here.
+//!
+//! A task is named from its delivery, generation and attempt
+//! (`<delivery>-<generation>-<attempt>`), so creating it twice (a crash
+//! between creating and recording) is refused as ALREADY_EXISTS, which
+//! counts as created. A deferral (the endpoint is paced or busy) is the same
+//! attempt at a later time, so its name adds that time.
+
+use anyhow::Context;
+use google_cloud_tasks_v2::client::CloudTasks;
+use google_cloud_tasks_v2::model::{HttpMethod, HttpRequest, OidcToken, Task};
+use google_cloud_wkt::Timestamp;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::DeliveryId;
+use crate::settings::CloudTasksSettings;
+
+/// The task body: which delivery, which round of sending (a resend starts a
+/// new generation; pushes of older tasks are dropped) and which attempt (a
+/// push whose attempt is already recorded is not sent again).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Push {
+    pub delivery_id: DeliveryId,
+    pub generation: i32,
+    /// 1-based. Absent in tasks made before the worker owned the schedule:
+    /// those are the delivery's next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+}
+
+impl Push {
+    /// The short task name of this push (unique per delivery, generation,
+    /// attempt and, for a deferral, time).
+    pub fn task_name(&self, deferred_to: Option<OffsetDateTime>) -> String {
+        let base = format!("{}-{}-{}", self.delivery_id.as_uuid().simple(), self.generation, self.attempt.unwrap_or(1));
+        match deferred_to {
+            Some(at) => format!("{base}-at{}", at.unix_timestamp_nanos() / 1_000_000),
+            None => base,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DeliveryTasks {
+    client: CloudTasks,
+    settings: CloudTasksSettings,
+}
+
+impl DeliveryTasks {
+    /// With `CLOUD_TASKS_ENDPOINT` set (the local stand-in), anonymous
+    /// credentials; otherwise Google's endpoint with Application Default
+    /// Credentials.
+    pub async fn connect(settings: CloudTasksSettings) -> anyhow::Result<Self> {
+        let builder = CloudTasks::builder();
+        let client = match &settings.endpoint {
+            Some(endpoint) => {
+                let anonymous = google_cloud_auth::credentials::anonymous::Builder::new().build();
+                builder.with_endpoint(endpoint).with_credentials(anonymous).build().await
+            }
+            None => builder.build().await,
+        }
+        .context("cannot build the Cloud Tasks client")?;
+        Ok(Self { client, settings })
+    }
+
+    /// Creates the HTTP task `name` that pushes `push` to the worker at `at`
+    /// (now when `None`), carrying `traceparent` so the worker continues the
+    /// trace. The body names the delivery and nothing else (no secrets; tasks
+    /// are at most 100 KB). A task that exists already counts as created.
+    pub async fn create(
+        &self,
+        name: &str,
+        push: &Push,
+        at: Option<OffsetDateTime>,
+        traceparent: Option<String>,
+    ) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(push)?;
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(traceparent) = traceparent {
+            headers.push(("traceparent".to_owned(), traceparent));
+        }
+        let mut request = HttpRequest::new()
+            .set_url(&self.settings.worker_url)
+            .set_http_method(HttpMethod::Post)
+            .set_headers(headers)
+            .set_body(body);
+        if let Some(account) = &self.settings.invoker_service_account {
+            let token = OidcToken::new().set_service_account_email(account).set_audience(&self.settings.worker_url);
+            request = request.set_oidc_token(token);
+        }
+        let mut task = Task::new().set_name(self.full_name(name)).set_http_request(request);
+        if let Some(at) = at {
+            task = task.set_schedule_time(Timestamp::clamp(at.unix_timestamp(), at.nanosecond() as i32));
+        }
+        match self.client.create_task().set_parent(&self.settings.queue).set_task(task).send().await {
+            Ok(_) => Ok(()),
+            // Created before (by us, before a crash, or by a duplicate push): Cloud Tasks has it.
+            Err(error) if has_code(&error, "ALREADY_EXISTS") => Ok(()),
+            Err(error) => Err(error).with_context(|| format!("cannot create task {name}")),
+        }
+    }
+
+    /// Whether task `name` still exists (scheduled, running or retrying):
+    /// Cloud Tasks answers NOT_FOUND once it finished or was never created.
+    pub async fn exists(&self, name: &str) -> anyhow::Result<bool> {
+        match self.client.get_task().set_name(self.full_name(name)).send().await {
+            Ok(_) => Ok(true),
+            Err(error) if has_code(&error, "NOT_FOUND") => Ok(false),
+            Err(error) => Err(error).with_context(|| format!("cannot look task {name} up")),
+        }
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        format!("{}/tasks/{name}", self.settings.queue)
+    }
+}
+
+fn has_code(error: &google_cloud_tasks_v2::Error, code: &str) -> bool {
+    error.status().is_some_and(|status| status.code.to_string() == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_names_tell_delivery_generation_attempt_and_deferral_apart() {
+        let delivery: DeliveryId = "dlv_9a8b7c6d5e4f40312a1b0c9d8e7f6a5b".parse().unwrap();
+        let push = Push { delivery_id: delivery, generation: 2, attempt: Some(3) };
+        assert_eq!(push.task_name(None), "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b-2-3");
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert_eq!(push.task_name(Some(at)), "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b-2-3-at1800000000000");
+    }
+
+    #[test]
+    fn pushes_from_before_the_schedule_parse_without_an_attempt() {
+        let old: Push =
+            serde_json::from_str(r#"{"delivery_id":"dlv_9a8b7c6d5e4f40312a1b0c9d8e7f6a5b","generation":0}"#).unwrap();
+        assert_eq!(old.attempt, None);
+    }
+}

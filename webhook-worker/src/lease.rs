@@ -1,0 +1,110 @@
+//! The lease on a delivery: only one push sends a given attempt at a time,
+//! a final delivery is never sent again, and a push whose attempt is already
+//! recorded (Cloud Tasks delivers at least once) is not sent twice. The lease
+//! carries a token: only its holder releases it or records its attempt, and
+//! a later push may take over a lease that lapsed (its holder died).
+
+use std::time::Duration;
+
+use shared::delivery_tasks::Push;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A leased delivery: what sending it needs.
+pub struct Leased {
+    pub token: Uuid,
+    /// The attempt this push makes (from our records: attempts made + 1).
+    pub attempt: i32,
+    pub target_url: String,
+    pub agent_id: Option<Uuid>,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub data: serde_json::Value,
+    pub occurred_at: OffsetDateTime,
+    pub secret: String,
+    /// During a rotation's grace period the replaced secret signs too.
+    pub previous_secret: Option<String>,
+    pub endpoint_disabled: bool,
+    /// Until when the target URL is paced (`None`: it is not).
+    pub paced_until: Option<OffsetDateTime>,
+}
+
+/// Takes the lease for `hold` when the push is for the delivery's current
+/// generation and next attempt, and nobody else holds it.
+pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Option<Leased>> {
+    let token = Uuid::new_v4();
+    let row = sqlx::query!(
+        r#"UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $2), lease_token = $4
+           FROM events e
+           WHERE d.id = $1 AND d.generation = $3 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
+             AND ($5::int IS NULL OR d.attempts = $5 - 1)
+             AND (d.lease_until IS NULL OR d.lease_until < now())
+           RETURNING d.attempts + 1 AS "attempt!", d.target_url, d.agent_id, e.id AS event_id, e.type AS event_type,
+                     e.data, e.occurred_at,
+                     (SELECT COALESCE(a.webhook_secret, c.webhook_secret)
+                      FROM (SELECT 1) one
+                      LEFT JOIN agents a ON a.id = d.agent_id
+                      LEFT JOIN clients c ON c.id = d.client_id) AS "secret!",
+                     (SELECT a.previous_webhook_secret FROM agents a
+                      WHERE a.id = d.agent_id AND a.previous_webhook_secret_expires_at > now()) AS previous_secret,
+                     (SELECT a.endpoint_disabled_at IS NOT NULL FROM agents a WHERE a.id = d.agent_id) AS endpoint_disabled,
+                     (SELECT h.retry_at FROM endpoint_health h WHERE h.url = d.target_url) AS paced_until"#,
+        push.delivery_id.as_uuid(),
+        hold.as_secs_f64(),
+        push.generation,
+        token,
+        push.attempt,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| Leased {
+        token,
+        attempt: row.attempt,
+        target_url: row.target_url,
+        agent_id: row.agent_id,
+        event_id: row.event_id,
+        event_type: row.event_type,
+        data: row.data,
+        occurred_at: row.occurred_at,
+        secret: row.secret,
+        previous_secret: row.previous_secret,
+        endpoint_disabled: row.endpoint_disabled == Some(true),
+        paced_until: row.paced_until,
+    }))
+}
+
+/// Gives the lease back unused (best effort: it lapses anyway).
+pub async fn release(db: &PgPool, push: &Push, token: Uuid) {
+    let release = sqlx::query!(
+        "UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL
+         WHERE id = $1 AND generation = $2 AND lease_token = $3",
+        push.delivery_id.as_uuid(),
+        push.generation,
+        token,
+    );
+    if let Err(error) = release.execute(db).await {
+        tracing::warn!(%error, delivery_id = %push.delivery_id, "cannot release a delivery's lease");
+    }
+}
+
+/// Where a delivery stands, for a push that could not take the lease.
+pub struct Current {
+    pub status: String,
+    pub generation: i32,
+    pub attempts: i32,
+    pub task_name: Option<String>,
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub traceparent: Option<String>,
+}
+
+pub async fn current(db: &PgPool, push: &Push) -> sqlx::Result<Option<Current>> {
+    sqlx::query_as!(
+        Current,
+        "SELECT status, generation, attempts, task_name, next_attempt_at, traceparent
+         FROM webhook_deliveries WHERE id = $1",
+        push.delivery_id.as_uuid()
+    )
+    .fetch_optional(db)
+    .await
+}

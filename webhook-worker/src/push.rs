@@ -1,0 +1,258 @@
+//! One Cloud Tasks push: authenticate it, lease the delivery, pace it,
+//! send the webhook, record the attempt, schedule what follows, and answer.
+//! The worker owns the retry schedule, so Cloud Tasks hears of a receiver's
+//! failure only as a 2xx; its own retries are left for the worker's faults:
+//!
+//! | what happened                              | recorded                      | answer |
+//! |--------------------------------------------|-------------------------------|--------|
+//! | 2xx                                        | delivered                     | 200 |
+//! | 410 Gone                                   | gone (endpoint disabled)      | 200 |
+//! | refused by the SSRF policy                 | refused (dead)                | 200 |
+//! | other failure, attempts left               | retry; next attempt's task created, scheduled | 200 |
+//! | other failure, last attempt                | dead                          | 200 |
+//! | failure that ends the endpoint's health    | dead (endpoint disabled)      | 200 |
+//! | endpoint disabled (not sent)               | delivery dead                 | 200 |
+//! | URL paced or its host's slots busy (not sent) | a task for the same attempt, later | 200 |
+//! | attempt already recorded (a duplicate push) | — (its next task made sure of) | 200 |
+//! | another push holds the lease               | —                             | 409 |
+//! | our fault (Postgres, Cloud Tasks)          | —                             | 500 |
+//!
+//! Never 429 or 503, and never a receiver's `Retry-After`: those slow the
+//! whole queue, so one receiver could slow every tenant's webhooks.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use shared::delivery_tasks::Push;
+use shared::domain::EventId;
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::Instrument;
+use url::Url;
+
+use crate::lease::{self, Leased};
+use crate::pacing::{self, Pace};
+use crate::record::{self, Attempted};
+use crate::schedule::{self, Next};
+use crate::send::{self, Webhook};
+use crate::slots::Slot;
+use crate::startup::WorkerState;
+
+pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(push): Json<Push>) -> Response {
+    if let Err(refusal) = authenticate(&state, &headers) {
+        return refusal;
+    }
+    match deliver(&state, &push).await {
+        Ok(answer) => answer.into_response(),
+        Err(error) => {
+            // Our fault (Postgres, Cloud Tasks): Cloud Tasks pushes again later.
+            tracing::error!(delivery_id = %push.delivery_id, error = format!("{error:#}"), "delivery failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// In the cloud Cloud Run IAM admits only the tasks service account; the
+/// queue header then tells a push from anything else. Locally the stand-in
+/// presents the shared secret instead of an OIDC token.
+#[allow(clippy::result_large_err)]
+fn authenticate(state: &WorkerState, headers: &HeaderMap) -> Result<(), Response> {
+    if let Some(secret) = &state.settings.worker_shared_secret {
+        let expected = format!("Bearer {}", secrecy::ExposeSecret::expose_secret(secret));
+        let presented = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes).unwrap_or_default();
+        if !bool::from(presented.ct_eq(expected.as_bytes())) {
+            return Err((StatusCode::UNAUTHORIZED, "missing or wrong worker credentials").into_response());
+        }
+    }
+    let queue = headers.get("x-cloudtasks-queuename").and_then(|queue| queue.to_str().ok());
+    if queue != Some(state.settings.cloud_tasks.queue_name()) {
+        return Err((StatusCode::FORBIDDEN, "not a push from the delivery queue").into_response());
+    }
+    Ok(())
+}
+
+/// What Cloud Tasks is told.
+enum Answer {
+    Done,
+    /// Another push of this delivery is sending right now.
+    Busy,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Done => StatusCode::OK.into_response(),
+            // Not 503: that would slow the whole queue for one delivery's overlap.
+            Self::Busy => (StatusCode::CONFLICT, "another push of this delivery is sending").into_response(),
+        }
+    }
+}
+
+/// How long a push holds its delivery (and its URL, when it probes): the
+/// send's timeout and some.
+fn hold(state: &WorkerState) -> Duration {
+    Duration::from_secs(state.settings.webhook_timeout_seconds + 5)
+}
+
+async fn deliver(state: &WorkerState, push: &Push) -> anyhow::Result<Answer> {
+    let Some(leased) = lease::take(&state.db, push, hold(state)).await? else {
+        return unclaimable(state, push).await;
+    };
+    let answer = attempt(state, push, &leased).await;
+    if answer.is_err() {
+        lease::release(&state.db, push, leased.token).await;
+    }
+    answer
+}
+
+async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::Result<Answer> {
+    if leased.endpoint_disabled {
+        return kill_unsent(state, push, leased).await;
+    }
+    if let Pace::WaitUntil(at) = pacing::pace(&state.db, &leased.target_url, leased.paced_until, hold(state)).await? {
+        return defer(state, push, leased, at).await;
+    }
+    // Host only: a URL's path and query may hold an agent's secrets.
+    let target_host = Url::parse(&leased.target_url).ok().and_then(|url| url.host_str().map(str::to_owned));
+    let slot = match &target_host {
+        Some(host) => match state.slots.take(host).await {
+            Slot::Taken(slot) => Some(slot),
+            Slot::Busy => {
+                let wait = Duration::from_millis(rand::rng().random_range(1000..=3000));
+                return defer(state, push, leased, OffsetDateTime::now_utc() + wait).await;
+            }
+        },
+        None => None,
+    };
+
+    let span = tracing::info_span!(
+        "delivery attempt",
+        delivery_id = %push.delivery_id,
+        attempt = leased.attempt,
+        target_host,
+        status = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": leased.event_type,
+        "timestamp": leased.occurred_at.format(&Rfc3339)?,
+        "data": leased.data,
+    }))?;
+    let secrets: Vec<&str> =
+        std::iter::once(leased.secret.as_str()).chain(leased.previous_secret.as_deref()).collect();
+    let webhook = Webhook {
+        id: push.delivery_id,
+        event: EventId::from_uuid(leased.event_id),
+        target: &leased.target_url,
+        secrets: &secrets,
+        body,
+    };
+    let started = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+    let timeout = Duration::from_secs(state.settings.webhook_timeout_seconds);
+    let sent = send::send(&state.egress, webhook, timeout).instrument(span.clone()).await;
+    let latency_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
+    if let Some(slot) = slot {
+        state.slots.give_back(slot).await;
+    }
+
+    let schedule = &state.settings.webhook_retry_schedule;
+    let (outcome, next) = schedule::after_attempt(&sent, push, leased.attempt, schedule);
+    let attempted = Attempted { push, leased, started, latency_ms, sent: &sent };
+    let disable_after = Duration::from_secs(state.settings.endpoint_disable_after_seconds);
+    let Some(recorded) = record::record(&state.db, attempted, outcome, next, disable_after).await? else {
+        tracing::warn!(delivery_id = %push.delivery_id, "lease lapsed during the send; the push that took over records");
+        return Ok(Answer::Done);
+    };
+    span.record("status", sent.status);
+    span.record("outcome", recorded.outcome.as_str());
+    span.in_scope(|| {
+        tracing::info!(latency_ms, "delivery attempt");
+        // The dead-deliveries metric and alert count this line.
+        if recorded.outcome.is_dead() {
+            tracing::warn!(error = sent.error.as_deref(), "delivery dead");
+        }
+    });
+    if let Some(next) = &recorded.next {
+        // The next attempt continues this one's trace.
+        let traceparent = span.in_scope(shared::telemetry::current_traceparent);
+        state.tasks.create(&next.task_name, &next.push, Some(next.at), traceparent).await?;
+    }
+    Ok(Answer::Done)
+}
+
+/// The endpoint is disabled: the delivery dies unsent (and reaches the
+/// dead-letter topic).
+async fn kill_unsent(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::Result<Answer> {
+    sqlx::query!(
+        "UPDATE webhook_deliveries
+         SET status = 'dead', last_error = $3, lease_until = NULL, lease_token = NULL, next_attempt_at = NULL,
+             finished_at = now()
+         WHERE id = $1 AND generation = $2 AND lease_token = $4",
+        push.delivery_id.as_uuid(),
+        push.generation,
+        shared::webhooks::ENDPOINT_DISABLED,
+        leased.token,
+    )
+    .execute(&state.db)
+    .await?;
+    tracing::warn!(delivery_id = %push.delivery_id, error = shared::webhooks::ENDPOINT_DISABLED, "delivery dead");
+    Ok(Answer::Done)
+}
+
+/// Not now: the same attempt again at `at`, as a task of its own; no
+/// attempt is counted.
+async fn defer(state: &WorkerState, push: &Push, leased: &Leased, at: OffsetDateTime) -> anyhow::Result<Answer> {
+    let next = Next::new(push, leased.attempt, at, true);
+    let deferred = sqlx::query!(
+        "UPDATE webhook_deliveries
+         SET lease_until = NULL, lease_token = NULL, next_attempt_at = $4, task_name = $5
+         WHERE id = $1 AND generation = $2 AND lease_token = $3",
+        push.delivery_id.as_uuid(),
+        push.generation,
+        leased.token,
+        next.at,
+        next.task_name,
+    )
+    .execute(&state.db)
+    .await?;
+    if deferred.rows_affected() == 1 {
+        let traceparent = shared::telemetry::current_traceparent();
+        state.tasks.create(&next.task_name, &next.push, Some(next.at), traceparent).await?;
+    }
+    Ok(Answer::Done)
+}
+
+/// No lease: the delivery is unknown, final, resent since this task was
+/// made, or this push's attempt is recorded already (done, 200); or another
+/// push holds it (try later).
+async fn unclaimable(state: &WorkerState, push: &Push) -> anyhow::Result<Answer> {
+    let Some(current) = lease::current(&state.db, push).await? else {
+        tracing::warn!(delivery_id = %push.delivery_id, "push for an unknown delivery; dropped");
+        return Ok(Answer::Done);
+    };
+    if current.generation != push.generation || matches!(current.status.as_str(), "delivered" | "dead") {
+        return Ok(Answer::Done);
+    }
+    match push.attempt {
+        Some(attempt) if current.attempts >= attempt => {
+            // Recorded already. If the worker died before scheduling what
+            // follows, this push of the same task makes sure it exists.
+            if let (true, Some(task_name)) = (current.attempts == attempt, &current.task_name) {
+                let next = Push { attempt: Some(attempt + 1), ..*push };
+                state.tasks.create(task_name, &next, current.next_attempt_at, current.traceparent).await?;
+            }
+            Ok(Answer::Done)
+        }
+        Some(attempt) if current.attempts < attempt - 1 => {
+            tracing::warn!(delivery_id = %push.delivery_id, attempt, "push for an attempt not yet due; dropped");
+            Ok(Answer::Done)
+        }
+        _ => Ok(Answer::Busy),
+    }
+}

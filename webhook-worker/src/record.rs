@@ -1,0 +1,107 @@
+//! Recording an attempt: the attempt row, the delivery's new status (and its
+//! next attempt), the agent endpoint's health and the URL's pacing, in one
+//! transaction, by the lease holder only.
+
+use std::time::Duration;
+
+use shared::delivery_tasks::Push;
+use shared::domain::AgentId;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::lease::Leased;
+use crate::schedule::{Next, Outcome};
+use crate::send::Sent;
+use crate::{health, pacing};
+
+/// One attempt, as sent.
+pub struct Attempted<'a> {
+    pub push: &'a Push,
+    pub leased: &'a Leased,
+    pub started: OffsetDateTime,
+    pub latency_ms: i32,
+    pub sent: &'a Sent,
+}
+
+/// What was recorded: the outcome (`Dead` when this attempt disabled the
+/// endpoint) and the next attempt to schedule.
+pub struct Recorded {
+    pub outcome: Outcome,
+    pub next: Option<Next>,
+}
+
+/// Records the attempt; `None` when the lease was lost meanwhile (it lapsed
+/// and another push took the delivery over): that push records instead.
+pub async fn record(
+    db: &PgPool,
+    attempted: Attempted<'_>,
+    outcome: Outcome,
+    next: Option<Next>,
+    disable_after: Duration,
+) -> anyhow::Result<Option<Recorded>> {
+    let Attempted { push, leased, started, latency_ms, sent } = attempted;
+    let (mut outcome, mut next, mut error) = (outcome, next, sent.error.clone());
+    let mut tx = db.begin().await?;
+    if let Some(agent) = leased.agent_id {
+        let agent = AgentId::from_uuid(agent);
+        let gone = outcome == Outcome::Gone;
+        let disabled = health::agent_endpoint(
+            &mut tx,
+            agent,
+            &leased.target_url,
+            sent.succeeded(),
+            gone,
+            started,
+            disable_after,
+        )
+        .await?;
+        if disabled && outcome == Outcome::Retry {
+            (outcome, next) = (Outcome::Dead, None);
+            error = Some(format!("{}; {}", error.unwrap_or_default(), shared::webhooks::ENDPOINT_DISABLED));
+        }
+    }
+    let updated = sqlx::query!(
+        "UPDATE webhook_deliveries
+         SET status = $2, attempts = $3, last_error = $4, lease_until = NULL, lease_token = NULL,
+             finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
+             next_attempt_at = $6, task_name = COALESCE($7, task_name)
+         WHERE id = $1 AND generation = $8 AND lease_token = $9",
+        push.delivery_id.as_uuid(),
+        outcome.delivery_status(),
+        leased.attempt,
+        error,
+        outcome != Outcome::Retry,
+        next.as_ref().map(|next| next.at),
+        next.as_ref().map(|next| next.task_name.as_str()),
+        push.generation,
+        leased.token,
+    )
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    sqlx::query!(
+        "INSERT INTO delivery_attempts
+             (delivery_id, generation, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        push.delivery_id.as_uuid(),
+        push.generation,
+        leased.attempt,
+        started,
+        latency_ms,
+        sent.status.map(i32::from),
+        sent.body,
+        error,
+        outcome.as_str(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    // The URL waits for this delivery's next attempt; with none, it is free to be probed now.
+    let retry_at = next.as_ref().map_or_else(OffsetDateTime::now_utc, |next| next.at);
+    pacing::record(&mut tx, &leased.target_url, sent.succeeded(), leased.paced_until.is_some(), started, retry_at)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(Recorded { outcome, next }))
+}
