@@ -166,6 +166,12 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         ("REDIS_URL", redis_url.clone()),
         ("REDIS_KEY_PREFIX", prefix.clone()),
         ("WORKER_SHARED_SECRET", WORKER_SECRET.into()),
+        // The worker creates retries' tasks itself.
+        ("CLOUD_TASKS_ENDPOINT", format!("http://127.0.0.1:{STANDIN_PORT}")),
+        ("WEBHOOK_WORKER_URL", format!("http://127.0.0.1:{WORKER_PORT}/tasks/deliver")),
+        // Every bench webhook goes to one receiver host; the per-host limit
+        // (10 by default) would measure that limit, not the pipeline.
+        ("WEBHOOK_ENDPOINT_CONCURRENCY", "1000".into()),
         ("EGRESS_ALLOW_CIDRS", "127.0.0.0/8".into()),
         ("ALLOW_HTTP_ENDPOINTS", "true".into()),
         ("LOG_FORMAT", "json".into()),

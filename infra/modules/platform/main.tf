@@ -32,6 +32,10 @@ locals {
 
   api_service_name    = "${local.name}-api"
   worker_service_name = "${local.name}-worker"
+  # Cloud Run's deterministic URL (https://SERVICE-PROJECT_NUMBER.REGION.run.app):
+  # known before the service exists, so the worker can be told its own URL
+  # without a dependency cycle. Cloud Run accepts it as an OIDC audience.
+  worker_push_url = "https://${local.worker_service_name}-${data.google_project.this.number}.${var.region}.run.app/tasks/deliver"
 }
 
 resource "google_project_service" "this" {
@@ -159,7 +163,12 @@ module "tasks" {
   name                   = "webhook-delivery"
   logging_sampling_ratio = var.tasks_logging_sampling_ratio
 
+  # The relay creates first attempts; the worker every retry (and deferral).
   enqueuers = {
+    api    = module.service_accounts.api_email
+    worker = module.service_accounts.worker_email
+  }
+  viewers = {
     api = module.service_accounts.api_email
   }
 
@@ -269,6 +278,8 @@ module "worker" {
 
   env = merge(local.common_env, {
     DATABASE_MAX_CONNECTIONS = tostring(var.worker.db_pool_size)
+    # Its own push route, for the retries' tasks it creates.
+    WEBHOOK_WORKER_URL = local.worker_push_url
   })
   secret_env          = local.common_secret_env
   cloud_sql_instances = local.cloud_sql_instances
@@ -305,7 +316,7 @@ module "api" {
   env = merge(local.common_env, {
     DATABASE_MAX_CONNECTIONS = tostring(var.api.db_pool_size)
     # The worker's push route; also the audience of the tasks' OIDC token.
-    WEBHOOK_WORKER_URL  = "${module.worker.url}/tasks/deliver"
+    WEBHOOK_WORKER_URL  = local.worker_push_url
     PUBSUB_EVENTS_TOPIC = module.pubsub.topic_ids["registry-events"]
     # Regional: Pub/Sub keeps ordering-key order only for publishes to one region.
     PUBSUB_ENDPOINT          = "https://${var.region}-pubsub.googleapis.com"

@@ -54,8 +54,10 @@ locals {
   # who may act as whom: key => { target account, acting account }
   act_as = {
     "api-as-tasks-invoker" = { target = "tasks_invoker", actor = "api" }
-    "deployer-as-api"      = { target = "api", actor = "deployer" }
-    "deployer-as-worker"   = { target = "worker", actor = "deployer" }
+    # The worker creates each retry's task, with the invoker's OIDC token.
+    "worker-as-tasks-invoker" = { target = "tasks_invoker", actor = "worker" }
+    "deployer-as-api"         = { target = "api", actor = "deployer" }
+    "deployer-as-worker"      = { target = "worker", actor = "deployer" }
   }
 }
 

@@ -1,6 +1,13 @@
-# Cloud Tasks queue for webhook delivery (seed 001): the API creates one
-# HTTP task per delivery targeting the worker, with an OIDC token for the
-# tasks-invoker service account; Cloud Tasks retries non-2xx answers.
+# Cloud Tasks queue for webhook delivery (seed 001): the API creates each
+# delivery's first task and the worker each later attempt's (it owns the
+# retry schedule, WEBHOOK_RETRY_SCHEDULE, and answers 2xx whatever the
+# receiver did), all HTTP tasks to the worker with an OIDC token for the
+# tasks-invoker service account.
+#
+# retry_config is therefore the crash net only: it retries a push the worker
+# failed to answer with 2xx (worker crashed or killed, Postgres or Cloud
+# Tasks unreachable from it), never a receiver's failure. The worker never
+# answers 429/503, which would slow the whole queue.
 
 resource "google_cloud_tasks_queue" "this" {
   project  = var.project_id
@@ -32,5 +39,17 @@ resource "google_cloud_tasks_queue_iam_member" "enqueuer" {
   location = google_cloud_tasks_queue.this.location
   name     = google_cloud_tasks_queue.this.name
   role     = "roles/cloudtasks.enqueuer"
+  member   = "serviceAccount:${each.value}"
+}
+
+# GetTask, for the relay's sweep: a delivery long overdue is queued again
+# only once Cloud Tasks says its task no longer exists.
+resource "google_cloud_tasks_queue_iam_member" "viewer" {
+  for_each = var.viewers
+
+  project  = var.project_id
+  location = google_cloud_tasks_queue.this.location
+  name     = google_cloud_tasks_queue.this.name
+  role     = "roles/cloudtasks.viewer"
   member   = "serviceAccount:${each.value}"
 }

@@ -52,9 +52,9 @@ variable "max_concurrent_dispatches" {
 }
 
 variable "max_attempts" {
-  description = "Attempts per task including the first (seed 001: 5); after the last one the worker marks the delivery dead."
+  description = "Pushes of one task including the first, for the worker failing to answer (the crash net; receivers' failures are retried by the worker's own schedule). With the defaults about two hours of worker outage are covered; past that the relay's sweep re-queues the delivery."
   type        = number
-  default     = 5
+  default     = 20
 
   validation {
     condition     = var.max_attempts >= 1 && var.max_attempts <= 100
@@ -63,9 +63,9 @@ variable "max_attempts" {
 }
 
 variable "min_backoff_seconds" {
-  description = "Shortest wait before a retry (seed 001: 1 s)."
+  description = "Shortest wait before the queue pushes a task again after the worker failed to answer."
   type        = number
-  default     = 1
+  default     = 5
 
   validation {
     condition     = var.min_backoff_seconds >= 0.1 && var.min_backoff_seconds <= 3600
@@ -74,9 +74,9 @@ variable "min_backoff_seconds" {
 }
 
 variable "max_backoff_seconds" {
-  description = "Longest wait before a retry (seed 001: 1800 s)."
+  description = "Longest wait between pushes of a task the worker failed to answer."
   type        = number
-  default     = 1800
+  default     = 600
 
   validation {
     condition     = var.max_backoff_seconds >= 1 && var.max_backoff_seconds <= 3600
@@ -87,7 +87,7 @@ variable "max_backoff_seconds" {
 variable "max_doublings" {
   description = "Times the backoff doubles before growing linearly up to max_backoff."
   type        = number
-  default     = 16
+  default     = 5
 
   validation {
     condition     = var.max_doublings >= 0 && var.max_doublings <= 16
@@ -108,6 +108,12 @@ variable "logging_sampling_ratio" {
 
 variable "enqueuers" {
   description = "Service account emails granted roles/cloudtasks.enqueuer on this queue alone, keyed by a stable label."
+  type        = map(string)
+  default     = {}
+}
+
+variable "viewers" {
+  description = "Service account emails granted roles/cloudtasks.viewer (GetTask) on this queue alone, keyed by a stable label."
   type        = map(string)
   default     = {}
 }
