@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use webhook_worker::startup::Worker;
 
 use crate::cloud_tasks::{CloudTasksStandIn, StandInConfig};
-use crate::{Method, TestAgent, TestApp, TestDatabase, redis_url, settings, spawn_app_on};
+use crate::{Method, TestAgent, TestApp, TestDatabase, redis_url, spawn_app_on};
 
 const WORKER_SECRET: &str = "test-worker-secret";
 
@@ -247,6 +247,12 @@ struct ReceiverState {
     statuses: Mutex<Vec<u16>>,
     /// The statuses actually answered, in order (a held request has none).
     answered: Mutex<Vec<u16>>,
+    /// `Retry-After` (seconds) sent with every answer that is not a 2xx.
+    retry_after: Mutex<Option<u64>>,
+    /// How long each answer takes.
+    delay: Mutex<Duration>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: Mutex<(usize, usize)>,
 }
 
 /// A local HTTP server standing for agents' endpoints and clients' callbacks.
