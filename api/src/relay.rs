@@ -32,6 +32,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::outbox::{self, OutboxSignal};
+use crate::retention;
 
 /// Rows taken per transaction.
 const BATCH: i64 = 32;
@@ -75,6 +76,9 @@ impl Relay {
                 last_housekeeping = tokio::time::Instant::now();
                 self.report_backlog().await;
                 self.drop_expired_secrets().await;
+                if let Err(error) = retention::prune(&self.db, &self.settings).await {
+                    tracing::warn!(%error, "cannot prune old delivery attempts");
+                }
             }
             if last_sweep.elapsed() >= SWEEP_INTERVAL {
                 last_sweep = tokio::time::Instant::now();

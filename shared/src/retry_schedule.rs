@@ -105,7 +105,9 @@ mod tests {
         let schedule: RetrySchedule = "100s".parse().unwrap();
         let delays: Vec<Duration> = (0..200).filter_map(|_| schedule.delay_after(1, None)).collect();
         assert!(delays.iter().all(|delay| (80.0..=120.0).contains(&delay.as_secs_f64())), "{delays:?}");
-        assert!(delays.iter().any(|delay| delay.as_secs_f64() < 95.0) && delays.iter().any(|d| d.as_secs_f64() > 105.0));
+        assert!(
+            delays.iter().any(|delay| delay.as_secs_f64() < 95.0) && delays.iter().any(|d| d.as_secs_f64() > 105.0)
+        );
     }
 
     #[test]

@@ -88,12 +88,7 @@ pub fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce
 }
 
 /// [`settings`] for the database named `name` at `url`.
-pub fn settings_for(
-    url: &str,
-    name: &str,
-    redis_url: &str,
-    configure: impl FnOnce(&mut SettingsSource),
-) -> Settings {
+pub fn settings_for(url: &str, name: &str, redis_url: &str, configure: impl FnOnce(&mut SettingsSource)) -> Settings {
     let prefix = format!("{name}:");
     let mut source = SettingsSource::from_pairs([
         ("PORT", "0"),

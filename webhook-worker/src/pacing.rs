@@ -46,9 +46,8 @@ pub async fn pace(
         return Ok(Pace::Send);
     }
     // Another delivery probes (or the URL recovered meanwhile).
-    let retry_at = sqlx::query_scalar!("SELECT retry_at FROM endpoint_health WHERE url = $1", url)
-        .fetch_optional(db)
-        .await?;
+    let retry_at =
+        sqlx::query_scalar!("SELECT retry_at FROM endpoint_health WHERE url = $1", url).fetch_optional(db).await?;
     Ok(retry_at.map_or(Pace::Send, |at| Pace::WaitUntil(spread(at))))
 }
 

@@ -143,8 +143,7 @@ async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::R
         "timestamp": leased.occurred_at.format(&Rfc3339)?,
         "data": leased.data,
     }))?;
-    let secrets: Vec<&str> =
-        std::iter::once(leased.secret.as_str()).chain(leased.previous_secret.as_deref()).collect();
+    let secrets: Vec<&str> = std::iter::once(leased.secret.as_str()).chain(leased.previous_secret.as_deref()).collect();
     let webhook = Webhook {
         id: push.delivery_id,
         event: EventId::from_uuid(leased.event_id),

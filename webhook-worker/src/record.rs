@@ -45,16 +45,9 @@ pub async fn record(
     if let Some(agent) = leased.agent_id {
         let agent = AgentId::from_uuid(agent);
         let gone = outcome == Outcome::Gone;
-        let disabled = health::agent_endpoint(
-            &mut tx,
-            agent,
-            &leased.target_url,
-            sent.succeeded(),
-            gone,
-            started,
-            disable_after,
-        )
-        .await?;
+        let disabled =
+            health::agent_endpoint(&mut tx, agent, &leased.target_url, sent.succeeded(), gone, started, disable_after)
+                .await?;
         if disabled && outcome == Outcome::Retry {
             (outcome, next) = (Outcome::Dead, None);
             error = Some(format!("{}; {}", error.unwrap_or_default(), shared::webhooks::ENDPOINT_DISABLED));

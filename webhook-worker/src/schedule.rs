@@ -84,13 +84,7 @@ mod tests {
     use super::*;
 
     fn sent(status: Option<u16>, retry_after: Option<u64>) -> Sent {
-        Sent {
-            status,
-            body: None,
-            error: None,
-            retry_after: retry_after.map(Duration::from_secs),
-            refused: false,
-        }
+        Sent { status, body: None, error: None, retry_after: retry_after.map(Duration::from_secs), refused: false }
     }
 
     fn push() -> Push {
