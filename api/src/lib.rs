@@ -17,5 +17,6 @@ pub mod page_cache;
 pub mod publisher;
 pub mod rate_limit;
 pub mod relay;
+pub mod retention;
 pub mod startup;
 pub mod state;
