@@ -43,9 +43,10 @@ commands:
             get-agent, create-job, webhook deliveries, start-up and peak RSS against
             the targets; prints a table, writes target/bench/latest.md
             ([--seconds S] [--connections N] [--jobs K])
-  redrive   --agent agt_… --since <RFC 3339 time>: send again every delivery to the
-            agent's endpoint that died since then (operator; needs only DATABASE_URL;
-            the endpoint must be enabled); --dry-run counts them
+  redrive   (--agent agt_… | --client cli_…) --since <RFC 3339 time>: send again every
+            delivery to the agent's endpoint (or the client's callbacks) that died since
+            then, in batches of 1,000 (operator; needs only DATABASE_URL; the endpoint
+            must be enabled); --dry-run counts them
 
 --dry-run  print the commands that would run, in order, and run none (redrive: count only)";
 

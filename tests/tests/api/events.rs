@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::domain::AgentId;
+use shared::redrive::{Recipient, Redrive, Redriven};
 use standardwebhooks::Webhook;
 use tests::pipeline::{Pipeline, PipelineOptions, Received, spawn_pipeline, spawn_pipeline_with};
 use tests::pubsub::{PubSubStandIn, ReceivedMessage};
@@ -236,13 +237,17 @@ async fn an_operator_redrives_the_dead_deliveries_of_an_endpoint_since_a_time() 
     pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
 
     let db = &pipeline.app.db;
-    assert_eq!(shared::redrive::redrive(db, agent_id, before, true).await.unwrap(), 2, "a dry run counts");
+    let since = |since| Redrive { recipient: Recipient::Agent(agent_id), since, until: None, limit: 1_000 };
+    let redrive = |window, dry_run| async move { shared::redrive::redrive(db, window, None, dry_run).await.unwrap() };
+    assert_eq!(redrive(since(before), true).await, Redriven { queued: 2, more: false }, "a dry run counts");
     let statuses: Vec<String> =
         sqlx::query_scalar("SELECT status FROM webhook_deliveries").fetch_all(db).await.unwrap();
     assert_eq!(statuses, ["dead", "dead"], "and changes nothing");
     let later = OffsetDateTime::now_utc();
-    assert_eq!(shared::redrive::redrive(db, agent_id, later, false).await.unwrap(), 0, "none since later");
-    assert_eq!(shared::redrive::redrive(db, agent_id, before, false).await.unwrap(), 2);
+    assert_eq!(redrive(since(later), false).await.queued, 0, "none since later");
+    let first = Redrive { limit: 1, ..since(before) };
+    assert_eq!(redrive(first, false).await, Redriven { queued: 1, more: true }, "bounded by the limit");
+    assert_eq!(redrive(since(before), false).await, Redriven { queued: 1, more: false }, "and the rest");
 
     for job in &jobs {
         let delivered =
@@ -354,7 +359,13 @@ async fn an_endpoint_failing_for_five_days_is_disabled_a_success_resets_it_and_t
     assert_eq!(pipeline.receiver.received().len(), 4, "nothing was sent to the disabled endpoint");
     let resend = format!("/v1/deliveries/{second_id}/resend");
     expect_status(app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 409).await;
-    let redrive = shared::redrive::redrive(&app.db, agent_id.parse().unwrap(), OffsetDateTime::UNIX_EPOCH, false).await;
+    let window = Redrive {
+        recipient: Recipient::Agent(agent_id.parse().unwrap()),
+        since: OffsetDateTime::UNIX_EPOCH,
+        until: None,
+        limit: 1,
+    };
+    let redrive = shared::redrive::redrive(&app.db, window, None, false).await;
     assert!(matches!(redrive, Err(shared::redrive::RedriveError::EndpointDisabled(_))), "{redrive:?}");
     let letters = app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
     let dead_ids: Vec<Value> =
