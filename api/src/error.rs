@@ -37,6 +37,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("rate limit exceeded; retry after {} s", .0.retry_after_seconds())]
     RateLimited(Decision),
+    /// A lasting cap on this resource is reached (e.g. a delivery's resends).
+    #[error("{0}")]
+    LimitReached(String),
+    /// Allowed again in `retry_after_seconds` (e.g. one resend a minute).
+    #[error("{message}")]
+    TooSoon { message: String, retry_after_seconds: u64 },
     /// A dependency (Postgres, Redis) is unavailable; the client may retry.
     #[error("{0}")]
     Unavailable(String),
@@ -60,7 +66,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::LimitReached(_) | Self::TooSoon { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,6 +85,8 @@ impl ApiError {
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict(_) => "conflict",
             Self::RateLimited(_) => "rate-limited",
+            Self::LimitReached(_) => "limit-reached",
+            Self::TooSoon { .. } => "too-soon",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -155,6 +163,9 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::RateLimited(decision) => response.headers_mut().extend(decision.headers()),
+            Self::TooSoon { retry_after_seconds, .. } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+            }
             _ => {}
         }
         response

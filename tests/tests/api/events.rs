@@ -218,6 +218,11 @@ async fn a_dead_delivery_is_dead_lettered_and_can_be_resent_to_success() {
     let letters = pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
     assert_eq!(documented_dead_letter(&letters[1])["generation"], 1);
 
+    // A minute later (a delivery is resent at most once a minute), it is resent again.
+    sqlx::query("UPDATE webhook_deliveries SET resent_at = resent_at - interval '1 minute'")
+        .execute(&pipeline.app.db)
+        .await
+        .unwrap();
     expect_status(pipeline.app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 202).await;
     let delivered =
         eventually(10, || async { pipeline.deliveries(&agent.signer, &job).await[0]["status"] == "delivered" }).await;

@@ -97,10 +97,10 @@ async fn a_receiver_down_for_every_attempt_makes_the_delivery_dead_and_visible()
 
     // The agent sees it too, and can have it sent again once it is back.
     let path = format!("/v1/agents/{}/deliveries", agent.registered["id"].as_str().unwrap());
-    let listed: Vec<Value> =
-        pipeline.app.signed(&agent.signer, Method::GET, &path, &Value::Null).await.json().await.unwrap();
-    assert_eq!(listed[0]["status"], "dead");
-    let resend = format!("/v1/deliveries/{}/resend", listed[0]["id"].as_str().unwrap());
+    let page: Value = pipeline.app.signed(&agent.signer, Method::GET, &path, &Value::Null).await.json().await.unwrap();
+    let listed = &page["deliveries"][0];
+    assert_eq!(listed["status"], "dead");
+    let resend = format!("/v1/deliveries/{}/resend", listed["id"].as_str().unwrap());
     assert_eq!(pipeline.app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await.status(), 202);
     assert!(pipeline.receiver.wait_for(6, 10).await, "the resend goes out");
 }
