@@ -210,7 +210,8 @@ async fn defer(state: &WorkerState, push: &Push, leased: &Leased, at: OffsetDate
     let next = Next::new(push, leased.attempt, at, true);
     let deferred = sqlx::query!(
         "UPDATE webhook_deliveries
-         SET lease_until = NULL, lease_token = NULL, next_attempt_at = $4, task_name = $5
+         SET lease_until = NULL, lease_token = NULL, next_attempt_at = $4, task_name = $5,
+             status = 'dispatched', dispatched_at = COALESCE(dispatched_at, now())
          WHERE id = $1 AND generation = $2 AND lease_token = $3",
         push.delivery_id.as_uuid(),
         push.generation,

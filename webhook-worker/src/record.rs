@@ -57,7 +57,9 @@ pub async fn record(
         "UPDATE webhook_deliveries
          SET status = $2, attempts = $3, last_error = $4, lease_until = NULL, lease_token = NULL,
              finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
-             next_attempt_at = $6, task_name = COALESCE($7, task_name)
+             next_attempt_at = $6, task_name = COALESCE($7, task_name),
+             -- A push can come before the relay marked the row (a task from an earlier try).
+             dispatched_at = COALESCE(dispatched_at, now())
          WHERE id = $1 AND generation = $8 AND lease_token = $9",
         push.delivery_id.as_uuid(),
         outcome.delivery_status(),

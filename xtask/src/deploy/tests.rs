@@ -573,7 +573,8 @@ fn names_agree_with_terraform_cloud_build_and_the_dockerfile() {
         r#"name = "migrate""#,
         "repository_id = local.name",
         "module \"migrate\" {",
-        "WEBHOOK_WORKER_URL = \"${module.worker.url}/tasks/deliver\"",
+        "worker_push_url = \"https://${local.worker_service_name}-${data.google_project.this.number}.${var.region}.run.app/tasks/deliver\"",
+        "WEBHOOK_WORKER_URL = local.worker_push_url",
         "CLOUD_TASKS_QUEUE = module.tasks.id",
     ] {
         assert!(platform.contains(fragment), "infra/modules/platform/main.tf lacks {fragment}");
