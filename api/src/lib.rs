@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod jobs;
+pub mod maintenance;
 pub mod openapi;
 pub mod outbox;
 pub mod page_cache;

@@ -8,12 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use shared::delivery_tasks::DeliveryTasks;
 use shared::settings::Settings;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error;
+use crate::maintenance::Maintenance;
 use crate::openapi::{self, ApiDoc};
 use crate::publisher::EventPublisher;
 use crate::relay::Relay;
@@ -24,6 +26,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     relay: Relay,
+    maintenance: Maintenance,
     publisher: EventPublisher,
     shutdown_grace: Duration,
 }
@@ -35,9 +38,11 @@ impl Application {
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let state = AppState::connect(settings)?;
-        let relay = Relay::new(state.db.clone(), state.settings.clone(), state.outbox.clone()).await?;
+        let tasks = DeliveryTasks::connect(state.settings.cloud_tasks.clone()).await?;
+        let relay = Relay::new(state.db.clone(), tasks.clone(), state.outbox.clone());
+        let maintenance = Maintenance::new(state.db.clone(), tasks, state.settings.clone(), state.outbox.clone());
         let publisher = EventPublisher::new(state.db.clone(), &state.settings.pubsub, state.outbox.clone()).await?;
-        Ok(Self { listener, router: router(state), relay, publisher, shutdown_grace })
+        Ok(Self { listener, router: router(state), relay, maintenance, publisher, shutdown_grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -45,14 +50,16 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting connections and
-    /// lets in-flight requests finish, for at most the grace period. The relay
-    /// and the publisher run alongside and stop with the server.
+    /// lets in-flight requests finish, for at most the grace period. The relay,
+    /// the maintenance task and the publisher run alongside and stop with the server.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let relay = tokio::spawn(self.relay.run(stopped.clone()));
+        let maintenance = tokio::spawn(self.maintenance.run(stopped.clone()));
         let publisher = tokio::spawn(self.publisher.run(stopped));
         let served = shared::serve::serve(self.listener, self.router, shutdown, self.shutdown_grace, stopping).await;
         relay.abort();
+        maintenance.abort();
         publisher.abort();
         served
     }

@@ -33,6 +33,12 @@ pub struct Push {
 }
 
 impl Push {
+    /// The name tasks had before the worker owned the schedule (the relay's,
+    /// one per generation), for rows dispatched then.
+    pub fn task_name_before_attempts(delivery: DeliveryId, generation: i32) -> String {
+        format!("{}-{generation}", delivery.as_uuid().simple())
+    }
+
     /// The short task name of this push (unique per delivery, generation,
     /// attempt and, for a deferral, time).
     pub fn task_name(&self, deferred_to: Option<OffsetDateTime>) -> String {

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
-/// Cloud Tasks schedules a task at most 30 days ahead.
-pub const LONGEST_STEP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Cloud Tasks schedules a task at most 30 days ahead; a step's jitter
+/// (+20 %) must stay within that.
+pub const LONGEST_STEP: Duration = Duration::from_secs(25 * 24 * 3600);
 /// More steps than anyone needs; bounds what one delivery can cost.
 const MOST_STEPS: usize = 50;
 /// ±20 %.
@@ -22,15 +23,14 @@ pub struct RetrySchedule {
 }
 
 impl RetrySchedule {
-    /// Attempts a delivery gets in one round: the first, then one per step.
-    pub fn attempts(&self) -> i32 {
-        // At most MOST_STEPS + 1.
-        i32::try_from(self.steps.len() + 1).unwrap_or(i32::MAX)
-    }
-
     /// The longest step: no receiver's `Retry-After` delays a delivery longer.
     pub fn longest_step(&self) -> Duration {
         self.steps.iter().copied().max().unwrap_or_default()
+    }
+
+    /// The whole schedule, first attempt to last, unjittered.
+    pub fn total(&self) -> Duration {
+        self.steps.iter().sum()
     }
 
     /// The step after failed attempt `attempt` (1-based), unjittered; `None`
@@ -66,7 +66,9 @@ impl FromStr for RetrySchedule {
                 let step = step.trim();
                 let delay = humantime::parse_duration(step).map_err(|e| format!("step {step:?}: {e}"))?;
                 if delay.is_zero() || delay > LONGEST_STEP {
-                    return Err(format!("step {step:?} must be above 0 and at most 30 days (Cloud Tasks' limit)"));
+                    return Err(format!(
+                        "step {step:?} must be above 0 and at most 25 days (Cloud Tasks schedules 30 days ahead, jitter adds 20 %)"
+                    ));
                 }
                 Ok(delay)
             })
@@ -92,9 +94,9 @@ mod tests {
     #[test]
     fn the_default_schedule_lasts_about_28_hours_in_nine_attempts() {
         let schedule: RetrySchedule = "5s,30s,5m,30m,2h,5h,10h,10h".parse().unwrap();
-        assert_eq!(schedule.attempts(), 9);
-        let total: Duration = (1..schedule.attempts()).filter_map(|attempt| schedule.step_after(attempt)).sum();
+        let total: Duration = (1..=8).filter_map(|attempt| schedule.step_after(attempt)).sum();
         assert_eq!(total.as_secs(), 5 + 30 + 300 + 1800 + 7200 + 18000 + 36000 + 36000);
+        assert_eq!(schedule.total(), total);
         assert_eq!(schedule.step_after(9), None, "the last attempt has no next");
         assert_eq!(schedule.delay_after(9, None), None);
         assert_eq!(schedule.longest_step(), Duration::from_secs(36000));
@@ -121,7 +123,7 @@ mod tests {
 
     #[test]
     fn bad_schedules_are_refused_with_the_step_named() {
-        for bad in ["", "5s,,5m", "0s", "31d", "five", "5s,-1s"] {
+        for bad in ["", "5s,,5m", "0s", "26d", "five", "5s,-1s"] {
             assert!(bad.parse::<RetrySchedule>().is_err(), "{bad:?}");
         }
         let err = "5s,soon".parse::<RetrySchedule>().unwrap_err();

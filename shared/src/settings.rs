@@ -82,7 +82,7 @@ pub const WEBHOOK_TIMEOUT_SECONDS: Variable =
 pub const WEBHOOK_RETRY_SCHEDULE: Variable = var(
     "WEBHOOK_RETRY_SCHEDULE",
     "5s,30s,5m,30m,2h,5h,10h,10h",
-    "Delays between a webhook's attempts (units ms, s, m, h, d; each ±20 % jitter; at most 30 days each); a delivery gets one attempt more than there are steps (9, about 28 h, by default), then it is dead.",
+    "Delays between a webhook's attempts (units ms, s, m, h, d; each ±20 % jitter; at most 25 days each); a delivery gets one attempt more than there are steps (9, about 28 h, by default), then it is dead.",
 );
 pub const WEBHOOK_ENDPOINT_CONCURRENCY: Variable = var(
     "WEBHOOK_ENDPOINT_CONCURRENCY",
@@ -626,7 +626,8 @@ mod tests {
         assert_eq!(settings.signature_max_age_seconds, 30);
         assert_eq!(settings.nonce_ttl_seconds, 60);
         assert_eq!(settings.webhook_timeout_seconds, 10);
-        assert_eq!(settings.webhook_retry_schedule.attempts(), 9);
+        assert_eq!(settings.webhook_retry_schedule.step_after(8), Some(std::time::Duration::from_secs(36_000)));
+        assert_eq!(settings.webhook_retry_schedule.step_after(9), None, "nine attempts");
         assert_eq!(settings.webhook_endpoint_concurrency, 10);
         assert_eq!(settings.cloud_tasks.queue_name(), "webhook-delivery");
         assert!(settings.cloud_tasks.endpoint.is_none() && settings.worker_shared_secret.is_none());

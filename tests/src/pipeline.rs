@@ -65,10 +65,20 @@ impl Default for PipelineOptions {
 /// A listener on 127.0.0.1:`port` (0: any) that can take over a port just
 /// closed, as a restarted process does.
 pub async fn bind_reusable(port: u16) -> TcpListener {
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).expect("the port is free");
-    socket.listen(1024).expect("listening")
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // A process just stopped may take a moment to let its listener go.
+    for _ in 0..50 {
+        let socket = TcpSocket::new_v4().expect("a socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        match socket.bind(address) {
+            Ok(()) => return socket.listen(1024).expect("listening"),
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("cannot bind {address}: {error}"),
+        }
+    }
+    panic!("{address} stayed in use");
 }
 
 /// The worker in a runtime of its own on its own thread: `kill` drops the
@@ -95,7 +105,8 @@ impl RunningWorker {
             });
             // Runs until killed (or the pipeline is dropped).
             let _ = stop_rx.recv();
-            runtime.shutdown_background();
+            // Every task is dropped at its next await, as a killed process stops.
+            runtime.shutdown_timeout(Duration::from_secs(1));
         });
         let port = port_rx.recv().expect("the worker starts");
         Self { port, stop: Some(stop), thread: Some(thread) }

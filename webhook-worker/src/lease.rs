@@ -28,6 +28,10 @@ pub struct Leased {
     pub endpoint_disabled: bool,
     /// Until when the target URL is paced (`None`: it is not).
     pub paced_until: Option<OffsetDateTime>,
+    /// Times this attempt was put off for want of a send slot.
+    pub deferrals: i32,
+    /// When this round of sending began (`None`: the relay has not marked it yet).
+    pub dispatched_at: Option<OffsetDateTime>,
 }
 
 /// Takes the lease for `hold` when the push is for the delivery's current
@@ -40,7 +44,7 @@ pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Opti
            WHERE d.id = $1 AND d.generation = $3 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
              AND ($5::int IS NULL OR d.attempts = $5 - 1)
              AND (d.lease_until IS NULL OR d.lease_until < now())
-           RETURNING d.attempts + 1 AS "attempt!", d.target_url, d.agent_id, e.id AS event_id, e.type AS event_type,
+           RETURNING d.attempts + 1 AS "attempt!", d.deferrals, d.dispatched_at, d.target_url, d.agent_id, e.id AS event_id, e.type AS event_type,
                      e.data, e.occurred_at,
                      (SELECT COALESCE(a.webhook_secret, c.webhook_secret)
                       FROM (SELECT 1) one
@@ -71,6 +75,8 @@ pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Opti
         previous_secret: row.previous_secret,
         endpoint_disabled: row.endpoint_disabled == Some(true),
         paced_until: row.paced_until,
+        deferrals: row.deferrals,
+        dispatched_at: row.dispatched_at,
     }))
 }
 

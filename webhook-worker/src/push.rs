@@ -13,6 +13,7 @@
 //! | failure that ends the endpoint's health    | dead (endpoint disabled)      | 200 |
 //! | endpoint disabled (not sent)               | delivery dead                 | 200 |
 //! | URL paced or its host's slots busy (not sent) | a task for the same attempt, later | 200 |
+//! | URL paced past the delivery's whole schedule | dead, not sent               | 200 |
 //! | attempt already recorded (a duplicate push) | — (its next task made sure of) | 200 |
 //! | another push holds the lease               | —                             | 409 |
 //! | our fault (Postgres, Cloud Tasks)          | —                             | 500 |
@@ -26,7 +27,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
 use shared::delivery_tasks::Push;
 use shared::domain::EventId;
 use subtle::ConstantTimeEq;
@@ -40,7 +40,7 @@ use crate::pacing::{self, Pace};
 use crate::record::{self, Attempted};
 use crate::schedule::{self, Next};
 use crate::send::{self, Webhook};
-use crate::slots::Slot;
+use crate::slots::{self, Slot};
 use crate::startup::WorkerState;
 
 pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(push): Json<Push>) -> Response {
@@ -112,23 +112,45 @@ async fn deliver(state: &WorkerState, push: &Push) -> anyhow::Result<Answer> {
 
 async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::Result<Answer> {
     if leased.endpoint_disabled {
-        return kill_unsent(state, push, leased).await;
-    }
-    if let Pace::WaitUntil(at) = pacing::pace(&state.db, &leased.target_url, leased.paced_until, hold(state)).await? {
-        return defer(state, push, leased, at).await;
+        return kill_unsent(state, push, leased, shared::webhooks::ENDPOINT_DISABLED).await;
     }
     // Host only: a URL's path and query may hold an agent's secrets.
     let target_host = Url::parse(&leased.target_url).ok().and_then(|url| url.host_str().map(str::to_owned));
     let slot = match &target_host {
         Some(host) => match state.slots.take(host).await {
             Slot::Taken(slot) => Some(slot),
-            Slot::Busy => {
-                let wait = Duration::from_millis(rand::rng().random_range(1000..=3000));
-                return defer(state, push, leased, OffsetDateTime::now_utc() + wait).await;
-            }
+            Slot::Busy => return defer(state, push, leased, slots::busy_wait(leased.deferrals)).await,
         },
         None => None,
     };
+    let answer = paced_attempt(state, push, leased, target_host).await;
+    if let Some(slot) = slot {
+        state.slots.give_back(slot).await;
+    }
+    answer
+}
+
+/// With a send slot for the host: sends unless the URL is paced.
+async fn paced_attempt(
+    state: &WorkerState,
+    push: &Push,
+    leased: &Leased,
+    target_host: Option<String>,
+) -> anyhow::Result<Answer> {
+    match pacing::pace(&state.db, &leased.target_url, leased.paced_until, hold(state)).await? {
+        Pace::Send => {}
+        Pace::WaitUntil(at) => {
+            // Waiting must not outlast the delivery's own schedule: a URL that
+            // keeps failing would otherwise hold its later deliveries forever.
+            let round_began = leased.dispatched_at.unwrap_or_else(OffsetDateTime::now_utc);
+            if at > round_began + state.settings.webhook_retry_schedule.total() {
+                return kill_unsent(state, push, leased, pacing::FAILING_ALL_SCHEDULE).await;
+            }
+            return defer(state, push, leased, (at - OffsetDateTime::now_utc()).unsigned_abs()).await;
+        }
+        // Short: the probe's outcome is known within its send's timeout.
+        Pace::ProbeInFlight => return defer(state, push, leased, slots::busy_wait(leased.deferrals)).await,
+    }
 
     let span = tracing::info_span!(
         "delivery attempt",
@@ -156,9 +178,6 @@ async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::R
     let timeout = Duration::from_secs(state.settings.webhook_timeout_seconds);
     let sent = send::send(&state.egress, webhook, timeout).instrument(span.clone()).await;
     let latency_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
-    if let Some(slot) = slot {
-        state.slots.give_back(slot).await;
-    }
 
     let schedule = &state.settings.webhook_retry_schedule;
     let (outcome, next) = schedule::after_attempt(&sent, push, leased.attempt, schedule);
@@ -185,43 +204,17 @@ async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::R
     Ok(Answer::Done)
 }
 
-/// The endpoint is disabled: the delivery dies unsent (and reaches the
-/// dead-letter topic).
-async fn kill_unsent(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::Result<Answer> {
-    sqlx::query!(
-        "UPDATE webhook_deliveries
-         SET status = 'dead', last_error = $3, lease_until = NULL, lease_token = NULL, next_attempt_at = NULL,
-             finished_at = now()
-         WHERE id = $1 AND generation = $2 AND lease_token = $4",
-        push.delivery_id.as_uuid(),
-        push.generation,
-        shared::webhooks::ENDPOINT_DISABLED,
-        leased.token,
-    )
-    .execute(&state.db)
-    .await?;
-    tracing::warn!(delivery_id = %push.delivery_id, error = shared::webhooks::ENDPOINT_DISABLED, "delivery dead");
+/// The delivery dies unsent (and reaches the dead-letter topic), `why`.
+async fn kill_unsent(state: &WorkerState, push: &Push, leased: &Leased, why: &str) -> anyhow::Result<Answer> {
+    record::killed_unsent(&state.db, push, leased.token, why).await?;
+    tracing::warn!(delivery_id = %push.delivery_id, error = why, "delivery dead");
     Ok(Answer::Done)
 }
 
-/// Not now: the same attempt again at `at`, as a task of its own; no
-/// attempt is counted.
-async fn defer(state: &WorkerState, push: &Push, leased: &Leased, at: OffsetDateTime) -> anyhow::Result<Answer> {
-    let next = Next::new(push, leased.attempt, at, true);
-    let deferred = sqlx::query!(
-        "UPDATE webhook_deliveries
-         SET lease_until = NULL, lease_token = NULL, next_attempt_at = $4, task_name = $5,
-             status = 'dispatched', dispatched_at = COALESCE(dispatched_at, now())
-         WHERE id = $1 AND generation = $2 AND lease_token = $3",
-        push.delivery_id.as_uuid(),
-        push.generation,
-        leased.token,
-        next.at,
-        next.task_name,
-    )
-    .execute(&state.db)
-    .await?;
-    if deferred.rows_affected() == 1 {
+/// Not now: the same attempt again after `wait`, as a task of its own.
+async fn defer(state: &WorkerState, push: &Push, leased: &Leased, wait: Duration) -> anyhow::Result<Answer> {
+    let next = Next::new(push, leased.attempt, OffsetDateTime::now_utc() + wait, true);
+    if record::deferred(&state.db, push, leased.token, &next).await? {
         let traceparent = shared::telemetry::current_traceparent();
         state.tasks.create(&next.task_name, &next.push, Some(next.at), traceparent).await?;
     }
@@ -247,10 +240,6 @@ async fn unclaimable(state: &WorkerState, push: &Push) -> anyhow::Result<Answer>
                 let next = Push { attempt: Some(attempt + 1), ..*push };
                 state.tasks.create(task_name, &next, current.next_attempt_at, current.traceparent).await?;
             }
-            Ok(Answer::Done)
-        }
-        Some(attempt) if current.attempts < attempt - 1 => {
-            tracing::warn!(delivery_id = %push.delivery_id, attempt, "push for an attempt not yet due; dropped");
             Ok(Answer::Done)
         }
         _ => Ok(Answer::Busy),

@@ -1,6 +1,6 @@
-//! Recording an attempt: the attempt row, the delivery's new status (and its
-//! next attempt), the agent endpoint's health and the URL's pacing, in one
-//! transaction, by the lease holder only.
+//! What the lease holder writes: an attempt (the attempt row, the
+//! delivery's new status and next attempt, the agent endpoint's health and
+//! the URL's pacing, in one transaction), a deferral, or a death unsent.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use shared::delivery_tasks::Push;
 use shared::domain::AgentId;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::lease::Leased;
 use crate::schedule::{Next, Outcome};
@@ -57,7 +58,7 @@ pub async fn record(
         "UPDATE webhook_deliveries
          SET status = $2, attempts = $3, last_error = $4, lease_until = NULL, lease_token = NULL,
              finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
-             next_attempt_at = $6, task_name = COALESCE($7, task_name),
+             next_attempt_at = $6, task_name = COALESCE($7, task_name), deferrals = 0,
              -- A push can come before the relay marked the row (a task from an earlier try).
              dispatched_at = COALESCE(dispatched_at, now())
          WHERE id = $1 AND generation = $8 AND lease_token = $9",
@@ -93,10 +94,44 @@ pub async fn record(
     )
     .execute(&mut *tx)
     .await?;
-    // The URL waits for this delivery's next attempt; with none, it is free to be probed now.
-    let retry_at = next.as_ref().map_or_else(OffsetDateTime::now_utc, |next| next.at);
-    pacing::record(&mut tx, &leased.target_url, sent.succeeded(), leased.paced_until.is_some(), started, retry_at)
-        .await?;
+    pacing::record(&mut tx, &leased.target_url, sent, next.as_ref().map(|next| next.at)).await?;
     tx.commit().await?;
     Ok(Some(Recorded { outcome, next }))
+}
+
+/// The delivery dies unsent, `why` (the endpoint is disabled, or its URL was
+/// paced for longer than the delivery's schedule).
+pub async fn killed_unsent(db: &PgPool, push: &Push, token: Uuid, why: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE webhook_deliveries
+         SET status = 'dead', last_error = $3, lease_until = NULL, lease_token = NULL, next_attempt_at = NULL,
+             finished_at = now()
+         WHERE id = $1 AND generation = $2 AND lease_token = $4",
+        push.delivery_id.as_uuid(),
+        push.generation,
+        why,
+        token,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The attempt is put off to `next` (a deferral, counted); false when the
+/// lease was lost meanwhile.
+pub async fn deferred(db: &PgPool, push: &Push, token: Uuid, next: &Next) -> sqlx::Result<bool> {
+    let deferred = sqlx::query!(
+        "UPDATE webhook_deliveries
+         SET lease_until = NULL, lease_token = NULL, next_attempt_at = $4, task_name = $5,
+             status = 'dispatched', dispatched_at = COALESCE(dispatched_at, now()), deferrals = deferrals + 1
+         WHERE id = $1 AND generation = $2 AND lease_token = $3",
+        push.delivery_id.as_uuid(),
+        push.generation,
+        token,
+        next.at,
+        next.task_name,
+    )
+    .execute(db)
+    .await?;
+    Ok(deferred.rows_affected() == 1)
 }

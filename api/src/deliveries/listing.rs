@@ -59,7 +59,8 @@ pub struct Delivery {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
-    /// The current round of sending: 0, then one more per resend or recover.
+    /// The current round of sending: 0, then one more per resend or recover
+    /// (and when a lost task is replaced, which keeps the attempt count).
     pub generation: i32,
     /// How many times the recipient has resent it (at most 20).
     pub resends: i32,
@@ -76,7 +77,7 @@ pub struct Delivery {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Attempt {
-    /// 1-based within its round.
+    /// 1-based: a resend or recover starts from 1 again.
     pub attempt: i32,
     /// The round it belonged to (see the delivery's `generation`).
     pub generation: i32,

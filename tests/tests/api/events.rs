@@ -238,7 +238,10 @@ async fn an_operator_redrives_the_dead_deliveries_of_an_endpoint_since_a_time() 
     let agent_id: AgentId = id(&agent.registered).parse().unwrap();
     let (client, _) = pipeline.client().await;
     let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
-    let jobs = [pipeline.create_job(&client, &agent).await, pipeline.create_job(&client, &agent).await];
+    // One after the other: two deliveries failing at once to one URL would wait on each other's probes.
+    let first_job = pipeline.create_job(&client, &agent).await;
+    pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 1, WAIT).await;
+    let jobs = [first_job, pipeline.create_job(&client, &agent).await];
     pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
 
     let db = &pipeline.app.db;

@@ -317,7 +317,7 @@ async fn a_throttling_receiver_delays_only_its_own_deliveries() {
 
 #[tokio::test]
 async fn a_failing_endpoint_is_probed_by_one_delivery_while_the_others_wait() {
-    let options = PipelineOptions { statuses: vec![500], retry_schedule: "2s,2s", ..Default::default() };
+    let options = PipelineOptions { statuses: vec![500], retry_schedule: "2s,10s", ..Default::default() };
     let pipeline = spawn_pipeline_with(options).await;
     let agent = pipeline.agent().await;
     let (client, _) = pipeline.client().await;
@@ -415,4 +415,34 @@ async fn a_delivery_whose_task_is_lost_is_found_by_the_sweep_and_delivered() {
     assert_eq!(delivery["status"], "delivered");
     let names: Vec<String> = pipeline.standin.created_tasks().into_iter().map(|task| task.name).collect();
     assert!(names.last().unwrap().ends_with("-1-1"), "a new generation's first attempt: {names:?}");
+}
+
+#[tokio::test]
+async fn a_delivery_waiting_on_a_failing_url_for_its_whole_schedule_dies_unsent() {
+    let options = PipelineOptions { statuses: vec![500; 10], retry_schedule: "1s", ..Default::default() };
+    let pipeline = spawn_pipeline_with(options).await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    pipeline.create_job(&client, &agent).await;
+    let paced = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM endpoint_health").fetch_one(&pipeline.app.db).await.unwrap()
+            == 1
+    };
+    assert!(tests::eventually(5, paced).await, "the first failure paces the URL");
+
+    // Its wait would end after its own (one-second) schedule: it dies now, unsent.
+    let late = pipeline.create_job(&client, &agent).await;
+    let dead = || async { pipeline.deliveries(&agent.signer, &late).await[0]["status"] == "dead" };
+    assert!(tests::eventually(10, dead).await);
+    let delivery = &pipeline.deliveries(&agent.signer, &late).await[0];
+    assert_eq!(delivery["last_error"], "the endpoint kept failing for the whole retry schedule; not sent");
+    assert!(delivery["attempts"].as_array().unwrap().is_empty(), "{delivery}");
+    assert!(pipeline.standin.wait_idle(Duration::from_secs(10)).await);
+    let to_late: Vec<_> = pipeline
+        .receiver
+        .received()
+        .into_iter()
+        .filter(|received| received.json()["data"]["id"] == late["id"])
+        .collect();
+    assert!(to_late.is_empty(), "nothing was sent for it");
 }
