@@ -446,3 +446,38 @@ async fn a_delivery_waiting_on_a_failing_url_for_its_whole_schedule_dies_unsent(
         .collect();
     assert!(to_late.is_empty(), "nothing was sent for it");
 }
+
+#[tokio::test]
+async fn a_receiver_down_past_the_whole_schedule_gets_everything_after_recover() {
+    let mut pipeline = spawn_pipeline().await;
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    let since = OffsetDateTime::now_utc();
+    pipeline.receiver.stop();
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        jobs.push(pipeline.create_job(&client, &agent).await);
+    }
+    let all_dead = || async {
+        let mut dead = true;
+        for job in &jobs {
+            dead &= pipeline.deliveries(&agent.signer, job).await[0]["status"] == "dead";
+        }
+        dead
+    };
+    assert!(tests::eventually(20, all_dead).await, "the schedule runs out for every delivery");
+
+    pipeline.receiver.restart().await;
+    let recover = format!("{}/deliveries/recover", agent.path());
+    let body = json!({"since": since.format(&Rfc3339).unwrap()});
+    let recovered = pipeline.app.signed(&agent.signer, Method::POST, &recover, &body).await;
+    assert_eq!(recovered.status(), 202);
+    assert_eq!(recovered.json::<Value>().await.unwrap(), json!({"queued": 3, "more": false}));
+    assert!(pipeline.receiver.wait_for(3, 20).await, "everything arrives once the receiver is back");
+    let mut ids: Vec<Value> =
+        pipeline.receiver.received().iter().map(|received| received.json()["data"]["id"].clone()).collect();
+    ids.sort_by_key(ToString::to_string);
+    let mut expected: Vec<Value> = jobs.iter().map(|job| job["id"].clone()).collect();
+    expected.sort_by_key(ToString::to_string);
+    assert_eq!(ids, expected);
+}
