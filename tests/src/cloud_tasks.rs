@@ -55,13 +55,14 @@ pub struct StandInConfig {
 }
 
 impl Default for StandInConfig {
-    /// The `webhook-delivery` queue of seed 001 (infra/modules/tasks).
+    /// The `webhook-delivery` queue as `infra/modules/tasks` makes it: its
+    /// retries are the crash net for pushes the worker does not take.
     fn default() -> Self {
         Self {
-            max_attempts: 5,
-            min_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(1800),
-            max_doublings: 16,
+            max_attempts: 20,
+            min_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(600),
+            max_doublings: 5,
             max_dispatches_per_second: 10,
             dispatch_deadline: Duration::from_secs(600),
             authorization: None,
@@ -70,8 +71,8 @@ impl Default for StandInConfig {
 }
 
 impl StandInConfig {
-    /// The default retry shape, scaled down so a whole retry cycle takes well
-    /// under a second: 50, 100, 200, 400 ms between the 5 attempts.
+    /// The default retry shape, scaled down so a whole retry cycle takes a
+    /// few seconds: 50, 100, 200, 400 ms, then 400 ms, between 20 attempts.
     pub fn fast_for_tests() -> Self {
         Self {
             min_backoff: Duration::from_millis(50),

@@ -4,10 +4,10 @@
 //!
 //! Environment (all optional):
 //! - `CLOUD_TASKS_STANDIN_PORT`: port to listen on (8123).
-//! - `CLOUD_TASKS_STANDIN_MAX_ATTEMPTS`: attempts per task, the first included (5).
-//! - `CLOUD_TASKS_STANDIN_MIN_BACKOFF_MS`: wait before the first retry (1000).
-//! - `CLOUD_TASKS_STANDIN_MAX_BACKOFF_MS`: longest wait between retries (1800000).
-//! - `CLOUD_TASKS_STANDIN_MAX_DOUBLINGS`: times the wait doubles before growing linearly (16).
+//! - `CLOUD_TASKS_STANDIN_MAX_ATTEMPTS`: attempts per task, the first included (20).
+//! - `CLOUD_TASKS_STANDIN_MIN_BACKOFF_MS`: wait before the first retry (5000).
+//! - `CLOUD_TASKS_STANDIN_MAX_BACKOFF_MS`: longest wait between retries (600000).
+//! - `CLOUD_TASKS_STANDIN_MAX_DOUBLINGS`: times the wait doubles before growing linearly (5).
 //! - `CLOUD_TASKS_STANDIN_MAX_DISPATCHES_PER_SECOND`: dispatch starts per second, at least 1 (10).
 //! - `CLOUD_TASKS_STANDIN_DISPATCH_DEADLINE_MS`: wait for a response when a task sets no
 //!   `dispatchDeadline` (600000).

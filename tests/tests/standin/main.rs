@@ -211,7 +211,8 @@ async fn failed_attempts_are_retried_with_backoff_until_one_succeeds() {
 
 #[tokio::test]
 async fn a_task_that_always_fails_is_dropped_after_max_attempts() {
-    let standin = CloudTasksStandIn::start(StandInConfig::fast_for_tests()).await.unwrap();
+    let config = StandInConfig { max_attempts: 5, ..StandInConfig::fast_for_tests() };
+    let standin = CloudTasksStandIn::start(config).await.unwrap();
     let receiver = Receiver::start([], StatusCode::INTERNAL_SERVER_ERROR).await;
     let task = create(&client(&standin).await, webhook_task(&receiver.url)).await.unwrap();
 
