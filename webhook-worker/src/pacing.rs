@@ -82,19 +82,16 @@ pub fn paces(sent: &Sent) -> bool {
     }
 }
 
-/// After an attempt to `url`: a success ends its pacing; a failure that
-/// paces holds it back until `next_attempt` (capped at [`LONGEST_PACE`]
-/// unless the receiver asked for longer), never earlier than it already was.
-pub async fn record(
+/// After a failed attempt to `url` (a success's record deletes the row):
+/// a failure that paces holds the URL back until `next_attempt` (capped at
+/// [`LONGEST_PACE`] unless the receiver asked for longer), never earlier
+/// than it already was.
+pub async fn record_failure(
     tx: &mut PgConnection,
     url: &str,
     sent: &Sent,
     next_attempt: Option<OffsetDateTime>,
 ) -> sqlx::Result<()> {
-    if sent.succeeded() {
-        sqlx::query!("DELETE FROM endpoint_health WHERE url = $1", url).execute(tx).await?;
-        return Ok(());
-    }
     if !paces(sent) {
         return Ok(());
     }

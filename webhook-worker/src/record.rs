@@ -54,14 +54,24 @@ pub async fn record(
             error = Some(format!("{}; {}", error.unwrap_or_default(), shared::webhooks::ENDPOINT_DISABLED));
         }
     }
-    let updated = sqlx::query!(
-        "UPDATE webhook_deliveries
-         SET status = $2, attempts = $3, last_error = $4, lease_until = NULL, lease_token = NULL,
-             finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
-             next_attempt_at = $6, task_name = COALESCE($7, task_name), deferrals = 0,
-             -- A push can come before the relay marked the row (a task from an earlier try).
-             dispatched_at = COALESCE(dispatched_at, now())
-         WHERE id = $1 AND generation = $8 AND lease_token = $9",
+    // One statement: the delivery (by the lease holder only), its attempt,
+    // and on a success the end of its URL's pacing.
+    let recorded = sqlx::query!(
+        "WITH updated AS (
+             UPDATE webhook_deliveries
+             SET status = $2, attempts = $3, last_error = $4, lease_until = NULL, lease_token = NULL,
+                 finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
+                 next_attempt_at = $6, task_name = COALESCE($7, task_name), deferrals = 0,
+                 -- A push can come before the relay marked the row (a task from an earlier try).
+                 dispatched_at = COALESCE(dispatched_at, now())
+             WHERE id = $1 AND generation = $8 AND lease_token = $9
+             RETURNING id
+         ), cleared AS (
+             DELETE FROM endpoint_health WHERE $15 AND url = $16 AND EXISTS (SELECT 1 FROM updated)
+         )
+         INSERT INTO delivery_attempts
+             (delivery_id, generation, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
+         SELECT id, $8, $3, $10, $11, $12, $13, $4, $14 FROM updated",
         push.delivery_id.as_uuid(),
         outcome.delivery_status(),
         leased.attempt,
@@ -71,30 +81,23 @@ pub async fn record(
         next.as_ref().map(|next| next.task_name.as_str()),
         push.generation,
         leased.token,
-    )
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Ok(None);
-    }
-    sqlx::query!(
-        "INSERT INTO delivery_attempts
-             (delivery_id, generation, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        push.delivery_id.as_uuid(),
-        push.generation,
-        leased.attempt,
         started,
         latency_ms,
         sent.status.map(i32::from),
         sent.body,
-        error,
         outcome.as_str(),
+        sent.succeeded(),
+        leased.target_url,
     )
     .execute(&mut *tx)
     .await?;
-    pacing::record(&mut tx, &leased.target_url, sent, next.as_ref().map(|next| next.at)).await?;
+    if recorded.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    if !sent.succeeded() {
+        pacing::record_failure(&mut tx, &leased.target_url, sent, next.as_ref().map(|next| next.at)).await?;
+    }
     tx.commit().await?;
     Ok(Some(Recorded { outcome, next }))
 }
