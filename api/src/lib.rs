@@ -19,5 +19,6 @@ pub mod publisher;
 pub mod rate_limit;
 pub mod relay;
 pub mod retention;
+pub mod singleton;
 pub mod startup;
 pub mod state;

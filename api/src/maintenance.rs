@@ -12,8 +12,10 @@
 //! - housekeeping (every minute): the outbox backlog metric, expired webhook
 //!   secrets dropped, old attempts pruned (`retention`).
 //!
-//! Every API instance runs it; each update is conditional on the row as it
-//! was read, so instances racing over a row cannot both act.
+//! One API instance at a time does it (a `Singleton` lease, as the
+//! publisher's); each update is conditional on the row as it was read
+//! anyway, so a lease that lapsed mid-round cannot make two instances act on
+//! one row.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::outbox::OutboxSignal;
 use crate::retention;
+use crate::singleton::Singleton;
 
 /// A dispatched delivery this long past its task's time may have lost its
 /// task: longer than the queue's crash retries usually take to give up.
@@ -37,17 +40,21 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// One GetTask at most; a hung call must not stop the sweep.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+/// Longer than a round usually takes; a holder that died is replaced after
+/// this (a round that takes longer may overlap the next holder's, safely).
+const LEASE_SECONDS: f64 = 60.0;
 
 pub struct Maintenance {
     db: PgPool,
     tasks: DeliveryTasks,
     settings: Arc<Settings>,
     wake: OutboxSignal,
+    lease: Singleton,
 }
 
 impl Maintenance {
     pub fn new(db: PgPool, tasks: DeliveryTasks, settings: Arc<Settings>, wake: OutboxSignal) -> Self {
-        Self { db, tasks, settings, wake }
+        Self { db, tasks, settings, wake, lease: Singleton::new("maintenance", LEASE_SECONDS) }
     }
 
     /// Runs until `stopping` turns true.
@@ -56,22 +63,32 @@ impl Maintenance {
         // Where the sweep goes on from: the due time of the last row it looked at.
         let mut swept_to = None;
         loop {
-            if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
-                last_housekeeping = tokio::time::Instant::now();
-                self.report_backlog().await;
-                self.drop_expired_secrets().await;
-                if let Err(error) = retention::prune(&self.db, &self.settings).await {
-                    tracing::warn!(%error, "cannot prune old delivery attempts");
-                }
-            }
-            match self.sweep_lost_tasks(swept_to).await {
-                Ok(last) => swept_to = last,
-                Err(error) => tracing::warn!(error = format!("{error:#}"), "sweep of overdue deliveries failed"),
+            match self.lease.hold(&self.db).await {
+                Ok(true) => self.round(&mut last_housekeeping, &mut swept_to).await,
+                Ok(false) => {} // Another instance does it.
+                Err(error) => tracing::warn!(%error, "cannot take the maintenance lease"),
             }
             tokio::select! {
                 () = tokio::time::sleep(SWEEP_INTERVAL) => {}
-                _ = stopping.wait_for(|stopping| *stopping) => return,
+                _ = stopping.wait_for(|stopping| *stopping) => break,
             }
+        }
+        self.lease.release(&self.db).await;
+    }
+
+    /// One round as the lease holder: a sweep, and housekeeping when due.
+    async fn round(&self, last_housekeeping: &mut tokio::time::Instant, swept_to: &mut Option<OffsetDateTime>) {
+        if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
+            *last_housekeeping = tokio::time::Instant::now();
+            self.report_backlog().await;
+            self.drop_expired_secrets().await;
+            if let Err(error) = retention::prune(&self.db, &self.settings).await {
+                tracing::warn!(%error, "cannot prune old delivery attempts");
+            }
+        }
+        match self.sweep_lost_tasks(*swept_to).await {
+            Ok(last) => *swept_to = last,
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "sweep of overdue deliveries failed"),
         }
     }
 

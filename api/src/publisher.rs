@@ -36,9 +36,9 @@ use sqlx::PgPool;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use url::Url;
-use uuid::Uuid;
 
 use crate::outbox::{self, OutboxSignal};
+use crate::singleton::Singleton;
 
 /// Events taken per round.
 const EVENT_BATCH: i64 = 500;
@@ -64,8 +64,7 @@ pub struct EventPublisher {
     client: BasePublisher,
     settings: PubSubSettings,
     signal: OutboxSignal,
-    /// This process, as the lease knows it.
-    holder: Uuid,
+    lease: Singleton,
 }
 
 impl EventPublisher {
@@ -89,7 +88,8 @@ impl EventPublisher {
             }
         }
         let client = builder.build().await.context("cannot build the Pub/Sub client")?;
-        Ok(Self { db, client, settings: settings.clone(), signal, holder: Uuid::new_v4() })
+        let lease = Singleton::new(LEASE_NAME, LEASE_SECONDS);
+        Ok(Self { db, client, settings: settings.clone(), signal, lease })
     }
 
     /// Publishes until `stopping` turns true, then hands the lease back.
@@ -109,36 +109,18 @@ impl EventPublisher {
                 _ = stopping.wait_for(|stopping| *stopping) => break,
             }
         }
-        let release =
-            sqlx::query!("DELETE FROM publisher_lease WHERE name = $1 AND holder = $2", LEASE_NAME, self.holder);
-        let _ = release.execute(&self.db).await;
+        self.lease.release(&self.db).await;
     }
 
     /// One round, if this process holds the lease; returns whether a batch
     /// was full (more is waiting).
     async fn round(&self) -> anyhow::Result<bool> {
-        if !self.take_lease().await? {
+        if !self.lease.hold(&self.db).await? {
             return Ok(false); // Another instance publishes.
         }
         let events = self.publish_events().await;
         let dead_letters = self.publish_dead_letters().await;
         Ok(events? == EVENT_BATCH as usize || dead_letters? == DEAD_LETTER_BATCH as usize)
-    }
-
-    /// Takes the lease when it is free or expired, or renews ours.
-    async fn take_lease(&self) -> anyhow::Result<bool> {
-        let held = sqlx::query_scalar!(
-            "INSERT INTO publisher_lease (name, holder, until) VALUES ($1, $2, now() + make_interval(secs => $3))
-             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
-             WHERE publisher_lease.holder = EXCLUDED.holder OR publisher_lease.until < now()
-             RETURNING holder",
-            LEASE_NAME,
-            self.holder,
-            LEASE_SECONDS,
-        )
-        .fetch_optional(&self.db)
-        .await?;
-        Ok(held.is_some())
     }
 
     /// A publisher for one round. The client keeps a task per ordering key

@@ -481,3 +481,19 @@ async fn a_receiver_down_past_the_whole_schedule_gets_everything_after_recover()
     expected.sort_by_key(ToString::to_string);
     assert_eq!(ids, expected);
 }
+
+#[tokio::test]
+async fn one_instance_at_a_time_holds_a_background_task() {
+    let app = tests::spawn_app().await;
+    let (mine, theirs) = (api::singleton::Singleton::new("test", 30.0), api::singleton::Singleton::new("test", 30.0));
+    assert!(mine.hold(&app.db).await.unwrap());
+    assert!(mine.hold(&app.db).await.unwrap(), "the holder renews");
+    assert!(!theirs.hold(&app.db).await.unwrap(), "another instance waits");
+    mine.release(&app.db).await;
+    assert!(theirs.hold(&app.db).await.unwrap(), "and takes over once it is handed back");
+    sqlx::query("UPDATE publisher_lease SET until = now() - interval '1 second' WHERE name = 'test'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert!(mine.hold(&app.db).await.unwrap(), "or once it expired");
+}
