@@ -315,6 +315,12 @@ async fn a_throttling_receiver_delays_only_its_own_deliveries() {
     assert_eq!(throttling.received().len(), 1, "and nothing more was sent to A");
 }
 
+/// Whether the receiver's URL is paced (a failure was recorded against it).
+async fn url_is_paced(pipeline: &tests::pipeline::Pipeline) -> bool {
+    let paced = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM endpoint_health").fetch_one(&pipeline.app.db);
+    paced.await.unwrap() == 1
+}
+
 #[tokio::test]
 async fn a_failing_endpoint_is_probed_by_one_delivery_while_the_others_wait() {
     let options = PipelineOptions { statuses: vec![500], retry_schedule: "2s,10s", ..Default::default() };
@@ -324,11 +330,7 @@ async fn a_failing_endpoint_is_probed_by_one_delivery_while_the_others_wait() {
     pipeline.create_job(&client, &agent).await;
     assert!(pipeline.receiver.wait_for(1, 10).await, "the first delivery fails");
     let failed_at = pipeline.receiver.received()[0].at;
-    let paced = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM endpoint_health").fetch_one(&pipeline.app.db).await.unwrap()
-            == 1
-    };
-    assert!(tests::eventually(5, paced).await, "the failure is recorded and paces the URL");
+    assert!(tests::eventually(5, || url_is_paced(&pipeline)).await, "the failure is recorded and paces the URL");
     for _ in 0..3 {
         pipeline.create_job(&client, &agent).await;
     }
@@ -424,11 +426,7 @@ async fn a_delivery_waiting_on_a_failing_url_for_its_whole_schedule_dies_unsent(
     let agent = pipeline.agent().await;
     let (client, _) = pipeline.client().await;
     pipeline.create_job(&client, &agent).await;
-    let paced = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM endpoint_health").fetch_one(&pipeline.app.db).await.unwrap()
-            == 1
-    };
-    assert!(tests::eventually(5, paced).await, "the first failure paces the URL");
+    assert!(tests::eventually(5, || url_is_paced(&pipeline)).await, "the first failure paces the URL");
 
     // Its wait would end after its own (one-second) schedule: it dies now, unsent.
     let late = pipeline.create_job(&client, &agent).await;
