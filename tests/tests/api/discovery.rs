@@ -113,6 +113,35 @@ async fn pages_add_up_to_the_whole_result_in_order_for_every_sort() {
     assert_eq!(default_page["agents"].as_array().unwrap().len(), 20, "default page size");
 }
 
+/// Searches by several tags walk the rarest tag's index (chosen from the
+/// table statistics) and check the others; any order of the tags gives the
+/// same agents, and a change to an agent shows in the next search.
+#[tokio::test]
+async fn multi_tag_searches_agree_whichever_tag_is_walked_and_follow_changes() {
+    let app = spawn_app().await;
+    for i in 0..12 {
+        let tags: &[&str] = if i % 4 == 0 { &["common", "rare"] } else { &["common"] };
+        seed(&app, &[(&format!("Agent {i}"), tags, "5.00", &format!("{}.00", i % 5), "")]).await;
+    }
+    sqlx::query("ANALYZE agent_tags").execute(&app.db).await.unwrap();
+    let both = names(&app, "capabilities=common,rare").await;
+    assert_eq!(both, ["Agent 4", "Agent 8", "Agent 0"], "best rated first");
+    assert_eq!(names(&app, "capabilities=rare,common").await, both);
+    assert_eq!(names(&app, "capabilities=rare,common&sort=price").await.len(), 3);
+
+    let update = |sql: &'static str| sqlx::query(sql).execute(&app.db);
+    update("UPDATE agents SET capabilities = '{common}' WHERE name = 'Agent 0'").await.unwrap();
+    assert_eq!(names(&app, "capabilities=common,rare").await, ["Agent 4", "Agent 8"], "tags changed");
+    update("UPDATE agents SET price = 50 WHERE name = 'Agent 4'").await.unwrap();
+    assert_eq!(names(&app, "capabilities=rare&max_price=10").await, ["Agent 8"], "price changed");
+    update("UPDATE agents SET rating = 0 WHERE name = 'Agent 4'").await.unwrap();
+    assert_eq!(names(&app, "capabilities=rare").await, ["Agent 8", "Agent 4"], "rating changed");
+    update("UPDATE agents SET active = false WHERE name = 'Agent 8'").await.unwrap();
+    assert_eq!(names(&app, "capabilities=rare").await, ["Agent 4"], "deactivated");
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM agent_tags").fetch_one(&app.db).await.unwrap();
+    assert_eq!(rows, 11 + 1, "a row per tag of each active agent: 11 with common, Agent 4 with rare");
+}
+
 #[tokio::test]
 async fn a_page_is_served_from_the_cache_for_at_most_its_ttl() {
     let app = spawn_app_with(|source, _| source.set("PUBLIC_READ_CACHE_MS", "2000")).await;

@@ -1,0 +1,189 @@
+//! Discovery: the hottest read path. Filters by capability tags, text,
+//! price and rating; sorts by rating, price or age; pages with an opaque
+//! keyset cursor, so page 1,000 costs what page 1 costs.
+
+use std::str::FromStr;
+
+mod keyset;
+mod store;
+mod tag_frequencies;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use shared::domain::{CapabilityTag, ParseError, Price, Rating};
+use sqlx::PgPool;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::agents::model::{Agent, AgentRow};
+use crate::error::{ApiError, Problem};
+use crate::extract::ValidQuery;
+use crate::state::AppState;
+use keyset::{Cursor, SortOrder};
+use store::Filters;
+use tag_frequencies::TagFrequencies;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(discover_agents)).layer(Extension(TagFrequencies::default()))
+}
+
+const DEFAULT_PAGE_SIZE: u16 = 20;
+const MAX_PAGE_SIZE: u16 = 100;
+const MAX_QUERY_CHARS: usize = 200;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiscoveryQuery {
+    /// Comma-separated tags; an agent must have all of them.
+    #[param(value_type = Option<String>, example = "translation,summarization")]
+    capabilities: Option<TagList>,
+    /// Words to find in name or description (web-search syntax: `"exact phrase"`, `-exclude`, `or`).
+    #[param(value_type = Option<String>)]
+    q: Option<String>,
+    /// Highest price, as a decimal.
+    #[param(value_type = Option<String>, example = "20")]
+    max_price: Option<Price>,
+    /// Lowest average rating, 0–5.
+    #[param(value_type = Option<String>, example = "4.5")]
+    min_rating: Option<Rating>,
+    /// `rating` (best first, the default), `price` (cheapest first) or `newest`.
+    #[param(value_type = Option<String>)]
+    sort: Option<SortOrder>,
+    /// Page size, 1–100 (default 20).
+    limit: Option<u16>,
+    /// `next_cursor` of the previous page, with the same filters and sort.
+    cursor: Option<String>,
+}
+
+/// One page of agents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentPage {
+    pub agents: Vec<Agent>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Search active agents.
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "discovery",
+    params(DiscoveryQuery),
+    responses(
+        (status = 200, body = AgentPage),
+        (status = 422, description = "a parameter was refused", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn discover_agents(
+    State(state): State<AppState>,
+    Extension(tag_frequencies): Extension<TagFrequencies>,
+    ValidQuery(query): ValidQuery<DiscoveryQuery>,
+) -> Result<Response, ApiError> {
+    let search = Search::try_from(query)?;
+    let key = search.cache_key();
+    let page = match state.public_reads.get(&key) {
+        Some(page) => page,
+        None => {
+            let page = Bytes::from(
+                serde_json::to_vec(&search.page(&state.db, &tag_frequencies).await?).map_err(anyhow::Error::from)?,
+            );
+            state.public_reads.put(key, page.clone());
+            page
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response())
+}
+
+/// A validated search: every filter parsed, the cursor matching the sort.
+struct Search {
+    capabilities: Vec<String>,
+    text: Option<String>,
+    max_price: Option<Decimal>,
+    min_rating: Option<Decimal>,
+    sort: SortOrder,
+    limit: u16,
+    after: Cursor,
+}
+
+impl TryFrom<DiscoveryQuery> for Search {
+    type Error = ApiError;
+
+    fn try_from(query: DiscoveryQuery) -> Result<Self, ApiError> {
+        let sort = query.sort.unwrap_or(SortOrder::Rating);
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ApiError::invalid("limit", format!("must be from 1 to {MAX_PAGE_SIZE}")));
+        }
+        let text = query.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+        if text.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+            return Err(ApiError::invalid("q", format!("must be at most {MAX_QUERY_CHARS} characters")));
+        }
+        let after = match query.cursor {
+            Some(cursor) => Cursor::decode(&cursor, sort).map_err(|e| ApiError::invalid("cursor", e))?,
+            None => Cursor::first(sort),
+        };
+        Ok(Self {
+            capabilities: query.capabilities.map(|tags| tags.0).unwrap_or_default(),
+            text,
+            max_price: query.max_price.map(Price::value),
+            min_rating: query.min_rating.map(Rating::value),
+            sort,
+            limit,
+            after,
+        })
+    }
+}
+
+impl Search {
+    /// Every parameter that shapes the page, canonical once parsed.
+    fn cache_key(&self) -> String {
+        let Self { capabilities, text, max_price, min_rating, sort, limit, after } = self;
+        format!("discovery|{capabilities:?}|{text:?}|{max_price:?}|{min_rating:?}|{}|{limit}|{after:?}", sort.as_str())
+    }
+
+    async fn page(&self, db: &PgPool, tag_frequencies: &TagFrequencies) -> sqlx::Result<AgentPage> {
+        let mut rows = self.fetch(db, tag_frequencies).await?;
+        let has_more = rows.len() > usize::from(self.limit);
+        rows.truncate(usize::from(self.limit));
+        let next_cursor = match rows.last() {
+            Some(last) if has_more => Some(Cursor::after(self.sort, last).encode()),
+            _ => None,
+        };
+        Ok(AgentPage { agents: rows.into_iter().map(Agent::from).collect(), next_cursor })
+    }
+
+    /// One row more than the page, to know whether another page follows.
+    async fn fetch(&self, db: &PgPool, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<AgentRow>> {
+        let walk = match self.capabilities.as_slice() {
+            [] => None,
+            tags => Some((tags, tag_frequencies.rarest(db, tags).await)),
+        };
+        let filters =
+            Filters { tags: walk, text: self.text.as_deref(), max_price: self.max_price, min_rating: self.min_rating };
+        store::fetch(db, &filters, self.after, i64::from(self.limit) + 1).await
+    }
+}
+
+/// `capabilities=a,b,c`.
+#[derive(Debug)]
+struct TagList(Vec<String>);
+
+impl<'de> Deserialize<'de> for TagList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        let tags = raw
+            .split(',')
+            .filter(|tag| !tag.trim().is_empty())
+            .map(|tag| CapabilityTag::from_str(tag).map(CapabilityTag::into_string))
+            .collect::<Result<Vec<_>, ParseError>>()
+            .map_err(serde::de::Error::custom)?;
+        Ok(Self(tags))
+    }
+}
