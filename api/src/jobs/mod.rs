@@ -12,9 +12,8 @@ use axum::response::{IntoResponse, Response};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use shared::domain::{JobId, JobStatus, JobTransition, Price};
+use shared::domain::{EventId, JobId, JobStatus, JobTransition, Price};
 use shared::events::{self, Aggregate};
-use sqlx::PgConnection;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -68,62 +67,67 @@ async fn create_job(
         crate::agents::require_allowed_scheme(&state, "callback_url", url)?;
     }
 
-    // A new key (the common case) costs no lookup: a used one shows up as a
-    // conflict on insert, or, when the agent has changed since, below.
-    let mut tx = state.db.begin().await?;
-    if let Err(refusal) = check_terms(&mut tx, &body).await? {
-        drop(tx);
-        if let Some(key) = key
-            && let Some(first) = replay(&state, client, key, &request_hash).await?
-        {
-            return Ok(created(first, true));
-        }
-        return Err(refusal);
-    }
-    let job = NewJob {
+    // A new key (the common case) costs no lookup: a used one shows up as
+    // the job not written although the agent's terms allow it, or, when the
+    // agent has changed since, as a refusal that a replay overrides.
+    let created_at = now_in_microseconds();
+    let job = Job {
         id: JobId::generate(),
+        client_id: client,
+        agent_id: body.agent_id,
+        status: JobStatus::Pending,
+        input: body.input,
+        result: None,
+        failure_reason: None,
+        price: body.price,
+        fee: Price::from_stored(fee(body.price, state.settings.platform_fee.value())),
+        callback_url: body.callback_url.map(|url| url.as_str().to_owned()),
+        created_at,
+        updated_at: created_at,
+    };
+    let event_data = serde_json::to_value(&job).map_err(anyhow::Error::from)?;
+    let new_job = NewJob {
+        id: job.id,
         client,
-        agent: body.agent_id,
-        input: &body.input,
-        price: body.price.value(),
-        fee: fee(body.price, state.settings.platform_fee.value()),
-        callback_url: body.callback_url.as_ref().map(|url| url.as_str()),
+        agent: job.agent_id,
+        input: &job.input,
+        price: job.price.value(),
+        fee: job.fee.value(),
+        callback_url: job.callback_url.as_deref(),
         idempotency_key: key,
         request_hash: &request_hash,
+        created_at,
+        event: (EventId::generate(), &event_data),
+        traceparent: shared::telemetry::current_traceparent(),
     };
-    let Some(row) = store::insert(&mut tx, &job).await? else {
-        // A concurrent request with the same key won the insert; answer as it did.
-        drop(tx);
-        let key = key.unwrap_or_default();
-        let first = replay(&state, client, key, &request_hash).await?;
-        return first
-            .map(|first| created(first, true))
-            .ok_or_else(|| anyhow::anyhow!("idempotent job vanished").into());
+    let refusal = match store::create(&state.db, &new_job).await? {
+        None => ApiError::invalid("agent_id", format!("no agent with id {}", job.agent_id)),
+        Some(terms) if !terms.agent_active => ApiError::Conflict(format!("agent {} is deactivated", job.agent_id)),
+        Some(terms) if job.price.value() > terms.agent_price => {
+            let limit = format!("must be at most the agent's price, {}", terms.agent_price.normalize());
+            ApiError::invalid("price", limit)
+        }
+        Some(terms) if terms.created => {
+            state.outbox.committed();
+            tracing::info!(job_id = %job.id, agent_id = %job.agent_id, "job created");
+            return Ok(created(job, false));
+        }
+        // The terms allow it but the key was used: answer as the first request did.
+        Some(_) => anyhow::anyhow!("idempotent job vanished").into(),
     };
-    let job = Job::try_from(row)?;
-    let event = events::record(&mut tx, Aggregate::Job(job.id), events::JOB_CREATED, &job).await?;
-    outbox::deliver_to_agent(&mut tx, event, job.id, job.agent_id).await?;
-    tx.commit().await?;
-    state.outbox.committed();
-    tracing::info!(job_id = %job.id, agent_id = %job.agent_id, "job created");
-    Ok(created(job, false))
+    if let Some(key) = key
+        && let Some(first) = replay(&state, client, key, &request_hash).await?
+    {
+        return Ok(created(first, true));
+    }
+    Err(refusal)
 }
 
-/// Whether the agent takes this job: it exists, is active, and asks at
-/// least the offered price. Locks the agent row (`FOR SHARE`) until the job
-/// is written.
-async fn check_terms(tx: &mut PgConnection, body: &CreateJob) -> Result<Result<(), ApiError>, ApiError> {
-    let Some(terms) = store::agent_terms(tx, body.agent_id).await? else {
-        return Ok(Err(ApiError::invalid("agent_id", format!("no agent with id {}", body.agent_id))));
-    };
-    if !terms.active {
-        return Ok(Err(ApiError::Conflict(format!("agent {} is deactivated", body.agent_id))));
-    }
-    if body.price.value() > terms.price {
-        let limit = format!("must be at most the agent's price, {}", terms.price.normalize());
-        return Ok(Err(ApiError::invalid("price", limit)));
-    }
-    Ok(Ok(()))
+/// Now, at the microsecond precision Postgres stores, so the job answered,
+/// its event and the job read back later carry the same time.
+fn now_in_microseconds() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
 }
 
 /// The platform fee: price × rate, rounded half away from zero to the

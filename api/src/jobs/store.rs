@@ -2,7 +2,8 @@
 //! transitions cannot both win.
 
 use rust_decimal::Decimal;
-use shared::domain::{AgentId, ClientId, JobId, JobStatus, JobTransition};
+use shared::domain::{AgentId, ClientId, DeliveryId, EventId, JobId, JobStatus, JobTransition};
+use shared::events;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -20,31 +21,54 @@ pub struct NewJob<'a> {
     pub callback_url: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
     pub request_hash: &'a [u8],
+    pub created_at: OffsetDateTime,
+    /// The `job.created` event: its id and data (the job as created).
+    pub event: (EventId, &'a serde_json::Value),
+    /// Of the request's span, which the delivery's task continues.
+    pub traceparent: Option<String>,
 }
 
-/// The agent as a job needs it.
-pub struct AgentTerms {
-    pub price: Decimal,
-    pub active: bool,
+/// The agent's terms as creating a job found them, and whether the job was
+/// written (it is not when the terms refuse it or the idempotency key was
+/// already used).
+pub struct Creation {
+    pub agent_price: Decimal,
+    pub agent_active: bool,
+    pub created: bool,
 }
 
-#[tracing::instrument(name = "sql agent terms", skip_all)]
-pub async fn agent_terms(tx: &mut PgConnection, agent: AgentId) -> sqlx::Result<Option<AgentTerms>> {
-    // FOR SHARE: the agent cannot be deactivated or repriced under a job being created.
-    sqlx::query_as!(AgentTerms, "SELECT price, active FROM agents WHERE id = $1 FOR SHARE", agent.as_uuid())
-        .fetch_optional(tx)
-        .await
-}
-
-/// Inserts the job; `None` when the client already used this idempotency key.
-#[tracing::instrument(name = "sql insert", skip_all)]
-pub async fn insert(tx: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<Option<JobRow>> {
+/// Writes the job, its `job.created` event and the delivery to the agent's
+/// endpoint in one statement: one round trip, atomic without a transaction.
+/// Only when the agent is active and asks at least the price; its row is
+/// locked (`FOR SHARE`) so it cannot be deactivated or repriced meanwhile.
+/// `None` when there is no such agent. The delivery follows
+/// [`crate::outbox::deliver_to_agent`]: dead from the start while the
+/// endpoint is disabled.
+#[tracing::instrument(name = "sql create job", skip_all)]
+pub async fn create(db: &PgPool, job: &NewJob<'_>) -> sqlx::Result<Option<Creation>> {
     sqlx::query_as!(
-        JobRow,
-        "INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (client_id, idempotency_key) DO NOTHING
-         RETURNING id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at",
+        Creation,
+        r#"WITH agent AS (
+               SELECT id, price, active, endpoint_url, endpoint_disabled_at FROM agents WHERE id = $3 FOR SHARE
+           ), job AS (
+               INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash,
+                                 created_at, updated_at)
+               SELECT $1, $2, id, $4, $5, $6, $7, $8, $9, $10, $10 FROM agent WHERE active AND price >= $5
+               ON CONFLICT (client_id, idempotency_key) DO NOTHING
+               RETURNING id
+           ), event AS (
+               INSERT INTO events (id, aggregate_type, aggregate_id, type, data)
+               SELECT $11, 'job', id, $12, $13 FROM job
+               RETURNING id
+           ), delivery AS (
+               INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, traceparent, status, last_error, finished_at)
+               SELECT $14, event.id, $1, agent.id, agent.endpoint_url, $15,
+                      CASE WHEN agent.endpoint_disabled_at IS NULL THEN 'pending' ELSE 'dead' END,
+                      CASE WHEN agent.endpoint_disabled_at IS NULL THEN NULL ELSE $16 END,
+                      CASE WHEN agent.endpoint_disabled_at IS NULL THEN NULL ELSE now() END
+               FROM event, agent
+           )
+           SELECT price AS agent_price, active AS agent_active, EXISTS (SELECT FROM job) AS "created!" FROM agent"#,
         job.id.as_uuid(),
         job.client.as_uuid(),
         job.agent.as_uuid(),
@@ -54,8 +78,15 @@ pub async fn insert(tx: &mut PgConnection, job: &NewJob<'_>) -> sqlx::Result<Opt
         job.callback_url,
         job.idempotency_key,
         job.request_hash,
+        job.created_at,
+        job.event.0.as_uuid(),
+        events::JOB_CREATED,
+        job.event.1,
+        DeliveryId::generate().as_uuid(),
+        job.traceparent,
+        shared::webhooks::ENDPOINT_DISABLED,
     )
-    .fetch_optional(tx)
+    .fetch_optional(db)
     .await
 }
 
