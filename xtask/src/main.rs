@@ -38,11 +38,14 @@ commands:
             wait for readiness, smoke-test /readyz and a signed request; rolls both
             services back to their previous revisions if a step fails; production
             needs --yes (or a y at the prompt)
-  bench     release build, fresh database agent_registry_bench with 100k agents, the
-            services on ports 1808x, then load from a separate process: discovery,
-            get-agent, create-job, webhook deliveries, start-up and peak RSS against
-            the targets; prints a table, writes target/bench/latest.md
-            ([--seconds S] [--connections N] [--jobs K])
+  bench     release build, the box's ceiling by pgbench (select-only, one-row insert;
+            needs postgresql-client), fresh database agent_registry_bench with
+            --agents agents (default 100k), the services on ports 1808x, then load
+            from a separate process: discovery, get-agent, create-job, discovery
+            shapes with the page cache off, webhook deliveries, start-up and peak
+            RSS against the targets and as ratios of the ceiling; prints a table,
+            writes target/bench/latest.md
+            ([--seconds S] [--connections N] [--jobs K] [--agents A])
   redrive   (--agent agt_… | --client cli_…) --since <RFC 3339 time>: send again every
             delivery to the agent's endpoint (or the client's callbacks) that died since
             then, in batches of 1,000 (operator; needs only DATABASE_URL; the endpoint

@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! load <scenario> [--url U] [--seconds S] [--connections N] [--clients C]
-//!                 [--jobs K] [--receiver R] [--database-url D]
+//!                 [--jobs K] [--receiver R] [--database-url D] [--query Q]...
 //! ```
 //!
 //! Scenarios:
-//! - `discovery`: `GET /v1/agents?capabilities=…&limit=20` with a few varied filters.
+//! - `discovery`: `GET /v1/agents?<query>`, cycling through the `--query` strings given
+//!   (e.g. `capabilities=translation&limit=20`), or by default a few varied filters.
 //! - `get-agent`: `GET /v1/agents/{id}` over ids found by discovery first.
 //! - `create-job`: signed `POST /v1/jobs` (with an `Idempotency-Key`) by `--clients`
 //!   pre-registered clients, to agents found by discovery, each body signed per request.
@@ -34,10 +35,11 @@ use serde_json::{Value, json};
 use shared::signing::RequestSigner;
 
 const USAGE: &str = "usage: load <discovery|get-agent|create-job|deliveries> [--url U] [--seconds S] \
-                     [--connections N] [--clients C] [--jobs K] [--receiver R] [--database-url D]";
+                     [--connections N] [--clients C] [--jobs K] [--receiver R] [--database-url D] \
+                     [--query Q]...";
 
-/// Discovery filters the `discovery` scenario cycles through (the tags are
-/// the ones `cargo xtask bench` seeds).
+/// Discovery filters the `discovery` scenario cycles through without
+/// `--query` (the tags are the ones `cargo xtask bench` seeds).
 const DISCOVERY_QUERIES: &[&str] = &[
     "capabilities=translation&limit=20",
     "capabilities=summarization&sort=price&limit=20",
@@ -56,6 +58,8 @@ struct Options {
     jobs: usize,
     receiver: String,
     database_url: String,
+    /// The `discovery` scenario's query strings (`--query`, repeatable).
+    queries: Vec<String>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -68,6 +72,7 @@ fn options() -> anyhow::Result<Options> {
         jobs: 2000,
         receiver: "http://127.0.0.1:8090".into(),
         database_url: String::new(),
+        queries: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -80,6 +85,7 @@ fn options() -> anyhow::Result<Options> {
             "--jobs" => options.jobs = value()?.parse().context("--jobs")?,
             "--receiver" => options.receiver = value()?,
             "--database-url" => options.database_url = value()?,
+            "--query" => options.queries.push(value()?),
             _ if !arg.starts_with('-') && options.scenario.is_empty() => options.scenario = arg,
             _ => bail!("unexpected argument {arg:?}\n{USAGE}"),
         }
@@ -218,7 +224,12 @@ impl RequestMaker for Discovery {
 }
 
 async fn discovery(http: &reqwest::Client, options: &Options) -> anyhow::Result<Report> {
-    let urls = DISCOVERY_QUERIES.iter().map(|query| format!("{}/v1/agents?{query}", options.url)).collect();
+    let queries: Vec<&str> = if options.queries.is_empty() {
+        DISCOVERY_QUERIES.to_vec()
+    } else {
+        options.queries.iter().map(String::as_str).collect()
+    };
+    let urls = queries.iter().map(|query| format!("{}/v1/agents?{query}", options.url)).collect();
     drive(http, options, Discovery { urls }).await
 }
 
