@@ -2,8 +2,8 @@
 //! that order and stopping after LIMIT matches.
 //!
 //! With tags, the walk is over one tag's rows of `agent_tags` (the rarest
-//! tag asked; see `tag_frequencies`), checking the other tags, price and
-//! rating on the index entry and the text on the agent: its cost depends on
+//! tag asked; see `tag_frequencies`), checking the other tags, price,
+//! rating (and for the default sort the text) on the index entry: its cost depends on
 //! how many entries it skips per match, not on the size of the catalog.
 //! The optional filters are written as bounds (`COALESCE`) or `IS NULL OR`,
 //! so each statement has one generic plan that fits every search and
@@ -37,7 +37,7 @@ pub async fn fetch(db: &PgPool, filters: &Filters<'_>, after: Cursor, fetch: i64
             r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
-                 AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
+                 AND ($5::text IS NULL OR t.search @@ (SELECT websearch_to_tsquery('english', $5)))
                  AND (t.rating, t.agent_id) < ($6, $7)
                ORDER BY t.rating DESC, t.agent_id DESC LIMIT $8"#,
             walk, tags, max_price, min_rating, text, rating, id, fetch).fetch_all(db).await,
@@ -45,7 +45,7 @@ pub async fn fetch(db: &PgPool, filters: &Filters<'_>, after: Cursor, fetch: i64
             r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
-                 AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
+                 AND ($5::text IS NULL OR t.search @@ (SELECT websearch_to_tsquery('english', $5)))
                  AND (t.price, t.agent_id) > ($6, $7)
                ORDER BY t.price, t.agent_id LIMIT $8"#,
             walk, tags, max_price, min_rating, text, price, id, fetch).fetch_all(db).await,
@@ -53,7 +53,7 @@ pub async fn fetch(db: &PgPool, filters: &Filters<'_>, after: Cursor, fetch: i64
             r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
-                 AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
+                 AND ($5::text IS NULL OR t.search @@ (SELECT websearch_to_tsquery('english', $5)))
                  AND (t.created_at, t.agent_id) < ($6, $7)
                ORDER BY t.created_at DESC, t.agent_id DESC LIMIT $8"#,
             walk, tags, max_price, min_rating, text, created_at, id, fetch).fetch_all(db).await,
