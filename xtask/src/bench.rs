@@ -151,12 +151,12 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let mut stack = Stack::new(runner.dry_run, bench_dir.join("logs"));
 
     let pubsub_env = [("PUBSUB_STANDIN_PORT".to_owned(), PUBSUB_PORT.to_string())];
-    stack.spawn("pubsub_standin", &pubsub, &[], &pubsub_env, &bench_dir)?;
+    stack.spawn("pubsub_standin", PUBSUB_PORT, &pubsub, &[], &pubsub_env, &bench_dir)?;
     runner.step("wait for the Pub/Sub stand-in", || stack.wait_listening("pubsub_standin", PUBSUB_PORT))?;
 
     // Run 1: the API alone (its relay points at a closed port).
     let started = Instant::now();
-    stack.spawn("api", &api, &["serve"], &api_env("http://127.0.0.1:9"), &bench_dir)?;
+    stack.spawn("api", API_PORT, &api, &["serve"], &api_env("http://127.0.0.1:9"), &bench_dir)?;
     runner.step("measure start-up: spawn to the first /readyz 200, polled every 5 ms", || {
         stack.wait_ready("api", API_PORT, "/readyz", Duration::from_millis(5))?;
         results.startup_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
@@ -177,7 +177,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     // Run 2: the same API with the page cache off, one discovery query shape at a time.
     let mut uncached_env = api_env("http://127.0.0.1:9");
     uncached_env.push(("PUBLIC_READ_CACHE_MS".into(), "0".into()));
-    stack.spawn("api-uncached", &api, &["serve"], &uncached_env, &bench_dir)?;
+    stack.spawn("api-uncached", API_PORT, &api, &["serve"], &uncached_env, &bench_dir)?;
     runner.step("wait for the API without the page cache", || {
         stack.wait_ready("api-uncached", API_PORT, "/readyz", Duration::from_millis(20))
     })?;
@@ -205,9 +205,9 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         ("CLOUD_TASKS_STANDIN_MAX_DISPATCHES_PER_SECOND".to_owned(), "100000".into()),
         ("CLOUD_TASKS_STANDIN_AUTHORIZATION".to_owned(), format!("Bearer {WORKER_SECRET}")),
     ];
-    stack.spawn("cloud_tasks_standin", &standin, &[], &standin_env, &bench_dir)?;
+    stack.spawn("cloud_tasks_standin", STANDIN_PORT, &standin, &[], &standin_env, &bench_dir)?;
     let receiver_env = [("WEBHOOK_RECEIVER_PORT".to_owned(), RECEIVER_PORT.to_string())];
-    stack.spawn("webhook_receiver", &receiver, &[], &receiver_env, &bench_dir)?;
+    stack.spawn("webhook_receiver", RECEIVER_PORT, &receiver, &[], &receiver_env, &bench_dir)?;
     let worker_env: Vec<(String, String)> = [
         ("PORT", WORKER_PORT.to_string()),
         ("DATABASE_URL", database_url.clone()),
@@ -229,8 +229,15 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
     .collect();
-    stack.spawn("webhook-worker", &worker, &[], &worker_env, &bench_dir)?;
-    stack.spawn("api", &api, &["serve"], &api_env(&format!("http://127.0.0.1:{STANDIN_PORT}")), &bench_dir)?;
+    stack.spawn("webhook-worker", WORKER_PORT, &worker, &[], &worker_env, &bench_dir)?;
+    stack.spawn(
+        "api",
+        API_PORT,
+        &api,
+        &["serve"],
+        &api_env(&format!("http://127.0.0.1:{STANDIN_PORT}")),
+        &bench_dir,
+    )?;
     runner.step("wait for the stand-in, the receiver, the worker and the API", || {
         stack.wait_listening("cloud_tasks_standin", STANDIN_PORT)?;
         stack.wait_listening("webhook_receiver", RECEIVER_PORT)?;
@@ -478,10 +485,13 @@ impl Stack {
     }
 
     /// Starts `program` in `dir` (no `.env` there: only this environment
-    /// counts), its output to `target/bench/logs/<name>.log`.
+    /// counts), its output to `target/bench/logs/<name>.log`. It will listen
+    /// on `port`, which must be free: if another process answered there, the
+    /// waits would succeed and the bench would measure that process instead.
     fn spawn(
         &mut self,
         name: &'static str,
+        port: u16,
         program: &Path,
         args: &[&str],
         env: &[(String, String)],
@@ -492,6 +502,9 @@ impl Stack {
         if self.dry_run {
             println!("{} &  # logs: {}", line.trim_end(), self.logs.join(format!("{name}.log")).display());
             return Ok(());
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            bail!("port {port}, where the bench starts the {name}, is in use by another process: stop it first");
         }
         eprintln!("$ {} &", line.trim_end());
         std::fs::create_dir_all(&self.logs)?;
