@@ -7,7 +7,10 @@
 //! how many entries it skips per match, not on the size of the catalog.
 //! The optional filters are written as bounds (`COALESCE`) or `IS NULL OR`,
 //! so each statement has one generic plan that fits every search and
-//! Postgres stops planning it per request.
+//! Postgres stops planning it per request. Only the rating index carries
+//! the text (`agent_tags.search`): the other sorts check it on the agent,
+//! since naming `t.search` there would make the rating index the only
+//! covering one, and the generic plan would walk it and sort the whole tag.
 
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -45,7 +48,7 @@ pub async fn fetch(db: &PgPool, filters: &Filters<'_>, after: Cursor, fetch: i64
             r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
-                 AND ($5::text IS NULL OR t.search @@ (SELECT websearch_to_tsquery('english', $5)))
+                 AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
                  AND (t.price, t.agent_id) > ($6, $7)
                ORDER BY t.price, t.agent_id LIMIT $8"#,
             walk, tags, max_price, min_rating, text, price, id, fetch).fetch_all(db).await,
@@ -53,7 +56,7 @@ pub async fn fetch(db: &PgPool, filters: &Filters<'_>, after: Cursor, fetch: i64
             r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
-                 AND ($5::text IS NULL OR t.search @@ (SELECT websearch_to_tsquery('english', $5)))
+                 AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
                  AND (t.created_at, t.agent_id) < ($6, $7)
                ORDER BY t.created_at DESC, t.agent_id DESC LIMIT $8"#,
             walk, tags, max_price, min_rating, text, created_at, id, fetch).fetch_all(db).await,
