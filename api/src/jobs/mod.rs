@@ -87,16 +87,9 @@ async fn create_job(
     };
     let event_data = serde_json::to_value(&job).map_err(anyhow::Error::from)?;
     let new_job = NewJob {
-        id: job.id,
-        client,
-        agent: job.agent_id,
-        input: &job.input,
-        price: job.price.value(),
-        fee: job.fee.value(),
-        callback_url: job.callback_url.as_deref(),
+        job: &job,
         idempotency_key: key,
         request_hash: &request_hash,
-        created_at,
         event: (EventId::generate(), &event_data),
         traceparent: shared::telemetry::current_traceparent(),
     };

@@ -2,26 +2,20 @@
 //! transitions cannot both win.
 
 use rust_decimal::Decimal;
-use shared::domain::{AgentId, ClientId, DeliveryId, EventId, JobId, JobStatus, JobTransition};
+use shared::domain::{ClientId, DeliveryId, EventId, JobId, JobStatus, JobTransition};
 use shared::events;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::model::JobRow;
+use super::model::{Job, JobRow};
 
-/// What a job is created from, already checked.
+/// A job to create: the job as it will be answered (already checked), and
+/// what is stored beside it.
 pub struct NewJob<'a> {
-    pub id: JobId,
-    pub client: ClientId,
-    pub agent: AgentId,
-    pub input: &'a serde_json::Value,
-    pub price: Decimal,
-    pub fee: Decimal,
-    pub callback_url: Option<&'a str>,
+    pub job: &'a Job,
     pub idempotency_key: Option<&'a str>,
     pub request_hash: &'a [u8],
-    pub created_at: OffsetDateTime,
     /// The `job.created` event: its id and data (the job as created).
     pub event: (EventId, &'a serde_json::Value),
     /// Of the request's span, which the delivery's task continues.
@@ -45,7 +39,7 @@ pub struct Creation {
 /// [`crate::outbox::deliver_to_agent`]: dead from the start while the
 /// endpoint is disabled.
 #[tracing::instrument(name = "sql create job", skip_all)]
-pub async fn create(db: &PgPool, job: &NewJob<'_>) -> sqlx::Result<Option<Creation>> {
+pub async fn create(db: &PgPool, new: &NewJob<'_>) -> sqlx::Result<Option<Creation>> {
     sqlx::query_as!(
         Creation,
         r#"WITH agent AS (
@@ -69,21 +63,21 @@ pub async fn create(db: &PgPool, job: &NewJob<'_>) -> sqlx::Result<Option<Creati
                FROM event, agent
            )
            SELECT price AS agent_price, active AS agent_active, EXISTS (SELECT FROM job) AS "created!" FROM agent"#,
-        job.id.as_uuid(),
-        job.client.as_uuid(),
-        job.agent.as_uuid(),
-        job.input,
-        job.price,
-        job.fee,
-        job.callback_url,
-        job.idempotency_key,
-        job.request_hash,
-        job.created_at,
-        job.event.0.as_uuid(),
+        new.job.id.as_uuid(),
+        new.job.client_id.as_uuid(),
+        new.job.agent_id.as_uuid(),
+        &new.job.input,
+        new.job.price.value(),
+        new.job.fee.value(),
+        new.job.callback_url.as_deref(),
+        new.idempotency_key,
+        new.request_hash,
+        new.job.created_at,
+        new.event.0.as_uuid(),
         events::JOB_CREATED,
-        job.event.1,
+        new.event.1,
         DeliveryId::generate().as_uuid(),
-        job.traceparent,
+        new.traceparent,
         shared::webhooks::ENDPOINT_DISABLED,
     )
     .fetch_optional(db)
