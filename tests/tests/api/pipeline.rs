@@ -341,6 +341,9 @@ async fn a_failing_endpoint_is_probed_by_one_delivery_while_the_others_wait() {
         later.iter().all(|after| *after >= Duration::from_millis(1500)),
         "nothing before the run's next attempt: {later:?}"
     );
+    // The receiver counts a request on arrival and its answer after sending it.
+    let all_answered = || async { pipeline.receiver.answered().len() == 5 };
+    assert!(tests::eventually(5, all_answered).await, "{:?}", pipeline.receiver.answered());
     assert_eq!(pipeline.receiver.answered(), [500, 200, 200, 200, 200]);
 }
 
