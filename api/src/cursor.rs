@@ -36,6 +36,15 @@ pub fn parse_time_key(key: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1_000)?).ok()
 }
 
+/// Where a newest-first listing (keyed by time) starts: after the position
+/// of a cursor issued for `kind`, or at the start without one.
+pub fn newest_first_after(text: Option<&str>, kind: &str) -> Result<(OffsetDateTime, Uuid), String> {
+    let Some(text) = text else { return Ok(NEWEST_FIRST_START) };
+    let (key, id) = decode(text, kind)?;
+    let at = parse_time_key(&key).ok_or_else(|| "is not a cursor this API issued".to_owned())?;
+    Ok((at, id))
+}
+
 /// A position after every row of a newest-first listing.
 pub const NEWEST_FIRST_START: (OffsetDateTime, Uuid) = (time::macros::datetime!(9999-12-31 0:00 UTC), Uuid::max());
 

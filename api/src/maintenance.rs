@@ -9,6 +9,8 @@
 //!   keeps its attempts. A task merely scheduled far ahead is never touched.
 //!   The sweep walks overdue rows in order, so rows whose task still exists
 //!   do not hide the ones behind them.
+//! - the reputation prior (every round): the settings' prior made the one
+//!   scores use, and agents rescored in batches after a change (`reputation`).
 //! - housekeeping (every minute): the outbox backlog metric, expired webhook
 //!   secrets dropped, old attempts pruned (`retention`).
 //!
@@ -28,8 +30,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::outbox::OutboxSignal;
-use crate::retention;
 use crate::singleton::Singleton;
+use crate::{reputation, retention};
 
 /// A dispatched delivery this long past its task's time may have lost its
 /// task: longer than the queue's crash retries usually take to give up.
@@ -78,6 +80,9 @@ impl Maintenance {
 
     /// One round as the lease holder: a sweep, and housekeeping when due.
     async fn round(&self, last_housekeeping: &mut tokio::time::Instant, swept_to: &mut Option<OffsetDateTime>) {
+        if let Err(error) = reputation::follow_prior(&self.db, self.settings.reputation_prior).await {
+            tracing::warn!(%error, "cannot rescore agents for the reputation prior");
+        }
         if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
             *last_housekeeping = tokio::time::Instant::now();
             self.report_backlog().await;

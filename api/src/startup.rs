@@ -20,7 +20,7 @@ use crate::openapi::{self, ApiDoc};
 use crate::publisher::EventPublisher;
 use crate::relay::Relay;
 use crate::state::AppState;
-use crate::{agents, clients, deliveries, discovery, health, jobs, rate_limit};
+use crate::{agents, clients, deliveries, discovery, health, jobs, rate_limit, ratings};
 
 pub struct Application {
     listener: TcpListener,
@@ -71,6 +71,7 @@ fn router(state: AppState) -> Router {
         .merge(agents::router())
         .merge(clients::router())
         .merge(jobs::router())
+        .merge(ratings::router())
         .merge(deliveries::router())
         .merge(discovery::router())
         .merge(health::router())

@@ -56,3 +56,10 @@ pub async fn migrate(settings: &Settings) -> Result<usize, DbError> {
     tracing::info!(applied, "database schema is up to date");
     Ok(applied)
 }
+
+/// Now, at the microsecond precision Postgres stores, so a time answered
+/// and the same time read back later are equal.
+pub fn now_in_microseconds() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+}

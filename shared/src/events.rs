@@ -25,6 +25,7 @@ pub const AGENT_WEBHOOK_SECRET_ROTATED: &str = "agent.webhook_secret_rotated";
 pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
 pub const ENDPOINT_ENABLED: &str = "endpoint.enabled";
 pub const JOB_CREATED: &str = "job.created";
+pub const JOB_RATED: &str = "job.rated";
 
 /// What an event is about. Its id is the Pub/Sub ordering key, so one
 /// consumer sees one agent's (or job's) events in the order they happened.

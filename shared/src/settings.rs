@@ -58,6 +58,16 @@ pub const ALLOW_HTTP_ENDPOINTS: Variable = var(
 );
 pub const PLATFORM_FEE_PERCENT: Variable =
     var("PLATFORM_FEE_PERCENT", "0.025", "Platform fee as a fraction of the job price (0.025 = 2.5%).");
+pub const RATING_PRIOR_WEIGHT: Variable = var(
+    "RATING_PRIOR_WEIGHT",
+    "10",
+    "How many ratings the prior counts as in the reputation score discovery sorts by, (weight × mean + Σ scores) / (weight + n): above 0, at most 1000; a change rescores every agent.",
+);
+pub const RATING_PRIOR_MEAN: Variable = var(
+    "RATING_PRIOR_MEAN",
+    "3",
+    "The score, 1 to 5, an agent's reputation starts from and is pulled toward while it has few ratings.",
+);
 pub const RATE_LIMIT_DISCOVERY_CAPACITY: Variable =
     var("RATE_LIMIT_DISCOVERY_CAPACITY", "60", "Discovery token bucket size.");
 pub const RATE_LIMIT_DISCOVERY_REFILL_PER_MIN: Variable =
@@ -182,6 +192,8 @@ pub const VARIABLES: &[Variable] = &[
     REDIS_CA_CERT,
     ALLOW_HTTP_ENDPOINTS,
     PLATFORM_FEE_PERCENT,
+    RATING_PRIOR_WEIGHT,
+    RATING_PRIOR_MEAN,
     RATE_LIMIT_DISCOVERY_CAPACITY,
     RATE_LIMIT_DISCOVERY_REFILL_PER_MIN,
     RATE_LIMIT_READ_CAPACITY,
@@ -314,6 +326,15 @@ impl FromStr for Fraction {
     }
 }
 
+/// The prior of the reputation score: it counts as `weight` ratings of
+/// `mean`, so an agent's score moves from `mean` toward its own average as
+/// ratings accumulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReputationPrior {
+    pub weight: Decimal,
+    pub mean: Decimal,
+}
+
 #[derive(Clone)]
 pub struct Settings {
     pub port: u16,
@@ -326,6 +347,7 @@ pub struct Settings {
     pub redis_ca_cert: Option<String>,
     pub allow_http_endpoints: bool,
     pub platform_fee: Fraction,
+    pub reputation_prior: ReputationPrior,
     pub rate_limits: RateLimitSettings,
     pub public_reads: std::time::Duration,
     pub signature_max_age_seconds: u64,
@@ -360,6 +382,7 @@ impl fmt::Debug for Settings {
             .field("redis_ca_cert", &self.redis_ca_cert.as_ref().map(|_| "[set]"))
             .field("allow_http_endpoints", &self.allow_http_endpoints)
             .field("platform_fee", &self.platform_fee)
+            .field("reputation_prior", &self.reputation_prior)
             .field("rate_limits", &self.rate_limits)
             .field("public_reads", &self.public_reads)
             .field("signature_max_age_seconds", &self.signature_max_age_seconds)
@@ -530,6 +553,20 @@ impl SettingsSource {
         Ok(url.to_owned())
     }
 
+    fn reputation_prior(&self) -> Result<ReputationPrior, SettingsError> {
+        let weight: Decimal = self.parse(RATING_PRIOR_WEIGHT)?;
+        if weight <= Decimal::ZERO || weight > Decimal::ONE_THOUSAND {
+            let reason = format!("must be above 0 and at most 1000, got {weight}");
+            return Err(SettingsError::Malformed { name: RATING_PRIOR_WEIGHT.name, reason });
+        }
+        let mean: Decimal = self.parse(RATING_PRIOR_MEAN)?;
+        if mean < Decimal::ONE || mean > Decimal::from(5) {
+            let reason = format!("must be from 1 to 5, got {mean}");
+            return Err(SettingsError::Malformed { name: RATING_PRIOR_MEAN.name, reason });
+        }
+        Ok(ReputationPrior { weight, mean })
+    }
+
     fn ratio(&self, variable: Variable) -> Result<f64, SettingsError> {
         let ratio: f64 = self.parse(variable)?;
         if !(0.0..=1.0).contains(&ratio) {
@@ -564,6 +601,7 @@ impl Settings {
             redis_ca_cert: source.optional(REDIS_CA_CERT)?,
             allow_http_endpoints: source.parse(ALLOW_HTTP_ENDPOINTS)?,
             platform_fee: source.parse(PLATFORM_FEE_PERCENT)?,
+            reputation_prior: source.reputation_prior()?,
             rate_limits: RateLimitSettings {
                 discovery: source.bucket(RATE_LIMIT_DISCOVERY_CAPACITY, RATE_LIMIT_DISCOVERY_REFILL_PER_MIN)?,
                 read: source.bucket(RATE_LIMIT_READ_CAPACITY, RATE_LIMIT_READ_REFILL_PER_MIN)?,
@@ -619,6 +657,7 @@ mod tests {
     fn defaults_come_from_seed_001() {
         let settings = Settings::from_source(&minimal()).unwrap();
         assert_eq!(settings.port, 8080);
+        assert_eq!(settings.reputation_prior, ReputationPrior { weight: Decimal::TEN, mean: Decimal::from(3) });
         assert_eq!(settings.platform_fee.value(), Decimal::from_str_exact("0.025").unwrap());
         assert_eq!(settings.rate_limits.discovery, BucketSettings { capacity: 60, refill_per_min: 20 });
         assert_eq!(settings.rate_limits.read, BucketSettings { capacity: 120, refill_per_min: 60 });
@@ -653,6 +692,17 @@ mod tests {
         source.set("PLATFORM_FEE_PERCENT", "1.5");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("PLATFORM_FEE_PERCENT") && err.contains("below 1"), "{err}");
+
+        for (name, value, reason) in [
+            ("RATING_PRIOR_WEIGHT", "0", "above 0"),
+            ("RATING_PRIOR_WEIGHT", "many", "many"),
+            ("RATING_PRIOR_MEAN", "5.5", "from 1 to 5"),
+        ] {
+            let mut source = minimal();
+            source.set(name, value);
+            let err = Settings::from_source(&source).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(reason), "{err}");
+        }
 
         let mut source = minimal();
         source.set("NONCE_TTL_SECONDS", "20");

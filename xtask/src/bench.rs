@@ -407,11 +407,12 @@ async fn create_ceiling_insert_table(database_url: &str) -> anyhow::Result<()> {
 }
 
 /// `$1` active agents: six primary tags (one each), eight secondary tags
-/// (one each), one of 500 rare `skill-N` tags; prices 1.00–100.99, ratings
-/// 0–5, unique 32-byte keys; created a minute apart.
+/// (one each), one of 500 rare `skill-N` tags; prices 1.00–100.99, 0–199
+/// ratings averaging 1–5 (with the reputation score they give), unique
+/// 32-byte keys; created a minute apart.
 const SEED: &str = "
 INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, rating,
-                    rating_count, webhook_secret, created_at, updated_at)
+                    rating_count, rating_sum, score, webhook_secret, created_at, updated_at)
 SELECT gen_random_uuid(),
        'Agent ' || i,
        (ARRAY['Translates documents between forty languages.', 'Summarises long reports into short briefs.',
@@ -426,12 +427,16 @@ SELECT gen_random_uuid(),
        'http://127.0.0.1:18090/agents/' || i,
        decode(lpad(to_hex(i), 64, '0'), 'hex'),
        1 + (i::bigint * 7919 % 10000) / 100.0,
-       (i::bigint * 104729 % 501) / 100.0,
-       (i * 31) % 200,
+       CASE WHEN ratings.count = 0 THEN 0 ELSE round(ratings.sum::numeric / ratings.count, 2) END,
+       ratings.count,
+       ratings.sum,
+       reputation_score(ratings.sum, ratings.count),
        'whsec_' || encode(sha256(int4send(i)), 'base64'),
        now() - make_interval(mins => i),
        now()
-FROM generate_series(1, $1) AS i";
+FROM generate_series(1, $1) AS i,
+     LATERAL (SELECT (i * 31) % 200 AS count) AS counted,
+     LATERAL (SELECT counted.count, (counted.count * (100 + i::bigint * 104729 % 401) / 100)::integer AS sum) AS ratings";
 
 /// Seeds `agents` agents, then `VACUUM ANALYZE` (an all-visible table for
 /// index-only scans, and statistics); prints how long each took.

@@ -1,8 +1,9 @@
 //! `cargo xtask demo`: a walk through the API against the local stack
 //! (`cargo xtask dev`), signing its writes with the project's client helper
 //! (`shared::signing`): an agent and a client register, the client hires the
-//! agent, the agent accepts and completes; the webhooks appear in the dev
-//! stack's receiver log, and their deliveries are read back. Each request
+//! agent, the agent heartbeats, accepts and completes, and the client rates
+//! the job; the webhooks appear in the dev stack's receiver log, their
+//! deliveries are read back, and so are the agent's ratings. Each request
 //! and answer is printed.
 
 use base64::Engine;
@@ -16,10 +17,10 @@ use crate::dev::DEMO_RECEIVER_PORT;
 use crate::runner::Runner;
 
 pub fn run(runner: &Runner, base_url: &str) -> anyhow::Result<()> {
-    runner
-        .step(&format!("register an agent and a client, run a job, read its webhook deliveries at {base_url}"), || {
-            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(walk_through(base_url))
-        })
+    runner.step(
+        &format!("register an agent and a client, run and rate a job, read its webhook deliveries at {base_url}"),
+        || tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(walk_through(base_url)),
+    )
 }
 
 async fn walk_through(base_url: &str) -> anyhow::Result<()> {
@@ -62,14 +63,21 @@ async fn walk_through(base_url: &str) -> anyhow::Result<()> {
     });
     let job = send(&http, &client_signer, "POST", &format!("{base_url}/v1/jobs"), Some(&job)).await?;
     let job_url = format!("{base_url}/v1/jobs/{}", job["id"].as_str().ok_or_else(|| anyhow::anyhow!("no job"))?);
+    send(&http, &agent_signer, "POST", &format!("{base_url}/v1/agents/{agent_id}/heartbeat"), None).await?;
     send(&http, &agent_signer, "POST", &format!("{job_url}/accept"), None).await?;
     let result = json!({"result": {"text": "Hello world"}});
     send(&http, &agent_signer, "POST", &format!("{job_url}/complete"), Some(&result)).await?;
+    let rating = json!({"score": 5, "comment": "Fast and exact."});
+    send(&http, &client_signer, "POST", &format!("{job_url}/rating"), Some(&rating)).await?;
+    let url = format!("{base_url}/v1/agents/{agent_id}/ratings");
+    println!("GET {url}");
+    let ratings: Value = http.get(&url).send().await?.json().await?;
+    println!("{}\n", serde_json::to_string_pretty(&ratings)?);
 
     // The webhooks travel API → Cloud Tasks stand-in → worker → receiver.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     send(&http, &client_signer, "GET", &format!("{job_url}/deliveries"), None).await?;
-    println!("The receiver's log (in the `cargo xtask dev` terminal) shows the three webhooks.");
+    println!("The receiver's log (in the `cargo xtask dev` terminal) shows the four webhooks.");
     Ok(())
 }
 

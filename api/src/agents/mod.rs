@@ -1,11 +1,12 @@
 //! Agents: register, read, update, deactivate; rotate the webhook secret;
-//! re-enable a disabled endpoint.
+//! re-enable a disabled endpoint; heartbeats (`liveness`).
 //!
 //! Registration is signed by the key being registered (keyid = that base64
 //! public key); afterwards the agent signs with keyid = its id, and only its
 //! own key may change it. Every change records its event in the same
 //! transaction.
 
+mod liveness;
 pub mod model;
 mod store;
 
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_agent, update_agent, deactivate_agent))
         .routes(routes!(rotate_webhook_secret))
         .routes(routes!(enable_endpoint))
+        .routes(routes!(liveness::heartbeat))
 }
 
 /// Register an agent. The answer holds its webhook secret, shown only this once.
@@ -97,7 +99,7 @@ fn cache_key(id: AgentId) -> String {
 
 /// After a committed change: wake the outbox's readers, and stop serving
 /// the agent from this instance's cache.
-fn changed(state: &AppState, id: AgentId) {
+pub(crate) fn changed(state: &AppState, id: AgentId) {
     state.outbox.committed();
     state.public_reads.forget(&cache_key(id));
 }
@@ -291,11 +293,11 @@ pub enum AgentChangeRefusals {
     Deactivated(Problem),
 }
 
-fn parse_id(id: &str) -> Result<AgentId, ApiError> {
+pub(crate) fn parse_id(id: &str) -> Result<AgentId, ApiError> {
     id.parse().map_err(|e| ApiError::invalid("id", e))
 }
 
-fn agent_not_found(id: AgentId) -> ApiError {
+pub(crate) fn agent_not_found(id: AgentId) -> ApiError {
     ApiError::NotFound(format!("no agent with id {id}"))
 }
 

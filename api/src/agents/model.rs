@@ -66,11 +66,22 @@ pub struct Agent {
     pub public_key: String,
     #[schema(value_type = String, example = "12.5")]
     pub price: Price,
-    /// Average rating of completed jobs, always two decimals; `"0.00"` before the first.
+    /// Plain average of the agent's ratings, always two decimals; `"0.00"` before the first.
     #[schema(value_type = String, example = "4.75")]
     #[serde(with = "rust_decimal::serde::str")]
     pub rating: Decimal,
     pub rating_count: i32,
+    /// What discovery's `sort=rating` orders by: the Bayesian average
+    /// `(RATING_PRIOR_WEIGHT × RATING_PRIOR_MEAN + Σ scores) / (RATING_PRIOR_WEIGHT + rating_count)`,
+    /// six decimals. Few ratings move it little from the prior's mean.
+    #[schema(value_type = String, example = "3.181818")]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub score: Decimal,
+    /// The agent's last heartbeat, recorded at most once a minute (so up
+    /// to a minute behind); `null` before the first.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_seen_at: Option<OffsetDateTime>,
     /// `false` once deactivated; inactive agents are not discoverable.
     pub active: bool,
     /// Set while the endpoint gets no deliveries: it answered 410 Gone, or
@@ -156,6 +167,8 @@ pub struct AgentRow {
     pub price: Decimal,
     pub rating: Decimal,
     pub rating_count: i32,
+    pub score: Decimal,
+    pub last_seen_at: Option<OffsetDateTime>,
     pub active: bool,
     pub endpoint_disabled_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
@@ -174,6 +187,8 @@ impl From<AgentRow> for Agent {
             price: Price::from_stored(row.price),
             rating: two_decimals(row.rating),
             rating_count: row.rating_count,
+            score: row.score,
+            last_seen_at: row.last_seen_at,
             active: row.active,
             endpoint_disabled_at: row.endpoint_disabled_at,
             created_at: row.created_at,

@@ -18,7 +18,7 @@ pub async fn insert(
         AgentRow,
         "INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, webhook_secret)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         agent.name.as_str(),
         agent.description.as_str(),
@@ -36,7 +36,7 @@ pub async fn insert(
 pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as!(
         AgentRow,
-        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at
+        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at
          FROM agents WHERE id = $1",
         id.as_uuid(),
     )
@@ -75,7 +75,7 @@ pub async fn update(tx: &mut PgConnection, id: AgentId, changes: &UpdateAgent) -
              price = COALESCE($6, price),
              updated_at = now()
          WHERE id = $1 AND active
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         changes.name.as_ref().map(|name| name.as_str()),
         changes.description.as_ref().map(|description| description.as_str()),
@@ -95,7 +95,7 @@ pub async fn deactivate(tx: &mut PgConnection, id: AgentId) -> sqlx::Result<Opti
         AgentRow,
         "UPDATE agents SET active = false, deactivated_at = now(), updated_at = now()
          WHERE id = $1 AND active
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
     )
     .fetch_optional(tx)
@@ -136,7 +136,7 @@ pub async fn enable_endpoint(tx: &mut PgConnection, id: AgentId) -> sqlx::Result
         AgentRow,
         "UPDATE agents SET endpoint_disabled_at = NULL, endpoint_failing_since = NULL, updated_at = now()
          WHERE id = $1 AND active AND endpoint_disabled_at IS NOT NULL
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, active, endpoint_disabled_at, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
     )
     .fetch_optional(tx)

@@ -40,7 +40,8 @@ impl<'de> Deserialize<'de> for SortOrder {
 /// Where a page starts: strictly after this (sort key, id) in the sort order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
-    Rating(Decimal, Uuid),
+    /// The reputation score, best first.
+    Score(Decimal, Uuid),
     Price(Decimal, Uuid),
     Newest(OffsetDateTime, Uuid),
 }
@@ -49,7 +50,7 @@ impl Cursor {
     /// A position before every row of the sort order.
     pub fn first(sort: SortOrder) -> Self {
         match sort {
-            SortOrder::Rating => Self::Rating(Decimal::MAX, Uuid::max()),
+            SortOrder::Rating => Self::Score(Decimal::MAX, Uuid::max()),
             SortOrder::Price => Self::Price(Decimal::NEGATIVE_ONE, Uuid::nil()),
             SortOrder::Newest => Self::Newest(cursor::NEWEST_FIRST_START.0, cursor::NEWEST_FIRST_START.1),
         }
@@ -57,7 +58,7 @@ impl Cursor {
 
     pub fn after(sort: SortOrder, row: &AgentRow) -> Self {
         match sort {
-            SortOrder::Rating => Self::Rating(row.rating, row.id),
+            SortOrder::Rating => Self::Score(row.score, row.id),
             SortOrder::Price => Self::Price(row.price, row.id),
             SortOrder::Newest => Self::Newest(row.created_at, row.id),
         }
@@ -65,7 +66,7 @@ impl Cursor {
 
     fn sort(self) -> SortOrder {
         match self {
-            Self::Rating(..) => SortOrder::Rating,
+            Self::Score(..) => SortOrder::Rating,
             Self::Price(..) => SortOrder::Price,
             Self::Newest(..) => SortOrder::Newest,
         }
@@ -73,7 +74,7 @@ impl Cursor {
 
     pub fn encode(self) -> String {
         let (key, id) = match self {
-            Self::Rating(key, id) | Self::Price(key, id) => (key.to_string(), id),
+            Self::Score(key, id) | Self::Price(key, id) => (key.to_string(), id),
             Self::Newest(at, id) => (cursor::time_key(at), id),
         };
         cursor::encode(&format!("sort={}", self.sort().as_str()), &key, id)
@@ -84,7 +85,7 @@ impl Cursor {
         let invalid = || "is not a cursor this API issued".to_owned();
         let decimal = || Decimal::from_str_exact(&key).map_err(|_| invalid());
         Ok(match sort {
-            SortOrder::Rating => Self::Rating(decimal()?, id),
+            SortOrder::Rating => Self::Score(decimal()?, id),
             SortOrder::Price => Self::Price(decimal()?, id),
             SortOrder::Newest => Self::Newest(cursor::parse_time_key(&key).ok_or_else(invalid)?, id),
         })
@@ -99,12 +100,14 @@ mod tests {
     fn cursors_round_trip_and_are_bound_to_their_sort() {
         let id = Uuid::new_v4();
         let at = OffsetDateTime::from_unix_timestamp_nanos(1_764_000_000_123_456_000).unwrap();
-        for cursor in
-            [Cursor::Rating(Decimal::new(475, 2), id), Cursor::Price(Decimal::new(1250, 2), id), Cursor::Newest(at, id)]
-        {
+        for cursor in [
+            Cursor::Score(Decimal::new(3_181_818, 6), id),
+            Cursor::Price(Decimal::new(1250, 2), id),
+            Cursor::Newest(at, id),
+        ] {
             assert_eq!(Cursor::decode(&cursor.encode(), cursor.sort()), Ok(cursor));
         }
-        let rating = Cursor::Rating(Decimal::ONE, id).encode();
+        let rating = Cursor::Score(Decimal::ONE, id).encode();
         assert!(Cursor::decode(&rating, SortOrder::Price).unwrap_err().contains("sort=rating"));
     }
 }

@@ -1,5 +1,5 @@
 //! Discovery: the hottest read path. Filters by capability tags, text,
-//! price and rating; sorts by rating, price or age; pages with an opaque
+//! price, rating and liveness; sorts by reputation score, price or age; pages with an opaque
 //! keyset cursor, so page 1,000 costs what page 1 costs.
 
 use std::str::FromStr;
@@ -36,6 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 const DEFAULT_PAGE_SIZE: u16 = 20;
 const MAX_PAGE_SIZE: u16 = 100;
 const MAX_QUERY_CHARS: usize = 200;
+/// Below a minute, an agent that heartbeats often would still drop out:
+/// its `last_seen_at` is written at most once a minute.
+const SEEN_WITHIN_SECONDS: std::ops::RangeInclusive<u32> = 60..=2_592_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +56,12 @@ pub struct DiscoveryQuery {
     /// Lowest average rating, 0–5.
     #[param(value_type = Option<String>, example = "4.5")]
     min_rating: Option<Rating>,
-    /// `rating` (best first, the default), `price` (cheapest first) or `newest`.
+    /// Only agents whose last heartbeat is at most this old, 60–2592000
+    /// seconds (heartbeats are recorded at most once a minute).
+    #[param(minimum = 60, maximum = 2592000, example = 300)]
+    seen_within_seconds: Option<u32>,
+    /// `rating` (best reputation score first, the default: see the agent's
+    /// `score`), `price` (cheapest first) or `newest`.
     #[param(value_type = Option<String>)]
     sort: Option<SortOrder>,
     /// Page size, 1–100 (default 20).
@@ -107,6 +115,7 @@ struct Search {
     text: Option<String>,
     max_price: Option<Decimal>,
     min_rating: Option<Decimal>,
+    seen_within_seconds: Option<u32>,
     sort: SortOrder,
     limit: u16,
     after: Cursor,
@@ -125,6 +134,10 @@ impl TryFrom<DiscoveryQuery> for Search {
         if text.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
             return Err(ApiError::invalid("q", format!("must be at most {MAX_QUERY_CHARS} characters")));
         }
+        if query.seen_within_seconds.is_some_and(|seconds| !SEEN_WITHIN_SECONDS.contains(&seconds)) {
+            let range = format!("must be from {} to {}", SEEN_WITHIN_SECONDS.start(), SEEN_WITHIN_SECONDS.end());
+            return Err(ApiError::invalid("seen_within_seconds", range));
+        }
         let after = match query.cursor {
             Some(cursor) => Cursor::decode(&cursor, sort).map_err(|e| ApiError::invalid("cursor", e))?,
             None => Cursor::first(sort),
@@ -134,6 +147,7 @@ impl TryFrom<DiscoveryQuery> for Search {
             text,
             max_price: query.max_price.map(Price::value),
             min_rating: query.min_rating.map(Rating::value),
+            seen_within_seconds: query.seen_within_seconds,
             sort,
             limit,
             after,
@@ -144,8 +158,11 @@ impl TryFrom<DiscoveryQuery> for Search {
 impl Search {
     /// Every parameter that shapes the page, canonical once parsed.
     fn cache_key(&self) -> String {
-        let Self { capabilities, text, max_price, min_rating, sort, limit, after } = self;
-        format!("discovery|{capabilities:?}|{text:?}|{max_price:?}|{min_rating:?}|{}|{limit}|{after:?}", sort.as_str())
+        let Self { capabilities, text, max_price, min_rating, seen_within_seconds, sort, limit, after } = self;
+        let sort = sort.as_str();
+        format!(
+            "discovery|{capabilities:?}|{text:?}|{max_price:?}|{min_rating:?}|{seen_within_seconds:?}|{sort}|{limit}|{after:?}"
+        )
     }
 
     async fn page(&self, db: &PgPool, tag_frequencies: &TagFrequencies) -> sqlx::Result<AgentPage> {
@@ -165,8 +182,16 @@ impl Search {
             [] => None,
             tags => Some((tags, tag_frequencies.rarest(db, tags).await)),
         };
-        let filters =
-            Filters { tags: walk, text: self.text.as_deref(), max_price: self.max_price, min_rating: self.min_rating };
+        let seen_since = self
+            .seen_within_seconds
+            .map(|seconds| time::OffsetDateTime::now_utc() - time::Duration::seconds(i64::from(seconds)));
+        let filters = Filters {
+            tags: walk,
+            text: self.text.as_deref(),
+            max_price: self.max_price,
+            min_rating: self.min_rating,
+            seen_since,
+        };
         store::fetch(db, &filters, self.after, i64::from(self.limit) + 1).await
     }
 }

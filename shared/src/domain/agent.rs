@@ -66,7 +66,7 @@ impl fmt::Display for AgentDescription {
 }
 serde_via_str!(AgentDescription, "a description");
 
-fn check_text(text: &str, max_chars: usize) -> Result<(), ParseError> {
+pub(super) fn check_text(text: &str, max_chars: usize) -> Result<(), ParseError> {
     if text.chars().count() > max_chars {
         return Err(ParseError::new(format!("must be at most {max_chars} characters")));
     }

@@ -8,6 +8,7 @@ mod ids;
 mod job;
 mod money;
 mod public_key;
+mod rating;
 mod webhook_secret;
 
 pub use agent::{AgentDescription, AgentName, Capabilities, CapabilityTag, Rating};
@@ -16,6 +17,7 @@ pub use ids::{AgentId, ClientId, DeliveryId, EventId, JobId};
 pub use job::{JobStatus, JobTransition};
 pub use money::Price;
 pub use public_key::PublicKey;
+pub use rating::{RatingComment, RatingScore};
 pub use webhook_secret::WebhookSecret;
 
 /// Implements `Deserialize` (via `FromStr`) and `Serialize` (via `Display`) for

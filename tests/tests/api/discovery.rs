@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use tests::{TestApp, spawn_app, spawn_app_with};
 
 /// Registers agents as (name, capabilities, price, rating, description);
-/// ratings are set directly, as completed jobs would.
+/// ratings are set directly, as ten rated jobs with that mean would (so the
+/// reputation score orders them as their means).
 async fn seed(app: &TestApp, agents: &[(&str, &[&str], &str, &str, &str)]) {
     for (name, capabilities, price, rating, description) in agents {
         let agent = app
@@ -15,12 +16,16 @@ async fn seed(app: &TestApp, agents: &[(&str, &[&str], &str, &str, &str)]) {
             )
             .await;
         let id: shared::domain::AgentId = agent.registered["id"].as_str().unwrap().parse().unwrap();
-        sqlx::query("UPDATE agents SET rating = $1::numeric WHERE id = $2")
-            .bind(rating)
-            .bind(id.as_uuid())
-            .execute(&app.db)
-            .await
-            .unwrap();
+        sqlx::query(
+            "UPDATE agents SET rating = $1::numeric, rating_count = 10, rating_sum = round($1::numeric * 10),
+                               score = reputation_score(round($1::numeric * 10)::integer, 10)
+             WHERE id = $2",
+        )
+        .bind(rating)
+        .bind(id.as_uuid())
+        .execute(&app.db)
+        .await
+        .unwrap();
     }
 }
 
@@ -134,8 +139,10 @@ async fn multi_tag_searches_agree_whichever_tag_is_walked_and_follow_changes() {
     assert_eq!(names(&app, "capabilities=common,rare").await, ["Agent 4", "Agent 8"], "tags changed");
     update("UPDATE agents SET price = 50 WHERE name = 'Agent 4'").await.unwrap();
     assert_eq!(names(&app, "capabilities=rare&max_price=10").await, ["Agent 8"], "price changed");
-    update("UPDATE agents SET rating = 0 WHERE name = 'Agent 4'").await.unwrap();
-    assert_eq!(names(&app, "capabilities=rare").await, ["Agent 8", "Agent 4"], "rating changed");
+    update("UPDATE agents SET rating = 1, rating_sum = 10, score = reputation_score(10, 10) WHERE name = 'Agent 4'")
+        .await
+        .unwrap();
+    assert_eq!(names(&app, "capabilities=rare").await, ["Agent 8", "Agent 4"], "rating and score changed");
     update("UPDATE agents SET active = false WHERE name = 'Agent 8'").await.unwrap();
     assert_eq!(names(&app, "capabilities=rare").await, ["Agent 4"], "deactivated");
     let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM agent_tags").fetch_one(&app.db).await.unwrap();

@@ -121,6 +121,8 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
     expect_status(app.signed(&agent.signer, Method::POST, &format!("{jobs}/accept"), &Value::Null).await, 200).await;
     let result = json!({"result": {"pages": ["un", "deux", "trois"]}});
     expect_status(app.signed(&agent.signer, Method::POST, &format!("{jobs}/complete"), &result).await, 200).await;
+    let rating = json!({"score": 4, "comment": "Exact."});
+    expect_status(app.signed(&client, Method::POST, &format!("{jobs}/rating"), &rating).await, 201).await;
     let cancelled = job_from(&app, &client, &agent.registered, None).await;
     let cancel = format!("/v1/jobs/{}/cancel", id(&cancelled));
     expect_status(app.signed(&client, Method::POST, &cancel, &Value::Null).await, 200).await;
@@ -132,14 +134,14 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
     // Deactivating again changes nothing, so it is no event.
     expect_status(app.signed(&agent.signer, Method::DELETE, &path, &Value::Null).await, 204).await;
 
-    let messages = distinct_events(&app.pubsub, 11, WAIT).await;
+    let messages = distinct_events(&app.pubsub, 12, WAIT).await;
     let types = types_by_aggregate(&messages);
     let expected: BTreeMap<String, Vec<&str>> = [
         (
             id(&agent.registered),
             vec!["agent.registered", "agent.updated", "agent.webhook_secret_rotated", "agent.deactivated"],
         ),
-        (id(&finished), vec!["job.created", "job.accepted", "job.completed"]),
+        (id(&finished), vec!["job.created", "job.accepted", "job.completed", "job.rated"]),
         (id(&cancelled), vec!["job.created", "job.cancelled"]),
         (id(&failed), vec!["job.created", "job.failed"]),
     ]
@@ -154,6 +156,7 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
     assert!(of_type("agent.webhook_secret_rotated")["previous_secret_expires_at"].is_string());
     assert_eq!(of_type("job.completed")["result"], result["result"]);
     assert_eq!(of_type("job.failed")["failure_reason"], "unreadable scan");
+    assert_eq!(of_type("job.rated")["agent"], json!({"rating": "4.00", "rating_count": 1, "score": "3.090909"}));
     let all_marked = eventually(5, || async {
         let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL")
             .fetch_one(&app.db)

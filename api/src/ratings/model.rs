@@ -1,0 +1,85 @@
+//! A rating as clients send it, as anyone may read it, and as its event
+//! tells the agent.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use shared::domain::{AgentId, ClientId, JobId, RatingComment, RatingScore};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Rate a finished job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateJob {
+    /// 1 to 5 stars.
+    #[schema(value_type = i16, minimum = 1, maximum = 5, example = 5)]
+    pub score: RatingScore,
+    /// 1–1000 characters, trimmed; leave it out for none.
+    #[schema(value_type = Option<String>, max_length = 1000, example = "Fast and exact.")]
+    pub comment: Option<RatingComment>,
+}
+
+/// A rating of one job. Who rated it is not shown publicly.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobRating {
+    #[schema(value_type = String, example = "job_3f6c0e8a9b2d4c1e8f7a6b5c4d3e2f10")]
+    pub job_id: JobId,
+    #[schema(value_type = String, example = "agt_0b7e4f3c9a1d4e2f8c6b5a4d3e2f1a0b")]
+    pub agent_id: AgentId,
+    #[schema(minimum = 1, maximum = 5, example = 5)]
+    pub score: i16,
+    pub comment: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// One page of an agent's ratings, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingPage {
+    pub ratings: Vec<JobRating>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The agent's standing after a rating: its plain mean (two decimals), how
+/// many ratings it has, and its reputation score.
+#[derive(Debug, Serialize)]
+pub struct Reputation {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub rating: Decimal,
+    pub rating_count: i32,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub score: Decimal,
+}
+
+/// The data of a `job.rated` event: the rating, who gave it, and the
+/// agent's standing after it.
+#[derive(Debug, Serialize)]
+pub struct JobRated<'a> {
+    #[serde(flatten)]
+    pub rating: &'a JobRating,
+    pub client_id: ClientId,
+    pub agent: Reputation,
+}
+
+pub struct RatingRow {
+    pub job_id: Uuid,
+    pub agent_id: Uuid,
+    pub score: i16,
+    pub comment: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<RatingRow> for JobRating {
+    fn from(row: RatingRow) -> Self {
+        Self {
+            job_id: JobId::from_uuid(row.job_id),
+            agent_id: AgentId::from_uuid(row.agent_id),
+            score: row.score,
+            comment: row.comment,
+            created_at: row.created_at,
+        }
+    }
+}
