@@ -65,9 +65,22 @@ async fn shutdown_stops_accepting_and_returns() {
 async fn the_openapi_document_and_docs_page_are_served() {
     let app = spawn_app().await;
     let document: Value = app.get("/openapi.json").await.json().await.unwrap();
-    for path in ["/v1/agents", "/v1/agents/{id}", "/healthz", "/readyz"] {
+    for path in [
+        "/v1/agents",
+        "/v1/agents/{id}",
+        "/v1/agents/{id}/heartbeat",
+        "/v1/agents/{id}/ratings",
+        "/v1/jobs/{id}/rating",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(document["paths"].get(path).is_some(), "{path} is documented");
     }
+    let discovery = document["paths"]["/v1/agents"]["get"]["parameters"].as_array().unwrap();
+    let seen = discovery.iter().find(|parameter| parameter["name"] == "seen_within_seconds").unwrap();
+    assert_eq!((seen["schema"]["minimum"].as_i64(), seen["schema"]["maximum"].as_i64()), (Some(60), Some(2_592_000)));
+    let rating = &document["components"]["schemas"]["RateJob"]["properties"]["score"];
+    assert_eq!((rating["minimum"].as_i64(), rating["maximum"].as_i64()), (Some(1), Some(5)));
     assert!(
         document["paths"]["/v1/agents"].get("get").is_some() && document["paths"]["/v1/agents"].get("post").is_some()
     );
