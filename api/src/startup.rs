@@ -15,6 +15,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error;
+use crate::expiry::Expiry;
 use crate::maintenance::Maintenance;
 use crate::openapi::{self, ApiDoc};
 use crate::publisher::EventPublisher;
@@ -28,6 +29,7 @@ pub struct Application {
     relay: Relay,
     maintenance: Maintenance,
     publisher: EventPublisher,
+    expiry: Expiry,
     shutdown_grace: Duration,
 }
 
@@ -42,7 +44,8 @@ impl Application {
         let relay = Relay::new(state.db.clone(), tasks.clone(), state.outbox.clone());
         let maintenance = Maintenance::new(state.db.clone(), tasks, state.settings.clone(), state.outbox.clone());
         let publisher = EventPublisher::new(state.db.clone(), &state.settings.pubsub, state.outbox.clone()).await?;
-        Ok(Self { listener, router: router(state), relay, maintenance, publisher, shutdown_grace })
+        let expiry = Expiry::new(state.db.clone(), state.outbox.clone());
+        Ok(Self { listener, router: router(state), relay, maintenance, publisher, expiry, shutdown_grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -51,16 +54,19 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting connections and
     /// lets in-flight requests finish, for at most the grace period. The relay,
-    /// the maintenance task and the publisher run alongside and stop with the server.
+    /// the maintenance task, the publisher and the expiry task run alongside
+    /// and stop with the server.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let relay = tokio::spawn(self.relay.run(stopped.clone()));
         let maintenance = tokio::spawn(self.maintenance.run(stopped.clone()));
-        let publisher = tokio::spawn(self.publisher.run(stopped));
+        let publisher = tokio::spawn(self.publisher.run(stopped.clone()));
+        let expiry = tokio::spawn(self.expiry.run(stopped));
         let served = shared::serve::serve(self.listener, self.router, shutdown, self.shutdown_grace, stopping).await;
         relay.abort();
         maintenance.abort();
         publisher.abort();
+        expiry.abort();
         served
     }
 }

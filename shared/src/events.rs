@@ -25,6 +25,8 @@ pub const AGENT_WEBHOOK_SECRET_ROTATED: &str = "agent.webhook_secret_rotated";
 pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
 pub const ENDPOINT_ENABLED: &str = "endpoint.enabled";
 pub const JOB_CREATED: &str = "job.created";
+/// A job's accept window or deadline passed (`data.expired_because`).
+pub const JOB_EXPIRED: &str = "job.expired";
 
 /// What an event is about. Its id is the Pub/Sub ordering key, so one
 /// consumer sees one agent's (or job's) events in the order they happened.
