@@ -23,6 +23,9 @@ use crate::relay::Relay;
 use crate::state::AppState;
 use crate::{agents, clients, deliveries, discovery, health, jobs, rate_limit};
 
+/// After the server stopped, how long the background tasks get to finish.
+const BACKGROUND_STOP_WAIT: Duration = Duration::from_secs(1);
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -63,10 +66,19 @@ impl Application {
         let publisher = tokio::spawn(self.publisher.run(stopped.clone()));
         let expiry = tokio::spawn(self.expiry.run(stopped));
         let served = shared::serve::serve(self.listener, self.router, shutdown, self.shutdown_grace, stopping).await;
-        relay.abort();
-        maintenance.abort();
-        publisher.abort();
-        expiry.abort();
+        // They saw `stopping` when shutdown began: a moment to end their
+        // round and hand their leases back (so the next instance need not
+        // wait for them to lapse), then they are stopped wherever they are.
+        let mut tasks = [relay, maintenance, publisher, expiry];
+        let _ = tokio::time::timeout(BACKGROUND_STOP_WAIT, async {
+            for task in &mut tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        for task in tasks {
+            task.abort();
+        }
         served
     }
 }
