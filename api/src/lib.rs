@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod deliveries;
 pub mod discovery;
 pub mod error;
+pub mod expiry;
 pub mod extract;
 pub mod health;
 pub mod jobs;

@@ -15,6 +15,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error;
+use crate::expiry::Expiry;
 use crate::maintenance::Maintenance;
 use crate::openapi::{self, ApiDoc};
 use crate::publisher::EventPublisher;
@@ -22,12 +23,16 @@ use crate::relay::Relay;
 use crate::state::AppState;
 use crate::{agents, clients, deliveries, discovery, health, jobs, rate_limit, ratings};
 
+/// After the server stopped, how long the background tasks get to finish.
+const BACKGROUND_STOP_WAIT: Duration = Duration::from_secs(1);
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
     relay: Relay,
     maintenance: Maintenance,
     publisher: EventPublisher,
+    expiry: Expiry,
     shutdown_grace: Duration,
 }
 
@@ -42,7 +47,8 @@ impl Application {
         let relay = Relay::new(state.db.clone(), tasks.clone(), state.outbox.clone());
         let maintenance = Maintenance::new(state.db.clone(), tasks, state.settings.clone(), state.outbox.clone());
         let publisher = EventPublisher::new(state.db.clone(), &state.settings.pubsub, state.outbox.clone()).await?;
-        Ok(Self { listener, router: router(state), relay, maintenance, publisher, shutdown_grace })
+        let expiry = Expiry::new(state.db.clone(), state.outbox.clone());
+        Ok(Self { listener, router: router(state), relay, maintenance, publisher, expiry, shutdown_grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -51,16 +57,28 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting connections and
     /// lets in-flight requests finish, for at most the grace period. The relay,
-    /// the maintenance task and the publisher run alongside and stop with the server.
+    /// the maintenance task, the publisher and the expiry task run alongside
+    /// and stop with the server.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let relay = tokio::spawn(self.relay.run(stopped.clone()));
         let maintenance = tokio::spawn(self.maintenance.run(stopped.clone()));
-        let publisher = tokio::spawn(self.publisher.run(stopped));
+        let publisher = tokio::spawn(self.publisher.run(stopped.clone()));
+        let expiry = tokio::spawn(self.expiry.run(stopped));
         let served = shared::serve::serve(self.listener, self.router, shutdown, self.shutdown_grace, stopping).await;
-        relay.abort();
-        maintenance.abort();
-        publisher.abort();
+        // They saw `stopping` when shutdown began: a moment to end their
+        // round and hand their leases back (so the next instance need not
+        // wait for them to lapse), then they are stopped wherever they are.
+        let mut tasks = [relay, maintenance, publisher, expiry];
+        let _ = tokio::time::timeout(BACKGROUND_STOP_WAIT, async {
+            for task in &mut tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        for task in tasks {
+            task.abort();
+        }
         served
     }
 }

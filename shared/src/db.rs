@@ -57,9 +57,12 @@ pub async fn migrate(settings: &Settings) -> Result<usize, DbError> {
     Ok(applied)
 }
 
-/// Now, at the microsecond precision Postgres stores, so a time answered
-/// and the same time read back later are equal.
+/// `at`, cut to the microsecond precision Postgres stores, so a time
+/// answered and the same time read back later are equal.
+pub fn in_microseconds(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000).unwrap_or(at)
+}
+
 pub fn now_in_microseconds() -> time::OffsetDateTime {
-    let now = time::OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+    in_microseconds(time::OffsetDateTime::now_utc())
 }

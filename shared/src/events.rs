@@ -26,6 +26,8 @@ pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
 pub const ENDPOINT_ENABLED: &str = "endpoint.enabled";
 pub const JOB_CREATED: &str = "job.created";
 pub const JOB_RATED: &str = "job.rated";
+/// A job's accept window or deadline passed (`data.expired_because`).
+pub const JOB_EXPIRED: &str = "job.expired";
 
 /// What an event is about. Its id is the Pub/Sub ordering key, so one
 /// consumer sees one agent's (or job's) events in the order they happened.

@@ -83,6 +83,11 @@ pub const PUBLIC_READ_CACHE_MS: Variable = var(
     "1000",
     "How long an instance serves a discovery page or an agent (GET /v1/agents/{id}) from memory before asking Postgres again: the most another instance's answer can be stale; 0: no cache.",
 );
+pub const JOB_ACCEPT_TIMEOUT_SECONDS: Variable = var(
+    "JOB_ACCEPT_TIMEOUT_SECONDS",
+    "86400",
+    "How long an agent has to accept a job whose request sets no `accept_within_seconds` (1 to 604800); then the job expires.",
+);
 pub const SIGNATURE_MAX_AGE_SECONDS: Variable =
     var("SIGNATURE_MAX_AGE_SECONDS", "30", "Oldest accepted `created` time of a request signature.");
 pub const NONCE_TTL_SECONDS: Variable =
@@ -178,6 +183,9 @@ pub const GOOGLE_CLOUD_PROJECT: Variable = var(
     "Project id for the `logging.googleapis.com/trace` log field; empty: the field holds the bare trace id.",
 );
 
+/// The longest accept window, whether set here or asked by a request: a week.
+pub const MAX_JOB_ACCEPT_TIMEOUT_SECONDS: u32 = 604_800;
+
 /// How far in the future a signature's `created` may be: clocks drift.
 pub const MAX_CLOCK_SKEW_SECONDS: u64 = 5;
 
@@ -194,6 +202,7 @@ pub const VARIABLES: &[Variable] = &[
     PLATFORM_FEE_PERCENT,
     RATING_PRIOR_WEIGHT,
     RATING_PRIOR_MEAN,
+    JOB_ACCEPT_TIMEOUT_SECONDS,
     RATE_LIMIT_DISCOVERY_CAPACITY,
     RATE_LIMIT_DISCOVERY_REFILL_PER_MIN,
     RATE_LIMIT_READ_CAPACITY,
@@ -348,6 +357,8 @@ pub struct Settings {
     pub allow_http_endpoints: bool,
     pub platform_fee: Fraction,
     pub reputation_prior: ReputationPrior,
+    /// The accept window of a job whose request names none.
+    pub job_accept_timeout_seconds: u32,
     pub rate_limits: RateLimitSettings,
     pub public_reads: std::time::Duration,
     pub signature_max_age_seconds: u64,
@@ -383,6 +394,7 @@ impl fmt::Debug for Settings {
             .field("allow_http_endpoints", &self.allow_http_endpoints)
             .field("platform_fee", &self.platform_fee)
             .field("reputation_prior", &self.reputation_prior)
+            .field("job_accept_timeout_seconds", &self.job_accept_timeout_seconds)
             .field("rate_limits", &self.rate_limits)
             .field("public_reads", &self.public_reads)
             .field("signature_max_age_seconds", &self.signature_max_age_seconds)
@@ -516,6 +528,18 @@ impl SettingsSource {
         Ok(ttl)
     }
 
+    /// An integer from `min` to `max`.
+    fn in_range(&self, variable: Variable, min: u32, max: u32) -> Result<u32, SettingsError> {
+        let value: u32 = self.parse(variable)?;
+        if !(min..=max).contains(&value) {
+            return Err(SettingsError::Malformed {
+                name: variable.name,
+                reason: format!("must be {min} to {max}, got {value}"),
+            });
+        }
+        Ok(value)
+    }
+
     /// A value, or `None` when empty.
     fn optional(&self, variable: Variable) -> Result<Option<String>, SettingsError> {
         Ok(Some(self.raw(variable)?.to_owned()).filter(|value| !value.is_empty()))
@@ -602,6 +626,11 @@ impl Settings {
             allow_http_endpoints: source.parse(ALLOW_HTTP_ENDPOINTS)?,
             platform_fee: source.parse(PLATFORM_FEE_PERCENT)?,
             reputation_prior: source.reputation_prior()?,
+            job_accept_timeout_seconds: source.in_range(
+                JOB_ACCEPT_TIMEOUT_SECONDS,
+                1,
+                MAX_JOB_ACCEPT_TIMEOUT_SECONDS,
+            )?,
             rate_limits: RateLimitSettings {
                 discovery: source.bucket(RATE_LIMIT_DISCOVERY_CAPACITY, RATE_LIMIT_DISCOVERY_REFILL_PER_MIN)?,
                 read: source.bucket(RATE_LIMIT_READ_CAPACITY, RATE_LIMIT_READ_REFILL_PER_MIN)?,
@@ -728,6 +757,26 @@ mod tests {
         source.set("RATE_LIMIT_WRITE_CAPACITY", "0");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("RATE_LIMIT_WRITE_CAPACITY"), "{err}");
+    }
+
+    #[test]
+    fn the_job_accept_timeout_is_a_day_by_default_and_at_most_a_week() {
+        assert_eq!(Settings::from_source(&minimal()).unwrap().job_accept_timeout_seconds, 86_400);
+        for (value, accepted) in [("1", true), ("604800", true), ("0", false), ("604801", false), ("-5", false)] {
+            let mut source = minimal();
+            source.set("JOB_ACCEPT_TIMEOUT_SECONDS", value);
+            match Settings::from_source(&source) {
+                Ok(settings) => {
+                    assert!(accepted, "{value} is refused");
+                    assert_eq!(settings.job_accept_timeout_seconds.to_string(), value);
+                }
+                Err(err) => {
+                    assert!(!accepted, "{value} is accepted: {err}");
+                    let err = err.to_string();
+                    assert!(err.contains("JOB_ACCEPT_TIMEOUT_SECONDS") && err.contains(value), "{err}");
+                }
+            }
+        }
     }
 
     #[test]

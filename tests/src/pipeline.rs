@@ -47,6 +47,8 @@ pub struct PipelineOptions {
     pub webhook_timeout_seconds: u64,
     /// The worker's `WEBHOOK_ENDPOINT_CONCURRENCY`.
     pub endpoint_concurrency: u32,
+    /// More settings of the API, e.g. `("JOB_ACCEPT_TIMEOUT_SECONDS", "1")`.
+    pub api_settings: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for PipelineOptions {
@@ -58,6 +60,7 @@ impl Default for PipelineOptions {
             retry_schedule: "50ms,100ms,200ms,400ms",
             webhook_timeout_seconds: 10,
             endpoint_concurrency: 10,
+            api_settings: Vec::new(),
         }
     }
 }
@@ -158,6 +161,9 @@ pub async fn spawn_pipeline_with(options: PipelineOptions) -> Pipeline {
         source.set("CLOUD_TASKS_ENDPOINT", endpoint);
         source.set("WEBHOOK_WORKER_URL", push_url);
         source.set("ALLOW_HTTP_ENDPOINTS", "true");
+        for (name, value) in options.api_settings {
+            source.set(name, value);
+        }
     })
     .await;
     Pipeline { app, standin, receiver, worker_url: worker_url(worker.port), worker, worker_settings }

@@ -1,6 +1,8 @@
-//! Jobs: a client hires an agent; the agent accepts, completes or fails it;
-//! the client may cancel. Every change writes its event and webhook
-//! deliveries in the same transaction (see [`crate::outbox`]).
+//! Jobs: a client hires an agent; the agent accepts (before `accept_by`),
+//! completes (before the `deadline`) or fails it; the client may cancel; a
+//! job left pending or accepted past its window expires ([`crate::expiry`]).
+//! Every change writes its event and webhook deliveries in the same
+//! transaction (see [`crate::outbox`]).
 
 pub mod model;
 mod store;
@@ -14,6 +16,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use shared::domain::{EventId, JobId, JobStatus, JobTransition, Price};
 use shared::events::{self, Aggregate};
+use shared::settings::MAX_JOB_ACCEPT_TIMEOUT_SECONDS;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -40,7 +45,9 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Hire an agent (signed by a client). With an `Idempotency-Key`, repeating
 /// the same request returns the first answer; the same key with another
-/// body is a 422.
+/// body is a 422. The agent must accept by `accept_by` (the request's
+/// `accept_within_seconds`, default `JOB_ACCEPT_TIMEOUT_SECONDS`, or the
+/// `deadline` if sooner) and complete by the `deadline`, or the job expires.
 #[utoipa::path(
     post,
     path = "/v1/jobs",
@@ -70,7 +77,12 @@ async fn create_job(
     // A new key (the common case) costs no lookup: a used one shows up as
     // the job not written although the agent's terms allow it, or, when the
     // agent has changed since, as a refusal that a replay overrides.
-    let created_at = now_in_microseconds();
+    let created_at = shared::db::now_in_microseconds();
+    // A retry after its deadline passed still gets the first answer.
+    let (accept_by, deadline) = match windows(&body, created_at, state.settings.job_accept_timeout_seconds) {
+        Ok(windows) => windows,
+        Err(refusal) => return replay_or(&state, client, key, &request_hash, refusal).await,
+    };
     let job = Job {
         id: JobId::generate(),
         client_id: client,
@@ -82,6 +94,9 @@ async fn create_job(
         price: body.price,
         fee: Price::from_stored(fee(body.price, state.settings.platform_fee.value())),
         callback_url: body.callback_url.map(|url| url.as_str().to_owned()),
+        accept_by: Some(accept_by),
+        deadline,
+        expired_because: None,
         created_at,
         updated_at: created_at,
     };
@@ -108,19 +123,59 @@ async fn create_job(
         // The terms allow it but the key was used: answer as the first request did.
         Some(_) => anyhow::anyhow!("idempotent job vanished").into(),
     };
+    replay_or(&state, client, key, &request_hash, refusal).await
+}
+
+/// The first answer, when a job was created with this key by the same
+/// request; otherwise the refusal.
+async fn replay_or(
+    state: &AppState,
+    client: shared::domain::ClientId,
+    key: Option<&str>,
+    request_hash: &[u8],
+    refusal: ApiError,
+) -> Result<Response, ApiError> {
     if let Some(key) = key
-        && let Some(first) = replay(&state, client, key, &request_hash).await?
+        && let Some(first) = replay(state, client, key, request_hash).await?
     {
         return Ok(created(first, true));
     }
     Err(refusal)
 }
 
-/// Now, at the microsecond precision Postgres stores, so the job answered,
-/// its event and the job read back later carry the same time.
-fn now_in_microseconds() -> time::OffsetDateTime {
-    let now = time::OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+/// The shortest accept window a request may ask for.
+const MIN_ACCEPT_WITHIN_SECONDS: u32 = 60;
+/// How far ahead a deadline may be.
+const MAX_DEADLINE_AHEAD: Duration = Duration::days(365);
+
+/// The job's `accept_by` and `deadline`: the accept window runs from
+/// creation, and a deadline before its end ends it (a job that cannot be
+/// done in time cannot be accepted).
+fn windows(
+    body: &CreateJob,
+    created_at: OffsetDateTime,
+    default_seconds: u32,
+) -> Result<(OffsetDateTime, Option<OffsetDateTime>), ApiError> {
+    let seconds = body.accept_within_seconds.unwrap_or(default_seconds);
+    if body.accept_within_seconds.is_some()
+        && !(MIN_ACCEPT_WITHIN_SECONDS..=MAX_JOB_ACCEPT_TIMEOUT_SECONDS).contains(&seconds)
+    {
+        let range = format!("must be {MIN_ACCEPT_WITHIN_SECONDS} to {MAX_JOB_ACCEPT_TIMEOUT_SECONDS} seconds");
+        return Err(ApiError::invalid("accept_within_seconds", range));
+    }
+    // Stored at microseconds, so the job answered is the job read back.
+    let deadline = body.deadline.map(shared::db::in_microseconds);
+    if let Some(deadline) = deadline {
+        if deadline <= created_at {
+            return Err(ApiError::invalid("deadline", "must be in the future"));
+        }
+        if deadline > created_at + MAX_DEADLINE_AHEAD {
+            return Err(ApiError::invalid("deadline", "must be at most a year ahead"));
+        }
+    }
+    let window_end = created_at + Duration::seconds(i64::from(seconds));
+    let accept_by = deadline.map_or(window_end, |deadline| deadline.min(window_end));
+    Ok((accept_by, deadline))
 }
 
 /// The platform fee: price × rate, rounded half away from zero to the
@@ -259,10 +314,10 @@ async fn list_jobs(
     Ok(Json(JobPage { jobs, next_cursor }))
 }
 
-/// Accept a pending job (signed by its agent).
+/// Accept a pending job before its `accept_by` (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/accept", tag = "jobs",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "not pending", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
+    responses((status = 200, body = Job), (status = 409, description = "not pending, or its accept window passed (`accept_by`)", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn accept_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -271,10 +326,10 @@ async fn accept_job(
     transition(&state, &id, &principal, JobTransition::Accept, None, None).await
 }
 
-/// Complete an accepted job with its result (signed by its agent).
+/// Complete an accepted job with its result before its `deadline` (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/complete", tag = "jobs", request_body = CompleteJob,
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "not accepted", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
+    responses((status = 200, body = Job), (status = 409, description = "not accepted, or its deadline passed", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn complete_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -334,7 +389,7 @@ async fn transition(
     let Some(row) = store::transition(&mut tx, id, party, transition, result, failure_reason).await? else {
         drop(tx);
         let job = find_for_party(state, id, principal).await?;
-        return Err(ApiError::Conflict(format!("job {id} is {}; it cannot {}", job.status, transition.verb())));
+        return Err(ApiError::Conflict(refusal(&job, transition)));
     };
     let job = Job::try_from(row)?;
     let event = events::record(&mut tx, Aggregate::Job(job.id), transition.event_type(), &job).await?;
@@ -347,6 +402,30 @@ async fn transition(
     state.outbox.committed();
     tracing::info!(job_id = %job.id, status = %job.status, "job moved");
     Ok(Json(job))
+}
+
+/// Why `transition` did not move `job` (its party's): its status, or its
+/// window passed.
+fn refusal(job: &Job, transition: JobTransition) -> String {
+    let verb = transition.verb();
+    let passed = |window: shared::domain::JobWindow| {
+        let at = match window {
+            shared::domain::JobWindow::AcceptWindow => job.accept_by,
+            shared::domain::JobWindow::Deadline => job.deadline,
+        };
+        let at = at.and_then(|at| at.format(&Rfc3339).ok()).map(|at| format!(" at {at}")).unwrap_or_default();
+        format!("its {} passed{at}", window.describe())
+    };
+    match (job.status, job.expired_because, transition.window()) {
+        (JobStatus::Expired, Some(window), _) => {
+            format!("job {} expired: {}; it cannot {verb}", job.id, passed(window))
+        }
+        // Still in the status it moves from: only its window can have refused it.
+        (status, _, Some(window)) if transition.from().contains(&status) => {
+            format!("job {} is {status} but {}; it cannot {verb}", job.id, passed(window))
+        }
+        (status, ..) => format!("job {} is {status}; it cannot {verb}", job.id),
+    }
 }
 
 fn parse_job_id(id: &str) -> Result<JobId, ApiError> {

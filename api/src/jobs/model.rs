@@ -2,7 +2,7 @@
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use shared::domain::{AgentId, ClientId, EndpointUrl, JobId, JobStatus, Price};
+use shared::domain::{AgentId, ClientId, EndpointUrl, JobId, JobStatus, JobWindow, Price};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -19,9 +19,21 @@ pub struct CreateJob {
     /// The agreed price: at most the agent's price.
     #[schema(value_type = String, example = "12.50")]
     pub price: Price,
-    /// Where accepted/completed/failed webhooks go; https required.
+    /// Where accepted/completed/failed/expired webhooks go; https required.
     #[schema(value_type = Option<String>)]
     pub callback_url: Option<EndpointUrl>,
+    /// How long the agent has to accept, in seconds: 60–604800 (default
+    /// `JOB_ACCEPT_TIMEOUT_SECONDS`, a day). Not accepted by then, the job
+    /// expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60, maximum = 604800, example = 3600)]
+    pub accept_within_seconds: Option<u32>,
+    /// When the work must be done (RFC 3339): in the future, at most a year
+    /// ahead. Not completed by then, the job expires; a deadline before the
+    /// accept window ends ends the window too.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deadline: Option<OffsetDateTime>,
 }
 
 /// Complete a job with its result.
@@ -63,6 +75,20 @@ pub struct Job {
     #[schema(value_type = String, example = "0.3125")]
     pub fee: Price,
     pub callback_url: Option<String>,
+    /// Until when the agent may accept (a pending job expires then); `null`
+    /// only on jobs accepted before accept windows existed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub accept_by: Option<OffsetDateTime>,
+    /// Until when the agent may complete (an accepted job expires then); `null`: none.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deadline: Option<OffsetDateTime>,
+    /// Why an expired job expired: `accept_window` (not accepted by
+    /// `accept_by`) or `deadline` (accepted, not completed by `deadline`);
+    /// `null` unless expired.
+    #[schema(value_type = Option<String>, example = json!(null))]
+    pub expired_because: Option<JobWindow>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -83,6 +109,9 @@ pub struct JobRow {
     pub price: Decimal,
     pub fee: Decimal,
     pub callback_url: Option<String>,
+    pub accept_by: Option<OffsetDateTime>,
+    pub deadline: Option<OffsetDateTime>,
+    pub expired_because: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -102,6 +131,9 @@ impl TryFrom<JobRow> for Job {
             price: Price::from_stored(row.price),
             fee: Price::from_stored(row.fee),
             callback_url: row.callback_url,
+            accept_by: row.accept_by,
+            deadline: row.deadline,
+            expired_because: row.expired_because.as_deref().map(str::parse).transpose()?,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

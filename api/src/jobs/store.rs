@@ -2,7 +2,7 @@
 //! transitions cannot both win.
 
 use rust_decimal::Decimal;
-use shared::domain::{ClientId, DeliveryId, EventId, JobId, JobStatus, JobTransition};
+use shared::domain::{ClientId, DeliveryId, EventId, JobId, JobStatus, JobTransition, JobWindow};
 use shared::events;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -46,8 +46,8 @@ pub async fn create(db: &PgPool, new: &NewJob<'_>) -> sqlx::Result<Option<Creati
                SELECT id, price, active, endpoint_url, endpoint_disabled_at FROM agents WHERE id = $3 FOR SHARE
            ), job AS (
                INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash,
-                                 created_at, updated_at)
-               SELECT $1, $2, id, $4, $5, $6, $7, $8, $9, $10, $10 FROM agent WHERE active AND price >= $5
+                                 accept_by, deadline, created_at, updated_at)
+               SELECT $1, $2, id, $4, $5, $6, $7, $8, $9, $17, $18, $10, $10 FROM agent WHERE active AND price >= $5
                ON CONFLICT (client_id, idempotency_key) DO NOTHING
                RETURNING id
            ), event AS (
@@ -79,6 +79,8 @@ pub async fn create(db: &PgPool, new: &NewJob<'_>) -> sqlx::Result<Option<Creati
         DeliveryId::generate().as_uuid(),
         new.traceparent,
         shared::webhooks::ENDPOINT_DISABLED,
+        new.job.accept_by,
+        new.job.deadline,
     )
     .fetch_optional(db)
     .await
@@ -106,7 +108,8 @@ pub async fn find_by_idempotency_key(
 pub async fn find(db: &PgPool, id: JobId) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at
+        "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url,
+                accept_by, deadline, expired_because, created_at, updated_at
          FROM jobs WHERE id = $1",
         id.as_uuid(),
     )
@@ -115,7 +118,10 @@ pub async fn find(db: &PgPool, id: JobId) -> sqlx::Result<Option<JobRow>> {
 }
 
 /// Moves the job if `party` (the agent for agent moves, the client for
-/// cancel) owns it and it is in a status the transition starts from.
+/// cancel) owns it, it is in a status the transition starts from, and the
+/// transition's window ([`JobTransition::window`]) has not passed: the same
+/// conditions the expiry task's update negates, so under the row lock
+/// exactly one of them moves the job.
 #[tracing::instrument(name = "sql transition", skip_all)]
 pub async fn transition(
     tx: &mut PgConnection,
@@ -131,7 +137,10 @@ pub async fn transition(
         "UPDATE jobs SET status = $4, result = COALESCE($5, result), failure_reason = COALESCE($6, failure_reason),
                          updated_at = now()
          WHERE id = $1 AND status = ANY($3) AND (CASE WHEN $7 THEN agent_id ELSE client_id END) = $2
-         RETURNING id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at",
+           AND (NOT $8 OR accept_by IS NULL OR accept_by > now())
+           AND (NOT $9 OR deadline IS NULL OR deadline > now())
+         RETURNING id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url,
+                accept_by, deadline, expired_because, created_at, updated_at",
         id.as_uuid(),
         party,
         &from,
@@ -139,6 +148,8 @@ pub async fn transition(
         result,
         failure_reason,
         transition.by_agent(),
+        transition.window() == Some(JobWindow::AcceptWindow),
+        transition.window() == Some(JobWindow::Deadline),
     )
     .fetch_optional(tx)
     .await
@@ -158,16 +169,34 @@ pub async fn list(
     let status = status.map(JobStatus::as_str);
     // One statement per role, so each walks its own index in order.
     if as_agent {
-        sqlx::query_as!(JobRow,
-            "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at
+        sqlx::query_as!(
+            JobRow,
+            "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url,
+                accept_by, deadline, expired_because, created_at, updated_at
              FROM jobs WHERE agent_id = $1 AND ($2::text IS NULL OR status = $2) AND (created_at, id) < ($3, $4)
              ORDER BY created_at DESC, id DESC LIMIT $5",
-            party, status, before.0, before.1, limit).fetch_all(db).await
+            party,
+            status,
+            before.0,
+            before.1,
+            limit
+        )
+        .fetch_all(db)
+        .await
     } else {
-        sqlx::query_as!(JobRow,
-            "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url, created_at, updated_at
+        sqlx::query_as!(
+            JobRow,
+            "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url,
+                accept_by, deadline, expired_because, created_at, updated_at
              FROM jobs WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) AND (created_at, id) < ($3, $4)
              ORDER BY created_at DESC, id DESC LIMIT $5",
-            party, status, before.0, before.1, limit).fetch_all(db).await
+            party,
+            status,
+            before.0,
+            before.1,
+            limit
+        )
+        .fetch_all(db)
+        .await
     }
 }

@@ -1,6 +1,8 @@
 //! The job state machine: pending → accepted → completed | failed, and
 //! cancelled / expired. Illegal moves are refused in the database too (each
-//! transition is an `UPDATE … WHERE status = ANY(allowed sources)`).
+//! transition is an `UPDATE … WHERE status = ANY(allowed sources)`), and so
+//! are moves after their window passed ([`JobWindow`]): a job not accepted
+//! by its `accept_by`, or not completed by its `deadline`, expires.
 
 use std::fmt;
 use std::str::FromStr;
@@ -50,6 +52,62 @@ impl fmt::Display for JobStatus {
 }
 serde_via_str!(JobStatus, "a job status");
 
+/// A time limit on a job: while the job is in [`JobWindow::status`], the
+/// window must not have passed for it to move on; once it passes, the job
+/// expires (and says which window passed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobWindow {
+    /// `accept_by`, for a pending job.
+    AcceptWindow,
+    /// `deadline`, for an accepted job.
+    Deadline,
+}
+
+impl JobWindow {
+    pub const ALL: [Self; 2] = [Self::AcceptWindow, Self::Deadline];
+
+    /// As stored in `jobs.expired_because` and shown to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AcceptWindow => "accept_window",
+            Self::Deadline => "deadline",
+        }
+    }
+
+    /// The status the window applies to.
+    pub fn status(self) -> JobStatus {
+        match self {
+            Self::AcceptWindow => JobStatus::Pending,
+            Self::Deadline => JobStatus::Accepted,
+        }
+    }
+
+    /// For people: "accept window", "deadline".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::AcceptWindow => "accept window",
+            Self::Deadline => "deadline",
+        }
+    }
+}
+
+impl FromStr for JobWindow {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|window| window.as_str() == s)
+            .ok_or_else(|| ParseError::new("must be accept_window or deadline"))
+    }
+}
+
+impl fmt::Display for JobWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+serde_via_str!(JobWindow, "a job window");
+
 /// What a party may do to a job, and what it moves the job between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobTransition {
@@ -98,6 +156,17 @@ impl JobTransition {
         }
     }
 
+    /// The window that must not have passed for this move: accepting needs
+    /// the accept window open, completing the deadline not passed. Failing
+    /// and cancelling end the job, so they stay allowed until it expires.
+    pub fn window(self) -> Option<JobWindow> {
+        match self {
+            Self::Accept => Some(JobWindow::AcceptWindow),
+            Self::Complete => Some(JobWindow::Deadline),
+            Self::Fail | Self::Cancel => None,
+        }
+    }
+
     /// Only the agent moves work forward; only the client cancels.
     pub fn by_agent(self) -> bool {
         !matches!(self, Self::Cancel)
@@ -114,6 +183,19 @@ mod tests {
             assert_eq!(status.as_str().parse::<JobStatus>().unwrap(), status);
         }
         assert!("done".parse::<JobStatus>().is_err());
+    }
+
+    #[test]
+    fn windows_round_trip_and_guard_the_moves_out_of_their_status() {
+        for window in JobWindow::ALL {
+            assert_eq!(window.as_str().parse::<JobWindow>().unwrap(), window);
+        }
+        assert!("late".parse::<JobWindow>().is_err());
+        for transition in [JobTransition::Accept, JobTransition::Complete, JobTransition::Fail, JobTransition::Cancel] {
+            if let Some(window) = transition.window() {
+                assert_eq!(transition.from(), [window.status()], "{transition:?} moves out of its window's status");
+            }
+        }
     }
 
     #[test]

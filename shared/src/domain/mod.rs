@@ -14,7 +14,7 @@ mod webhook_secret;
 pub use agent::{AgentDescription, AgentName, Capabilities, CapabilityTag, Rating};
 pub use endpoint_url::EndpointUrl;
 pub use ids::{AgentId, ClientId, DeliveryId, EventId, JobId};
-pub use job::{JobStatus, JobTransition};
+pub use job::{JobStatus, JobTransition, JobWindow};
 pub use money::Price;
 pub use public_key::PublicKey;
 pub use rating::{RatingComment, RatingScore};

@@ -35,7 +35,7 @@ fn conforms(validator: &jsonschema::Validator, document: &Value) {
 }
 
 /// An event as documented: the schema, the attributes and the ordering key.
-fn documented_event(message: &ReceivedMessage) -> Value {
+pub(crate) fn documented_event(message: &ReceivedMessage) -> Value {
     let event: Value = serde_json::from_slice(&message.data).expect("events are JSON");
     conforms(&validators().0, &event);
     let expected: BTreeMap<String, String> = [
@@ -62,7 +62,7 @@ fn documented_dead_letter(message: &ReceivedMessage) -> Value {
 
 /// The first `count` distinct events on `topic`, in arrival order (Pub/Sub
 /// delivery is at least once: a duplicate is dropped).
-async fn distinct_events(pubsub: &PubSubStandIn, count: usize, timeout: Duration) -> Vec<ReceivedMessage> {
+pub(crate) async fn distinct_events(pubsub: &PubSubStandIn, count: usize, timeout: Duration) -> Vec<ReceivedMessage> {
     let distinct = || {
         let mut seen = std::collections::HashSet::new();
         let messages = pubsub.messages(EVENTS);

@@ -4,6 +4,7 @@ mod agents;
 mod deliveries;
 mod discovery;
 mod events;
+mod expiry;
 mod health;
 mod jobs;
 mod liveness;
