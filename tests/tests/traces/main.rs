@@ -41,7 +41,8 @@ async fn a_job_is_one_trace_from_the_api_request_to_the_receiver() {
     assert!(pipeline.receiver.wait_for(1, 10).await, "job.created arrives");
     let received = pipeline.receiver.received()[0].clone();
 
-    // Spans are exported once ended; the worker's end just after the receiver answers.
+    // Spans are exported once ended; the worker's end just after the receiver
+    // answers, its request span last (after the answer to Cloud Tasks).
     let exported = tests::eventually(10, || {
         let telemetry = telemetry.clone();
         let collector = &collector;
@@ -49,6 +50,7 @@ async fn a_job_is_one_trace_from_the_api_request_to_the_receiver() {
             // Blocking: the export goes to the collector served by this runtime.
             tokio::task::spawn_blocking(move || telemetry.flush()).await.unwrap();
             collector.find("delivery attempt", None).is_some()
+                && collector.find("request", Some(("route", "/tasks/deliver"))).is_some()
         }
     })
     .await;
