@@ -136,9 +136,9 @@ fn join_or_start() -> Result<PubSubEmulator, String> {
     let dir = state_dir();
     std::fs::create_dir_all(&dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
     let start_lock = lock_file(&dir.join("start.lock"))?;
-    start_lock.lock().map_err(|error| format!("cannot lock {}/start.lock: {error}", dir.display()))?;
+    flock(&start_lock, libc::LOCK_EX).map_err(|error| format!("cannot lock {}/start.lock: {error}", dir.display()))?;
     let user = lock_file(&dir.join("users.lock"))?;
-    user.lock_shared().map_err(|error| format!("cannot lock {}/users.lock: {error}", dir.display()))?;
+    flock(&user, libc::LOCK_SH).map_err(|error| format!("cannot lock {}/users.lock: {error}", dir.display()))?;
     let running = std::fs::read_to_string(dir.join("state")).ok().and_then(|port| port.trim().parse().ok());
     let port = match running.filter(|&port| answers(port)) {
         Some(port) => port,
@@ -151,6 +151,15 @@ fn join_or_start() -> Result<PubSubEmulator, String> {
     };
     drop(start_lock);
     Ok(PubSubEmulator { port, _user: user })
+}
+
+/// `flock(2)`, blocking: the lock `flock(1)` in the watchdog takes too.
+/// (`File::lock` needs Rust 1.89; the workspace supports 1.88.) Released when
+/// the file is closed, or the process ends.
+fn flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 fn lock_file(path: &Path) -> Result<File, String> {
