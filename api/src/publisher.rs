@@ -68,7 +68,7 @@ pub struct EventPublisher {
 }
 
 impl EventPublisher {
-    /// With an `http://` `PUBSUB_ENDPOINT` (the local stand-in), anonymous
+    /// With an `http://` `PUBSUB_ENDPOINT` (the emulator or the stand-in), anonymous
     /// credentials; otherwise Application Default Credentials, at the given
     /// `https://` endpoint (a regional one, so ordering holds) or Google's
     /// global one.

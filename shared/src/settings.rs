@@ -137,7 +137,7 @@ pub const PUBSUB_DEAD_LETTER_TOPIC: Variable = var(
 pub const PUBSUB_ENDPOINT: Variable = var(
     "PUBSUB_ENDPOINT",
     "",
-    "Pub/Sub gRPC endpoint: http://… is a local stand-in, used with anonymous credentials (e.g. http://127.0.0.1:8085); https://… a Google endpoint, used with ADC (a regional one keeps ordering); empty: Google's global endpoint, with ADC.",
+    "Pub/Sub gRPC endpoint: http://… is local (Google's emulator or the project's stand-in), used with anonymous credentials (e.g. http://127.0.0.1:8085); https://… a Google endpoint, used with ADC (a regional one keeps ordering); empty: Google's global endpoint, with ADC.",
 );
 pub const ENDPOINT_DISABLE_AFTER_SECONDS: Variable = var(
     "ENDPOINT_DISABLE_AFTER_SECONDS",

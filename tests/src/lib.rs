@@ -1,11 +1,13 @@
 //! Helpers for the end-to-end tests: spawn the API on port 0 against a fresh
-//! database (one per test, dropped afterwards) and the real Redis, and a TCP
-//! proxy to take a store away and bring it back.
+//! database (one per test, dropped afterwards), the real Redis and Google's
+//! Pub/Sub emulator (topics and subscriptions of its own per test), and a TCP
+//! proxy to take a store or Pub/Sub away and bring it back.
 
 pub mod cloud_tasks;
 pub mod pipeline;
 mod proxy;
-pub mod pubsub;
+pub mod pubsub_emulator;
+pub mod pubsub_standin;
 
 use std::future::Future;
 
@@ -21,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use proxy::TcpProxy;
-use pubsub::PubSubStandIn;
+use pubsub_emulator::TestPubSub;
 pub use reqwest::Method;
 pub use shared::signing::RequestSigner;
 
@@ -118,9 +120,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Direct access to the test's database, to arrange what the API cannot.
     pub db: PgPool,
-    /// Where the API publishes events and dead letters (unless the test
-    /// pointed `PUBSUB_ENDPOINT` elsewhere).
-    pub pubsub: PubSubStandIn,
+    /// The test's topics on the Pub/Sub emulator, where the API publishes
+    /// events and dead letters (unless the test pointed `PUBSUB_ENDPOINT`
+    /// elsewhere), and a subscriber on each.
+    pub pubsub: TestPubSub,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<Server>,
     // Declared last: dropped after the pool above is closed.
@@ -141,9 +144,11 @@ pub async fn spawn_app_on(
     database: TestDatabase,
     configure: impl FnOnce(&mut SettingsSource, &TestDatabase),
 ) -> TestApp {
-    let pubsub = PubSubStandIn::start().await.expect("the Pub/Sub stand-in starts");
+    let pubsub = TestPubSub::create().await;
     let settings = settings(&database, &redis_url(), |source| {
         source.set("PUBSUB_ENDPOINT", pubsub.endpoint());
+        source.set("PUBSUB_EVENTS_TOPIC", &pubsub.events_topic);
+        source.set("PUBSUB_DEAD_LETTER_TOPIC", &pubsub.dead_letter_topic);
         configure(source, &database);
     });
     let (base_url, shutdown, server) = launch(&settings).await;

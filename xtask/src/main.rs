@@ -7,6 +7,7 @@ mod ci;
 mod demo;
 mod deploy;
 mod dev;
+mod events;
 mod prepare;
 mod redrive;
 mod runner;
@@ -21,7 +22,12 @@ const USAGE: &str = "usage: cargo xtask <command> [--dry-run]
 
 commands:
   dev       check Postgres and Redis, create and migrate the database, run the API,
-            the webhook worker, the Cloud Tasks stand-in and a webhook receiver
+            the webhook worker, Google's Pub/Sub emulator (with the topics and an
+            ordered events subscription; the Pub/Sub stand-in when the emulator is
+            not installed), the Cloud Tasks stand-in and a webhook receiver
+  events    against a running `cargo xtask dev`: tail the ordered events subscription,
+            one line per event (type, aggregate id, ordering key, sequence),
+            acknowledging each, until Ctrl-C
   migrate   create the database if missing and apply pending migrations
   test      run every test (unit, integration, end-to-end)
   ci        what CI runs: fmt check, clippy -D warnings, sqlx offline data check, tests
@@ -92,6 +98,7 @@ fn run() -> anyhow::Result<()> {
     match command.as_deref() {
         Some("dev") => dev::run(&runner),
         Some("migrate") => dev::migrate(&runner),
+        Some("events") => events::run(&runner),
         Some("test") => test::run(&runner),
         Some("ci") => ci::run(&runner),
         Some("prepare") => prepare::run(&runner),

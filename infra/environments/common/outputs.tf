@@ -27,6 +27,11 @@ output "topic_names" {
   value       = module.platform.topic_names
 }
 
+output "subscription_ids" {
+  description = "Pub/Sub subscription ids (projects/P/subscriptions/S) by name, e.g. the ordered registry-events-audit for consumers of the events."
+  value       = module.platform.subscription_ids
+}
+
 output "cloud_sql_connection_name" {
   description = "Cloud SQL connection name (PROJECT:REGION:INSTANCE)."
   value       = module.platform.cloud_sql_connection_name

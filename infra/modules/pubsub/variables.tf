@@ -70,7 +70,8 @@ variable "subscriptions" {
     enable_message_ordering = optional(bool, false)
   }))
   default = {
-    # Example consumer of domain events (analytics / audit), in order per aggregate.
+    # The consumers' subscription to domain events (analytics / audit), in order per
+    # aggregate; `cargo xtask dev` creates it on the emulator under the same name.
     "registry-events-audit" = { topic = "registry-events", enable_message_ordering = true }
     # Operators' queue of dead webhook deliveries (alerting, replay tooling).
     "webhook-dead-letter-ops" = { topic = "webhook-dead-letter", max_delivery_attempts = 5 }

@@ -1,4 +1,4 @@
-//! Runs the Pub/Sub stand-in (see `tests::pubsub`) on 127.0.0.1 until Ctrl-C,
+//! Runs the Pub/Sub stand-in (see `tests::pubsub_standin`) on 127.0.0.1 until Ctrl-C,
 //! for `cargo xtask dev`, printing one line per message it accepts (topic, id,
 //! ordering key, attributes, data as UTF-8). Point the publisher at the printed
 //! endpoint (`PUBSUB_ENDPOINT`) with anonymous credentials.
@@ -6,7 +6,7 @@
 //! Environment (optional):
 //! - `PUBSUB_STANDIN_PORT`: port to listen on (8085, the Pub/Sub emulator's usual port).
 
-use tests::pubsub::PubSubStandIn;
+use tests::pubsub_standin::PubSubStandIn;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

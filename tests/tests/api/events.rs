@@ -1,5 +1,6 @@
-//! Domain events on Pub/Sub (through the stand-in, with the official client),
-//! dead letters and redrive, webhook secret rotation, and endpoint health.
+//! Domain events on Pub/Sub, as a subscriber of Google's emulator receives
+//! them (the official client publishes and subscribes), dead letters and
+//! redrive, webhook secret rotation, and endpoint health.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -10,12 +11,10 @@ use shared::domain::AgentId;
 use shared::redrive::{Recipient, Redrive, Redriven};
 use standardwebhooks::Webhook;
 use tests::pipeline::{Pipeline, PipelineOptions, Received, spawn_pipeline, spawn_pipeline_with};
-use tests::pubsub::{PubSubStandIn, ReceivedMessage};
+use tests::pubsub_emulator::{PulledMessage, Subscription, emulator};
 use tests::{Method, TcpProxy, TestAgent, TestApp, eventually, spawn_app, spawn_app_with};
 use time::OffsetDateTime;
 
-const EVENTS: &str = "projects/local/topics/registry-events";
-const DEAD_LETTERS: &str = "projects/local/topics/webhook-dead-letter";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// `docs/events.schema.json`, and its dead-letter definition as a schema of its own.
@@ -35,7 +34,7 @@ fn conforms(validator: &jsonschema::Validator, document: &Value) {
 }
 
 /// An event as documented: the schema, the attributes and the ordering key.
-pub(crate) fn documented_event(message: &ReceivedMessage) -> Value {
+pub(crate) fn documented_event(message: &PulledMessage) -> Value {
     let event: Value = serde_json::from_slice(&message.data).expect("events are JSON");
     conforms(&validators().0, &event);
     let expected: BTreeMap<String, String> = [
@@ -52,7 +51,7 @@ pub(crate) fn documented_event(message: &ReceivedMessage) -> Value {
     event
 }
 
-fn documented_dead_letter(message: &ReceivedMessage) -> Value {
+fn documented_dead_letter(message: &PulledMessage) -> Value {
     let letter: Value = serde_json::from_slice(&message.data).expect("dead letters are JSON");
     conforms(&validators().1, &letter);
     assert_eq!(message.attributes["delivery_id"], letter["delivery_id"].as_str().unwrap());
@@ -60,12 +59,16 @@ fn documented_dead_letter(message: &ReceivedMessage) -> Value {
     letter
 }
 
-/// The first `count` distinct events on `topic`, in arrival order (Pub/Sub
-/// delivery is at least once: a duplicate is dropped).
-pub(crate) async fn distinct_events(pubsub: &PubSubStandIn, count: usize, timeout: Duration) -> Vec<ReceivedMessage> {
+/// The first `count` distinct events the subscription received, in arrival
+/// order (Pub/Sub delivers at least once: a duplicate is dropped).
+pub(crate) async fn distinct_events(
+    subscription: &Subscription,
+    count: usize,
+    timeout: Duration,
+) -> Vec<PulledMessage> {
     let distinct = || {
         let mut seen = std::collections::HashSet::new();
-        let messages = pubsub.messages(EVENTS);
+        let messages = subscription.received();
         messages.into_iter().filter(|message| seen.insert(message.attributes["event_id"].clone())).collect::<Vec<_>>()
     };
     let arrived = eventually(timeout.as_secs(), || async { distinct().len() >= count }).await;
@@ -75,7 +78,7 @@ pub(crate) async fn distinct_events(pubsub: &PubSubStandIn, count: usize, timeou
 
 /// Each aggregate's event types in arrival order, after checking that its
 /// sequence numbers only grow. Takes distinct events (`distinct_events`).
-fn types_by_aggregate(messages: &[ReceivedMessage]) -> BTreeMap<String, Vec<String>> {
+fn types_by_aggregate(messages: &[PulledMessage]) -> BTreeMap<String, Vec<String>> {
     let mut last_sequence: BTreeMap<String, i64> = BTreeMap::new();
     let mut types: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for event in messages.iter().map(documented_event) {
@@ -134,7 +137,7 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
     // Deactivating again changes nothing, so it is no event.
     expect_status(app.signed(&agent.signer, Method::DELETE, &path, &Value::Null).await, 204).await;
 
-    let messages = distinct_events(&app.pubsub, 12, WAIT).await;
+    let messages = distinct_events(&app.pubsub.events, 12, WAIT).await;
     let types = types_by_aggregate(&messages);
     let expected: BTreeMap<String, Vec<&str>> = [
         (
@@ -170,8 +173,8 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
 
 #[tokio::test]
 async fn requests_succeed_while_pubsub_is_unreachable_and_the_events_follow_when_it_is_back() {
-    let pubsub = PubSubStandIn::start().await.unwrap();
-    let proxy = TcpProxy::start(pubsub.endpoint().trim_start_matches("http://").to_owned()).await;
+    // The API reaches the emulator through the proxy; the subscriber directly.
+    let proxy = TcpProxy::start(format!("127.0.0.1:{}", emulator().await.port())).await;
     let endpoint = format!("http://127.0.0.1:{}", proxy.port());
     let app = spawn_app_with(|source, _| source.set("PUBSUB_ENDPOINT", endpoint)).await;
     proxy.cut();
@@ -182,13 +185,13 @@ async fn requests_succeed_while_pubsub_is_unreachable_and_the_events_follow_when
         expect_status(update, 200).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(pubsub.messages(EVENTS).is_empty(), "nothing can arrive while Pub/Sub is unreachable");
+    assert!(app.pubsub.events.received().is_empty(), "nothing can arrive while Pub/Sub is unreachable");
     let unpublished: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL").fetch_one(&app.db).await.unwrap();
     assert_eq!(unpublished, 3, "the events wait in the outbox");
 
     proxy.restore();
-    let messages = distinct_events(&pubsub, 3, Duration::from_secs(30)).await;
+    let messages = distinct_events(&app.pubsub.events, 3, Duration::from_secs(30)).await;
     let types = types_by_aggregate(&messages);
     assert_eq!(types[&id(&agent.registered)], ["agent.registered", "agent.updated", "agent.updated"]);
     let prices: Vec<Value> =
@@ -203,7 +206,7 @@ async fn a_dead_delivery_is_dead_lettered_and_can_be_resent_to_success() {
     let (client, _) = pipeline.client().await;
     let job = pipeline.create_job(&client, &agent).await;
 
-    let letters = pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 1, WAIT).await;
+    let letters = pipeline.app.pubsub.dead_letters.wait_for(1, WAIT).await;
     let letter = documented_dead_letter(&letters[0]);
     let delivery = &pipeline.deliveries(&agent.signer, &job).await[0];
     assert_eq!(letter["delivery_id"], delivery["id"]);
@@ -218,7 +221,7 @@ async fn a_dead_delivery_is_dead_lettered_and_can_be_resent_to_success() {
     // Resent, it dies again: a second death, a second letter.
     let resend = format!("/v1/deliveries/{}/resend", delivery["id"].as_str().unwrap());
     expect_status(pipeline.app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 202).await;
-    let letters = pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
+    let letters = pipeline.app.pubsub.dead_letters.wait_for(2, WAIT).await;
     assert_eq!(documented_dead_letter(&letters[1])["generation"], 1);
 
     // A minute later (a delivery is resent at most once a minute), it is resent again.
@@ -231,7 +234,7 @@ async fn a_dead_delivery_is_dead_lettered_and_can_be_resent_to_success() {
         eventually(10, || async { pipeline.deliveries(&agent.signer, &job).await[0]["status"] == "delivered" }).await;
     assert!(delivered, "the resend is delivered: {:?}", pipeline.deliveries(&agent.signer, &job).await);
     assert_eq!(pipeline.receiver.received().len(), 11);
-    assert_eq!(pipeline.app.pubsub.messages(DEAD_LETTERS).len(), 2, "delivered is no dead letter");
+    assert_eq!(pipeline.app.pubsub.dead_letters.received().len(), 2, "delivered is no dead letter");
 }
 
 #[tokio::test]
@@ -243,9 +246,9 @@ async fn an_operator_redrives_the_dead_deliveries_of_an_endpoint_since_a_time() 
     let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
     // One after the other: two deliveries failing at once to one URL would wait on each other's probes.
     let first_job = pipeline.create_job(&client, &agent).await;
-    pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 1, WAIT).await;
+    pipeline.app.pubsub.dead_letters.wait_for(1, WAIT).await;
     let jobs = [first_job, pipeline.create_job(&client, &agent).await];
-    pipeline.app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
+    pipeline.app.pubsub.dead_letters.wait_for(2, WAIT).await;
 
     let db = &pipeline.app.db;
     let since = |since| Redrive { recipient: Recipient::Agent(agent_id), since, until: None, limit: 1_000 };
@@ -378,7 +381,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_a_success_resets_it_and_t
     };
     let redrive = shared::redrive::redrive(&app.db, window, None, false).await;
     assert!(matches!(redrive, Err(shared::redrive::RedriveError::EndpointDisabled(_))), "{redrive:?}");
-    let letters = app.pubsub.wait_for_messages(DEAD_LETTERS, 2, WAIT).await;
+    let letters = app.pubsub.dead_letters.wait_for(2, WAIT).await;
     let dead_ids: Vec<Value> =
         letters.iter().map(documented_dead_letter).map(|letter| letter["delivery_id"].clone()).collect();
     assert!(dead_ids.contains(&json!(second_id)) && dead_ids.contains(&third["id"]), "{dead_ids:?}");
@@ -392,7 +395,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_a_success_resets_it_and_t
     expect_status(app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 202).await;
     assert!(pipeline.receiver.wait_for(5, 10).await, "the resend reaches the endpoint");
 
-    let messages = distinct_events(&app.pubsub, 6, WAIT).await;
+    let messages = distinct_events(&app.pubsub.events, 6, WAIT).await;
     let types = types_by_aggregate(&messages);
     assert_eq!(types[&agent_id], ["agent.registered", "endpoint.disabled", "endpoint.enabled"]);
     let events: Vec<Value> = messages.iter().map(documented_event).collect();

@@ -128,7 +128,7 @@ async fn a_job_not_accepted_in_time_expires_with_an_event_and_webhooks_to_agent_
     assert_eq!(event_types(app, uuid_of(&job)).await, ["job.created", "job.expired"]);
 
     // Published as documented (the schema), after job.created.
-    let messages = distinct_events(&app.pubsub, 3, Duration::from_secs(WAIT_SECONDS)).await;
+    let messages = distinct_events(&app.pubsub.events, 3, Duration::from_secs(WAIT_SECONDS)).await;
     let events: Vec<Value> =
         messages.iter().map(documented_event).filter(|event| event["aggregate_id"] == job["id"]).collect();
     let types: Vec<&Value> = events.iter().map(|event| &event["type"]).collect();

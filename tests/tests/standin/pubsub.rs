@@ -23,7 +23,9 @@ use google_cloud_pubsub::error::PublishError;
 use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::retry_policy::RetryableErrors;
 use tests::eventually;
-use tests::pubsub::{PUBLISH_PATH, PubSubStandIn, PublishRequest, PublishResponse, PubsubMessage, ReceivedMessage};
+use tests::pubsub_standin::{
+    PUBLISH_PATH, PubSubStandIn, PublishRequest, PublishResponse, PubsubMessage, ReceivedMessage,
+};
 use time::OffsetDateTime;
 use tonic_prost::ProstCodec;
 
