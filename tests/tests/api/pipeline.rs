@@ -50,9 +50,14 @@ async fn a_job_reaches_the_agent_and_its_progress_the_client_signed() {
     }
     assert_eq!(callbacks[1].json()["data"]["result"], json!({"text": "Hello"}));
 
+    // The worker records the outcome after the receiver has answered.
+    let all_delivered = tests::eventually(10, || async {
+        let deliveries = pipeline.deliveries(&client, &job).await;
+        deliveries.len() == 2 && deliveries.iter().all(|delivery| delivery["status"] == "delivered")
+    })
+    .await;
     let deliveries = pipeline.deliveries(&client, &job).await;
-    assert_eq!(deliveries.len(), 2, "the client sees its callbacks, not the agent's deliveries");
-    assert!(deliveries.iter().all(|delivery| delivery["status"] == "delivered"), "{deliveries:?}");
+    assert!(all_delivered, "the client sees its two callbacks, delivered: {deliveries:?}");
     let agents: Vec<Value> = pipeline.deliveries(&agent.signer, &job).await;
     assert_eq!(agents.len(), 1);
     assert_eq!(agents[0]["event_type"], "job.created");
