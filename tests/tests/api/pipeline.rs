@@ -249,6 +249,8 @@ async fn a_receiver_down_for_forty_seconds_gets_its_webhook_on_the_workers_sched
     assert!(pipeline.receiver.wait_for(1, 40).await, "the webhook arrives with nobody acting");
     assert_eq!(pipeline.receiver.received()[0].json()["data"]["id"], job["id"]);
 
+    // The worker records the outcome before it answers the push.
+    assert!(pipeline.standin.wait_idle(Duration::from_secs(10)).await);
     let delivery = &pipeline.deliveries(&agent.signer, &job).await[0];
     assert_eq!(delivery["status"], "delivered");
     let attempts = attempts_of(delivery);
@@ -421,6 +423,7 @@ async fn a_delivery_whose_task_is_lost_is_found_by_the_sweep_and_delivered() {
     .unwrap();
     pipeline.restart_worker();
     assert!(pipeline.receiver.wait_for(1, 30).await, "the swept delivery goes out");
+    assert!(pipeline.standin.wait_idle(Duration::from_secs(10)).await, "its outcome is recorded");
     let delivery = &pipeline.deliveries(&agent.signer, &job).await[0];
     assert_eq!(delivery["status"], "delivered");
     let names: Vec<String> = pipeline.standin.created_tasks().into_iter().map(|task| task.name).collect();
