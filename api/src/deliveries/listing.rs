@@ -181,16 +181,8 @@ impl TryFrom<DeliveryQuery> for Filter {
         {
             return Err(ApiError::invalid("until", "must be later than since"));
         }
-        let after_cursor = match &query.cursor {
-            Some(text) => {
-                let invalid = |e| ApiError::invalid("cursor", e);
-                let (key, id) = cursor::decode(text, CURSOR_KIND).map_err(invalid)?;
-                let at =
-                    cursor::parse_time_key(&key).ok_or_else(|| invalid("is not a cursor this API issued".into()))?;
-                (at, id)
-            }
-            None => cursor::NEWEST_FIRST_START,
-        };
+        let after_cursor = cursor::newest_first_after(query.cursor.as_deref(), CURSOR_KIND)
+            .map_err(|e| ApiError::invalid("cursor", e))?;
         // Nothing sorts before the nil id, so (until, nil) excludes `until` itself.
         let before = query.until.map_or(after_cursor, |until| after_cursor.min((until, Uuid::nil())));
         Ok(Self {

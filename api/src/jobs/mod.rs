@@ -294,15 +294,8 @@ async fn list_jobs(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be from 1 to 100"));
     }
-    let before = match &query.cursor {
-        Some(text) => {
-            let (key, id) = cursor::decode(text, "jobs").map_err(|e| ApiError::invalid("cursor", e))?;
-            let at = cursor::parse_time_key(&key)
-                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API issued"))?;
-            (at, id)
-        }
-        None => cursor::NEWEST_FIRST_START,
-    };
+    let before =
+        cursor::newest_first_after(query.cursor.as_deref(), "jobs").map_err(|e| ApiError::invalid("cursor", e))?;
     let mut rows = store::list(&state.db, party, as_agent, query.status, before, i64::from(limit) + 1).await?;
     let has_more = rows.len() > usize::from(limit);
     rows.truncate(usize::from(limit));
