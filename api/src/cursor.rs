@@ -63,4 +63,16 @@ mod tests {
         assert!(decode("garbage!", "jobs").is_err());
         assert!(decode(&URL_SAFE_NO_PAD.encode("jobs:x:y"), "jobs").is_err());
     }
+
+    #[test]
+    fn a_newest_first_listing_starts_at_the_top_or_after_its_cursor() {
+        assert_eq!(newest_first_after(None, "ratings"), Ok(NEWEST_FIRST_START));
+        let id = Uuid::new_v4();
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_764_000_000_123_456_000).unwrap();
+        let cursor = encode("ratings", &time_key(at), id);
+        assert_eq!(newest_first_after(Some(&cursor), "ratings"), Ok((at, id)));
+        assert!(newest_first_after(Some(&cursor), "jobs").unwrap_err().contains("ratings"));
+        let not_a_time = encode("ratings", "soon", id);
+        assert!(newest_first_after(Some(&not_a_time), "ratings").is_err());
+    }
 }
