@@ -87,7 +87,7 @@ impl Application {
 
 fn router(state: AppState) -> Router {
     let body_limit = state.settings.request_body_limit_bytes;
-    let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(agents::router())
         .merge(clients::router())
         .merge(jobs::router())
@@ -96,6 +96,7 @@ fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(health::router())
         .split_for_parts();
+    openapi::complete(&mut api);
     let routes = routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_reads))
         .merge(openapi::router(api))
