@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step) for the API; a module per feature.
 
 mod agents;
+mod contract;
 mod cors;
 mod deliveries;
 mod discovery;
