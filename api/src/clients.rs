@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Signed;
-use crate::error::{ApiError, Problem, SignedRequestRefusals};
+use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,10 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct RegisterClient {
     /// 1–100 characters.
-    #[schema(value_type = String, example = "Acme Research")]
+    #[schema(value_type = String, example = "Acme Research", min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub name: AgentName,
     /// Base64 of the client's 32-byte Ed25519 public key.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9+/]{43}=$")]
     pub public_key: PublicKey,
 }
 
@@ -55,7 +55,7 @@ pub struct Client {
     request_body = RegisterClient,
     responses(
         (status = 201, description = "registered", body = Client),
-        SignedRequestRefusals,
+        SignedRequestRefusals, BodyRefusals,
         (status = 409, description = "the public key is already registered", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -127,6 +127,34 @@ pub enum SignedRequestRefusals {
     Unavailable(Problem),
 }
 
+/// The refusals of a request body, for every operation that takes one.
+#[derive(IntoResponses)]
+pub enum BodyRefusals {
+    /// `malformed-body`: the body is not JSON, or could not be read.
+    #[response(status = 400, content_type = "application/problem+json")]
+    MalformedBody(Problem),
+    /// `payload-too-large`: the body is over `REQUEST_BODY_LIMIT_BYTES`.
+    #[response(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Problem),
+    /// `unsupported-media-type`: the body is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
+}
+
+/// The refusals of a public (unsigned) read, for the OpenAPI document.
+#[derive(IntoResponses)]
+pub enum PublicReadRefusals {
+    /// A parameter or the path was refused; `errors` names it.
+    #[response(status = 422, content_type = "application/problem+json")]
+    InvalidField(Problem),
+    /// Too many reads from this address; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// Postgres is unreachable; retry.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,

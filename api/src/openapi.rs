@@ -4,7 +4,9 @@
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{Modify, OpenApi};
 use utoipa_scalar::{Scalar, Servable};
 
 #[derive(OpenApi)]
@@ -35,4 +37,65 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -
     Router::new()
         .route("/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }))
         .merge(Scalar::with_url("/docs", api))
+}
+
+/// What the handlers' annotations cannot say on their own, added once every
+/// route is in the document.
+pub fn complete(api: &mut utoipa::openapi::OpenApi) {
+    SignedRequests.modify(api);
+    QueryEnums.modify(api);
+}
+
+/// The name of the security scheme signed operations require.
+pub const SIGNATURE_SCHEME: &str = "http_message_signature";
+
+/// Describes RFC 9421 signing as a security scheme, and requires it on every
+/// operation that can refuse a signature (those documenting a 401).
+struct SignedRequests;
+
+impl Modify for SignedRequests {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let description = "HTTP Message Signatures (RFC 9421), Ed25519 (`alg=\"ed25519\"`). Send three headers: \
+`Signature-Input: sig1=(\"@method\" \"@target-uri\" \"content-digest\");created=<unix time>;keyid=\"<agt_… | cli_… | \
+base64 public key being registered>\";nonce=\"<unique>\";alg=\"ed25519\"`, `Signature: sig1=:<base64 signature>:` and, \
+with a body, `Content-Digest: sha-256=:<base64 SHA-256 of the body>:` (RFC 9530), which the signature then covers. \
+`created` may be at most `SIGNATURE_MAX_AGE_SECONDS` (30) old and 5 s ahead; a nonce is accepted once.";
+        let scheme = SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description("Signature", description)));
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(SIGNATURE_SCHEME, scheme);
+        let requirement = SecurityRequirement::new(SIGNATURE_SCHEME, Vec::<String>::new());
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                if operation.responses.responses.contains_key("401") {
+                    operation.security = Some(vec![requirement.clone()]);
+                }
+            }
+        }
+    }
+}
+
+/// Query parameters the API parses as closed sets (strings in the handlers'
+/// query types) documented as the enums they are, from the same lists.
+struct QueryEnums;
+
+impl Modify for QueryEnums {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let statuses: Vec<&str> = shared::domain::JobStatus::ALL.iter().map(|status| status.as_str()).collect();
+        let sorts: Vec<&str> = crate::discovery::SORT_ORDERS.iter().map(|sort| sort.as_str()).collect();
+        let enums: [(&str, &str, &[&str]); 3] = [
+            ("/v1/jobs", "status", &statuses),
+            ("/v1/jobs", "role", &crate::jobs::ROLES),
+            ("/v1/agents", "sort", &sorts),
+        ];
+        for (path, name, values) in enums {
+            let Some(operation) = openapi.paths.paths.get_mut(path).and_then(|item| item.get.as_mut()) else {
+                continue;
+            };
+            for parameter in operation.parameters.iter_mut().flatten().filter(|parameter| parameter.name == name) {
+                if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
+                    schema.enum_values = Some(values.iter().map(|value| serde_json::Value::from(*value)).collect());
+                }
+            }
+        }
+    }
 }

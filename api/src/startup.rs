@@ -8,9 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method};
 use shared::delivery_tasks::DeliveryTasks;
 use shared::settings::Settings;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -85,7 +87,7 @@ impl Application {
 
 fn router(state: AppState) -> Router {
     let body_limit = state.settings.request_body_limit_bytes;
-    let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(agents::router())
         .merge(clients::router())
         .merge(jobs::router())
@@ -94,11 +96,40 @@ fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(health::router())
         .split_for_parts();
+    openapi::complete(&mut api);
     let routes = routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_reads))
         .merge(openapi::router(api))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit));
+    // Outermost: a preflight is answered before rate limits and routing.
+    let routes = match cors(&state.settings.cors_allowed_origins) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
     shared::telemetry::traced(routes).with_state(state)
+}
+
+/// How long a browser may cache a preflight answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// CORS for the browser apps at `origins`; `None` (no CORS headers at all)
+/// when there are none. Browsers may send the headers a signed write needs and
+/// read the rate-limit and idempotency headers the API answers with.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+    let request_headers = ["content-type", "signature", "signature-input", "content-digest", "idempotency-key"];
+    let response_headers = ["ratelimit", "ratelimit-policy", "retry-after", "idempotent-replayed"];
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers(request_headers.map(HeaderName::from_static))
+            .expose_headers(response_headers.map(HeaderName::from_static))
+            .max_age(CORS_MAX_AGE),
+    )
 }

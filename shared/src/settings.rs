@@ -157,6 +157,11 @@ pub const EGRESS_ALLOW_CIDRS: Variable = var(
     "",
     "Comma-separated CIDRs webhooks may reach although not public (local development and tests only).",
 );
+pub const CORS_ALLOWED_ORIGINS: Variable = var(
+    "CORS_ALLOWED_ORIGINS",
+    "",
+    "Comma-separated origins (scheme://host[:port]) of browser apps allowed to call the API (CORS); empty: none.",
+);
 pub const REQUEST_BODY_LIMIT_BYTES: Variable =
     var("REQUEST_BODY_LIMIT_BYTES", "65536", "Largest accepted request body.");
 pub const SHUTDOWN_GRACE_SECONDS: Variable = var(
@@ -226,6 +231,7 @@ pub const VARIABLES: &[Variable] = &[
     WEBHOOK_WORKER_URL,
     WORKER_SHARED_SECRET,
     EGRESS_ALLOW_CIDRS,
+    CORS_ALLOWED_ORIGINS,
     REQUEST_BODY_LIMIT_BYTES,
     SHUTDOWN_GRACE_SECONDS,
     LOG_FORMAT,
@@ -373,6 +379,8 @@ pub struct Settings {
     /// Required on worker pushes when set.
     pub worker_shared_secret: Option<SecretString>,
     pub egress_allow_cidrs: String,
+    /// Browser origins allowed by CORS, each `scheme://host[:port]`; empty: no CORS.
+    pub cors_allowed_origins: Vec<String>,
     pub request_body_limit_bytes: usize,
     pub shutdown_grace_seconds: u64,
     pub log_format: LogFormat,
@@ -408,6 +416,7 @@ impl fmt::Debug for Settings {
             .field("endpoint_disable_after_seconds", &self.endpoint_disable_after_seconds)
             .field("worker_shared_secret", &self.worker_shared_secret.as_ref().map(|_| "[redacted]"))
             .field("egress_allow_cidrs", &self.egress_allow_cidrs)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("request_body_limit_bytes", &self.request_body_limit_bytes)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("log_format", &self.log_format)
@@ -577,6 +586,33 @@ impl SettingsSource {
         Ok(url.to_owned())
     }
 
+    /// Comma-separated web origins, as a browser sends them in `Origin`:
+    /// `http(s)://host[:port]`, no path, no trailing slash.
+    fn origins(&self, variable: Variable) -> Result<Vec<String>, SettingsError> {
+        let raw = self.raw(variable)?;
+        raw.split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                let malformed = |why: &str| SettingsError::Malformed {
+                    name: variable.name,
+                    reason: format!("{origin:?} is not an origin ({why}); expected e.g. https://app.example.com"),
+                };
+                let url = url::Url::parse(origin).map_err(|e| malformed(&e.to_string()))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(malformed("the scheme must be http or https"));
+                }
+                // A browser's `Origin` is exactly the serialized origin: no path,
+                // query, user or trailing slash, a lowercase host, no default port.
+                let serialized = url.origin().ascii_serialization();
+                if serialized != origin {
+                    return Err(malformed(&format!("a browser would send {serialized:?}")));
+                }
+                Ok(serialized)
+            })
+            .collect()
+    }
+
     fn reputation_prior(&self) -> Result<ReputationPrior, SettingsError> {
         let weight: Decimal = self.parse(RATING_PRIOR_WEIGHT)?;
         if weight <= Decimal::ZERO || weight > Decimal::ONE_THOUSAND {
@@ -657,6 +693,7 @@ impl Settings {
             endpoint_disable_after_seconds: source.parse_positive(ENDPOINT_DISABLE_AFTER_SECONDS)?,
             worker_shared_secret: source.optional(WORKER_SHARED_SECRET)?.map(SecretString::from),
             egress_allow_cidrs: source.raw(EGRESS_ALLOW_CIDRS)?.to_owned(),
+            cors_allowed_origins: source.origins(CORS_ALLOWED_ORIGINS)?,
             request_body_limit_bytes: source.parse_positive(REQUEST_BODY_LIMIT_BYTES)?,
             shutdown_grace_seconds: source.parse(SHUTDOWN_GRACE_SECONDS)?,
             log_format: source.parse(LOG_FORMAT)?,
@@ -776,6 +813,34 @@ mod tests {
                     assert!(err.contains("JOB_ACCEPT_TIMEOUT_SECONDS") && err.contains(value), "{err}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_none_by_default_and_must_be_bare_origins() {
+        assert!(Settings::from_source(&minimal()).unwrap().cors_allowed_origins.is_empty());
+
+        let mut source = minimal();
+        source.set("CORS_ALLOWED_ORIGINS", "https://app.example.com, http://localhost:5173,");
+        assert_eq!(
+            Settings::from_source(&source).unwrap().cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+
+        for value in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "ftp://app.example.com",
+            "https://APP.example.com",
+            "https://app.example.com:443",
+            "https://user@app.example.com",
+            "*",
+        ] {
+            let mut source = minimal();
+            source.set("CORS_ALLOWED_ORIGINS", format!("https://ok.example.com,{value}"));
+            let err = Settings::from_source(&source).unwrap_err().to_string();
+            assert!(err.contains("CORS_ALLOWED_ORIGINS") && err.contains(value), "{value}: {err}");
         }
     }
 

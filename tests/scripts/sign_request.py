@@ -31,6 +31,30 @@ class OneKey(HTTPSignatureKeyResolver):
         return self.key
 
 
+def sign(prepared, key, keyid, created=None):
+    """Signs a prepared `requests` request in place as `keyid` with the
+    Ed25519 private `key`: `@method`, `@target-uri` and, with a body, its
+    `Content-Digest`. Other tools (the schemathesis hooks, the generated
+    client's test) import this."""
+    for name in ("Signature", "Signature-Input", "Content-Digest"):
+        prepared.headers.pop(name, None)  # signing again replaces an earlier signature
+    body = prepared.body
+    if isinstance(body, str):
+        body = body.encode()
+    created = datetime.datetime.fromtimestamp(created or datetime.datetime.now().timestamp(), datetime.timezone.utc)
+    signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=OneKey(key))
+    signer.sign(
+        prepared,
+        key_id=keyid,
+        created=created,
+        nonce=secrets.token_urlsafe(16),
+        label="sig1",
+        covered_component_ids=("@method", "@target-uri"),
+        body=body or None,  # with a body: Content-Digest (sha-256) is added and covered
+    )
+    return prepared
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("method")
@@ -55,17 +79,7 @@ def main():
         request.headers["Content-Type"] = "application/json"
     prepared = request.prepare()
 
-    created = datetime.datetime.fromtimestamp(args.created or datetime.datetime.now().timestamp(), datetime.timezone.utc)
-    signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=OneKey(key))
-    signer.sign(
-        prepared,
-        key_id=args.keyid,
-        created=created,
-        nonce=secrets.token_urlsafe(16),
-        label="sig1",
-        covered_component_ids=("@method", "@target-uri"),
-        body=body or None,  # with a body: Content-Digest (sha-256) is added and covered
-    )
+    sign(prepared, key, args.keyid, created=args.created)
 
     if args.send:
         response = requests.Session().send(prepared)

@@ -42,8 +42,8 @@ pub struct Heartbeat {
     post,
     path = "/v1/agents/{id}/heartbeat",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`")),
-    responses(
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    responses((status = 404, description = "no such agent, or not yours", body = Problem, content_type = "application/problem+json"), 
         (status = 200, body = Heartbeat),
         SignedRequestRefusals,
         (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),

@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Signed};
-use crate::error::{ApiError, Problem, SignedRequestRefusals};
+use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::state::AppState;
 use model::{
     Agent, EndpointEnabled, RegisterAgent, RegisteredAgent, RotateWebhookSecret, RotatedWebhookSecret, SecretRotated,
@@ -47,7 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = RegisterAgent,
     responses(
         (status = 201, description = "registered", body = RegisteredAgent),
-        SignedRequestRefusals,
+        SignedRequestRefusals, BodyRefusals,
         (status = 409, description = "the public key is already registered", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -72,8 +72,9 @@ async fn register_agent(
     get,
     path = "/v1/agents/{id}",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
     responses(
+        PublicReadRefusals,
         (status = 200, body = Agent),
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
     )
@@ -109,11 +110,11 @@ pub(crate) fn changed(state: &AppState, id: AgentId) {
     patch,
     path = "/v1/agents/{id}",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
     request_body = UpdateAgent,
     responses(
         (status = 200, body = Agent),
-        SignedRequestRefusals,
+        SignedRequestRefusals, BodyRefusals,
         AgentChangeRefusals,
     )
 )]
@@ -158,7 +159,7 @@ async fn update_agent(
     delete,
     path = "/v1/agents/{id}",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
     responses(
         (status = 204, description = "deactivated"),
         SignedRequestRefusals,
@@ -199,11 +200,11 @@ async fn deactivate_agent(
     post,
     path = "/v1/agents/{id}/webhook-secret",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
     request_body = RotateWebhookSecret,
     responses(
         (status = 200, body = RotatedWebhookSecret),
-        SignedRequestRefusals,
+        SignedRequestRefusals, BodyRefusals,
         AgentChangeRefusals,
     )
 )]
@@ -241,7 +242,7 @@ async fn rotate_webhook_secret(
     post,
     path = "/v1/agents/{id}/endpoint/enable",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`")),
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
     responses(
         (status = 200, body = Agent),
         SignedRequestRefusals,

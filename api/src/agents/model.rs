@@ -18,39 +18,45 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
     /// 1–100 characters.
-    #[schema(value_type = String, example = "Polyglot")]
+    #[schema(value_type = String, example = "Polyglot", min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub name: AgentName,
     /// Up to 2000 characters.
     #[serde(default)]
-    #[schema(value_type = String, example = "Translates documents between 40 languages.")]
+    #[schema(value_type = String, example = "Translates documents between 40 languages.", max_length = 2000, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub description: AgentDescription,
     /// 1–32 tags of `a-z 0-9 . _ -`; lower-cased and de-duplicated.
-    #[schema(value_type = Vec<String>, example = json!(["translation", "summarization"]))]
+    #[schema(value_type = Vec<CapabilityTagSchema>, example = json!(["translation", "summarization"]), min_items = 1, max_items = 32)]
     pub capabilities: Capabilities,
-    /// Where webhooks are delivered; https required.
-    #[schema(value_type = String, example = "https://polyglot.example.com/webhooks")]
+    /// Where webhooks are delivered: https, a host name (not an IP address).
+    #[schema(value_type = String, example = "https://polyglot.example.com/webhooks", max_length = 2048, pattern = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\\s#]*)?$")]
     pub endpoint_url: EndpointUrl,
     /// Base64 of the agent's 32-byte Ed25519 public key; it signs the agent's requests.
-    #[schema(value_type = String, example = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")]
+    #[schema(value_type = String, example = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", pattern = "^[A-Za-z0-9+/]{43}=$")]
     pub public_key: PublicKey,
     /// Price per job as a decimal string, 0–1,000,000, at most 6 decimals.
-    #[schema(value_type = String, example = "12.50")]
+    #[schema(value_type = String, example = "12.50", pattern = "^\\s*(1000000(\\.0{1,6})?|[0-9]{1,6}(\\.[0-9]{1,6})?)\\s*$")]
     pub price: Price,
 }
+
+/// A capability tag, as the OpenAPI document shows it: 1–64 of `a-z 0-9 . _ -`
+/// (upper case is lower-cased), starting with a letter or digit.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*$", example = "translation")]
+pub struct CapabilityTagSchema(pub String);
 
 /// Change some of an agent's fields; absent fields keep their value.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub name: Option<AgentName>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2000, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub description: Option<AgentDescription>,
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<CapabilityTagSchema>>, min_items = 1, max_items = 32)]
     pub capabilities: Option<Capabilities>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\\s#]*)?$")]
     pub endpoint_url: Option<EndpointUrl>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^\\s*(1000000(\\.0{1,6})?|[0-9]{1,6}(\\.[0-9]{1,6})?)\\s*$")]
     pub price: Option<Price>,
 }
 
@@ -117,7 +123,8 @@ const DEFAULT_SECRET_GRACE: Duration = Duration::from_secs(24 * 3600);
 pub struct RotateWebhookSecret {
     /// How long webhooks are also signed with the replaced secret: 0 to
     /// 604800 (7 days); 86400 (24 h) when absent. 0 drops it at once.
-    #[schema(example = 86400)]
+    #[serde(default, deserialize_with = "shared::domain::whole_number::optional")]
+    #[schema(example = 86400, minimum = 0, maximum = 604800)]
     pub grace_period_seconds: Option<u64>,
 }
 

@@ -105,9 +105,11 @@ pub struct DeliveryPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
+    /// Only deliveries in this status.
+    #[param(inline)]
     status: Option<DeliveryStatus>,
     /// Only deliveries of this event type, e.g. `job.created`.
-    #[param(value_type = Option<String>, example = "job.created")]
+    #[param(value_type = Option<String>, example = "job.created", max_length = 64, pattern = "^[a-z_]+\\.[a-z_]+$")]
     event_type: Option<EventTypeName>,
     /// Only deliveries created at or after this RFC 3339 time.
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -118,8 +120,10 @@ pub struct DeliveryQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<OffsetDateTime>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u16>,
     /// `next_cursor` of the previous page, with the same filters.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 
@@ -197,7 +201,7 @@ impl TryFrom<DeliveryQuery> for Filter {
 
 /// The deliveries of one job (signed by its client or agent).
 #[utoipa::path(get, path = "/v1/jobs/{id}/deliveries", tag = "deliveries",
-    params(("id" = String, Path, description = "job id")),
+    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
     responses((status = 200, body = Vec<Delivery>), (status = 404, description = "no such job of yours", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn job_deliveries(
     State(state): State<AppState>,
@@ -222,8 +226,8 @@ async fn job_deliveries(
 
 /// The deliveries to an agent's endpoint, newest first (signed by the agent).
 #[utoipa::path(get, path = "/v1/agents/{id}/deliveries", tag = "deliveries",
-    params(("id" = String, Path, description = "agent id"), DeliveryQuery),
-    responses((status = 200, body = DeliveryPage), SignedRequestRefusals))]
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$"), DeliveryQuery),
+    responses((status = 404, description = "no such agent, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = DeliveryPage), SignedRequestRefusals))]
 async fn agent_deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -236,8 +240,8 @@ async fn agent_deliveries(
 
 /// The callbacks of a client's jobs, newest first (signed by the client).
 #[utoipa::path(get, path = "/v1/clients/{id}/deliveries", tag = "deliveries",
-    params(("id" = String, Path, description = "client id"), DeliveryQuery),
-    responses((status = 200, body = DeliveryPage), SignedRequestRefusals))]
+    params(("id" = String, Path, description = "client id, `cli_…`", pattern = "^cli_[0-9a-fA-F]{32}$"), DeliveryQuery),
+    responses((status = 404, description = "no such client, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = DeliveryPage), SignedRequestRefusals))]
 async fn client_deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,

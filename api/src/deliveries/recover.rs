@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use super::require_recipient;
 use crate::auth::{Principal, Signed};
-use crate::error::{ApiError, Problem, SignedRequestRefusals};
+use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
 use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -59,11 +59,11 @@ pub struct Recovered {
 /// Queue again the deliveries to the agent's endpoint that died since a
 /// time (signed by the agent).
 #[utoipa::path(post, path = "/v1/agents/{id}/deliveries/recover", tag = "deliveries", request_body = Recover,
-    params(("id" = String, Path, description = "agent id")),
-    responses(
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    responses((status = 404, description = "no such agent, or not yours", body = Problem, content_type = "application/problem+json"), 
         (status = 202, description = "queued again", body = Recovered),
         (status = 409, description = "the endpoint is disabled: enable it first", body = Problem, content_type = "application/problem+json"),
-        SignedRequestRefusals,
+        SignedRequestRefusals, BodyRefusals,
         (status = 429, description = "`too-soon`: this agent recovered less than a minute ago (see `Retry-After`); `rate-limited`: too many writes from this key", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn recover_agent_deliveries(
@@ -78,10 +78,10 @@ async fn recover_agent_deliveries(
 /// Queue again the callbacks of the client's jobs that died since a time
 /// (signed by the client).
 #[utoipa::path(post, path = "/v1/clients/{id}/deliveries/recover", tag = "deliveries", request_body = Recover,
-    params(("id" = String, Path, description = "client id")),
-    responses(
+    params(("id" = String, Path, description = "client id, `cli_…`", pattern = "^cli_[0-9a-fA-F]{32}$")),
+    responses((status = 404, description = "no such client, or not yours", body = Problem, content_type = "application/problem+json"), 
         (status = 202, description = "queued again", body = Recovered),
-        SignedRequestRefusals,
+        SignedRequestRefusals, BodyRefusals,
         (status = 429, description = "`too-soon`: this client recovered less than a minute ago (see `Retry-After`); `rate-limited`: too many writes from this key", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn recover_client_deliveries(

@@ -23,7 +23,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// (signed by its recipient: the agent for its endpoint, the client for its
 /// callbacks). At most once a minute and 20 times per delivery.
 #[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries",
-    params(("id" = String, Path, description = "delivery id")),
+    params(("id" = String, Path, description = "delivery id, `dlv_…`", pattern = "^dlv_[0-9a-fA-F]{32}$")),
     responses(
         (status = 202, description = "queued again"),
         (status = 404, description = "no such delivery of yours", body = Problem, content_type = "application/problem+json"),

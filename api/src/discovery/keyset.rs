@@ -17,6 +17,8 @@ pub enum SortOrder {
 }
 
 impl SortOrder {
+    pub const ALL: [Self; 3] = [Self::Rating, Self::Price, Self::Newest];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rating => "rating",

@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::agents::model::{Agent, AgentRow};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, PublicReadRefusals};
 use crate::extract::ValidQuery;
 use crate::state::AppState;
 use keyset::{Cursor, SortOrder};
@@ -32,6 +32,9 @@ use tag_frequencies::TagFrequencies;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(discover_agents)).layer(Extension(TagFrequencies::default()))
 }
+
+/// Every `sort`, for the OpenAPI document.
+pub(crate) const SORT_ORDERS: [SortOrder; 3] = SortOrder::ALL;
 
 const DEFAULT_PAGE_SIZE: u16 = 20;
 const MAX_PAGE_SIZE: u16 = 100;
@@ -45,16 +48,16 @@ const SEEN_WITHIN_SECONDS: std::ops::RangeInclusive<u32> = 60..=2_592_000;
 #[into_params(parameter_in = Query)]
 pub struct DiscoveryQuery {
     /// Comma-separated tags; an agent must have all of them.
-    #[param(value_type = Option<String>, example = "translation,summarization")]
+    #[param(value_type = Option<String>, example = "translation,summarization", pattern = "^\\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*)?(,\\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*)?)*$")]
     capabilities: Option<TagList>,
     /// Words to find in name or description (web-search syntax: `"exact phrase"`, `-exclude`, `or`).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, max_length = 200, pattern = "^[^\\x00]*$")]
     q: Option<String>,
     /// Highest price, as a decimal.
-    #[param(value_type = Option<String>, example = "20")]
+    #[param(value_type = Option<String>, example = "20", pattern = "^\\s*(1000000(\\.0{1,6})?|[0-9]{1,6}(\\.[0-9]{1,6})?)\\s*$")]
     max_price: Option<Price>,
     /// Lowest average rating, 0–5.
-    #[param(value_type = Option<String>, example = "4.5")]
+    #[param(value_type = Option<String>, example = "4.5", pattern = "^\\s*(5(\\.0{1,2})?|[0-4](\\.[0-9]{1,2})?)\\s*$")]
     min_rating: Option<Rating>,
     /// Only agents whose last heartbeat is at most this old, 60–2592000
     /// seconds (heartbeats are recorded at most once a minute).
@@ -65,8 +68,10 @@ pub struct DiscoveryQuery {
     #[param(value_type = Option<String>)]
     sort: Option<SortOrder>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u16>,
     /// `next_cursor` of the previous page, with the same filters and sort.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 
@@ -85,9 +90,9 @@ pub struct AgentPage {
     tag = "discovery",
     params(DiscoveryQuery),
     responses(
+        PublicReadRefusals,
         (status = 200, body = AgentPage),
-        (status = 422, description = "a parameter was refused", body = Problem, content_type = "application/problem+json"),
-    )
+        )
 )]
 async fn discover_agents(
     State(state): State<AppState>,
@@ -131,6 +136,9 @@ impl TryFrom<DiscoveryQuery> for Search {
             return Err(ApiError::invalid("limit", format!("must be from 1 to {MAX_PAGE_SIZE}")));
         }
         let text = query.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+        if text.as_ref().is_some_and(|q| q.contains('\0')) {
+            return Err(ApiError::invalid("q", "must not contain NUL characters"));
+        }
         if text.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
             return Err(ApiError::invalid("q", format!("must be at most {MAX_QUERY_CHARS} characters")));
         }

@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Principal, Signed};
-use crate::error::{ApiError, Problem, SignedRequestRefusals};
+use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
 use crate::extract::ValidQuery;
 use crate::state::AppState;
 use crate::{cursor, outbox};
@@ -53,10 +53,10 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
     path = "/v1/jobs",
     tag = "jobs",
     request_body = CreateJob,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; makes retries safe: a retry with the same key and body gets the first answer", pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 201, description = "created (or the first answer, replayed)", body = Job),
-        SignedRequestRefusals,
+        SignedRequestRefusals, BodyRefusals,
         (status = 409, description = "the agent is deactivated", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -222,7 +222,7 @@ fn created(job: Job, replayed: bool) -> Response {
     get,
     path = "/v1/jobs/{id}",
     tag = "jobs",
-    params(("id" = String, Path, description = "job id, `job_…`")),
+    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
     responses(
         (status = 200, body = Job),
         (status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"),
@@ -253,16 +253,23 @@ fn is_party(row: &JobRow, principal: &Principal) -> bool {
     }
 }
 
+/// The `role` a job listing is for.
+pub(crate) const ROLES: [&str; 2] = ["client", "agent"];
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// `client` or `agent`: must be what the signer is (defaults to it).
     role: Option<String>,
+    /// Only jobs in this status.
     #[param(value_type = Option<String>)]
     status: Option<JobStatus>,
     /// 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u16>,
+    /// `next_cursor` of the previous page, with the same filters.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 
@@ -285,7 +292,7 @@ async fn list_jobs(
     let (party, as_agent) = match (&principal, query.role.as_deref()) {
         (Principal::Client(client), None | Some("client")) => (client.as_uuid(), false),
         (Principal::Agent(agent), None | Some("agent")) => (agent.as_uuid(), true),
-        (_, Some(role)) if !["client", "agent"].contains(&role) => {
+        (_, Some(role)) if !ROLES.contains(&role) => {
             return Err(ApiError::invalid("role", "must be client or agent"));
         }
         _ => return Err(ApiError::Forbidden("role must be what the signing key is (client or agent)".into())),
@@ -309,8 +316,8 @@ async fn list_jobs(
 
 /// Accept a pending job before its `accept_by` (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/accept", tag = "jobs",
-    params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "not pending, or its accept window passed (`accept_by`)", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
+    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    responses((status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = Job), (status = 409, description = "not pending, or its accept window passed (`accept_by`)", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn accept_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -321,8 +328,8 @@ async fn accept_job(
 
 /// Complete an accepted job with its result before its `deadline` (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/complete", tag = "jobs", request_body = CompleteJob,
-    params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "not accepted, or its deadline passed", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
+    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    responses((status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = Job), (status = 409, description = "not accepted, or its deadline passed", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals, BodyRefusals))]
 async fn complete_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -333,8 +340,8 @@ async fn complete_job(
 
 /// Fail a pending or accepted job, saying why (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/fail", tag = "jobs", request_body = FailJob,
-    params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
+    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    responses((status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals, BodyRefusals))]
 async fn fail_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -344,13 +351,17 @@ async fn fail_job(
     if reason.is_empty() || reason.chars().count() > MAX_FAILURE_REASON_CHARS {
         return Err(ApiError::invalid("reason", format!("must be 1 to {MAX_FAILURE_REASON_CHARS} characters")));
     }
+    // Like every other text field: line breaks and tabs, no other control characters.
+    if reason.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ApiError::invalid("reason", "must not contain control characters"));
+    }
     transition(&state, &id, &principal, JobTransition::Fail, None, Some(reason)).await
 }
 
 /// Cancel a pending or accepted job (signed by its client).
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
-    params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
+    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    responses((status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<String>,

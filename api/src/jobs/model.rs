@@ -11,21 +11,25 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
-    #[schema(value_type = String, example = "agt_0b7e4f3c9a1d4e2f8c6b5a4d3e2f1a0b")]
+    #[schema(value_type = String, example = "agt_0b7e4f3c9a1d4e2f8c6b5a4d3e2f1a0b", pattern = "^agt_[0-9a-fA-F]{32}$")]
     pub agent_id: AgentId,
     /// Anything JSON; the agent's input.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub input: serde_json::Value,
     /// The agreed price: at most the agent's price.
-    #[schema(value_type = String, example = "12.50")]
+    #[schema(value_type = String, example = "12.50", pattern = "^\\s*(1000000(\\.0{1,6})?|[0-9]{1,6}(\\.[0-9]{1,6})?)\\s*$")]
     pub price: Price,
     /// Where accepted/completed/failed/expired webhooks go; https required.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\\s#]*)?$")]
     pub callback_url: Option<EndpointUrl>,
     /// How long the agent has to accept, in seconds: 60–604800 (default
     /// `JOB_ACCEPT_TIMEOUT_SECONDS`, a day). Not accepted by then, the job
     /// expires.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "shared::domain::whole_number::optional"
+    )]
     #[schema(minimum = 60, maximum = 604800, example = 3600)]
     pub accept_within_seconds: Option<u32>,
     /// When the work must be done (RFC 3339): in the future, at most a year
@@ -40,7 +44,8 @@ pub struct CreateJob {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteJob {
-    #[schema(value_type = Object)]
+    /// Anything JSON; the job's result.
+    #[schema(value_type = Value)]
     pub result: serde_json::Value,
 }
 
@@ -49,6 +54,11 @@ pub struct CompleteJob {
 #[serde(deny_unknown_fields)]
 pub struct FailJob {
     /// 1–2000 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub reason: String,
 }
 
@@ -64,9 +74,9 @@ pub struct Job {
     pub agent_id: AgentId,
     #[schema(value_type = String, example = "pending")]
     pub status: JobStatus,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub input: serde_json::Value,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub result: Option<serde_json::Value>,
     pub failure_reason: Option<String>,
     #[schema(value_type = String, example = "12.5")]

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, Signed};
-use crate::error::{ApiError, Problem, SignedRequestRefusals};
+use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::extract::ValidQuery;
 use crate::state::AppState;
 use crate::{agents, cursor, jobs, outbox};
@@ -38,10 +38,10 @@ const MAX_PAGE_SIZE: u16 = 100;
     path = "/v1/jobs/{id}/rating",
     tag = "ratings",
     request_body = RateJob,
-    params(("id" = String, Path, description = "job id, `job_…`")),
+    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
     responses(
         (status = 201, description = "rated", body = JobRating),
-        SignedRequestRefusals,
+        SignedRequestRefusals, BodyRefusals,
         (status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the job is not completed or failed, or is already rated", body = Problem, content_type = "application/problem+json"),
     )
@@ -93,6 +93,7 @@ pub struct RatingQuery {
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u16>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 
@@ -101,12 +102,12 @@ pub struct RatingQuery {
     get,
     path = "/v1/agents/{id}/ratings",
     tag = "ratings",
-    params(("id" = String, Path, description = "agent id, `agt_…`"), RatingQuery),
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$"), RatingQuery),
     responses(
+        PublicReadRefusals,
         (status = 200, body = RatingPage),
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "a parameter was refused", body = Problem, content_type = "application/problem+json"),
-    )
+        )
 )]
 async fn list_ratings(
     State(state): State<AppState>,

@@ -16,7 +16,7 @@ pub struct RateJob {
     #[schema(value_type = i16, minimum = 1, maximum = 5, example = 5)]
     pub score: RatingScore,
     /// 1–1000 characters, trimmed; leave it out for none.
-    #[schema(value_type = Option<String>, max_length = 1000, example = "Fast and exact.")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 1000, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$", example = "Fast and exact.")]
     pub comment: Option<RatingComment>,
 }
 

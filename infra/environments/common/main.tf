@@ -23,4 +23,5 @@ module "platform" {
   rust_log                     = var.rust_log
   tasks_logging_sampling_ratio = var.tasks_logging_sampling_ratio
   trace_sample_ratio           = var.trace_sample_ratio
+  cors_allowed_origins         = var.cors_allowed_origins
 }

@@ -173,3 +173,14 @@ variable "trace_sample_ratio" {
     error_message = "trace_sample_ratio must be between 0 and 1."
   }
 }
+
+variable "cors_allowed_origins" {
+  type        = list(string)
+  description = "Origins (https://host[:port]) of browser apps allowed to call the API (CORS_ALLOWED_ORIGINS); empty: none."
+  default     = []
+
+  validation {
+    condition     = alltrue([for origin in var.cors_allowed_origins : can(regex("^https?://[a-z0-9.-]+(:[0-9]+)?$", origin))])
+    error_message = "Each of cors_allowed_origins must be a bare origin such as https://app.example.com (no path, no trailing slash)."
+  }
+}

@@ -321,6 +321,8 @@ module "api" {
     # Regional: Pub/Sub keeps ordering-key order only for publishes to one region.
     PUBSUB_ENDPOINT          = "https://${var.region}-pubsub.googleapis.com"
     PUBSUB_DEAD_LETTER_TOPIC = module.pubsub.topic_ids["webhook-dead-letter"]
+    # Browser apps allowed to call the API; empty: no CORS headers at all.
+    CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)
   })
   secret_env          = local.common_secret_env
   cloud_sql_instances = local.cloud_sql_instances

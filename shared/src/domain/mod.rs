@@ -10,6 +10,7 @@ mod money;
 mod public_key;
 mod rating;
 mod webhook_secret;
+pub mod whole_number;
 
 pub use agent::{AgentDescription, AgentName, Capabilities, CapabilityTag, Rating};
 pub use endpoint_url::EndpointUrl;

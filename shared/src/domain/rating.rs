@@ -7,11 +7,12 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use super::agent::check_text;
+use super::whole_number::WholeNumber;
 use super::{ParseError, serde_via_str};
 
 /// 1 to 5 stars: a JSON integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(try_from = "i64", into = "i16")]
+#[serde(try_from = "WholeNumber", into = "i16")]
 pub struct RatingScore(i16);
 
 impl RatingScore {
@@ -27,6 +28,13 @@ impl TryFrom<i64> for RatingScore {
             Ok(score @ 1..=5) => Ok(Self(score)),
             _ => Err(ParseError::new("must be an integer from 1 to 5")),
         }
+    }
+}
+
+impl TryFrom<WholeNumber> for RatingScore {
+    type Error = ParseError;
+    fn try_from(score: WholeNumber) -> Result<Self, ParseError> {
+        Self::try_from(score.0)
     }
 }
 

@@ -1,6 +1,8 @@
 //! One integration-test binary (one link step) for the API; a module per feature.
 
 mod agents;
+mod contract;
+mod cors;
 mod deliveries;
 mod discovery;
 mod events;

@@ -1,0 +1,156 @@
+"""Schemathesis hooks for agent-registry (loaded with SCHEMATHESIS_HOOKS).
+
+Signs every request RFC 9421 with the published `http-message-signatures`
+library (through `sign_request.sign`, the tests' independent client), as the
+principal the operation is meant for:
+
+- registrations (`POST /v1/agents`, `POST /v1/clients`) with a fresh key whose
+  public key replaces a well-formed `public_key` of the body: the generated key
+  is random bytes, and only its owner can sign its registration;
+- agent operations (`/v1/agents/{id}/…` writes, accept/complete/fail,
+  resends) as an agent registered when the run starts;
+- everything else as a client registered when the run starts.
+
+Well-formed values whose validity the schema cannot express are made real
+(a malformed value is left alone, so a request stays exactly as valid or
+invalid as schemathesis generated it):
+
+- `cursor`: only a cursor the API issued is valid (an opaque token);
+- `agent_id` of a new job: an agent that exists (the price, at most the
+  agent's, always fits: that agent charges the maximum);
+- `deadline` of a job: in the future, within a year;
+- `since`/`until` of a recover: within the last 14 days, in order;
+- `Idempotency-Key`: a fresh key per request, as a real client sends.
+
+The API's base URL comes from AR_BASE_URL.
+"""
+
+import base64
+import datetime
+import json
+import os
+import re
+import uuid
+import sys
+from urllib.parse import parse_qsl, urlencode
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import schemathesis
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sign_request import sign  # noqa: E402
+
+BASE_URL = os.environ["AR_BASE_URL"].rstrip("/")
+PUBLIC_KEY = re.compile(r"^[A-Za-z0-9+/]{43}=$")
+
+
+def public_key_of(key):
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def register(path, body_without_key):
+    key = Ed25519PrivateKey.generate()
+    body = json.dumps({**body_without_key, "public_key": public_key_of(key)}).encode()
+    prepared = requests.Request("POST", BASE_URL + path, data=body, headers={"Content-Type": "application/json"}).prepare()
+    sign(prepared, key, public_key_of(key))
+    response = requests.Session().send(prepared)
+    response.raise_for_status()
+    return key, response.json()["id"]
+
+
+AGENT_KEY, AGENT_ID = register(
+    "/v1/agents",
+    {
+        "name": "Schemathesis agent",
+        "description": "Registered by the contract test.",
+        "capabilities": ["translation"],
+        "endpoint_url": "https://agent.example.com/webhooks",
+        "price": "1000000",
+    },
+)
+CLIENT_KEY, CLIENT_ID = register("/v1/clients", {"name": "Schemathesis client"})
+
+AGENT_WRITES = re.compile(r"^/v1/(agents/[^/]+(/.*)?|jobs/[^/]+/(accept|complete|fail)|deliveries/[^/]+/resend)$")
+
+
+ISSUED_CURSOR = re.compile(r"^[A-Za-z0-9_-]+$")
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
+AGENT_ID_SHAPE = re.compile(r"^agt_[0-9a-fA-F]{32}$")
+
+
+def now(delta_seconds=0):
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=delta_seconds)
+    return at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def is_date_time(value):
+    try:
+        datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        return True
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def make_real(prepared, path):
+    """Replaces well-formed values the schema cannot constrain further by
+    real ones, so they stay well-formed: a value the schema refuses is left
+    as it is, and the request stays as invalid as it was generated."""
+    url = requests.utils.urlparse(prepared.url)
+    query = parse_qsl(url.query, keep_blank_values=True)
+    kept = [(name, value) for name, value in query if not (name == "cursor" and ISSUED_CURSOR.fullmatch(value))]
+    if kept != query:
+        prepared.prepare_url(url._replace(query=urlencode(kept)).geturl(), None)
+    # One key per request: a key generated again for another body would be
+    # refused (422, documented), a rule of keys no schema can express.
+    key = prepared.headers.get("Idempotency-Key")
+    if key is not None and IDEMPOTENCY_KEY.fullmatch(key):
+        prepared.headers["Idempotency-Key"] = f"st-{uuid.uuid4()}"
+    if prepared.method != "POST" or not prepared.body:
+        return
+    try:
+        body = json.loads(prepared.body)
+    except ValueError:
+        return
+    if not isinstance(body, dict):
+        return
+    if path == "/v1/jobs":
+        if isinstance(body.get("agent_id"), str) and AGENT_ID_SHAPE.fullmatch(body["agent_id"]):
+            body["agent_id"] = AGENT_ID
+        if is_date_time(body.get("deadline")):
+            body["deadline"] = now(3600)
+    elif path.endswith("/deliveries/recover"):
+        if is_date_time(body.get("since")):
+            body["since"] = now(-3600)
+        if is_date_time(body.get("until")):
+            body["until"] = now(60)
+    else:
+        return
+    prepared.prepare_body(json.dumps(body).encode(), None)
+
+
+class Signer(requests.auth.AuthBase):
+    """Signs the final request, body bytes included, as its principal."""
+
+    def __call__(self, prepared):
+        path = requests.utils.urlparse(prepared.url).path
+        if prepared.method == "POST" and path in ("/v1/agents", "/v1/clients"):
+            key = Ed25519PrivateKey.generate()
+            try:
+                body = json.loads(prepared.body or b"")
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("public_key"), str) and PUBLIC_KEY.fullmatch(body["public_key"]):
+                body["public_key"] = public_key_of(key)
+                prepared.prepare_body(json.dumps(body).encode(), None)
+            return sign(prepared, key, public_key_of(key))
+        make_real(prepared, path)
+        if prepared.method != "GET" and AGENT_WRITES.fullmatch(path):
+            return sign(prepared, AGENT_KEY, AGENT_ID)
+        return sign(prepared, CLIENT_KEY, CLIENT_ID)
+
+
+schemathesis.auth.set_from_requests(Signer())
