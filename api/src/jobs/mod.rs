@@ -188,7 +188,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let key = value.to_str().ok().map(str::trim).filter(|key| (1..=255).contains(&key.len()));
+    // As documented (`^[!-~]{1,255}$`): no spaces, inside or around.
+    let visible = |key: &&str| (1..=255).contains(&key.len()) && key.bytes().all(|byte| byte.is_ascii_graphic());
+    let key = value.to_str().ok().filter(visible);
     key.map(Some).ok_or_else(|| ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"))
 }
 

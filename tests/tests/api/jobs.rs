@@ -72,6 +72,10 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
 
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&app.db).await.unwrap();
     assert_eq!(count, 1);
+    for malformed in ["order 43", &"k".repeat(256)] {
+        let refused = create(&app, &client, &job_body(&agent, "5"), Some(malformed)).await;
+        assert_eq!(refused.status(), 422, "{malformed:?}: 1–255 visible ASCII characters, as documented");
+    }
 
     // A retry after the agent left still gets the first answer, not a refusal.
     let deactivated = app.signed(&agent.signer, Method::DELETE, &agent.path(), &Value::Null).await;
