@@ -92,6 +92,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ValidQuery<T> 
     }
 }
 
+/// The page size every listing takes as `limit`: 1 to 100, 20 when absent.
+pub fn page_size(limit: Option<u16>) -> Result<u16, ApiError> {
+    const DEFAULT: u16 = 20;
+    const MAX: u16 = 100;
+    let limit = limit.unwrap_or(DEFAULT);
+    if !(1..=MAX).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be from 1 to {MAX}")));
+    }
+    Ok(limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,8 +37,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(client_deliveries))
 }
 
-const DEFAULT_PAGE_SIZE: u16 = 20;
-const MAX_PAGE_SIZE: u16 = 100;
 /// How many attempts a listed delivery shows: its newest.
 const LISTED_ATTEMPTS: i64 = 20;
 const CURSOR_KIND: &str = "deliveries";
@@ -176,10 +174,7 @@ impl TryFrom<DeliveryQuery> for Filter {
     type Error = ApiError;
 
     fn try_from(query: DeliveryQuery) -> Result<Self, ApiError> {
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            return Err(ApiError::invalid("limit", format!("must be from 1 to {MAX_PAGE_SIZE}")));
-        }
+        let limit = crate::extract::page_size(query.limit)?;
         if let (Some(since), Some(until)) = (query.since, query.until)
             && until <= since
         {

@@ -36,8 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Every `sort`, for the OpenAPI document.
 pub(crate) const SORT_ORDERS: [SortOrder; 3] = SortOrder::ALL;
 
-const DEFAULT_PAGE_SIZE: u16 = 20;
-const MAX_PAGE_SIZE: u16 = 100;
 const MAX_QUERY_CHARS: usize = 200;
 /// Below a minute, an agent that heartbeats often would still drop out:
 /// its `last_seen_at` is written at most once a minute.
@@ -131,10 +129,7 @@ impl TryFrom<DiscoveryQuery> for Search {
 
     fn try_from(query: DiscoveryQuery) -> Result<Self, ApiError> {
         let sort = query.sort.unwrap_or(SortOrder::Rating);
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            return Err(ApiError::invalid("limit", format!("must be from 1 to {MAX_PAGE_SIZE}")));
-        }
+        let limit = crate::extract::page_size(query.limit)?;
         let text = query.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
         if text.as_ref().is_some_and(|q| q.contains('\0')) {
             return Err(ApiError::invalid("q", "must not contain NUL characters"));

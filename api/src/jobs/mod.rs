@@ -299,10 +299,7 @@ async fn list_jobs(
         }
         _ => return Err(ApiError::Forbidden("role must be what the signing key is (client or agent)".into())),
     };
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be from 1 to 100"));
-    }
+    let limit = crate::extract::page_size(query.limit)?;
     let before =
         cursor::newest_first_after(query.cursor.as_deref(), "jobs").map_err(|e| ApiError::invalid("cursor", e))?;
     let mut rows = store::list(&state.db, party, as_agent, query.status, before, i64::from(limit) + 1).await?;

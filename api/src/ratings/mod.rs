@@ -27,9 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(rate_job)).routes(routes!(list_ratings))
 }
 
-const DEFAULT_PAGE_SIZE: u16 = 20;
-const MAX_PAGE_SIZE: u16 = 100;
-
 /// Rate a completed or failed job, once (signed by the job's client). The
 /// agent's `rating`, `rating_count` and `score` change with it, and the agent
 /// gets a `job.rated` webhook.
@@ -115,10 +112,7 @@ async fn list_ratings(
     ValidQuery(query): ValidQuery<RatingQuery>,
 ) -> Result<Json<RatingPage>, ApiError> {
     let agent = agents::parse_id(&id)?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("must be from 1 to {MAX_PAGE_SIZE}")));
-    }
+    let limit = crate::extract::page_size(query.limit)?;
     let before =
         cursor::newest_first_after(query.cursor.as_deref(), "ratings").map_err(|e| ApiError::invalid("cursor", e))?;
     let mut rows = store::list(&state.db, agent, before, i64::from(limit) + 1).await?;
