@@ -103,6 +103,13 @@ pub fn page_size(limit: Option<u16>) -> Result<u16, ApiError> {
     Ok(limit)
 }
 
+/// For `#[serde(default, deserialize_with = "present")]` on a change's
+/// optional fields: absent is `None`, but `null` is refused (naming the
+/// field), as it could mean "no change" or "clear it".
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(value: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(value).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -
 pub fn complete(api: &mut utoipa::openapi::OpenApi) {
     SignedRequests.modify(api);
     QueryEnums.modify(api);
+    NonEmptyChanges.modify(api);
 }
 
 /// The name of the security scheme signed operations require.
@@ -96,6 +97,20 @@ impl Modify for QueryEnums {
                     schema.enum_values = Some(values.iter().map(|value| serde_json::Value::from(*value)).collect());
                 }
             }
+        }
+    }
+}
+
+/// Change bodies must name at least one field (the handlers answer 422 to
+/// `{}`). Set here because utoipa 5.5's `min_properties` attribute emits
+/// `maxProperties`.
+struct NonEmptyChanges;
+
+impl Modify for NonEmptyChanges {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let schemas = &mut openapi.components.get_or_insert_with(Default::default).schemas;
+        if let Some(RefOr::T(Schema::Object(schema))) = schemas.get_mut("UpdateAgent") {
+            schema.min_properties = Some(1);
         }
     }
 }

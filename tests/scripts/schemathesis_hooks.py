@@ -20,7 +20,13 @@ invalid as schemathesis generated it):
   agent's, always fits: that agent charges the maximum);
 - `deadline` of a job: in the future, within a year;
 - `since`/`until` of a recover: within the last 14 days, in order;
-- `Idempotency-Key`: a fresh key per request, as a real client sends.
+- `since`/`until` of a deliveries listing, when both are given out of order:
+  in order (the document says `until` must be later);
+- `Idempotency-Key`: a fresh key per request, as a real client sends;
+- the id in the path of an agent's or a client's own resources (all but the
+  agent's deactivation): the run's agent or client, so the operation reaches
+  its logic instead of answering 403 for someone else's id; an update keeps
+  the agent's (maximum) price, so jobs still fit it.
 
 The API's base URL comes from AR_BASE_URL.
 """
@@ -45,6 +51,8 @@ from sign_request import sign  # noqa: E402
 
 BASE_URL = os.environ["AR_BASE_URL"].rstrip("/")
 PUBLIC_KEY = re.compile(r"^[A-Za-z0-9+/]{43}=$")
+MAXIMUM_PRICE = "1000000"
+PRICE = re.compile(r"^\s*(1000000(\.0{1,6})?|[0-9]{1,6}(\.[0-9]{1,6})?)\s*$")
 
 
 def public_key_of(key):
@@ -69,12 +77,15 @@ AGENT_KEY, AGENT_ID = register(
         "description": "Registered by the contract test.",
         "capabilities": ["translation"],
         "endpoint_url": "https://agent.example.com/webhooks",
-        "price": "1000000",
+        "price": MAXIMUM_PRICE,
     },
 )
 CLIENT_KEY, CLIENT_ID = register("/v1/clients", {"name": "Schemathesis client"})
 
 AGENT_WRITES = re.compile(r"^/v1/(agents/[^/]+(/.*)?|jobs/[^/]+/(accept|complete|fail)|deliveries/[^/]+/resend)$")
+AGENT_READS = re.compile(r"^/v1/agents/[^/]+/deliveries$")
+OWN_AGENT_PATH = re.compile(r"^/v1/agents/agt_[0-9a-fA-F]{32}(?=/|$)")
+OWN_CLIENT_PATH = re.compile(r"^/v1/clients/cli_[0-9a-fA-F]{32}(?=/)")
 
 
 ISSUED_CURSOR = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -87,12 +98,34 @@ def now(delta_seconds=0):
     return at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def is_date_time(value):
+def parse_date_time(value):
     try:
-        datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-        return True
+        return datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except (AttributeError, TypeError, ValueError):
-        return False
+        return None
+
+
+def is_date_time(value):
+    return parse_date_time(value) is not None
+
+
+def in_order(query):
+    """`since` before `until` when both are well-formed: a rule between two
+    parameters that no schema can express."""
+    values = dict(query)
+    since, until = parse_date_time(values.get("since")), parse_date_time(values.get("until"))
+    if since is None or until is None or since.tzinfo is None or until.tzinfo is None or since < until:
+        return query
+    return [(name, now(-3600) if name == "since" else now(60) if name == "until" else value) for name, value in query]
+
+
+def own(method, path):
+    """The path with a well-formed agent or client id replaced by the run's
+    own (the agent's deactivation excepted: it would end the run's jobs)."""
+    if method == "DELETE" and OWN_AGENT_PATH.fullmatch(path):
+        return path
+    path = OWN_AGENT_PATH.sub(f"/v1/agents/{AGENT_ID}", path)
+    return OWN_CLIENT_PATH.sub(f"/v1/clients/{CLIENT_ID}", path)
 
 
 def make_real(prepared, path):
@@ -101,15 +134,17 @@ def make_real(prepared, path):
     as it is, and the request stays as invalid as it was generated."""
     url = requests.utils.urlparse(prepared.url)
     query = parse_qsl(url.query, keep_blank_values=True)
-    kept = [(name, value) for name, value in query if not (name == "cursor" and ISSUED_CURSOR.fullmatch(value))]
-    if kept != query:
-        prepared.prepare_url(url._replace(query=urlencode(kept)).geturl(), None)
+    kept = in_order([(name, value) for name, value in query if not (name == "cursor" and ISSUED_CURSOR.fullmatch(value))])
+    own_path = own(prepared.method, path)
+    if kept != query or own_path != path:
+        prepared.prepare_url(url._replace(path=own_path, query=urlencode(kept)).geturl(), None)
+        path = own_path
     # One key per request: a key generated again for another body would be
     # refused (422, documented), a rule of keys no schema can express.
     key = prepared.headers.get("Idempotency-Key")
     if key is not None and IDEMPOTENCY_KEY.fullmatch(key):
         prepared.headers["Idempotency-Key"] = f"st-{uuid.uuid4()}"
-    if prepared.method != "POST" or not prepared.body:
+    if prepared.method not in ("POST", "PATCH") or not prepared.body:
         return
     try:
         body = json.loads(prepared.body)
@@ -117,7 +152,10 @@ def make_real(prepared, path):
         return
     if not isinstance(body, dict):
         return
-    if path == "/v1/jobs":
+    if prepared.method == "PATCH" and path == f"/v1/agents/{AGENT_ID}":
+        if isinstance(body.get("price"), str) and PRICE.fullmatch(body["price"]):
+            body["price"] = MAXIMUM_PRICE
+    elif path == "/v1/jobs":
         if isinstance(body.get("agent_id"), str) and AGENT_ID_SHAPE.fullmatch(body["agent_id"]):
             body["agent_id"] = AGENT_ID
         if is_date_time(body.get("deadline")):
@@ -148,7 +186,8 @@ class Signer(requests.auth.AuthBase):
                 prepared.prepare_body(json.dumps(body).encode(), None)
             return sign(prepared, key, public_key_of(key))
         make_real(prepared, path)
-        if prepared.method != "GET" and AGENT_WRITES.fullmatch(path):
+        path = requests.utils.urlparse(prepared.url).path
+        if (prepared.method != "GET" and AGENT_WRITES.fullmatch(path)) or AGENT_READS.fullmatch(path):
             return sign(prepared, AGENT_KEY, AGENT_ID)
         return sign(prepared, CLIENT_KEY, CLIENT_ID)
 

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::extract::present;
 
 /// Register an agent.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,19 +45,25 @@ pub struct RegisterAgent {
 #[schema(value_type = String, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*$", example = "translation")]
 pub struct CapabilityTagSchema(pub String);
 
-/// Change some of an agent's fields; absent fields keep their value.
+/// Change some of an agent's fields (at least one); absent fields keep
+/// their value.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, value_type = Option<String>, min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub name: Option<AgentName>,
-    #[schema(value_type = Option<String>, max_length = 2000, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, value_type = Option<String>, max_length = 2000, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub description: Option<AgentDescription>,
-    #[schema(value_type = Option<Vec<CapabilityTagSchema>>, min_items = 1, max_items = 32)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, value_type = Option<Vec<CapabilityTagSchema>>, min_items = 1, max_items = 32)]
     pub capabilities: Option<Capabilities>,
-    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\\s#]*)?$")]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, value_type = Option<String>, max_length = 2048, pattern = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\\s#]*)?$")]
     pub endpoint_url: Option<EndpointUrl>,
-    #[schema(value_type = Option<String>, pattern = "^\\s*(1000000(\\.0{1,6})?|[0-9]{1,6}(\\.[0-9]{1,6})?)\\s*$")]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, value_type = Option<String>, pattern = "^\\s*(1000000(\\.0{1,6})?|[0-9]{1,6}(\\.[0-9]{1,6})?)\\s*$")]
     pub price: Option<Price>,
 }
 

@@ -113,7 +113,8 @@ pub struct DeliveryQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
     since: Option<OffsetDateTime>,
-    /// Only deliveries created before this RFC 3339 time.
+    /// Only deliveries created before this RFC 3339 time; later than
+    /// `since` when both are given (else 422).
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<OffsetDateTime>,

@@ -79,6 +79,10 @@ async fn update_changes_only_the_given_fields() {
 
     let empty = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({})).await;
     assert_eq!(empty.status(), 422);
+    // `null` could mean "keep" or "clear": refused, naming the field.
+    let null = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({"price": null})).await;
+    assert_eq!(null.status(), 422);
+    assert_eq!(null.json::<Value>().await.unwrap()["errors"][0]["field"], "price");
 }
 
 #[tokio::test]

@@ -12,12 +12,16 @@ use tests::spawn_app;
 /// edges, small enough for two CI cores (the run takes about a minute).
 const MAX_EXAMPLES: &str = "5";
 
+/// CI runs one fixed seed, so a failure reproduces; `CONTRACT_SEED=<n>`
+/// explores others.
+const DEFAULT_SEED: &str = "15";
+
 #[tokio::test]
-#[ignore = "two differences left (issue 15): a schema-invalid Idempotency-Key the hook cannot tell from a valid one on the wire, and a stateful recover whose `until` precedes the hook's `since`; run with --run-ignored all"]
 async fn schemathesis_finds_no_difference_between_the_document_and_the_api() {
     let app = spawn_app().await;
     let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
     let schema = app.url("/openapi.json");
+    let seed = std::env::var("CONTRACT_SEED").unwrap_or_else(|_| DEFAULT_SEED.into());
     let report = std::env::temp_dir().join(format!("schemathesis-{}", app.database.name));
     let mut command = Command::new("schemathesis");
     command
@@ -26,7 +30,7 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_api() {
         // with `active: false`, as documented: "use after free" expects a 404
         // from GET afterwards, which this API deliberately does not give.
         .args(["--exclude-checks", "use_after_free"])
-        .args(["--max-examples", MAX_EXAMPLES, "--workers", "2", "--no-color", "--seed", "15"])
+        .args(["--max-examples", MAX_EXAMPLES, "--workers", "2", "--no-color", "--seed", &seed])
         // Postgres cannot store NUL in text or jsonb, so the API refuses it
         // (422, documented) in free-form JSON such as a job's `input`, which
         // a schema cannot express.
