@@ -196,3 +196,24 @@ async fn jobs_are_listed_by_role_and_status_across_pages() {
     let wrong_role = app.signed(&agent.signer, Method::GET, "/v1/jobs?role=client", &Value::Null).await;
     assert_eq!(wrong_role.status(), 403);
 }
+
+/// Postgres prints jsonb numbers in full (f64::MAX has 309 digits); the API
+/// must read back every number it accepted (the workspace's serde_json
+/// `float_roundtrip`).
+#[tokio::test]
+async fn inputs_with_extreme_numbers_read_back_as_written() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let client = client(&app).await;
+    for number in [f64::MAX, f64::MIN, f64::MIN_POSITIVE, 5e-324, 1e308, 1.7976931348623155e308, -0.0, 1e21] {
+        let body = json!({"agent_id": agent.registered["id"], "input": {"x": number}, "price": "1"});
+        let created = create(&app, &client, &body, None).await;
+        assert_eq!(created.status(), 201, "{number:e}");
+        let job: Value = created.json().await.unwrap();
+        let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+        let read = app.signed(&client, Method::GET, &path, &Value::Null).await;
+        assert_eq!(read.status(), 200, "{number:e}: {}", read.text().await.unwrap());
+        let read: Value = read.json().await.unwrap();
+        assert_eq!(read["input"]["x"].as_f64(), Some(number), "{number:e}");
+    }
+}
