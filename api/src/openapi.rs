@@ -43,7 +43,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -
 /// route is in the document.
 pub fn complete(api: &mut utoipa::openapi::OpenApi) {
     SignedRequests.modify(api);
-    QueryEnums.modify(api);
+    ClosedSets.modify(api);
     NonEmptyChanges.modify(api);
 }
 
@@ -75,30 +75,46 @@ with a body, `Content-Digest: sha-256=:<base64 SHA-256 of the body>:` (RFC 9530)
     }
 }
 
-/// Query parameters the API parses as closed sets (strings in the handlers'
-/// query types) documented as the enums they are, from the same lists.
-struct QueryEnums;
+/// Query parameters and answer fields that are closed sets (strings in the
+/// handlers' types) documented as the enums they are, from the same lists.
+struct ClosedSets;
 
-impl Modify for QueryEnums {
+impl Modify for ClosedSets {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let statuses: Vec<&str> = shared::domain::JobStatus::ALL.iter().map(|status| status.as_str()).collect();
+        let windows: Vec<&str> = shared::domain::JobWindow::ALL.iter().map(|window| window.as_str()).collect();
         let sorts: Vec<&str> = crate::discovery::SORT_ORDERS.iter().map(|sort| sort.as_str()).collect();
-        let enums: [(&str, &str, &[&str]); 3] = [
+        let parameters: [(&str, &str, &[&str]); 3] = [
             ("/v1/jobs", "status", &statuses),
             ("/v1/jobs", "role", &crate::jobs::ROLES),
             ("/v1/agents", "sort", &sorts),
         ];
-        for (path, name, values) in enums {
+        for (path, name, values) in parameters {
             let Some(operation) = openapi.paths.paths.get_mut(path).and_then(|item| item.get.as_mut()) else {
                 continue;
             };
             for parameter in operation.parameters.iter_mut().flatten().filter(|parameter| parameter.name == name) {
                 if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
-                    schema.enum_values = Some(values.iter().map(|value| serde_json::Value::from(*value)).collect());
+                    schema.enum_values = Some(enum_values(values, false));
                 }
             }
         }
+        let properties: [(&str, &str, &[&str], bool); 2] =
+            [("Job", "status", &statuses, false), ("Job", "expired_because", &windows, true)];
+        let schemas = &mut openapi.components.get_or_insert_with(Default::default).schemas;
+        for (schema, property, values, nullable) in properties {
+            if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema)
+                && let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property)
+            {
+                field.enum_values = Some(enum_values(values, nullable));
+            }
+        }
     }
+}
+
+fn enum_values(values: &[&str], nullable: bool) -> Vec<serde_json::Value> {
+    let values = values.iter().map(|value| serde_json::Value::from(*value));
+    values.chain(nullable.then_some(serde_json::Value::Null)).collect()
 }
 
 /// Change bodies must name at least one field (the handlers answer 422 to

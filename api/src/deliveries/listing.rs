@@ -52,6 +52,7 @@ pub struct Delivery {
     pub job_id: Option<JobId>,
     pub target_url: String,
     /// `pending` (not yet queued), `dispatched`, `delivered` or `dead`.
+    #[schema(value_type = DeliveryStatus)]
     pub status: String,
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]

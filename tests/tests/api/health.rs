@@ -81,6 +81,9 @@ async fn the_openapi_document_and_docs_page_are_served() {
     assert_eq!((seen["schema"]["minimum"].as_i64(), seen["schema"]["maximum"].as_i64()), (Some(60), Some(2_592_000)));
     let rating = &document["components"]["schemas"]["RateJob"]["properties"]["score"];
     assert_eq!((rating["minimum"].as_i64(), rating["maximum"].as_i64()), (Some(1), Some(5)));
+    let job = &document["components"]["schemas"]["Job"]["properties"];
+    assert!(job["status"]["enum"].as_array().unwrap().contains(&"completed".into()), "{job}");
+    assert_eq!(job["expired_because"]["enum"], serde_json::json!(["accept_window", "deadline", null]));
     let update = &document["components"]["schemas"]["UpdateAgent"];
     assert_eq!(update["minProperties"], 1, "a change names at least one field");
     assert_eq!(update["properties"]["price"]["type"], "string", "and never sends null: {update}");

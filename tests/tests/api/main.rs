@@ -7,6 +7,7 @@ mod deliveries;
 mod discovery;
 mod events;
 mod expiry;
+mod generated_client;
 mod health;
 mod jobs;
 mod liveness;
