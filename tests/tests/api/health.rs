@@ -95,6 +95,20 @@ async fn the_openapi_document_and_docs_page_are_served() {
     assert!(docs.text().await.unwrap().contains("agent-registry"), "the page embeds the document");
 }
 
+#[tokio::test]
+async fn the_readme_lists_every_documented_operation() {
+    let app = spawn_app().await;
+    let document: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let table: Vec<&str> = readme.lines().filter(|line| line.starts_with("| `")).collect();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let row = format!("| `{} {path}` |", method.to_uppercase());
+            assert!(table.iter().any(|line| line.starts_with(&row)), "the README's endpoint table has a row {row}");
+        }
+    }
+}
+
 /// A self-signed CA, standing for Memorystore's server CA.
 const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBhTCCASugAwIBAgIUfuVeYDHrZImQXMfCaYsrvBaNntIwCgYIKoZIzj0EAwIw\nGDEWMBQGA1UEAwwNdGVzdCByZWRpcyBDQTAeFw0yNjExMjUxNDE5NThaFw0zNjEx\nMjIxNDE5NThaMBgxFjAUBgNVBAMMDXRlc3QgcmVkaXMgQ0EwWTATBgcqhkjOPQIB\nBggqhkjOPQMBBwNCAAQ0/sYNOd9q5HRwY35qWBdZJBh7luasTJkJAiFviBq8eaI/\nwRF4TKVKdsOwROLp5wCet3DlOsyqNrIKcw9XVyuno1MwUTAdBgNVHQ4EFgQUTgNL\noXEmzs1pBGhELy0MtXO+dZMwHwYDVR0jBBgwFoAUTgNLoXEmzs1pBGhELy0MtXO+\ndZMwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiApChuubLGfaluN\n2xEAdglVvwnT9t3JTH4UG+LdnqJVJAIhAO0dpQPXKxaLm0y6kRhSZXNd0IP65Mw7\nmPWuIZ5DgWOW\n-----END CERTIFICATE-----\n";
 
