@@ -32,11 +32,13 @@ rate limits answer 429 with `Retry-After` and `RateLimit` headers. Webhooks foll
 pub struct ApiDoc;
 
 pub fn router<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -> Router<S> {
+    let mut document = serde_json::to_value(api).expect("the OpenAPI document is serializable");
+    add_links(&mut document);
     // Rendered once: the document does not change while the process runs.
-    let json = api.to_json().expect("the OpenAPI document is serializable");
+    let json = document.to_string();
     Router::new()
         .route("/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }))
-        .merge(Scalar::with_url("/docs", api))
+        .merge(Scalar::with_url("/docs", document))
 }
 
 /// What the handlers' annotations cannot say on their own, added once every
@@ -127,6 +129,34 @@ impl Modify for NonEmptyChanges {
         let schemas = &mut openapi.components.get_or_insert_with(Default::default).schemas;
         if let Some(RefOr::T(Schema::Object(schema))) = schemas.get_mut("UpdateAgent") {
             schema.min_properties = Some(1);
+        }
+    }
+}
+
+/// OpenAPI links from an answer to the operations that take the id it holds,
+/// so generated clients and stateful testers (schemathesis) can follow a
+/// job's life and resend one of its deliveries. Added to the JSON because
+/// utoipa 5.5's `Link` serialises its fields in snake case
+/// (`operation_id`), which no tool reads.
+fn add_links(document: &mut serde_json::Value) {
+    const NEW_JOB: &str = "$response.body#/id";
+    const FIRST_DELIVERY: &str = "$response.body#/0/id";
+    let links: [(&str, &str, &str, &str, &str); 8] = [
+        ("/v1/jobs", "post", "201", "get_job", NEW_JOB),
+        ("/v1/jobs", "post", "201", "accept_job", NEW_JOB),
+        ("/v1/jobs", "post", "201", "complete_job", NEW_JOB),
+        ("/v1/jobs", "post", "201", "fail_job", NEW_JOB),
+        ("/v1/jobs", "post", "201", "cancel_job", NEW_JOB),
+        ("/v1/jobs", "post", "201", "rate_job", NEW_JOB),
+        ("/v1/jobs", "post", "201", "job_deliveries", NEW_JOB),
+        ("/v1/jobs/{id}/deliveries", "get", "200", "resend_delivery", FIRST_DELIVERY),
+    ];
+    for (path, method, status, operation_id, id) in links {
+        if let Some(response) =
+            document.pointer_mut(&format!("/paths/{}/{method}/responses/{status}", path.replace('/', "~1")))
+        {
+            response["links"][operation_id] =
+                serde_json::json!({"operationId": operation_id, "parameters": {"id": id}});
         }
     }
 }

@@ -84,6 +84,14 @@ async fn the_openapi_document_and_docs_page_are_served() {
     let job = &document["components"]["schemas"]["Job"]["properties"];
     assert!(job["status"]["enum"].as_array().unwrap().contains(&"completed".into()), "{job}");
     assert_eq!(job["expired_because"]["enum"], serde_json::json!(["accept_window", "deadline", null]));
+    let created = &document["paths"]["/v1/jobs"]["post"]["responses"]["201"]["links"];
+    assert_eq!(created["accept_job"]["operationId"], "accept_job", "{created}");
+    for link in created.as_object().unwrap().values() {
+        let operation_id = link["operationId"].as_str().unwrap();
+        let documented =
+            document["paths"].as_object().unwrap().values().flat_map(|item| item.as_object().unwrap().values());
+        assert!(documented.clone().any(|operation| operation["operationId"] == operation_id), "{operation_id} exists");
+    }
     let update = &document["components"]["schemas"]["UpdateAgent"];
     assert_eq!(update["minProperties"], 1, "a change names at least one field");
     assert_eq!(update["properties"]["price"]["type"], "string", "and never sends null: {update}");
