@@ -52,6 +52,24 @@ async fn readyz_follows_redis_going_away_and_coming_back() {
     assert!(eventually(15, || async { readiness(&app).await.0 == 200 }).await, "ready again");
 }
 
+/// A flood of probes checks the stores once a second: an answer is reused
+/// for up to a second, then checked afresh.
+#[tokio::test]
+async fn a_readiness_answer_is_reused_for_about_a_second() {
+    let redis = reqwest::Url::parse(&redis_url()).unwrap();
+    let proxy = TcpProxy::start(format!("{}:{}", redis.host_str().unwrap(), redis.port().unwrap_or(6379))).await;
+    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
+    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    assert!(eventually(10, || async { readiness(&app).await.0 == 200 }).await, "ready at first");
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let (status, body) = readiness(&app).await;
+    assert_eq!((status, &body["redis"]), (200, &Value::from("ok")), "the answer of a moment ago");
+    assert!(started.elapsed() < std::time::Duration::from_millis(500), "answered from memory, not by waiting on Redis");
+    assert!(eventually(5, || async { readiness(&app).await.0 == 503 }).await, "then checked again");
+}
+
 #[tokio::test]
 async fn shutdown_stops_accepting_and_returns() {
     let mut app = spawn_app().await;

@@ -9,6 +9,7 @@ mod events;
 mod expiry;
 mod health;
 mod jobs;
+mod keys;
 mod liveness;
 mod pipeline;
 mod rate_limits;
