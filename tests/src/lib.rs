@@ -139,6 +139,16 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut SettingsSource, &TestDat
     spawn_app_on(TestDatabase::create().await, configure).await
 }
 
+/// Spawns the API reaching Redis through a proxy the test can cut.
+pub async fn spawn_app_behind_redis_proxy() -> (TcpProxy, TestApp) {
+    let redis = reqwest::Url::parse(&redis_url()).expect("TEST_REDIS_URL is a URL");
+    let target = format!("{}:{}", redis.host_str().unwrap_or("127.0.0.1"), redis.port().unwrap_or(6379));
+    let proxy = TcpProxy::start(target).await;
+    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
+    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    (proxy, app)
+}
+
 /// Spawns the API on an existing test database.
 pub async fn spawn_app_on(
     database: TestDatabase,

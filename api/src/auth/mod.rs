@@ -147,3 +147,22 @@ async fn authenticate(
     rate_limit::enforce(state, class, &bucket).await?;
     Ok((principal, key))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyid_prints_back_in_one_canonical_spelling() {
+        let id = AgentId::generate().to_string();
+        let shouted = format!("agt_{}", id[4..].to_uppercase());
+        assert_eq!(Principal::from_keyid(&shouted).unwrap().to_string(), id);
+        let key = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        assert_eq!(Principal::from_keyid(key.trim_end_matches('=')).unwrap().to_string(), key, "padding restored");
+        let client = ClientId::generate().to_string();
+        assert_eq!(Principal::from_keyid(&client), Some(Principal::Client(client.parse().unwrap())));
+        for nothing in ["", "AGT_0123", "cli_", "not base64!", "agt_0123456789abcdef0123456789abcdeg"] {
+            assert_eq!(Principal::from_keyid(nothing), None, "{nothing}");
+        }
+    }
+}

@@ -1,5 +1,5 @@
 use serde_json::Value;
-use tests::{TcpProxy, eventually, redis_url, spawn_app, spawn_app_with};
+use tests::{TcpProxy, eventually, redis_url, spawn_app, spawn_app_behind_redis_proxy, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_when_all_is_well() {
@@ -36,10 +36,7 @@ async fn readyz_follows_postgres_going_away_and_coming_back() {
 
 #[tokio::test]
 async fn readyz_follows_redis_going_away_and_coming_back() {
-    let redis = reqwest::Url::parse(&redis_url()).unwrap();
-    let proxy = TcpProxy::start(format!("{}:{}", redis.host_str().unwrap(), redis.port().unwrap_or(6379))).await;
-    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
-    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    let (proxy, app) = spawn_app_behind_redis_proxy().await;
     assert!(eventually(10, || async { readiness(&app).await.0 == 200 }).await, "ready at first");
 
     proxy.cut();
@@ -56,10 +53,7 @@ async fn readyz_follows_redis_going_away_and_coming_back() {
 /// for up to a second, then checked afresh.
 #[tokio::test]
 async fn a_readiness_answer_is_reused_for_about_a_second() {
-    let redis = reqwest::Url::parse(&redis_url()).unwrap();
-    let proxy = TcpProxy::start(format!("{}:{}", redis.host_str().unwrap(), redis.port().unwrap_or(6379))).await;
-    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
-    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    let (proxy, app) = spawn_app_behind_redis_proxy().await;
     assert!(eventually(10, || async { readiness(&app).await.0 == 200 }).await, "ready at first");
 
     proxy.cut();

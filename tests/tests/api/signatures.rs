@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use shared::signing::{IDEMPOTENCY_KEY, SignOptions};
-use tests::{Method, TcpProxy, TestAgent, TestApp, TestKey, eventually, redis_url, spawn_app, spawn_app_with};
+use tests::{Method, TestAgent, TestApp, TestKey, eventually, spawn_app, spawn_app_behind_redis_proxy};
 
 /// Headers from the published Python library (`tests/scripts/sign_request.py`).
 fn python_signature(method: &str, url: &str, keyid: &str, key: &TestKey, body: &[u8]) -> Vec<(String, String)> {
@@ -246,10 +246,7 @@ async fn a_signature_past_its_expires_time_is_refused() {
 
 #[tokio::test]
 async fn signed_writes_fail_closed_without_redis() {
-    let redis = reqwest::Url::parse(&redis_url()).unwrap();
-    let proxy = TcpProxy::start(format!("{}:{}", redis.host_str().unwrap(), redis.port().unwrap_or(6379))).await;
-    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
-    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    let (proxy, app) = spawn_app_behind_redis_proxy().await;
     let (agent, body) = agent_and_patch(&app).await;
 
     proxy.cut();
