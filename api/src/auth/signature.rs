@@ -3,7 +3,8 @@
 //! `Signature-Input` parameters exactly as sent, in their order (RFC 9421
 //! §2.5): the `httpsig` crate re-serialises them in an order of its own, so
 //! it rejects correct signatures from other libraries. The policy (what must
-//! be covered, how fresh, which key, each nonce once) is here too.
+//! be covered, how fresh, each nonce once) is here too; which key a keyid
+//! names is `keys.rs`.
 
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
