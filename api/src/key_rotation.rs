@@ -21,11 +21,11 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// Base64 of the new 32-byte Ed25519 public key.
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9+/]{43}=$")]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
     pub public_key: PublicKey,
     /// Base64 of the new key's 64-byte Ed25519 signature over the UTF-8 bytes of
     /// `agent-registry key rotation:<id>:<current public key>:<new public key>`.
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9+/]{86}==$")]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9+/]{85}[AQgw]==$")]
     pub proof: Proof,
 }
 
