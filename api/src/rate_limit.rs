@@ -177,7 +177,10 @@ pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next:
     }
     let headers = decision.headers();
     let mut response = next.run(request).await;
-    response.headers_mut().extend(headers);
+    // A refusal by the principal's own bucket keeps its headers: they say why.
+    for (name, value) in &headers {
+        response.headers_mut().entry(name).or_insert_with(|| value.clone());
+    }
     response
 }
 

@@ -86,6 +86,8 @@ async fn writes_are_limited_per_key() {
     let limited = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({"price": "4"})).await;
     assert_eq!(limited.status(), 429, "three updates spent this key's three tokens");
     assert!(limited.headers().contains_key("retry-after"));
+    let policy = limited.headers()["ratelimit-policy"].to_str().unwrap();
+    assert!(policy.starts_with("\"write\";q=3;"), "the bucket that refused, not the address's: {policy}");
     let response = app.signed(&other.signer, Method::PATCH, &other.path(), &json!({"price": "5"})).await;
     assert_eq!(response.status(), 200, "another key has its own bucket");
 }
