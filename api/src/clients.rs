@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
-use crate::key_rotation::{self, RotateKey};
+use crate::key_rotation::{self, RotateKey, RotationRefusals};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -108,7 +108,7 @@ pub struct ClientKey {
     responses(
         (status = 200, description = "rotated", body = ClientKey),
         SignedRequestRefusals, BodyRefusals,
-        (status = 409, description = "the new key is registered already, or the key changed while this request was checked", body = Problem, content_type = "application/problem+json"),
+        RotationRefusals,
     )
 )]
 async fn rotate_client_key(

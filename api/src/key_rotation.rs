@@ -13,9 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Deserializer};
 use shared::domain::PublicKey;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +64,15 @@ impl RotateKey {
             .map_err(|_| ApiError::invalid("proof", format!("is not the new key's signature over \"{message}\"")))?;
         Ok(&self.public_key)
     }
+}
+
+/// What a key rotation may be refused with, besides a signed request's and
+/// a body's refusals.
+#[derive(IntoResponses)]
+pub enum RotationRefusals {
+    /// The new key is registered already, or the key changed while this request was checked.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
 }
 
 /// The key that verified the request is no longer the principal's active

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::key_rotation::{self, RotateKey};
+use crate::key_rotation::{self, RotateKey, RotationRefusals};
 use crate::state::AppState;
 use model::{
     Agent, EndpointEnabled, RegisterAgent, RegisteredAgent, RotateWebhookSecret, RotatedWebhookSecret, SecretRotated,
@@ -208,7 +208,7 @@ async fn deactivate_agent(
     responses(
         (status = 200, description = "rotated: the agent with its new public_key", body = Agent),
         SignedRequestRefusals, BodyRefusals,
-        (status = 409, description = "the new key is registered already, or the key changed while this request was checked", body = Problem, content_type = "application/problem+json"),
+        RotationRefusals,
     )
 )]
 async fn rotate_key(
