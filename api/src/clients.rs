@@ -1,9 +1,10 @@
 //! Clients: the accounts that hire agents. A client is an Ed25519 key that
 //! registered itself, signing the registration with that key; afterwards it
-//! signs with keyid = its `cli_…` id.
+//! signs with keyid = its `cli_…` id, until it replaces its key or
+//! deactivates itself.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::domain::{AgentName, ClientId, PublicKey, WebhookSecret};
@@ -12,12 +13,16 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Signed;
+use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
+use crate::key_rotation::{self, RotateKey, RotationRefusals};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(register_client))
+    OpenApiRouter::new()
+        .routes(routes!(register_client))
+        .routes(routes!(deactivate_client))
+        .routes(routes!(rotate_client_key))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -61,7 +66,7 @@ pub struct Client {
 )]
 async fn register_client(
     State(state): State<AppState>,
-    Signed { principal, body: client }: Signed<RegisterClient>,
+    Signed { principal, body: client, .. }: Signed<RegisterClient>,
 ) -> Result<(StatusCode, Json<Client>), ApiError> {
     principal.require_new_key(&client.public_key)?;
     let id = ClientId::generate();
@@ -79,4 +84,85 @@ async fn register_client(
     let RegisterClient { name, public_key } = client;
     let webhook_secret = secret.expose().to_owned();
     Ok((StatusCode::CREATED, Json(Client { id, name: name.to_string(), public_key, created_at, webhook_secret })))
+}
+
+/// A client's key after a rotation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientKey {
+    #[schema(value_type = String, example = "cli_5f0c6a8e2b9d4c1a8e7f6d5c4b3a2910")]
+    pub id: ClientId,
+    #[schema(value_type = String)]
+    pub public_key: PublicKey,
+}
+
+/// Replace the client's signing key, signed by the current one. `proof` is
+/// the new key's signature over `agent-registry key rotation:<id>:<current
+/// public key>:<new public key>` (base64 keys). The current key stops
+/// working at once on the instance that answers, and within 5 s on every other.
+#[utoipa::path(
+    post,
+    path = "/v1/clients/{id}/keys",
+    tag = "clients",
+    params(("id" = String, Path, description = "client id, `cli_…`", pattern = "^cli_[0-9a-fA-F]{32}$")),
+    request_body = RotateKey,
+    responses(
+        (status = 200, description = "rotated", body = ClientKey),
+        SignedRequestRefusals, BodyRefusals,
+        RotationRefusals,
+    )
+)]
+async fn rotate_client_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Signed { principal, key, body }: Signed<RotateKey>,
+) -> Result<Json<ClientKey>, ApiError> {
+    let id = parse_id(&id)?;
+    principal.require_client(id)?;
+    let new_key = body.checked(&id, &key)?;
+    let rotated = sqlx::query!(
+        "UPDATE clients SET public_key = $3 WHERE id = $1 AND active AND public_key = $2",
+        id.as_uuid(),
+        key.as_bytes().as_slice(),
+        new_key.as_bytes().as_slice(),
+    )
+    .execute(&state.db)
+    .await?;
+    if rotated.rows_affected() == 0 {
+        return Err(key_rotation::raced(&id));
+    }
+    state.known_keys.forget(&principal).await;
+    tracing::info!(client_id = %id, "client key rotated");
+    Ok(Json(ClientKey { id, public_key: new_key.clone() }))
+}
+
+/// Deactivate a client: its key signs nothing any more (repeating this is a
+/// 401: the key is no longer active). Its jobs run their course and their
+/// callbacks are still delivered.
+#[utoipa::path(
+    delete,
+    path = "/v1/clients/{id}",
+    tag = "clients",
+    params(("id" = String, Path, description = "client id, `cli_…`", pattern = "^cli_[0-9a-fA-F]{32}$")),
+    responses(
+        (status = 204, description = "deactivated"),
+        SignedRequestRefusals,
+    )
+)]
+async fn deactivate_client(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Authenticated(principal): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    principal.require_client(id)?;
+    sqlx::query!("UPDATE clients SET active = false, deactivated_at = now() WHERE id = $1 AND active", id.as_uuid())
+        .execute(&state.db)
+        .await?;
+    state.known_keys.forget(&principal).await;
+    tracing::info!(client_id = %id, "client deactivated");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn parse_id(id: &str) -> Result<ClientId, ApiError> {
+    id.parse().map_err(|e| ApiError::invalid("id", e))
 }

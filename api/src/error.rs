@@ -119,10 +119,10 @@ pub enum SignedRequestRefusals {
     /// A field, a header or the path was refused; `errors` names it.
     #[response(status = 422, content_type = "application/problem+json")]
     InvalidField(Problem),
-    /// Too many writes from this key; see `Retry-After`.
+    /// Too many requests from this address or this key; see `Retry-After`.
     #[response(status = 429, content_type = "application/problem+json")]
     RateLimited(Problem),
-    /// Redis is unreachable, so the nonce cannot be checked; retry.
+    /// Redis is unreachable, so the nonce cannot be checked (or Postgres, so the key cannot be found); retry.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use fred::prelude::ClientLike;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -15,12 +15,19 @@ use crate::state::AppState;
 
 /// How long a readiness check waits for each store.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one readiness answer is served again: however many probes (or
+/// a flood of them) arrive, each store is checked at most once a second per
+/// instance, and concurrent probes share that one check.
+const READINESS_TTL: Duration = Duration::from_secs(1);
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+    let answers: ReadinessCache = moka::future::Cache::builder().max_capacity(1).time_to_live(READINESS_TTL).build();
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).layer(Extension(answers))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+type ReadinessCache = moka::future::Cache<(), (StatusCode, Readiness)>;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: &'static str,
@@ -41,7 +48,8 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready to serve: Postgres and Redis both answer within a second.
+/// Ready to serve: Postgres and Redis both answer within a second. The
+/// answer is at most a second old.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -51,11 +59,19 @@ async fn healthz() -> &'static str {
         (status = 503, description = "a dependency is unreachable", body = Readiness)
     )
 )]
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let (postgres, redis) = tokio::join!(check_postgres(&state), check_redis(&state));
+async fn readyz(
+    State(state): State<AppState>,
+    Extension(answers): Extension<ReadinessCache>,
+) -> (StatusCode, Json<Readiness>) {
+    let (status, readiness) = answers.get_with((), check_stores(&state)).await;
+    (status, Json(readiness))
+}
+
+async fn check_stores(state: &AppState) -> (StatusCode, Readiness) {
+    let (postgres, redis) = tokio::join!(check_postgres(state), check_redis(state));
     let ready = postgres == CheckResult::Ok && redis == CheckResult::Ok;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }, postgres, redis }))
+    (status, Readiness { status: if ready { "ready" } else { "not_ready" }, postgres, redis })
 }
 
 async fn check_postgres(state: &AppState) -> CheckResult {

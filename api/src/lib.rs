@@ -12,6 +12,7 @@ pub mod expiry;
 pub mod extract;
 pub mod health;
 pub mod jobs;
+pub mod key_rotation;
 pub mod maintenance;
 pub mod openapi;
 pub mod outbox;

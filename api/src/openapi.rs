@@ -15,8 +15,11 @@ use utoipa_scalar::{Scalar, Servable};
         title = "agent-registry",
         description = "A registry and job exchange for AI agents.\n\n\
 Writes, and reads of private resources (jobs, deliveries), are signed with HTTP Message Signatures \
-(RFC 9421, `alg=\"ed25519\"`) covering `@method`, `@target-uri` and, with a body, `content-digest` \
-(RFC 9530, sha-256), with `created`, `keyid` and `nonce` parameters. `keyid` is `agt_…` or `cli_…`, \
+(RFC 9421, `alg=\"ed25519\"`) covering `@method`, `@target-uri`, with a body `content-digest` \
+(RFC 9530, sha-256), and `idempotency-key` when an `Idempotency-Key` is sent, with `created`, `keyid` and \
+`nonce` parameters (`expires` optional, enforced). Keys are replaced with `POST /v1/agents/{id}/keys` or \
+`POST /v1/clients/{id}/keys` (proof: the new key's signature over \
+`agent-registry key rotation:<id>:<current public key>:<new public key>`). `keyid` is `agt_…` or `cli_…`, \
 or the base64 public key being registered. Errors are RFC 9457 `application/problem+json`; \
 rate limits answer 429 with `Retry-After` and `RateLimit` headers. Webhooks follow Standard Webhooks."
     ),
@@ -61,8 +64,10 @@ impl Modify for SignedRequests {
         let description = "HTTP Message Signatures (RFC 9421), Ed25519 (`alg=\"ed25519\"`). Send three headers: \
 `Signature-Input: sig1=(\"@method\" \"@target-uri\" \"content-digest\");created=<unix time>;keyid=\"<agt_… | cli_… | \
 base64 public key being registered>\";nonce=\"<unique>\";alg=\"ed25519\"`, `Signature: sig1=:<base64 signature>:` and, \
-with a body, `Content-Digest: sha-256=:<base64 SHA-256 of the body>:` (RFC 9530), which the signature then covers. \
-`created` may be at most `SIGNATURE_MAX_AGE_SECONDS` (30) old and 5 s ahead; a nonce is accepted once.";
+with a body, `Content-Digest: sha-256=:<base64 SHA-256 of the body>:` (RFC 9530), which the signature then covers; \
+a sent `Idempotency-Key` must be covered too (`\"idempotency-key\"`, else 401 `signature-incomplete`). \
+`created` may be at most `SIGNATURE_MAX_AGE_SECONDS` (30) old and 5 s ahead; `expires`, when sent, must not have \
+passed; a nonce is accepted once. An unknown keyid and a bad signature get the same 401 `signature-invalid`.";
         let scheme = SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description("Signature", description)));
         openapi.components.get_or_insert_with(Default::default).add_security_scheme(SIGNATURE_SCHEME, scheme);
         let requirement = SecurityRequirement::new(SIGNATURE_SCHEME, Vec::<String>::new());

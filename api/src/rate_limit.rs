@@ -2,13 +2,15 @@
 //! instance shares them, and computed by one Lua script: one round trip,
 //! atomic, with Redis's clock so instances need not agree on the time.
 //!
-//! Unsigned reads and discovery are limited per client IP by
-//! [`limit_reads`]; signed requests per verified principal by the auth
-//! extractors (reads and writes in separate buckets). When Redis is unreachable,
-//! reads go through unlimited (a limiter outage should not take the API
-//! down) and writes fail closed anyway, since their nonce cannot be checked.
+//! Every `/v1/` request is limited per client address by [`limit_per_ip`]
+//! before anything else (its signature included) is checked: discovery,
+//! reads and writes in separate buckets; IPv6 addresses by /64, the block one
+//! subscriber gets. Signed requests are limited again per verified principal
+//! by the auth extractors. When Redis is unreachable, requests go through
+//! unlimited (a limiter outage should not take the API down) and writes fail
+//! closed anyway, since their nonce cannot be checked.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::LazyLock;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -26,6 +28,8 @@ pub enum Class {
     Discovery,
     Read,
     Write,
+    /// Writes per client address, before their signature is checked.
+    WriteIp,
 }
 
 impl Class {
@@ -34,6 +38,7 @@ impl Class {
             Self::Discovery => "discovery",
             Self::Read => "read",
             Self::Write => "write",
+            Self::WriteIp => "write_ip",
         }
     }
 
@@ -43,6 +48,7 @@ impl Class {
             Self::Discovery => limits.discovery,
             Self::Read => limits.read,
             Self::Write => limits.write,
+            Self::WriteIp => limits.write_ip,
         }
     }
 }
@@ -144,14 +150,19 @@ fn rejected(decision: Decision) -> ApiError {
     ApiError::RateLimited(decision)
 }
 
-/// Middleware for the public GET routes: discovery (`GET /v1/agents`) and
-/// other reads, per client IP. Fails open when Redis is unreachable.
-pub async fn limit_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Middleware for every `/v1/` route, per client IP: discovery (`GET
+/// /v1/agents`), other reads, and writes, whose signature is not checked yet
+/// (so a flood of forged signatures costs one Redis call each, not a
+/// verification and a key lookup). Fails open when Redis is unreachable.
+pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
+    if !path.starts_with("/v1/") {
+        return next.run(request).await;
+    }
     let class = match *request.method() {
         Method::GET | Method::HEAD if path == "/v1/agents" => Class::Discovery,
-        Method::GET | Method::HEAD if path.starts_with("/v1/") => Class::Read,
-        _ => return next.run(request).await,
+        Method::GET | Method::HEAD => Class::Read,
+        _ => Class::WriteIp,
     };
     let ip = client_ip(request.headers(), request.extensions());
     let decision = match take(&state, class, &ip).await {
@@ -166,13 +177,19 @@ pub async fn limit_reads(State(state): State<AppState>, request: Request, next: 
     }
     let headers = decision.headers();
     let mut response = next.run(request).await;
-    response.headers_mut().extend(headers);
+    // A refusal by the principal's own bucket keeps its headers: they say why.
+    for (name, value) in &headers {
+        response.headers_mut().entry(name).or_insert_with(|| value.clone());
+    }
     response
 }
 
-/// Cloud Run appends the caller's address to `X-Forwarded-For`; entries to
-/// its left are whatever the caller sent, so only the last one is trusted.
-/// Without the header (local runs), the peer address.
+/// The caller's bucket name: its IPv4 address, or the /64 of its IPv6 one
+/// (one subscriber often holds a whole /64, so per address it could take
+/// 2^64 buckets). Cloud Run appends the caller's address to
+/// `X-Forwarded-For`; entries to its left are whatever the caller sent, so
+/// only the last one is trusted. Without the header (local runs), the peer
+/// address.
 pub fn client_ip(headers: &HeaderMap, extensions: &axum::http::Extensions) -> String {
     let forwarded = headers
         .get("x-forwarded-for")
@@ -180,10 +197,38 @@ pub fn client_ip(headers: &HeaderMap, extensions: &axum::http::Extensions) -> St
         .and_then(|value| value.rsplit(',').next())
         .map(str::trim)
         .filter(|ip| !ip.is_empty());
-    match forwarded {
-        Some(ip) => ip.to_owned(),
-        None => extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |ConnectInfo(peer)| peer.ip().to_string()),
+    let address = match forwarded {
+        Some(ip) => ip.parse::<IpAddr>().ok(),
+        None => extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip()),
+    };
+    // Anything unparseable shares one bucket rather than getting one per spelling.
+    address.map_or_else(|| "unknown".to_owned(), bucket_of)
+}
+
+fn bucket_of(address: IpAddr) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{}/64", Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(forwarded_for: &str) -> String {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_str(forwarded_for).unwrap());
+        client_ip(&headers, &axum::http::Extensions::new())
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64_and_ipv4_stays_whole() {
+        assert_eq!(bucket("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(bucket("2001:DB8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_eq!(bucket("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(bucket("spoofed, 203.0.113.7"), "203.0.113.7");
+        assert_eq!(bucket("::ffff:203.0.113.7"), "203.0.113.7", "an IPv4-mapped address is its IPv4 address");
+        assert_eq!(bucket("not an address"), "unknown");
     }
 }

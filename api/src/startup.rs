@@ -98,7 +98,7 @@ fn router(state: AppState) -> Router {
         .split_for_parts();
     openapi::complete(&mut api);
     let routes = routes
-        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_reads))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
         .merge(openapi::router(api))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

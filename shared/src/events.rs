@@ -22,6 +22,8 @@ pub const AGENT_REGISTERED: &str = "agent.registered";
 pub const AGENT_UPDATED: &str = "agent.updated";
 pub const AGENT_DEACTIVATED: &str = "agent.deactivated";
 pub const AGENT_WEBHOOK_SECRET_ROTATED: &str = "agent.webhook_secret_rotated";
+/// The agent replaced its signing key (`data`: the agent, with the new `public_key`).
+pub const AGENT_KEY_ROTATED: &str = "agent.key_rotated";
 pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
 pub const ENDPOINT_ENABLED: &str = "endpoint.enabled";
 pub const JOB_CREATED: &str = "job.created";

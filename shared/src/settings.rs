@@ -78,6 +78,13 @@ pub const RATE_LIMIT_READ_REFILL_PER_MIN: Variable =
 pub const RATE_LIMIT_WRITE_CAPACITY: Variable = var("RATE_LIMIT_WRITE_CAPACITY", "30", "Write token bucket size.");
 pub const RATE_LIMIT_WRITE_REFILL_PER_MIN: Variable =
     var("RATE_LIMIT_WRITE_REFILL_PER_MIN", "10", "Write tokens added per minute.");
+pub const RATE_LIMIT_WRITE_IP_CAPACITY: Variable = var(
+    "RATE_LIMIT_WRITE_IP_CAPACITY",
+    "120",
+    "Token bucket size of writes per client IP (IPv6: per /64), spent before the signature is checked.",
+);
+pub const RATE_LIMIT_WRITE_IP_REFILL_PER_MIN: Variable =
+    var("RATE_LIMIT_WRITE_IP_REFILL_PER_MIN", "60", "Per-IP write tokens added per minute.");
 pub const PUBLIC_READ_CACHE_MS: Variable = var(
     "PUBLIC_READ_CACHE_MS",
     "1000",
@@ -214,6 +221,8 @@ pub const VARIABLES: &[Variable] = &[
     RATE_LIMIT_READ_REFILL_PER_MIN,
     RATE_LIMIT_WRITE_CAPACITY,
     RATE_LIMIT_WRITE_REFILL_PER_MIN,
+    RATE_LIMIT_WRITE_IP_CAPACITY,
+    RATE_LIMIT_WRITE_IP_REFILL_PER_MIN,
     PUBLIC_READ_CACHE_MS,
     SIGNATURE_MAX_AGE_SECONDS,
     NONCE_TTL_SECONDS,
@@ -263,6 +272,8 @@ pub struct RateLimitSettings {
     pub discovery: BucketSettings,
     pub read: BucketSettings,
     pub write: BucketSettings,
+    /// Writes per client address, before their signature is checked.
+    pub write_ip: BucketSettings,
 }
 
 /// Where and how the relay creates delivery tasks.
@@ -671,6 +682,7 @@ impl Settings {
                 discovery: source.bucket(RATE_LIMIT_DISCOVERY_CAPACITY, RATE_LIMIT_DISCOVERY_REFILL_PER_MIN)?,
                 read: source.bucket(RATE_LIMIT_READ_CAPACITY, RATE_LIMIT_READ_REFILL_PER_MIN)?,
                 write: source.bucket(RATE_LIMIT_WRITE_CAPACITY, RATE_LIMIT_WRITE_REFILL_PER_MIN)?,
+                write_ip: source.bucket(RATE_LIMIT_WRITE_IP_CAPACITY, RATE_LIMIT_WRITE_IP_REFILL_PER_MIN)?,
             },
             public_reads: std::time::Duration::from_millis(source.parse(PUBLIC_READ_CACHE_MS)?),
             signature_max_age_seconds: source.parse_positive(SIGNATURE_MAX_AGE_SECONDS)?,
@@ -728,6 +740,7 @@ mod tests {
         assert_eq!(settings.rate_limits.discovery, BucketSettings { capacity: 60, refill_per_min: 20 });
         assert_eq!(settings.rate_limits.read, BucketSettings { capacity: 120, refill_per_min: 60 });
         assert_eq!(settings.rate_limits.write, BucketSettings { capacity: 30, refill_per_min: 10 });
+        assert_eq!(settings.rate_limits.write_ip, BucketSettings { capacity: 120, refill_per_min: 60 });
         assert_eq!(settings.signature_max_age_seconds, 30);
         assert_eq!(settings.nonce_ttl_seconds, 60);
         assert_eq!(settings.webhook_timeout_seconds, 10);

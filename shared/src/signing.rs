@@ -1,7 +1,8 @@
 //! Signing requests the way the API checks them: HTTP Message Signatures
-//! (RFC 9421) with Ed25519, covering `@method`, `@target-uri` and, when there
-//! is a body, `content-digest` (RFC 9530, sha-256); parameters `created`,
-//! `keyid`, `nonce` and `alg`. The API's own tests and tools sign with this;
+//! (RFC 9421) with Ed25519, covering `@method`, `@target-uri`, when there
+//! is a body `content-digest` (RFC 9530, sha-256), and the headers given
+//! (`idempotency-key` when one is sent); parameters `created`, `keyid`,
+//! `nonce`, `alg` and optionally `expires`. The API's own tests and tools sign with this;
 //! any RFC 9421 library can do the same (the README shows how).
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +18,9 @@ use httpsig_hyper::{ContentDigestType, MessageSignatureReq, RequestContentDigest
 pub const COVERED_COMPONENTS: &[&str] = &["@method", "@target-uri"];
 /// Covered as well when the request has a body.
 pub const DIGEST_COMPONENT: &str = "content-digest";
+/// Covered as well when the request carries one (the API refuses it
+/// otherwise: an intermediary could strip it and turn a retry into a second job).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The label of our signature in `Signature-Input` / `Signature`.
 pub const SIGNATURE_LABEL: &str = "sig1";
 
@@ -56,8 +60,7 @@ impl RequestSigner {
     /// (when there is a body), `Signature-Input` and `Signature`. A fresh
     /// random nonce each time; `created` is now.
     pub async fn sign(&self, method: &str, url: &str, body: &[u8]) -> Result<Vec<(String, String)>, SignError> {
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| SignError(e.to_string()))?.as_secs();
-        self.sign_at(method, url, body, created, &random_nonce()).await
+        self.sign_with(method, url, body, &SignOptions::default()).await
     }
 
     /// As [`sign`](Self::sign), with a chosen `created` time and nonce.
@@ -69,12 +72,35 @@ impl RequestSigner {
         created: u64,
         nonce: &str,
     ) -> Result<Vec<(String, String)>, SignError> {
+        self.sign_with(
+            method,
+            url,
+            body,
+            &SignOptions { created: Some(created), nonce: Some(nonce), ..SignOptions::default() },
+        )
+        .await
+    }
+
+    /// As [`sign`](Self::sign), with [`SignOptions`]. The headers to cover
+    /// are among those returned: send them as returned.
+    pub async fn sign_with(
+        &self,
+        method: &str,
+        url: &str,
+        body: &[u8],
+        options: &SignOptions<'_>,
+    ) -> Result<Vec<(String, String)>, SignError> {
         let error = |e: &dyn std::fmt::Display| SignError(e.to_string());
-        let request = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .map_err(|e| error(&e))?;
+        let created = match options.created {
+            Some(created) => created,
+            None => SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| error(&e))?.as_secs(),
+        };
+        let nonce = options.nonce.map_or_else(random_nonce, str::to_owned);
+        let mut request = http::Request::builder().method(method).uri(url);
+        for (name, value) in options.headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::copy_from_slice(body))).map_err(|e| error(&e))?;
         let mut components = COVERED_COMPONENTS.to_vec();
         let mut request = if body.is_empty() {
             request.map(|body| body.map_err(|never| match never {}).boxed())
@@ -82,13 +108,17 @@ impl RequestSigner {
             components.push(DIGEST_COMPONENT);
             request.set_content_digest(&ContentDigestType::Sha256).await.map_err(|e| error(&e))?
         };
+        components.extend(options.headers.iter().map(|(name, _)| *name));
         let components = components
             .iter()
             .map(|component| HttpMessageComponentId::try_from(*component))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| error(&e))?;
         let mut params = HttpSignatureParams::try_new(&components).map_err(|e| error(&e))?;
-        params.set_created(created).set_nonce(nonce).set_keyid(&self.keyid).set_alg(&AlgorithmName::Ed25519);
+        params.set_created(created).set_nonce(&nonce).set_keyid(&self.keyid).set_alg(&AlgorithmName::Ed25519);
+        if let Some(expires) = options.expires {
+            params.set_expires(expires);
+        }
         request.set_message_signature(&params, &self.key, Some(SIGNATURE_LABEL)).await.map_err(|e| error(&e))?;
 
         Ok(request
@@ -97,6 +127,20 @@ impl RequestSigner {
             .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
             .collect())
     }
+}
+
+/// What [`RequestSigner::sign_with`] may add to a plain signature.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SignOptions<'a> {
+    /// Headers to send and cover, e.g. `("idempotency-key", "order-42")`
+    /// (lower-case names).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Default: now.
+    pub created: Option<u64>,
+    /// Default: 16 random bytes.
+    pub nonce: Option<&'a str>,
+    /// The `expires` parameter (unix time), which the API enforces when sent.
+    pub expires: Option<u64>,
 }
 
 fn random_nonce() -> String {

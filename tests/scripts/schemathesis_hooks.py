@@ -24,9 +24,12 @@ invalid as schemathesis generated it):
   in order (the document says `until` must be later);
 - `Idempotency-Key`: a fresh key per request, as a real client sends;
 - the id in the path of an agent's or a client's own resources (all but the
-  agent's deactivation): the run's agent or client, so the operation reaches
-  its logic instead of answering 403 for someone else's id; an update keeps
-  the agent's (maximum) price, so jobs still fit it.
+  deactivations): the run's agent or client, so the operation reaches its
+  logic instead of answering 403 for someone else's id; an update keeps the
+  agent's (maximum) price, so jobs still fit it;
+- a key rotation's `public_key` and `proof`: a fresh key and its real proof
+  of possession (no schema can say which signature is right); when the run's
+  own agent or client rotates, the run signs with the new key from then on.
 
 The API's base URL comes from AR_BASE_URL.
 """
@@ -88,6 +91,9 @@ OWN_AGENT_PATH = re.compile(r"^/v1/agents/agt_[0-9a-fA-F]{32}(?=/|$)")
 OWN_CLIENT_PATH = re.compile(r"^/v1/clients/cli_[0-9a-fA-F]{32}(?=/)")
 
 
+KEY_ROTATION = re.compile(r"^/v1/(agents|clients)/([^/]+)/keys$")
+ROTATION_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
+PROOF = re.compile(r"^[A-Za-z0-9+/]{85}[AQgw]==$")
 ISSUED_CURSOR = re.compile(r"^[A-Za-z0-9_-]+$")
 IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 AGENT_ID_SHAPE = re.compile(r"^agt_[0-9a-fA-F]{32}$")
@@ -170,6 +176,35 @@ def make_real(prepared, path):
     prepared.prepare_body(json.dumps(body).encode(), None)
 
 
+def make_rotation_real(prepared, kind, principal_id, current_key):
+    """A well-formed rotation becomes a real one (the README's proof
+    message); if it rotates the run's own principal, that principal's key
+    is the new one once the API said 200."""
+    try:
+        body = json.loads(prepared.body or b"")
+    except ValueError:
+        return
+    if not (isinstance(body, dict) and isinstance(body.get("public_key"), str) and isinstance(body.get("proof"), str)):
+        return
+    if not (ROTATION_KEY.fullmatch(body["public_key"]) and PROOF.fullmatch(body["proof"])):
+        return
+    new_key = Ed25519PrivateKey.generate()
+    message = f"agent-registry key rotation:{principal_id}:{public_key_of(current_key)}:{public_key_of(new_key)}"
+    body["public_key"] = public_key_of(new_key)
+    body["proof"] = base64.b64encode(new_key.sign(message.encode())).decode()
+    prepared.prepare_body(json.dumps(body).encode(), None)
+
+    def adopt(response, *args, **kwargs):
+        global AGENT_KEY, CLIENT_KEY
+        if response.status_code == 200 and kind == "agents" and principal_id == AGENT_ID:
+            AGENT_KEY = new_key
+        elif response.status_code == 200 and kind == "clients" and principal_id == CLIENT_ID:
+            CLIENT_KEY = new_key
+        return response
+
+    prepared.register_hook("response", adopt)
+
+
 class Signer(requests.auth.AuthBase):
     """Signs the final request, body bytes included, as its principal."""
 
@@ -187,8 +222,13 @@ class Signer(requests.auth.AuthBase):
             return sign(prepared, key, public_key_of(key))
         make_real(prepared, path)
         path = requests.utils.urlparse(prepared.url).path
+        rotation = KEY_ROTATION.fullmatch(path) if prepared.method == "POST" else None
         if (prepared.method != "GET" and AGENT_WRITES.fullmatch(path)) or AGENT_READS.fullmatch(path):
+            if rotation:
+                make_rotation_real(prepared, rotation[1], rotation[2], AGENT_KEY)
             return sign(prepared, AGENT_KEY, AGENT_ID)
+        if rotation:
+            make_rotation_real(prepared, rotation[1], rotation[2], CLIENT_KEY)
         return sign(prepared, CLIENT_KEY, CLIENT_ID)
 
 

@@ -33,9 +33,10 @@ class OneKey(HTTPSignatureKeyResolver):
 
 def sign(prepared, key, keyid, created=None):
     """Signs a prepared `requests` request in place as `keyid` with the
-    Ed25519 private `key`: `@method`, `@target-uri` and, with a body, its
-    `Content-Digest`. Other tools (the schemathesis hooks, the generated
-    client's test) import this."""
+    Ed25519 private `key`: `@method`, `@target-uri`, with a body its
+    `Content-Digest`, and its `Idempotency-Key` when it has one (the API
+    refuses an uncovered one). Other tools (the schemathesis hooks, the
+    generated client's test) import this."""
     for name in ("Signature", "Signature-Input", "Content-Digest"):
         prepared.headers.pop(name, None)  # signing again replaces an earlier signature
     body = prepared.body
@@ -49,7 +50,8 @@ def sign(prepared, key, keyid, created=None):
         created=created,
         nonce=secrets.token_urlsafe(16),
         label="sig1",
-        covered_component_ids=("@method", "@target-uri"),
+        covered_component_ids=("@method", "@target-uri")
+        + (("idempotency-key",) if "Idempotency-Key" in prepared.headers else ()),
         body=body or None,  # with a body: Content-Digest (sha-256) is added and covered
     )
     return prepared
@@ -64,6 +66,7 @@ def main():
     group.add_argument("--key", help="PKCS#8 PEM private key file")
     group.add_argument("--seed", help="hex of the 32-byte Ed25519 private seed")
     parser.add_argument("--created", type=int, help="unix time to sign as (default: now)")
+    parser.add_argument("--idempotency-key", help="send this Idempotency-Key (the signature covers it)")
     parser.add_argument("--send", action="store_true", help="send the request and print the answer")
     args = parser.parse_args()
 
@@ -77,6 +80,8 @@ def main():
     request = requests.Request(args.method, args.url, data=body or None)
     if body:
         request.headers["Content-Type"] = "application/json"
+    if args.idempotency_key:
+        request.headers["Idempotency-Key"] = args.idempotency_key
     prepared = request.prepare()
 
     sign(prepared, key, args.keyid, created=args.created)
@@ -86,7 +91,7 @@ def main():
         print(response.status_code)
         print(response.text)
         return 0 if response.ok else 1
-    names = ("Content-Digest", "Signature-Input", "Signature")
+    names = ("Content-Digest", "Idempotency-Key", "Signature-Input", "Signature")
     print(json.dumps({name: prepared.headers[name] for name in names if name in prepared.headers}))
     return 0
 

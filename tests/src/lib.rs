@@ -14,7 +14,7 @@ use std::future::Future;
 use api::startup::Application;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer, SigningKey};
 use rand::RngCore;
 use serde_json::{Value, json};
 use shared::settings::{Settings, SettingsSource};
@@ -106,7 +106,7 @@ pub fn settings_for(url: &str, name: &str, redis_url: &str, configure: impl FnOn
         // Tests read their own writes; the cache has a test of its own.
         ("PUBLIC_READ_CACHE_MS", "0"),
     ]);
-    for class in ["DISCOVERY", "READ", "WRITE"] {
+    for class in ["DISCOVERY", "READ", "WRITE", "WRITE_IP"] {
         source.set(&format!("RATE_LIMIT_{class}_CAPACITY"), "100000");
     }
     configure(&mut source);
@@ -137,6 +137,16 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns the API with extra settings, e.g. to route a store through a proxy.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut SettingsSource, &TestDatabase)) -> TestApp {
     spawn_app_on(TestDatabase::create().await, configure).await
+}
+
+/// Spawns the API reaching Redis through a proxy the test can cut.
+pub async fn spawn_app_behind_redis_proxy() -> (TcpProxy, TestApp) {
+    let redis = reqwest::Url::parse(&redis_url()).expect("TEST_REDIS_URL is a URL");
+    let target = format!("{}:{}", redis.host_str().unwrap_or("127.0.0.1"), redis.port().unwrap_or(6379));
+    let proxy = TcpProxy::start(target).await;
+    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
+    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    (proxy, app)
 }
 
 /// Spawns the API on an existing test database.
@@ -196,19 +206,19 @@ impl TestApp {
         content_type: &str,
         body: Vec<u8>,
     ) -> reqwest::Response {
-        let url = self.url(path);
-        let headers = signer.sign(method.as_str(), &url, &body).await.expect("the request can be signed");
-        let mut request = self.http.request(method, &url).header("content-type", content_type);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        request.body(body).send().await.expect("the API answers")
+        send_signed_to(&self.http, &self.url(path), signer, method, content_type, body).await
     }
 
     /// Sends `body` as JSON (or no body for `Value::Null`), signed by `signer`.
     pub async fn signed(&self, signer: &RequestSigner, method: Method, path: &str, body: &Value) -> reqwest::Response {
-        let bytes = if body.is_null() { Vec::new() } else { serde_json::to_vec(body).unwrap() };
-        self.send_signed(signer, method, path, "application/json", bytes).await
+        send_signed_to(&self.http, &self.url(path), signer, method, "application/json", json_bytes(body)).await
+    }
+
+    /// Starts another API process on this one's database and settings (so
+    /// the same Redis keys), as Cloud Run runs several instances.
+    pub async fn spawn_instance(&self) -> Instance {
+        let (base_url, shutdown, server) = launch(&self.settings).await;
+        Instance { base_url, shutdown: Some(shutdown), server }
     }
 
     /// Registers an agent with a fresh key and `registration` merged with
@@ -255,6 +265,54 @@ impl TestApp {
     }
 }
 
+/// Another API process on a [`TestApp`]'s database; stops when dropped.
+pub struct Instance {
+    pub base_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Server,
+}
+
+/// As [`TestApp::signed`], to the instance at `base_url`.
+pub async fn signed_at(
+    base_url: &str,
+    signer: &RequestSigner,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let url = format!("{base_url}{path}");
+    send_signed_to(&reqwest::Client::new(), &url, signer, method, "application/json", json_bytes(body)).await
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.server.abort();
+    }
+}
+
+fn json_bytes(body: &Value) -> Vec<u8> {
+    if body.is_null() { Vec::new() } else { serde_json::to_vec(body).unwrap() }
+}
+
+async fn send_signed_to(
+    http: &reqwest::Client,
+    url: &str,
+    signer: &RequestSigner,
+    method: Method,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let headers = signer.sign(method.as_str(), url, &body).await.expect("the request can be signed");
+    let mut request = http.request(method, url).header("content-type", content_type);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.body(body).send().await.expect("the API answers")
+}
+
 /// A registered agent: its registration answer and a signer for its key.
 pub struct TestAgent {
     pub registered: Value,
@@ -290,6 +348,14 @@ impl TestKey {
     /// Signs its own registration: keyid = the public key.
     pub fn registration_signer(&self) -> RequestSigner {
         self.signer(&self.public_key)
+    }
+
+    /// The body of a key rotation of principal `id` from `current_public_key`
+    /// to this key, with its proof of possession (the README's message).
+    pub fn rotation_to(&self, id: &str, current_public_key: &str) -> Value {
+        let message = format!("agent-registry key rotation:{id}:{current_public_key}:{}", self.public_key);
+        let proof = SigningKey::from_bytes(&self.seed).sign(message.as_bytes());
+        json!({"public_key": self.public_key, "proof": STANDARD.encode(proof.to_bytes())})
     }
 
     /// A valid agent registration for this key, with `overrides` merged in.

@@ -1,9 +1,9 @@
-//! Agents: register, read, update, deactivate; rotate the webhook secret;
-//! re-enable a disabled endpoint; heartbeats (`liveness`).
+//! Agents: register, read, update, deactivate; rotate the signing key and
+//! the webhook secret; re-enable a disabled endpoint; heartbeats (`liveness`).
 //!
 //! Registration is signed by the key being registered (keyid = that base64
 //! public key); afterwards the agent signs with keyid = its id, and only its
-//! own key may change it. Every change records its event in the same
+//! own active key may change it. Every change records its event in the same
 //! transaction.
 
 mod liveness;
@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
+use crate::key_rotation::{self, RotateKey, RotationRefusals};
 use crate::state::AppState;
 use model::{
     Agent, EndpointEnabled, RegisterAgent, RegisteredAgent, RotateWebhookSecret, RotatedWebhookSecret, SecretRotated,
@@ -34,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register_agent))
         .routes(routes!(get_agent, update_agent, deactivate_agent))
+        .routes(routes!(rotate_key))
         .routes(routes!(rotate_webhook_secret))
         .routes(routes!(enable_endpoint))
         .routes(routes!(liveness::heartbeat))
@@ -53,7 +55,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn register_agent(
     State(state): State<AppState>,
-    Signed { principal, body: agent }: Signed<RegisterAgent>,
+    Signed { principal, body: agent, .. }: Signed<RegisterAgent>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
     principal.require_new_key(&agent.public_key)?;
     require_allowed_scheme(&state, "endpoint_url", &agent.endpoint_url)?;
@@ -121,7 +123,7 @@ pub(crate) fn changed(state: &AppState, id: AgentId) {
 async fn update_agent(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Signed { principal, body: changes }: Signed<UpdateAgent>,
+    Signed { principal, body: changes, .. }: Signed<UpdateAgent>,
 ) -> Result<Json<Agent>, ApiError> {
     let id = parse_id(&id)?;
     principal.require_agent(id)?;
@@ -154,7 +156,8 @@ async fn update_agent(
     }
 }
 
-/// Deactivate an agent: it leaves discovery and takes no new jobs. Repeating it is harmless.
+/// Deactivate an agent: it leaves discovery, takes no new jobs, and its key
+/// signs nothing any more (repeating this is a 401: the key is no longer active).
 #[utoipa::path(
     delete,
     path = "/v1/agents/{id}",
@@ -179,6 +182,7 @@ async fn deactivate_agent(
             events::record(&mut tx, Aggregate::Agent(id), events::AGENT_DEACTIVATED, &Agent::from(row)).await?;
             tx.commit().await?;
             changed(&state, id);
+            state.known_keys.forget(&principal).await;
             tracing::info!(agent_id = %id, "agent deactivated");
         }
         None => {
@@ -189,6 +193,41 @@ async fn deactivate_agent(
         }
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the agent's signing key, signed by the current one. `proof` is
+/// the new key's signature over `agent-registry key rotation:<id>:<current
+/// public key>:<new public key>` (base64 keys). The current key stops
+/// working at once on the instance that answers, and within 5 s on every other.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/keys",
+    tag = "agents",
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    request_body = RotateKey,
+    responses(
+        (status = 200, description = "rotated: the agent with its new public_key", body = Agent),
+        SignedRequestRefusals, BodyRefusals,
+        RotationRefusals,
+    )
+)]
+async fn rotate_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Signed { principal, key, body }: Signed<RotateKey>,
+) -> Result<Json<Agent>, ApiError> {
+    let id = parse_id(&id)?;
+    principal.require_agent(id)?;
+    let new_key = body.checked(&id, &key)?;
+    let mut tx = state.db.begin().await?;
+    let row = store::rotate_key(&mut tx, id, &key, new_key).await?.ok_or_else(|| key_rotation::raced(&id))?;
+    let agent = Agent::from(row);
+    events::record(&mut tx, Aggregate::Agent(id), events::AGENT_KEY_ROTATED, &agent).await?;
+    tx.commit().await?;
+    changed(&state, id);
+    state.known_keys.forget(&principal).await;
+    tracing::info!(agent_id = %id, "agent key rotated");
+    Ok(Json(agent))
 }
 
 /// Replace the agent's webhook secret. Until the grace period ends (24 h
@@ -211,7 +250,7 @@ async fn deactivate_agent(
 async fn rotate_webhook_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Signed { principal, body: rotation }: Signed<RotateWebhookSecret>,
+    Signed { principal, body: rotation, .. }: Signed<RotateWebhookSecret>,
 ) -> Result<Json<RotatedWebhookSecret>, ApiError> {
     let id = parse_id(&id)?;
     principal.require_agent(id)?;

@@ -1,7 +1,8 @@
 //! SQL for the agent resource. Every query is checked at compile time
 //! against the migrations (`.sqlx/` holds the offline data).
 
-use shared::domain::{AgentId, Price, WebhookSecret};
+use ed25519_dalek::VerifyingKey;
+use shared::domain::{AgentId, Price, PublicKey, WebhookSecret};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
@@ -97,6 +98,29 @@ pub async fn deactivate(tx: &mut PgConnection, id: AgentId) -> sqlx::Result<Opti
          WHERE id = $1 AND active
          RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
+    )
+    .fetch_optional(tx)
+    .await
+}
+
+/// Replaces the signing key of an active agent whose key is still
+/// `current` (the one that verified the request); `None` otherwise: it was
+/// deactivated, or another rotation won the race.
+#[tracing::instrument(name = "sql rotate key", skip_all)]
+pub async fn rotate_key(
+    tx: &mut PgConnection,
+    id: AgentId,
+    current: &VerifyingKey,
+    new: &PublicKey,
+) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as!(
+        AgentRow,
+        "UPDATE agents SET public_key = $3, updated_at = now()
+         WHERE id = $1 AND active AND public_key = $2
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
+        id.as_uuid(),
+        current.as_bytes().as_slice(),
+        new.as_bytes().as_slice(),
     )
     .fetch_optional(tx)
     .await

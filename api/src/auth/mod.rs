@@ -1,12 +1,16 @@
 //! Who is calling. Every write is signed (RFC 9421, Ed25519); the
 //! [`Signed`] and [`Authenticated`] extractors verify the signature, the
-//! body's digest, the freshness of `created` and the nonce, then spend a
-//! token of the caller's write bucket. Handlers decide what the principal
-//! may do.
+//! body's digest, the freshness of `created` (and `expires`) and the nonce,
+//! then spend a token of the caller's write bucket. Handlers decide what the
+//! principal may do.
 
+mod keys;
 mod signature;
 
+use std::fmt;
+
 use axum::extract::{FromRequest, Request};
+use ed25519_dalek::VerifyingKey;
 use serde::de::DeserializeOwned;
 use shared::domain::{AgentId, ClientId, PublicKey};
 
@@ -15,7 +19,8 @@ use crate::extract::{parse_json, read_body};
 use crate::rate_limit::{self, Class};
 use crate::state::AppState;
 
-pub use signature::{AuthFailure, KnownKeys};
+pub use keys::{KNOWN_KEY_TTL, KnownKeys, UNKNOWN_KEY_TTL};
+pub use signature::AuthFailure;
 
 /// The verified signer of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +33,33 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The principal a keyid names (`agt_…`, `cli_…`, or a base64 public
+    /// key); `None` when it names none. Printed back it is canonical
+    /// (lower-case ids, padded base64), so every spelling of one key shares
+    /// its cache entry, its nonces and its bucket.
+    pub fn from_keyid(keyid: &str) -> Option<Self> {
+        if let Ok(id) = keyid.parse() {
+            Some(Self::Agent(id))
+        } else if let Ok(id) = keyid.parse() {
+            Some(Self::Client(id))
+        } else {
+            keyid.parse().ok().map(Self::NewKey)
+        }
+    }
+
     /// The agent this principal is, or 403.
     pub fn require_agent(&self, agent: AgentId) -> Result<(), ApiError> {
         match self {
             Self::Agent(id) if *id == agent => Ok(()),
             _ => Err(ApiError::Forbidden(format!("only agent {agent}'s own key may change it"))),
+        }
+    }
+
+    /// The client this principal is, or 403.
+    pub fn require_client(&self, client: ClientId) -> Result<(), ApiError> {
+        match self {
+            Self::Client(id) if *id == client => Ok(()),
+            _ => Err(ApiError::Forbidden(format!("only client {client}'s own key may change it"))),
         }
     }
 
@@ -48,9 +75,22 @@ impl Principal {
     }
 }
 
+/// The canonical keyid.
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Agent(id) => id.fmt(f),
+            Self::Client(id) => id.fmt(f),
+            Self::NewKey(key) => key.fmt(f),
+        }
+    }
+}
+
 /// A signed request with a JSON body.
 pub struct Signed<T> {
     pub principal: Principal,
+    /// The key the signature verified with: what a key rotation replaces.
+    pub key: VerifyingKey,
     pub body: T,
 }
 
@@ -60,8 +100,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Signed<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let body = read_body(Request::from_parts(parts.clone(), body), state).await?;
-        let principal = authenticate(&parts, &body, state).await?;
-        Ok(Self { principal, body: parse_json(&parts.headers, &body)? })
+        let (principal, key) = authenticate(&parts, &body, state).await?;
+        Ok(Self { principal, key, body: parse_json(&parts.headers, &body)? })
     }
 }
 
@@ -77,7 +117,7 @@ impl FromRequest<AppState> for Authenticated {
         if !body.is_empty() {
             return Err(ApiError::invalid("body", "this request takes no body"));
         }
-        Ok(Self(authenticate(&parts, &body, state).await?))
+        Ok(Self(authenticate(&parts, &body, state).await?.0))
     }
 }
 
@@ -89,8 +129,8 @@ async fn authenticate(
     parts: &axum::http::request::Parts,
     body: &[u8],
     state: &AppState,
-) -> Result<Principal, ApiError> {
-    let principal = signature::verify(parts, body, state).await?;
+) -> Result<(Principal, VerifyingKey), ApiError> {
+    let (principal, key) = signature::verify(parts, body, state).await?;
     let class = match parts.method {
         axum::http::Method::GET | axum::http::Method::HEAD => Class::Read,
         _ => Class::Write,
@@ -105,5 +145,24 @@ async fn authenticate(
     // The request span says who called (a class, not an id: traces are not an audit log).
     tracing::Span::current().record("principal", class_name);
     rate_limit::enforce(state, class, &bucket).await?;
-    Ok(principal)
+    Ok((principal, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyid_prints_back_in_one_canonical_spelling() {
+        let id = AgentId::generate().to_string();
+        let shouted = format!("agt_{}", id[4..].to_uppercase());
+        assert_eq!(Principal::from_keyid(&shouted).unwrap().to_string(), id);
+        let key = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
+        assert_eq!(Principal::from_keyid(key.trim_end_matches('=')).unwrap().to_string(), key, "padding restored");
+        let client = ClientId::generate().to_string();
+        assert_eq!(Principal::from_keyid(&client), Some(Principal::Client(client.parse().unwrap())));
+        for nothing in ["", "AGT_0123", "cli_", "not base64!", "agt_0123456789abcdef0123456789abcdeg"] {
+            assert_eq!(Principal::from_keyid(nothing), None, "{nothing}");
+        }
+    }
 }

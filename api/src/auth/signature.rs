@@ -3,10 +3,10 @@
 //! `Signature-Input` parameters exactly as sent, in their order (RFC 9421
 //! §2.5): the `httpsig` crate re-serialises them in an order of its own, so
 //! it rejects correct signatures from other libraries. The policy (what must
-//! be covered, how fresh, which key, each nonce once) is here too.
+//! be covered, how fresh, each nonce once) is here too; which key a keyid
+//! names is `keys.rs`.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::request::Parts;
@@ -17,9 +17,8 @@ use fred::prelude::KeysInterface;
 use fred::types::{Expiration, SetOptions};
 use sfv::{BareItem, Dictionary, FieldType, InnerList, ListEntry, Parser};
 use sha2::{Digest, Sha256};
-use shared::domain::{AgentId, ClientId, PublicKey};
 use shared::settings::MAX_CLOCK_SKEW_SECONDS;
-use shared::signing::{COVERED_COMPONENTS, DIGEST_COMPONENT};
+use shared::signing::{COVERED_COMPONENTS, DIGEST_COMPONENT, IDEMPOTENCY_KEY};
 
 use super::Principal;
 use crate::error::ApiError;
@@ -35,13 +34,20 @@ pub enum AuthFailure {
     Missing,
     #[error("the signature headers are malformed: {0}")]
     Malformed(String),
+    /// A required component is not covered: an intermediary could change it.
+    #[error(
+        "the signature must cover {0} (always @method and the target; content-digest with a body; idempotency-key when the request carries an Idempotency-Key)"
+    )]
+    Uncovered(&'static str),
     #[error("the signature's created time is more than {0} seconds old")]
     Expired(u64),
+    #[error("the signature's expires time has passed")]
+    ExpiresPassed,
     #[error("the signature's created time is in the future")]
     FromFuture,
-    #[error("no key is registered under this keyid")]
-    UnknownKey,
-    #[error("the signature does not verify with the key of this keyid")]
+    /// An unknown keyid (or one whose key was replaced or deactivated) and a
+    /// wrong signature get this same answer, so neither can be told apart.
+    #[error("the signature does not verify with an active key registered under this keyid")]
     BadSignature,
     #[error("the Content-Digest does not match the body")]
     DigestMismatch,
@@ -54,9 +60,9 @@ impl AuthFailure {
         match self {
             Self::Missing => "signature-missing",
             Self::Malformed(_) => "signature-malformed",
-            Self::Expired(_) => "signature-expired",
+            Self::Uncovered(_) => "signature-incomplete",
+            Self::Expired(_) | Self::ExpiresPassed => "signature-expired",
             Self::FromFuture => "signature-from-future",
-            Self::UnknownKey => "unknown-key",
             Self::BadSignature => "signature-invalid",
             Self::DigestMismatch => "digest-mismatch",
             Self::ReplayedNonce => "nonce-replayed",
@@ -71,8 +77,9 @@ impl From<AuthFailure> for ApiError {
 }
 
 /// Checks run cheapest first; the nonce is stored last, so requests that
-/// fail verification cannot fill Redis or burn a legitimate nonce.
-pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<Principal, ApiError> {
+/// fail verification cannot fill Redis or burn a legitimate nonce. Returns
+/// who signed, and the key that verified.
+pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<(Principal, VerifyingKey), ApiError> {
     let signature = SignatureInput::from_headers(&parts.headers)?;
     let nonce = signature.nonce.as_deref().ok_or_else(|| malformed("the nonce parameter (a string) is missing"))?;
     if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
@@ -80,23 +87,25 @@ pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<Prin
     }
     signature.require_coverage(parts, !body.is_empty())?;
     check_created(signature.created, state.settings.signature_max_age_seconds)?;
+    check_expires(signature.expires)?;
     let base = signature.base(parts)?;
 
-    let resolved = resolve_key(state, &signature.keyid).await?;
-    // An unknown keyid is checked against a decoy all the same, so it costs what a known one does.
-    let key = resolved.as_ref().map_or(&*DECOY_KEY, |(_, key)| key);
-    let verified = key.verify_strict(base.as_bytes(), &signature.signature).is_ok();
-    let Some((principal, _)) = resolved else {
-        return Err(AuthFailure::UnknownKey.into());
+    let principal = Principal::from_keyid(&signature.keyid);
+    let key = match &principal {
+        Some(principal) => state.known_keys.resolve(&state.db, principal).await?,
+        None => None,
     };
-    if !verified {
+    // An unknown keyid is checked against a decoy all the same, so it costs what a known one does.
+    let verified = key.as_ref().unwrap_or(&DECOY_KEY).verify_strict(base.as_bytes(), &signature.signature).is_ok();
+    let (Some(principal), Some(key), true) = (principal, key, verified) else {
         return Err(AuthFailure::BadSignature.into());
-    }
+    };
     if let Some(digest) = parts.headers.get(DIGEST_COMPONENT) {
         check_digest(digest.as_bytes(), body)?;
     }
-    remember_nonce(state, &signature.keyid, nonce).await?;
-    Ok(principal)
+    // Keyed by the canonical keyid: a nonce cannot be used again under another spelling.
+    remember_nonce(state, &principal.to_string(), nonce).await?;
+    Ok((principal, key))
 }
 
 fn malformed(reason: impl Into<String>) -> AuthFailure {
@@ -109,6 +118,8 @@ struct SignatureInput {
     /// The inner list with its parameters, serialised as sent.
     params: String,
     created: i64,
+    /// Optional (RFC 9421 §2.3); enforced when sent.
+    expires: Option<i64>,
     keyid: String,
     /// Required by our policy (replays), not by the format.
     nonce: Option<String>,
@@ -154,13 +165,18 @@ impl SignatureInput {
             .and_then(BareItem::as_integer)
             .map(i64::from)
             .ok_or_else(|| malformed("the created parameter (an integer) is missing"))?;
+        let expires = param("expires")
+            .map(|value| {
+                value.as_integer().map(i64::from).ok_or_else(|| malformed("the expires parameter must be an integer"))
+            })
+            .transpose()?;
         let keyid = text("keyid")?;
         let nonce = text("nonce").ok();
         if keyid.len() > MAX_KEYID_LEN {
             return Err(malformed("keyid is too long"));
         }
         let params = serialize_inner_list(inner)?;
-        Ok(Self { components, params, created, keyid, nonce, signature })
+        Ok(Self { components, params, created, expires, keyid, nonce, signature })
     }
 
     fn covers(&self, component: &str) -> bool {
@@ -168,7 +184,9 @@ impl SignatureInput {
     }
 
     /// `@method`, the target (`@target-uri`, or `@authority` + `@path` +
-    /// `@query`) and, with a body, `content-digest`.
+    /// `@query`), with a body `content-digest`, and with an
+    /// `Idempotency-Key` that header: stripped by an intermediary, it would
+    /// turn a retry into a second (paid) job.
     fn require_coverage(&self, parts: &Parts, has_body: bool) -> Result<(), AuthFailure> {
         let target_by_parts =
             self.covers("@authority") && self.covers("@path") && (parts.uri.query().is_none() || self.covers("@query"));
@@ -176,8 +194,11 @@ impl SignatureInput {
         if has_body {
             required.push(DIGEST_COMPONENT);
         }
-        match required.iter().find(|name| !(self.covers(name) || (**name == "@target-uri" && target_by_parts))) {
-            Some(missing) => Err(malformed(format!("the signature must cover {missing}"))),
+        if parts.headers.contains_key(IDEMPOTENCY_KEY) {
+            required.push(IDEMPOTENCY_KEY);
+        }
+        match required.into_iter().find(|name| !(self.covers(name) || (*name == "@target-uri" && target_by_parts))) {
+            Some(missing) => Err(AuthFailure::Uncovered(missing)),
             None => Ok(()),
         }
     }
@@ -272,9 +293,19 @@ fn check_digest(header: &[u8], body: &[u8]) -> Result<(), AuthFailure> {
     Ok(())
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |now| now.as_secs())
+}
+
+fn check_expires(expires: Option<i64>) -> Result<(), AuthFailure> {
+    match expires {
+        Some(expires) if i128::from(unix_now()) > i128::from(expires) => Err(AuthFailure::ExpiresPassed),
+        _ => Ok(()),
+    }
+}
+
 fn check_created(created: i64, max_age_seconds: u64) -> Result<(), AuthFailure> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |now| now.as_secs());
-    let age = i128::from(now) - i128::from(created);
+    let age = i128::from(unix_now()) - i128::from(created);
     if age > i128::from(max_age_seconds) {
         return Err(AuthFailure::Expired(max_age_seconds));
     }
@@ -282,62 +313,6 @@ fn check_created(created: i64, max_age_seconds: u64) -> Result<(), AuthFailure> 
         return Err(AuthFailure::FromFuture);
     }
     Ok(())
-}
-
-/// Registered keys by keyid. An agent's or client's key never changes, so
-/// one found is good for the life of the process: a signed request costs no
-/// Postgres round trip to find its key. Bounded: when full it starts over.
-#[derive(Default)]
-pub struct KnownKeys(Mutex<HashMap<String, (Principal, VerifyingKey)>>);
-
-const KNOWN_KEYS_CAPACITY: usize = 100_000;
-
-impl KnownKeys {
-    fn get(&self, keyid: &str) -> Option<(Principal, VerifyingKey)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(keyid).cloned()
-    }
-
-    fn remember(&self, keyid: &str, found: &(Principal, VerifyingKey)) {
-        let mut keys = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if keys.len() >= KNOWN_KEYS_CAPACITY {
-            keys.clear();
-        }
-        keys.insert(keyid.to_owned(), found.clone());
-    }
-}
-
-/// `agt_…` and `cli_…` name registered keys; any other keyid must be a
-/// base64 public key signing its own registration. `None`: no such key.
-async fn resolve_key(state: &AppState, keyid: &str) -> Result<Option<(Principal, VerifyingKey)>, ApiError> {
-    if let Some(known) = state.known_keys.get(keyid) {
-        return Ok(Some(known));
-    }
-    let found = lookup_key(state, keyid).await?;
-    if let Some(found @ (Principal::Agent(_) | Principal::Client(_), _)) = &found {
-        state.known_keys.remember(keyid, found);
-    }
-    Ok(found)
-}
-
-#[tracing::instrument(name = "sql resolve key", skip_all)]
-async fn lookup_key(state: &AppState, keyid: &str) -> Result<Option<(Principal, VerifyingKey)>, ApiError> {
-    let (principal, key_bytes) = if let Ok(id) = keyid.parse::<AgentId>() {
-        let key = sqlx::query_scalar!("SELECT public_key FROM agents WHERE id = $1", id.as_uuid())
-            .fetch_optional(&state.db)
-            .await?;
-        (Principal::Agent(id), key)
-    } else if let Ok(id) = keyid.parse::<ClientId>() {
-        let key = sqlx::query_scalar!("SELECT public_key FROM clients WHERE id = $1", id.as_uuid())
-            .fetch_optional(&state.db)
-            .await?;
-        (Principal::Client(id), key)
-    } else if let Ok(key) = keyid.parse::<PublicKey>() {
-        let bytes = key.as_bytes().to_vec();
-        (Principal::NewKey(key), Some(bytes))
-    } else {
-        return Ok(None);
-    };
-    Ok(key_bytes.and_then(|bytes| PublicKey::from_bytes(&bytes).ok()).map(|key| (principal, *key.verifying_key())))
 }
 
 static DECOY_KEY: LazyLock<VerifyingKey> = LazyLock::new(|| SigningKey::from_bytes(&[7; 32]).verifying_key());
@@ -362,6 +337,8 @@ async fn remember_nonce(state: &AppState, keyid: &str, nonce: &str) -> Result<()
 
 #[cfg(test)]
 mod tests {
+    use shared::domain::PublicKey;
+
     use super::*;
 
     fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
@@ -433,6 +410,37 @@ mod tests {
         assert_eq!(component_value("@query", &request).unwrap(), "?q=x");
         assert!(component_value("@status", &request).is_err());
         assert!(component_value("content-digest", &request).is_err(), "covered headers must be present");
+    }
+
+    fn signed_input(params: &str) -> SignatureInput {
+        let signature = format!("a=:{}:", base64::engine::general_purpose::STANDARD.encode([0u8; 64]));
+        let headers = [("signature-input", params), ("signature", signature.as_str())];
+        SignatureInput::from_headers(&parts("GET", "/", &headers).headers).unwrap()
+    }
+
+    #[test]
+    fn an_idempotency_key_sent_must_be_covered() {
+        let plain = signed_input(r#"a=("@method" "@target-uri");created=1;keyid="k""#);
+        let covering = signed_input(r#"a=("@method" "@target-uri" "idempotency-key");created=1;keyid="k""#);
+        let with_key = parts("POST", "/v1/jobs", &[("idempotency-key", "order-1")]);
+        assert_eq!(plain.require_coverage(&with_key, false), Err(AuthFailure::Uncovered("idempotency-key")));
+        assert_eq!(covering.require_coverage(&with_key, false), Ok(()));
+        assert_eq!(plain.require_coverage(&parts("POST", "/v1/jobs", &[]), false), Ok(()), "no key, nothing to cover");
+    }
+
+    #[test]
+    fn expires_is_enforced_when_sent() {
+        assert_eq!(signed_input(r#"a=("@method");created=1;keyid="k""#).expires, None);
+        let past = signed_input(r#"a=("@method");created=1;expires=2;keyid="k""#);
+        assert_eq!(check_expires(past.expires), Err(AuthFailure::ExpiresPassed));
+        let later = i64::try_from(unix_now()).unwrap() + 60;
+        assert_eq!(check_expires(Some(later)), Ok(()));
+        let headers =
+            [("signature-input", r#"a=("@method");created=1;expires="soon";keyid="k""#), ("signature", "a=:AA==:")];
+        assert!(matches!(
+            SignatureInput::from_headers(&parts("GET", "/", &headers).headers),
+            Err(AuthFailure::Malformed(_))
+        ));
     }
 
     #[test]

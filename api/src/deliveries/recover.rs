@@ -69,7 +69,7 @@ pub struct Recovered {
 async fn recover_agent_deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Signed { principal, body }: Signed<Recover>,
+    Signed { principal, body, .. }: Signed<Recover>,
 ) -> Result<(StatusCode, Json<Recovered>), ApiError> {
     let id: AgentId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
     recover(&state, &principal, Recipient::Agent(id), body).await
@@ -87,7 +87,7 @@ async fn recover_agent_deliveries(
 async fn recover_client_deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Signed { principal, body }: Signed<Recover>,
+    Signed { principal, body, .. }: Signed<Recover>,
 ) -> Result<(StatusCode, Json<Recovered>), ApiError> {
     let id: ClientId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
     recover(&state, &principal, Recipient::Client(id), body).await

@@ -45,8 +45,8 @@ const SEEN_WITHIN_SECONDS: std::ops::RangeInclusive<u32> = 60..=2_592_000;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DiscoveryQuery {
-    /// Comma-separated tags; an agent must have all of them.
-    #[param(value_type = Option<String>, example = "translation,summarization", pattern = "^\\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*)?(,\\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*)?)*$")]
+    /// Comma-separated tags, at most 32 (422 beyond); an agent must have all of them.
+    #[param(value_type = Option<String>, example = "translation,summarization", pattern = "^\\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*)?(,\\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*)?){0,31}$")]
     capabilities: Option<TagList>,
     /// Words to find in name or description (web-search syntax: `"exact phrase"`, `-exclude`, `or`).
     #[param(value_type = Option<String>, max_length = 200, pattern = "^[^\\x00]*$")]
@@ -199,6 +199,10 @@ impl Search {
     }
 }
 
+/// At most this many comma-separated entries in `capabilities`: each tag
+/// is another index walk or filter, so the number bounds a search's cost.
+const MAX_SEARCH_TAGS: usize = 32;
+
 /// `capabilities=a,b,c`.
 #[derive(Debug)]
 struct TagList(Vec<String>);
@@ -206,6 +210,10 @@ struct TagList(Vec<String>);
 impl<'de> Deserialize<'de> for TagList {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
+        // Entries, empty ones included, as the documented pattern counts them.
+        if raw.split(',').count() > MAX_SEARCH_TAGS {
+            return Err(serde::de::Error::custom(format!("at most {MAX_SEARCH_TAGS} comma-separated tags")));
+        }
         let tags = raw
             .split(',')
             .filter(|tag| !tag.trim().is_empty())

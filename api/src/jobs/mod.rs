@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use shared::domain::{EventId, JobId, JobStatus, JobTransition, Price};
 use shared::events::{self, Aggregate};
 use shared::settings::MAX_JOB_ACCEPT_TIMEOUT_SECONDS;
+use shared::signing::IDEMPOTENCY_KEY;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use utoipa::IntoParams;
@@ -41,8 +42,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_job))
 }
 
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
 /// Hire an agent (signed by a client). With an `Idempotency-Key`, repeating
 /// the same request returns the first answer; the same key with another
 /// body is a 422. The agent must accept by `accept_by` (the request's
@@ -53,7 +52,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
     path = "/v1/jobs",
     tag = "jobs",
     request_body = CreateJob,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; makes retries safe: a retry with the same key and body gets the first answer", pattern = "^[!-~]{1,255}$")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; makes retries safe: a retry with the same key and body gets the first answer. The signature must cover it (`idempotency-key`), or the request is a 401 `signature-incomplete`", pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 201, description = "created (or the first answer, replayed)", body = Job),
         SignedRequestRefusals, BodyRefusals,
@@ -63,7 +62,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 async fn create_job(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Signed { principal, body }: Signed<CreateJob>,
+    Signed { principal, body, .. }: Signed<CreateJob>,
 ) -> Result<Response, ApiError> {
     let Principal::Client(client) = principal else {
         return Err(ApiError::Forbidden("only clients create jobs; sign with your cli_… keyid".into()));
@@ -332,7 +331,7 @@ async fn accept_job(
 async fn complete_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Signed { principal, body }: Signed<CompleteJob>,
+    Signed { principal, body, .. }: Signed<CompleteJob>,
 ) -> Result<Json<Job>, ApiError> {
     transition(&state, &id, &principal, JobTransition::Complete, Some(&body.result), None).await
 }
@@ -344,7 +343,7 @@ async fn complete_job(
 async fn fail_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Signed { principal, body }: Signed<FailJob>,
+    Signed { principal, body, .. }: Signed<FailJob>,
 ) -> Result<Json<Job>, ApiError> {
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_FAILURE_REASON_CHARS {

@@ -46,7 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn rate_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Signed { principal, body }: Signed<RateJob>,
+    Signed { principal, body, .. }: Signed<RateJob>,
 ) -> Result<(StatusCode, Json<JobRating>), ApiError> {
     let id: JobId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
     let Principal::Client(client) = principal else {

@@ -22,6 +22,15 @@ resource "google_redis_instance" "this" {
   auth_enabled            = true
   transit_encryption_mode = "SERVER_AUTHENTICATION"
 
+  # Nonces must never be evicted: an evicted nonce would let its request be
+  # replayed. When memory is full, writes fail ("OOM command not allowed"),
+  # and the API then refuses signed requests with 503 (fail closed) instead
+  # of forgetting what it has seen. Memorystore's default is volatile-lru,
+  # which evicts keys with a TTL: every nonce has one.
+  redis_configs = {
+    "maxmemory-policy" = "noeviction"
+  }
+
   maintenance_policy {
     weekly_maintenance_window {
       day = var.maintenance_day

@@ -32,7 +32,7 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde_json::{Value, json};
-use shared::signing::RequestSigner;
+use shared::signing::{IDEMPOTENCY_KEY, RequestSigner, SignOptions};
 
 const USAGE: &str = "usage: load <discovery|get-agent|create-job|deliveries> [--url U] [--seconds S] \
                      [--connections N] [--clients C] [--jobs K] [--receiver R] [--database-url D] \
@@ -326,11 +326,11 @@ impl RequestMaker for CreateJob {
     async fn request(&self, http: &reqwest::Client, n: usize) -> anyhow::Result<reqwest::RequestBuilder> {
         let body = self.body(n);
         let signer = &self.clients[n % self.clients.len()];
-        let mut request = http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("idempotency-key", format!("bench-{}-{n}", self.run));
-        for (name, value) in signer.sign("POST", &self.url, &body).await? {
+        let mut request = http.post(&self.url).header("content-type", "application/json");
+        // Signed, as the API requires of an Idempotency-Key; the signer adds the header.
+        let key = format!("bench-{}-{n}", self.run);
+        let options = SignOptions { headers: &[(IDEMPOTENCY_KEY, &key)], ..SignOptions::default() };
+        for (name, value) in signer.sign_with("POST", &self.url, &body, &options).await? {
             request = request.header(name, value);
         }
         Ok(request.body(body))

@@ -99,19 +99,21 @@ async fn only_an_agents_own_key_may_change_it() {
 }
 
 #[tokio::test]
-async fn deactivation_is_idempotent_and_freezes_the_agent() {
+async fn deactivation_freezes_the_agent_and_retires_its_key() {
     let app = spawn_app().await;
     let agent = app.register_agent(json!({})).await;
 
-    for _ in 0..2 {
-        let response = app.signed(&agent.signer, Method::DELETE, &agent.path(), &Value::Null).await;
-        assert_eq!(response.status(), 204, "deactivating twice is harmless");
-    }
+    let response = app.signed(&agent.signer, Method::DELETE, &agent.path(), &Value::Null).await;
+    assert_eq!(response.status(), 204);
     let fetched: Value = app.get(&agent.path()).await.json().await.unwrap();
     assert_eq!(fetched["active"], false);
 
+    let again = app.signed(&agent.signer, Method::DELETE, &agent.path(), &Value::Null).await;
+    assert_eq!(again.status(), 401, "a deactivated agent's key signs nothing, not even this");
     let response = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({"name": "Renamed"})).await;
-    assert_eq!(response.status(), 409);
+    assert_eq!(response.status(), 401);
+    let fetched: Value = app.get(&agent.path()).await.json().await.unwrap();
+    assert_eq!(fetched["name"], "Polyglot");
 }
 
 #[tokio::test]

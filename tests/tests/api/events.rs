@@ -12,7 +12,7 @@ use shared::redrive::{Recipient, Redrive, Redriven};
 use standardwebhooks::Webhook;
 use tests::pipeline::{Pipeline, PipelineOptions, Received, spawn_pipeline, spawn_pipeline_with};
 use tests::pubsub_emulator::{PulledMessage, Subscription, emulator};
-use tests::{Method, TcpProxy, TestAgent, TestApp, eventually, spawn_app, spawn_app_with};
+use tests::{Method, TcpProxy, TestAgent, TestApp, TestKey, eventually, spawn_app, spawn_app_with};
 use time::OffsetDateTime;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -133,16 +133,26 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
     let fail = format!("/v1/jobs/{}/fail", id(&failed));
     expect_status(app.signed(&agent.signer, Method::POST, &fail, &json!({"reason": "unreadable scan"})).await, 200)
         .await;
-    expect_status(app.signed(&agent.signer, Method::DELETE, &path, &Value::Null).await, 204).await;
-    // Deactivating again changes nothing, so it is no event.
-    expect_status(app.signed(&agent.signer, Method::DELETE, &path, &Value::Null).await, 204).await;
+    let new_key = TestKey::generate();
+    let rotation = new_key.rotation_to(&id(&agent.registered), agent.registered["public_key"].as_str().unwrap());
+    expect_status(app.signed(&agent.signer, Method::POST, &format!("{path}/keys"), &rotation).await, 200).await;
+    let signer = new_key.signer(&id(&agent.registered));
+    expect_status(app.signed(&signer, Method::DELETE, &path, &Value::Null).await, 204).await;
+    // Deactivating again is refused (the key no longer signs), so it is no event.
+    expect_status(app.signed(&signer, Method::DELETE, &path, &Value::Null).await, 401).await;
 
-    let messages = distinct_events(&app.pubsub.events, 12, WAIT).await;
+    let messages = distinct_events(&app.pubsub.events, 13, WAIT).await;
     let types = types_by_aggregate(&messages);
     let expected: BTreeMap<String, Vec<&str>> = [
         (
             id(&agent.registered),
-            vec!["agent.registered", "agent.updated", "agent.webhook_secret_rotated", "agent.deactivated"],
+            vec![
+                "agent.registered",
+                "agent.updated",
+                "agent.webhook_secret_rotated",
+                "agent.key_rotated",
+                "agent.deactivated",
+            ],
         ),
         (id(&finished), vec!["job.created", "job.accepted", "job.completed", "job.rated"]),
         (id(&cancelled), vec!["job.created", "job.cancelled"]),
@@ -156,6 +166,7 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
     let of_type = |kind: &str| events.iter().find(|event| event["type"] == kind).unwrap()["data"].clone();
     assert_eq!(of_type("agent.updated")["price"], "15");
     assert_eq!(of_type("agent.deactivated")["active"], false);
+    assert_eq!(of_type("agent.key_rotated")["public_key"], new_key.public_key.as_str());
     assert!(of_type("agent.webhook_secret_rotated")["previous_secret_expires_at"].is_string());
     assert_eq!(of_type("job.completed")["result"], result["result"]);
     assert_eq!(of_type("job.failed")["failure_reason"], "unreadable scan");

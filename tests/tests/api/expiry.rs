@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::domain::JobId;
+use shared::signing::{IDEMPOTENCY_KEY, SignOptions};
 use tests::pipeline::{PipelineOptions, spawn_pipeline_with};
 use tests::{Method, RequestSigner, TestAgent, TestApp, eventually, spawn_app, spawn_app_with};
 use time::OffsetDateTime;
@@ -407,8 +408,8 @@ async fn windows_are_validated_and_part_of_the_idempotent_request() {
             let url = app.url("/v1/jobs");
             let bytes = serde_json::to_vec(&body).unwrap();
             let mut request = app.http.post(&url).header("content-type", "application/json");
-            request = request.header("idempotency-key", "order-7");
-            for (name, value) in client.sign("POST", &url, &bytes).await.unwrap() {
+            let options = SignOptions { headers: &[(IDEMPOTENCY_KEY, "order-7")], ..SignOptions::default() };
+            for (name, value) in client.sign_with("POST", &url, &bytes, &options).await.unwrap() {
                 request = request.header(name, value);
             }
             request.body(bytes).send().await.unwrap()

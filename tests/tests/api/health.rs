@@ -1,5 +1,5 @@
 use serde_json::Value;
-use tests::{TcpProxy, eventually, redis_url, spawn_app, spawn_app_with};
+use tests::{TcpProxy, eventually, redis_url, spawn_app, spawn_app_behind_redis_proxy, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_when_all_is_well() {
@@ -36,10 +36,7 @@ async fn readyz_follows_postgres_going_away_and_coming_back() {
 
 #[tokio::test]
 async fn readyz_follows_redis_going_away_and_coming_back() {
-    let redis = reqwest::Url::parse(&redis_url()).unwrap();
-    let proxy = TcpProxy::start(format!("{}:{}", redis.host_str().unwrap(), redis.port().unwrap_or(6379))).await;
-    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
-    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    let (proxy, app) = spawn_app_behind_redis_proxy().await;
     assert!(eventually(10, || async { readiness(&app).await.0 == 200 }).await, "ready at first");
 
     proxy.cut();
@@ -50,6 +47,21 @@ async fn readyz_follows_redis_going_away_and_coming_back() {
 
     proxy.restore();
     assert!(eventually(15, || async { readiness(&app).await.0 == 200 }).await, "ready again");
+}
+
+/// A flood of probes checks the stores once a second: an answer is reused
+/// for up to a second, then checked afresh.
+#[tokio::test]
+async fn a_readiness_answer_is_reused_for_about_a_second() {
+    let (proxy, app) = spawn_app_behind_redis_proxy().await;
+    assert!(eventually(10, || async { readiness(&app).await.0 == 200 }).await, "ready at first");
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let (status, body) = readiness(&app).await;
+    assert_eq!((status, &body["redis"]), (200, &Value::from("ok")), "the answer of a moment ago");
+    assert!(started.elapsed() < std::time::Duration::from_millis(500), "answered from memory, not by waiting on Redis");
+    assert!(eventually(5, || async { readiness(&app).await.0 == 503 }).await, "then checked again");
 }
 
 #[tokio::test]

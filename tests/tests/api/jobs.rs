@@ -2,6 +2,7 @@
 //! refused atomically, and listings by role and status.
 
 use serde_json::{Value, json};
+use shared::signing::{IDEMPOTENCY_KEY, SignOptions};
 use tests::pipeline::spawn_pipeline;
 use tests::{Method, RequestSigner, TestAgent, TestApp, spawn_app, spawn_app_with};
 
@@ -17,10 +18,10 @@ async fn create(app: &TestApp, client: &RequestSigner, body: &Value, key: Option
     let url = app.url("/v1/jobs");
     let bytes = serde_json::to_vec(body).unwrap();
     let mut request = app.http.post(&url).header("content-type", "application/json");
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    for (name, value) in client.sign("POST", &url, &bytes).await.unwrap() {
+    // The signature covers the key (the API refuses it otherwise); signing adds it to the headers.
+    let headers: Vec<_> = key.map(|key| (IDEMPOTENCY_KEY, key)).into_iter().collect();
+    let options = SignOptions { headers: &headers, ..SignOptions::default() };
+    for (name, value) in client.sign_with("POST", &url, &bytes, &options).await.unwrap() {
         request = request.header(name, value);
     }
     request.body(bytes).send().await.unwrap()

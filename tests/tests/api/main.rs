@@ -10,6 +10,7 @@ mod expiry;
 mod generated_client;
 mod health;
 mod jobs;
+mod keys;
 mod liveness;
 mod pipeline;
 mod rate_limits;

@@ -86,6 +86,48 @@ async fn writes_are_limited_per_key() {
     let limited = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({"price": "4"})).await;
     assert_eq!(limited.status(), 429, "three updates spent this key's three tokens");
     assert!(limited.headers().contains_key("retry-after"));
+    let policy = limited.headers()["ratelimit-policy"].to_str().unwrap();
+    assert!(policy.starts_with("\"write\";q=3;"), "the bucket that refused, not the address's: {policy}");
     let response = app.signed(&other.signer, Method::PATCH, &other.path(), &json!({"price": "5"})).await;
     assert_eq!(response.status(), 200, "another key has its own bucket");
+}
+
+#[tokio::test]
+async fn writes_are_limited_per_address_before_their_signature_is_checked() {
+    let app =
+        app_with_limits(&[("RATE_LIMIT_WRITE_IP_CAPACITY", "2"), ("RATE_LIMIT_WRITE_IP_REFILL_PER_MIN", "1")], None)
+            .await;
+    // Forged: nothing about them verifies, and every route counts, so a flood costs no verification.
+    let forged = |address: &'static str, path: &'static str| {
+        app.http
+            .post(app.url(path))
+            .header("x-forwarded-for", address)
+            .header("content-type", "application/json")
+            .header("signature-input", r#"sig1=("@method");created=1;keyid="agt_00000000000000000000000000000000""#)
+            .header("signature", "sig1=:AAAA:")
+            .body("{}")
+            .send()
+    };
+    assert_eq!(forged("198.51.100.7", "/v1/jobs").await.unwrap().status(), 401);
+    assert_eq!(forged("198.51.100.7", "/v1/clients").await.unwrap().status(), 401);
+    let limited = forged("198.51.100.7", "/v1/agents").await.unwrap();
+    assert_eq!(limited.status(), 429, "the address's third write, before any signature check");
+    assert_eq!(limited.headers()["ratelimit-policy"], "\"write_ip\";q=2;w=120");
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(forged("198.51.100.8", "/v1/jobs").await.unwrap().status(), 401, "another address has its own bucket");
+}
+
+#[tokio::test]
+async fn ipv6_clients_share_a_bucket_per_64() {
+    let app =
+        app_with_limits(&[("RATE_LIMIT_READ_CAPACITY", "1"), ("RATE_LIMIT_READ_REFILL_PER_MIN", "1")], None).await;
+    let read = |address: &'static str| {
+        app.http
+            .get(app.url("/v1/agents/agt_00000000000000000000000000000000"))
+            .header("x-forwarded-for", address)
+            .send()
+    };
+    assert_eq!(read("2001:db8:1:2::1").await.unwrap().status(), 404);
+    assert_eq!(read("2001:db8:1:2:8a2e:370:7334:9").await.unwrap().status(), 429, "same /64, same bucket");
+    assert_eq!(read("2001:db8:1:3::1").await.unwrap().status(), 404, "the next /64 is another subscriber");
 }

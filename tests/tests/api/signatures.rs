@@ -7,15 +7,29 @@ use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use shared::signing::RequestSigner;
-use tests::{Method, TcpProxy, TestAgent, TestApp, TestKey, eventually, redis_url, spawn_app, spawn_app_with};
+use shared::signing::{IDEMPOTENCY_KEY, SignOptions};
+use tests::{Method, TestAgent, TestApp, TestKey, eventually, spawn_app, spawn_app_behind_redis_proxy};
 
 /// Headers from the published Python library (`tests/scripts/sign_request.py`).
 fn python_signature(method: &str, url: &str, keyid: &str, key: &TestKey, body: &[u8]) -> Vec<(String, String)> {
+    python_signature_with(method, url, keyid, key, body, &[])
+}
+
+/// As [`python_signature`], with more arguments for the script (e.g. `--idempotency-key`).
+fn python_signature_with(
+    method: &str,
+    url: &str,
+    keyid: &str,
+    key: &TestKey,
+    body: &[u8],
+    extra: &[&str],
+) -> Vec<(String, String)> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sign_request.py");
     let seed: String = key.seed.iter().map(|byte| format!("{byte:02x}")).collect();
     let mut child = Command::new("python3")
-        .args([script, "--seed", &seed, "--keyid", keyid, method, url])
+        .args([script, "--seed", &seed, "--keyid", keyid])
+        .args(extra)
+        .args([method, url])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -73,6 +87,19 @@ async fn a_request_signed_by_an_independent_implementation_is_accepted() {
     let keyid = agent["agents"][0]["id"].as_str().unwrap();
     let headers = python_signature("DELETE", &app.url(&path), keyid, &key, b"");
     assert_eq!(send(&app, Method::DELETE, &path, &headers, Vec::new()).await.status(), 204);
+
+    // A job with an Idempotency-Key, which the Python signer covers.
+    let agent = app.register_agent(json!({})).await;
+    let client_key = TestKey::generate();
+    let registration = json!({"name": "Python client", "public_key": client_key.public_key});
+    let registered = app.signed(&client_key.registration_signer(), Method::POST, "/v1/clients", &registration).await;
+    let client_id = registered.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let body = serde_json::to_vec(&json!({"agent_id": agent.registered["id"], "input": {}, "price": "5"})).unwrap();
+    let extra = ["--idempotency-key", "py-order-1"];
+    let headers = python_signature_with("POST", &app.url("/v1/jobs"), &client_id, &client_key, &body, &extra);
+    assert!(headers.iter().any(|(name, value)| name == "Signature-Input" && value.contains("\"idempotency-key\"")));
+    let created = send(&app, Method::POST, "/v1/jobs", &headers, body).await;
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
 }
 
 async fn agent_and_patch(app: &TestApp) -> (TestAgent, Vec<u8>) {
@@ -145,28 +172,81 @@ async fn stale_future_replayed_and_unsigned_requests_are_refused() {
 }
 
 #[tokio::test]
-async fn unknown_and_wrong_keys_are_refused() {
+async fn an_unknown_keyid_and_a_wrong_signature_get_the_same_answer() {
     let app = spawn_app().await;
     let (agent, body) = agent_and_patch(&app).await;
     let url = app.url(&agent.path());
     let stranger = TestKey::generate();
 
-    let unknown = stranger.signer("agt_00000000000000000000000000000000");
-    let headers = unknown.sign("PATCH", &url, &body).await.unwrap();
-    assert_refused(send(&app, Method::PATCH, &agent.path(), &headers, body.clone()).await, 401, "unknown-key").await;
+    let mut answers = Vec::new();
+    for keyid in ["agt_00000000000000000000000000000000", agent.registered["id"].as_str().unwrap(), "no-such-key"] {
+        let headers = stranger.signer(keyid).sign("PATCH", &url, &body).await.unwrap();
+        let response = send(&app, Method::PATCH, &agent.path(), &headers, body.clone()).await;
+        let status = response.status();
+        let content_type = response.headers()["content-type"].clone();
+        answers.push((status, content_type, response.bytes().await.unwrap()));
+    }
+    assert_eq!(answers[0].0, 401);
+    let problem: Value = serde_json::from_slice(&answers[0].2).unwrap();
+    assert_eq!(problem["type"], "urn:agent-registry:problem:signature-invalid");
+    assert_eq!(answers[0], answers[1], "unknown keyid and wrong signature: same status, type and body");
+    assert_eq!(answers[0], answers[2], "and a keyid that names nothing");
+}
 
-    let keyid = agent.registered["id"].as_str().unwrap();
-    let wrong: RequestSigner = stranger.signer(keyid);
-    let headers = wrong.sign("PATCH", &url, &body).await.unwrap();
-    assert_refused(send(&app, Method::PATCH, &agent.path(), &headers, body).await, 401, "signature-invalid").await;
+#[tokio::test]
+async fn an_idempotency_key_the_signature_does_not_cover_is_refused() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let (client, _) = app.register_client().await;
+    let url = app.url("/v1/jobs");
+    let body = serde_json::to_vec(&json!({"agent_id": agent.registered["id"], "input": {}, "price": "5"})).unwrap();
+    let with_key = |headers: Vec<(String, String)>| {
+        let mut headers = headers;
+        headers.push(("idempotency-key".into(), "order-1".into()));
+        headers
+    };
+
+    // Signed without the key, which an intermediary could have stripped from a retry.
+    let uncovered = with_key(client.sign("POST", &url, &body).await.unwrap());
+    let refused = send(&app, Method::POST, "/v1/jobs", &uncovered, body.clone()).await;
+    assert_eq!(refused.status(), 401);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:agent-registry:problem:signature-incomplete");
+    assert!(problem["detail"].as_str().unwrap().contains("idempotency-key"), "{problem}");
+
+    // Signed with it, then stripped on the way.
+    let options = SignOptions { headers: &[(IDEMPOTENCY_KEY, "order-1")], ..SignOptions::default() };
+    let covered = client.sign_with("POST", &url, &body, &options).await.unwrap();
+    let stripped: Vec<_> = covered.iter().filter(|(name, _)| name != IDEMPOTENCY_KEY).cloned().collect();
+    assert_refused(send(&app, Method::POST, "/v1/jobs", &stripped, body.clone()).await, 401, "signature-malformed")
+        .await;
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&app.db).await.unwrap();
+    assert_eq!(jobs, 0, "nothing refused made a job");
+
+    let accepted = send(&app, Method::POST, "/v1/jobs", &covered, body).await;
+    assert_eq!(accepted.status(), 201, "covered and sent: accepted");
+}
+
+#[tokio::test]
+async fn a_signature_past_its_expires_time_is_refused() {
+    let app = spawn_app().await;
+    let (agent, body) = agent_and_patch(&app).await;
+    let url = app.url(&agent.path());
+
+    let lapsed = SignOptions { expires: Some(now() - 1), ..SignOptions::default() };
+    let headers = agent.signer.sign_with("PATCH", &url, &body, &lapsed).await.unwrap();
+    assert!(headers.iter().any(|(name, value)| name == "signature-input" && value.contains(";expires=")));
+    assert_refused(send(&app, Method::PATCH, &agent.path(), &headers, body.clone()).await, 401, "signature-expired")
+        .await;
+
+    let later = SignOptions { expires: Some(now() + 60), ..SignOptions::default() };
+    let headers = agent.signer.sign_with("PATCH", &url, &body, &later).await.unwrap();
+    assert_eq!(send(&app, Method::PATCH, &agent.path(), &headers, body).await.status(), 200);
 }
 
 #[tokio::test]
 async fn signed_writes_fail_closed_without_redis() {
-    let redis = reqwest::Url::parse(&redis_url()).unwrap();
-    let proxy = TcpProxy::start(format!("{}:{}", redis.host_str().unwrap(), redis.port().unwrap_or(6379))).await;
-    let proxied = format!("redis://127.0.0.1:{}/0", proxy.port());
-    let app = spawn_app_with(|source, _| source.set("REDIS_URL", proxied)).await;
+    let (proxy, app) = spawn_app_behind_redis_proxy().await;
     let (agent, body) = agent_and_patch(&app).await;
 
     proxy.cut();

@@ -104,6 +104,18 @@ async fn each_invalid_discovery_parameter_is_named() {
     }
 }
 
+/// Each tag is another walk or filter: a search names at most 32.
+#[tokio::test]
+async fn a_search_for_more_than_32_tags_is_refused() {
+    let app = spawn_app().await;
+    let tags = |n: usize| (0..n).map(|i| format!("tag-{i}")).collect::<Vec<_>>().join(",");
+    assert_eq!(app.get(&format!("/v1/agents?capabilities={}", tags(32))).await.status(), 200);
+    let problem =
+        assert_problem(app.get(&format!("/v1/agents?capabilities={}", tags(33))).await, 422, Some("capabilities"))
+            .await;
+    assert!(problem["detail"].as_str().unwrap().contains("at most 32"), "{problem}");
+}
+
 /// A cursor only makes sense for the sort it was issued for.
 #[tokio::test]
 async fn a_cursor_from_another_sort_is_refused() {

@@ -617,6 +617,18 @@ fn names_agree_with_terraform_cloud_build_and_the_dockerfile() {
     }
 }
 
+/// An evicted nonce would let its request be replayed: Memorystore must
+/// refuse writes when full (the API then fails closed) rather than evict.
+#[test]
+fn redis_never_evicts_nonces() {
+    let text = std::fs::read_to_string(crate::project_root().join("infra/modules/redis/main.tf")).unwrap();
+    let redis = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        redis.contains(r#"redis_configs = { "maxmemory-policy" = "noeviction" }"#),
+        "infra/modules/redis/main.tf must set maxmemory-policy noeviction"
+    );
+}
+
 #[test]
 fn terraform_is_formatted() {
     let path = std::env::var("PATH").unwrap_or_default();
