@@ -36,6 +36,9 @@ const STANDIN_PORT: u16 = 18123;
 const RECEIVER_PORT: u16 = 18090;
 const PUBSUB_PORT: u16 = 18085;
 const WORKER_SECRET: &str = "bench-worker-secret";
+/// Seals the webhook secrets of the bench's API and worker (32 bytes, base64).
+/// The seeded agents' secrets are plaintext: the API's maintenance task seals them.
+const WEBHOOK_SECRET_KEY: &str = "YmVuY2ggb25seTogd2ViaG9vayBzZWNyZXRzIGtleSE=";
 const CEILING_DATABASE: &str = "agent_registry_bench_ceiling";
 const CEILING_INSERT: &str = "INSERT INTO ceiling_insert (payload) VALUES ('x');";
 
@@ -137,6 +140,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             ("PUBSUB_ENDPOINT", format!("http://127.0.0.1:{PUBSUB_PORT}")),
             ("WEBHOOK_WORKER_URL", format!("http://127.0.0.1:{WORKER_PORT}/tasks/deliver")),
             ("WORKER_SHARED_SECRET", WORKER_SECRET.into()),
+            ("WEBHOOK_SECRET_KEY", WEBHOOK_SECRET_KEY.into()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
@@ -214,6 +218,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         ("REDIS_URL", redis_url.clone()),
         ("REDIS_KEY_PREFIX", prefix.clone()),
         ("WORKER_SHARED_SECRET", WORKER_SECRET.into()),
+        ("WEBHOOK_SECRET_KEY", WEBHOOK_SECRET_KEY.into()),
         // The worker creates retries' tasks itself.
         ("CLOUD_TASKS_ENDPOINT", format!("http://127.0.0.1:{STANDIN_PORT}")),
         ("WEBHOOK_WORKER_URL", format!("http://127.0.0.1:{WORKER_PORT}/tasks/deliver")),
