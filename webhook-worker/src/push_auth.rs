@@ -116,3 +116,34 @@ impl PushAuth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::settings::SettingsSource;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let mut source = SettingsSource::from_pairs([
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("REDIS_URL", "redis://localhost"),
+        ]);
+        for (name, value) in pairs {
+            source.set(name, *value);
+        }
+        Settings::from_source(&source).unwrap()
+    }
+
+    #[test]
+    fn the_worker_does_not_start_without_a_way_to_tell_pushes_apart() {
+        let error = PushAuth::from_settings(&settings(&[])).err().unwrap().to_string();
+        assert!(error.contains("CLOUD_TASKS_INVOKER_SA") && error.contains("WORKER_SHARED_SECRET"), "{error}");
+        let both =
+            settings(&[("CLOUD_TASKS_INVOKER_SA", "invoker@p.iam.gserviceaccount.com"), ("WORKER_SHARED_SECRET", "s")]);
+        assert!(PushAuth::from_settings(&both).err().unwrap().to_string().contains("not both"));
+        let cloud = settings(&[("CLOUD_TASKS_INVOKER_SA", "invoker@p.iam.gserviceaccount.com")]);
+        assert!(matches!(PushAuth::from_settings(&cloud), Ok(PushAuth::GoogleOidc(_))));
+        let local = settings(&[("WORKER_SHARED_SECRET", "s")]);
+        assert!(matches!(PushAuth::from_settings(&local), Ok(PushAuth::SharedSecret(_))));
+    }
+}

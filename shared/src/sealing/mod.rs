@@ -246,6 +246,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_a_key_nothing_starts() {
+        let source = SettingsSource::from_pairs([
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("REDIS_URL", "redis://localhost"),
+        ]);
+        let error = Sealer::from_settings(&Settings::from_source(&source).unwrap()).await.err().unwrap().to_string();
+        assert!(error.contains("WEBHOOK_SECRET_KEY") && error.contains("WEBHOOK_SECRET_KMS_KEY"), "{error}");
+    }
+
+    #[tokio::test]
     async fn one_data_key_per_process_and_a_fresh_nonce_per_seal() {
         let sealer = local_sealer(KEY).await;
         let first = sealer.seal("whsec_same", "cli_1").await.unwrap();
