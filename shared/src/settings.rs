@@ -171,6 +171,11 @@ pub const WEBHOOK_SECRET_KMS_KEY: Variable = var(
     "",
     "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) wrapping the data keys webhook secrets are encrypted with at rest: the API encrypts, the worker decrypts. Empty: WEBHOOK_SECRET_KEY.",
 );
+pub const WEBHOOK_SECRET_KMS_ENDPOINT: Variable = var(
+    "WEBHOOK_SECRET_KMS_ENDPOINT",
+    "",
+    "Cloud KMS API endpoint override (a local stand-in, with anonymous credentials); empty: Google's, with ADC.",
+);
 pub const EGRESS_ALLOW_CIDRS: Variable = var(
     "EGRESS_ALLOW_CIDRS",
     "",
@@ -252,6 +257,7 @@ pub const VARIABLES: &[Variable] = &[
     GOOGLE_OIDC_JWKS_URL,
     WEBHOOK_SECRET_KEY,
     WEBHOOK_SECRET_KMS_KEY,
+    WEBHOOK_SECRET_KMS_ENDPOINT,
     EGRESS_ALLOW_CIDRS,
     CORS_ALLOWED_ORIGINS,
     REQUEST_BODY_LIMIT_BYTES,
@@ -309,8 +315,9 @@ impl CloudTasksSettings {
 pub enum WebhookSecretKey {
     /// `WEBHOOK_SECRET_KEY`: 32 bytes.
     Local(SecretSlice<u8>),
-    /// `WEBHOOK_SECRET_KMS_KEY`: a Cloud KMS key's full name.
-    Kms(String),
+    /// `WEBHOOK_SECRET_KMS_KEY`: a Cloud KMS key's full name, and where
+    /// the KMS API is (`None`: Google's).
+    Kms { key: String, endpoint: Option<String> },
 }
 
 /// Only which kind, never the key.
@@ -318,7 +325,7 @@ impl fmt::Debug for WebhookSecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Local(_) => f.write_str("Local([redacted])"),
-            Self::Kms(name) => f.debug_tuple("Kms").field(name).finish(),
+            Self::Kms { key, endpoint } => f.debug_struct("Kms").field("key", key).field("endpoint", endpoint).finish(),
         }
     }
 }
@@ -676,7 +683,9 @@ impl SettingsSource {
                 name: WEBHOOK_SECRET_KEY.name,
                 reason: "set it or WEBHOOK_SECRET_KMS_KEY, not both".into(),
             }),
-            (None, Some(kms)) => Ok(Some(WebhookSecretKey::Kms(kms))),
+            (None, Some(key)) => {
+                Ok(Some(WebhookSecretKey::Kms { key, endpoint: self.optional(WEBHOOK_SECRET_KMS_ENDPOINT)? }))
+            }
             (None, None) => Ok(None),
             (Some(local), None) => {
                 use base64::Engine;
@@ -959,7 +968,9 @@ mod tests {
         let mut source = minimal();
         source.set("WEBHOOK_SECRET_KMS_KEY", kms);
         let settings = Settings::from_source(&source).unwrap();
-        assert!(matches!(&settings.webhook_secret_key, Some(WebhookSecretKey::Kms(name)) if name == kms));
+        assert!(
+            matches!(&settings.webhook_secret_key, Some(WebhookSecretKey::Kms { key, endpoint: None }) if key == kms)
+        );
         source.set("WEBHOOK_SECRET_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("not both"), "{err}");

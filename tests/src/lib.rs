@@ -4,6 +4,7 @@
 //! proxy to take a store or Pub/Sub away and bring it back.
 
 pub mod cloud_tasks;
+pub mod kms;
 pub mod pipeline;
 mod proxy;
 pub mod pubsub_emulator;

@@ -73,9 +73,17 @@ impl Sealer {
                     Aes256Gcm::new_from_slice(key.expose_secret()).context("WEBHOOK_SECRET_KEY is not 32 bytes")?;
                 Wrapping::Local(Box::new(key))
             }
-            Some(WebhookSecretKey::Kms(key)) => {
-                let client =
-                    KeyManagementService::builder().build().await.context("cannot build the Cloud KMS client")?;
+            Some(WebhookSecretKey::Kms { key, endpoint }) => {
+                let builder = KeyManagementService::builder();
+                let client = match endpoint {
+                    // A local stand-in: anonymous, as for Cloud Tasks.
+                    Some(endpoint) => {
+                        let anonymous = google_cloud_auth::credentials::anonymous::Builder::new().build();
+                        builder.with_endpoint(endpoint).with_credentials(anonymous).build().await
+                    }
+                    None => builder.build().await,
+                }
+                .context("cannot build the Cloud KMS client")?;
                 Wrapping::Kms { client, key: key.clone() }
             }
         };

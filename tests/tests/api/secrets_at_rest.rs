@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use shared::sealing::{Sealer, seal_legacy_secrets};
 use sqlx::PgPool;
 use standardwebhooks::Webhook;
-use tests::pipeline::spawn_pipeline;
+use tests::kms::KmsStandIn;
+use tests::pipeline::{PipelineOptions, spawn_pipeline, spawn_pipeline_with};
 use tests::{Method, TestApp, spawn_app};
 
 /// Rows, in any table of the schema, whose text holds a plaintext secret.
@@ -122,4 +123,34 @@ async fn webhooks_of_a_migrated_agent_verify_with_its_old_secret() {
     webhook.verify(&received.body, &received.headers).expect("the published library verifies it");
     let data: Value = received.json()["data"].clone();
     assert!(data.get("callback_url").is_none(), "the agent's webhook has no callback URL: {data}");
+}
+
+#[tokio::test]
+async fn under_cloud_kms_each_process_asks_kms_once_and_webhooks_verify() {
+    let kms = KmsStandIn::start().await;
+    let key = "projects/local/locations/local/keyRings/agent-registry/cryptoKeys/webhook-secrets";
+    let shared_settings = vec![
+        ("WEBHOOK_SECRET_KEY", String::new()),
+        ("WEBHOOK_SECRET_KMS_KEY", key.to_owned()),
+        ("WEBHOOK_SECRET_KMS_ENDPOINT", kms.endpoint()),
+    ];
+    let pipeline = spawn_pipeline_with(PipelineOptions { shared_settings, ..Default::default() }).await;
+    let agent = pipeline.agent().await;
+    let (client, registered_client) = pipeline.client().await;
+    let rotate = format!("{}/webhook-secret", agent.path());
+    let rotated = pipeline.app.signed(&agent.signer, Method::POST, &rotate, &json!({})).await;
+    let agent_secret: Value = rotated.json::<Value>().await.unwrap()["webhook_secret"].clone();
+    let job = pipeline.create_job(&client, &agent).await;
+    let accept = format!("/v1/jobs/{}/accept", job["id"].as_str().unwrap());
+    assert_eq!(pipeline.app.signed(&agent.signer, Method::POST, &accept, &Value::Null).await.status(), 200);
+
+    assert!(pipeline.receiver.wait_for(2, 10).await, "job.created and job.accepted arrive");
+    for received in pipeline.receiver.received() {
+        let secret = if received.path == "/agent" { &agent_secret } else { &registered_client["webhook_secret"] };
+        let webhook = Webhook::new(secret.as_str().unwrap()).unwrap();
+        webhook.verify(&received.body, &received.headers).expect("the published library verifies it");
+    }
+    assert_eq!(plaintext_secrets(&pipeline.app.db).await, Vec::<String>::new());
+    assert_eq!(kms.encrypts(), 1, "the API wraps one data key for all its secrets");
+    assert_eq!(kms.decrypts(), 1, "the worker unwraps it once for every webhook");
 }
