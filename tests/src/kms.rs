@@ -18,10 +18,16 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::json;
 
+/// What a ciphertext stands for.
+struct Sealed {
+    key: String,
+    plaintext: Vec<u8>,
+    additional_data: Vec<u8>,
+}
+
 #[derive(Default)]
 struct Vault {
-    /// Ciphertext → (key, plaintext, additional authenticated data).
-    sealed: Mutex<HashMap<Vec<u8>, (String, Vec<u8>, Vec<u8>)>>,
+    sealed: Mutex<HashMap<Vec<u8>, Sealed>>,
     encrypts: AtomicUsize,
     decrypts: AtomicUsize,
 }
@@ -75,15 +81,16 @@ async fn call(State(vault): State<Arc<Vault>>, Path(call): Path<String>, Json(re
         vault.encrypts.fetch_add(1, Ordering::SeqCst);
         let plaintext = decode(request.plaintext.as_deref().unwrap_or_default());
         let ciphertext = uuid::Uuid::new_v4().as_bytes().to_vec();
-        vault.sealed.lock().unwrap().insert(ciphertext.clone(), (key.to_owned(), plaintext, aad));
+        let sealed = Sealed { key: key.to_owned(), plaintext, additional_data: aad };
+        vault.sealed.lock().unwrap().insert(ciphertext.clone(), sealed);
         return Json(json!({"name": key, "ciphertext": STANDARD.encode(ciphertext)})).into_response();
     }
     if let Some(key) = call.strip_suffix(":decrypt") {
         vault.decrypts.fetch_add(1, Ordering::SeqCst);
         let ciphertext = decode(request.ciphertext.as_deref().unwrap_or_default());
         return match vault.sealed.lock().unwrap().get(&ciphertext) {
-            Some((sealed_by, plaintext, sealed_aad)) if sealed_by == key && *sealed_aad == aad => {
-                Json(json!({"plaintext": STANDARD.encode(plaintext)})).into_response()
+            Some(sealed) if sealed.key == key && sealed.additional_data == aad => {
+                Json(json!({"plaintext": STANDARD.encode(&sealed.plaintext)})).into_response()
             }
             _ => invalid("Decryption failed: the ciphertext is invalid."),
         };
