@@ -71,12 +71,13 @@ async fn register_client(
     principal.require_new_key(&client.public_key)?;
     let id = ClientId::generate();
     let secret = WebhookSecret::generate();
+    let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;
     let created_at = sqlx::query_scalar!(
-        "INSERT INTO clients (id, name, public_key, webhook_secret) VALUES ($1, $2, $3, $4) RETURNING created_at",
+        "INSERT INTO clients (id, name, public_key, webhook_secret_sealed) VALUES ($1, $2, $3, $4) RETURNING created_at",
         id.as_uuid(),
         client.name.as_str(),
         client.public_key.as_bytes().as_slice(),
-        secret.expose(),
+        sealed,
     )
     .fetch_one(&state.db)
     .await?;

@@ -152,7 +152,8 @@ impl Expiry {
             // A trace per expired job, which its deliveries continue.
             let span = tracing::info_span!("job expired", job_id = %job.id, expired_because = ?job.expired_because);
             async {
-                let event = events::record(&mut tx, Aggregate::Job(job.id), JOB_EXPIRED, &job).await?;
+                let event =
+                    events::record(&mut tx, Aggregate::Job(job.id), JOB_EXPIRED, &job.clone().for_agent()).await?;
                 outbox::deliver_to_agent(&mut tx, event, job.id, job.agent_id).await?;
                 outbox::deliver_to_callback(&mut tx, event, job.id).await
             }

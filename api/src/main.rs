@@ -6,7 +6,7 @@ use shared::settings::Settings;
 
 const USAGE: &str = "usage: api [serve|migrate]
   serve    run the HTTP API (the default)
-  migrate  create the database if missing and apply pending migrations";
+  migrate  create the database if missing, apply pending migrations, seal plaintext webhook secrets";
 
 // Fewer allocator locks and less fragmentation than glibc's under many small
 // per-request allocations (see the README's performance section).
@@ -18,10 +18,21 @@ async fn main() -> ExitCode {
     let command = std::env::args().nth(1);
     run_binary("api", async move |settings| match command.as_deref() {
         None | Some("serve") => serve(settings).await,
-        Some("migrate") => shared::db::migrate(&settings).await.map(drop).map_err(Into::into),
+        Some("migrate") => migrate(settings).await,
         Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n{USAGE}")),
     })
     .await
+}
+
+/// The migrations, then the one step a migration cannot do: sealing the
+/// webhook secrets stored in plaintext before they were encrypted at rest.
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    shared::db::migrate(&settings).await?;
+    let sealer = shared::sealing::Sealer::from_settings(&settings).await?;
+    let db = shared::db::lazy_pool(&settings)?;
+    let sealed = shared::sealing::seal_legacy_secrets(&db, &sealer, usize::MAX).await?;
+    tracing::info!(sealed, "plaintext webhook secrets sealed");
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -12,7 +12,8 @@
 //! - the reputation prior (every round): the settings' prior made the one
 //!   scores use, and agents rescored in batches after a change (`reputation`).
 //! - housekeeping (every minute): the outbox backlog metric, expired webhook
-//!   secrets dropped, old attempts pruned (`retention`).
+//!   secrets dropped, plaintext ones (from an older revision) sealed, old
+//!   attempts pruned (`retention`).
 //!
 //! One API instance at a time does it (a `Singleton` lease, as the
 //! publisher's); each update is conditional on the row as it was read
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use shared::delivery_tasks::{DeliveryTasks, Push};
 use shared::domain::DeliveryId;
+use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -31,6 +33,7 @@ use tokio::sync::watch;
 
 use crate::outbox::OutboxSignal;
 use crate::singleton::Singleton;
+use crate::state::AppState;
 use crate::{reputation, retention};
 
 /// A dispatched delivery this long past its task's time may have lost its
@@ -42,12 +45,15 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// One GetTask at most; a hung call must not stop the sweep.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+/// Batches of plaintext secrets sealed per housekeeping round, at most.
+const LEGACY_BATCHES: usize = 50;
 /// Longer than a round usually takes; a holder that died is replaced after
 /// this (a round that takes longer may overlap the next holder's, safely).
 const LEASE_SECONDS: f64 = 60.0;
 
 pub struct Maintenance {
     db: PgPool,
+    sealer: Arc<Sealer>,
     tasks: DeliveryTasks,
     settings: Arc<Settings>,
     wake: OutboxSignal,
@@ -55,8 +61,15 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    pub fn new(db: PgPool, tasks: DeliveryTasks, settings: Arc<Settings>, wake: OutboxSignal) -> Self {
-        Self { db, tasks, settings, wake, lease: Singleton::new("maintenance", LEASE_SECONDS) }
+    pub fn new(state: &AppState, tasks: DeliveryTasks) -> Self {
+        Self {
+            db: state.db.clone(),
+            sealer: state.sealer.clone(),
+            tasks,
+            settings: state.settings.clone(),
+            wake: state.outbox.clone(),
+            lease: Singleton::new("maintenance", LEASE_SECONDS),
+        }
     }
 
     /// Runs until `stopping` turns true.
@@ -87,6 +100,10 @@ impl Maintenance {
             *last_housekeeping = tokio::time::Instant::now();
             self.report_backlog().await;
             self.drop_expired_secrets().await;
+            // Rows an older revision wrote in plaintext during a roll-out.
+            if let Err(error) = shared::sealing::seal_legacy_secrets(&self.db, &self.sealer, LEGACY_BATCHES).await {
+                tracing::warn!(error = format!("{error:#}"), "cannot seal plaintext webhook secrets");
+            }
             if let Err(error) = retention::prune(&self.db, &self.settings).await {
                 tracing::warn!(%error, "cannot prune old delivery attempts");
             }
@@ -125,8 +142,9 @@ impl Maintenance {
     /// A rotation's replaced secret signs until it expires; then it goes.
     async fn drop_expired_secrets(&self) {
         let dropped = sqlx::query!(
-            "UPDATE agents SET previous_webhook_secret = NULL, previous_webhook_secret_expires_at = NULL
-             WHERE previous_webhook_secret IS NOT NULL AND previous_webhook_secret_expires_at < now()"
+            "UPDATE agents SET previous_webhook_secret = NULL, previous_webhook_secret_sealed = NULL,
+                 previous_webhook_secret_expires_at = NULL
+             WHERE previous_webhook_secret_expires_at < now()"
         )
         .execute(&self.db)
         .await;

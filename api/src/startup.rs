@@ -44,10 +44,10 @@ impl Application {
         let address = SocketAddr::from(([0, 0, 0, 0], settings.port));
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
-        let state = AppState::connect(settings)?;
+        let state = AppState::connect(settings).await?;
         let tasks = DeliveryTasks::connect(state.settings.cloud_tasks.clone()).await?;
         let relay = Relay::new(state.db.clone(), tasks.clone(), state.outbox.clone());
-        let maintenance = Maintenance::new(state.db.clone(), tasks, state.settings.clone(), state.outbox.clone());
+        let maintenance = Maintenance::new(&state, tasks);
         let publisher = EventPublisher::new(state.db.clone(), &state.settings.pubsub, state.outbox.clone()).await?;
         let expiry = Expiry::new(state.db.clone(), state.outbox.clone());
         Ok(Self { listener, router: router(state), relay, maintenance, publisher, expiry, shutdown_grace })

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use fred::prelude::Pool as RedisPool;
+use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
 
@@ -21,16 +22,19 @@ pub struct AppState {
     pub outbox: OutboxSignal,
     pub public_reads: Arc<PageCache>,
     pub known_keys: Arc<KnownKeys>,
+    /// Seals webhook secrets before they are stored (the API never opens one).
+    pub sealer: Arc<Sealer>,
 }
 
 impl AppState {
     /// Builds both pools without waiting for either store: the service starts
     /// (and `/readyz` says not ready) while a store is away, and both pools
     /// reconnect by themselves when it returns.
-    pub fn connect(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         let db = shared::db::lazy_pool(&settings)?;
         let redis = shared::redis::connect(&settings)?;
         let public_reads = Arc::new(PageCache::new(settings.public_reads, PUBLIC_READ_CACHE_ENTRIES));
+        let sealer = Arc::new(Sealer::from_settings(&settings).await?);
         Ok(Self {
             db,
             redis,
@@ -38,6 +42,7 @@ impl AppState {
             outbox: OutboxSignal::default(),
             public_reads,
             known_keys: Arc::default(),
+            sealer,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod redis;
 pub mod redrive;
 pub mod retry_schedule;
+pub mod sealing;
 pub mod serve;
 pub mod settings;
 pub mod signing;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use secrecy::SecretString;
+use secrecy::{SecretSlice, SecretString};
 
 use crate::retry_schedule::RetrySchedule;
 
@@ -129,7 +129,7 @@ pub const CLOUD_TASKS_ENDPOINT: Variable = var(
 pub const CLOUD_TASKS_INVOKER_SA: Variable = var(
     "CLOUD_TASKS_INVOKER_SA",
     "",
-    "Service account whose OIDC token Cloud Tasks presents to the worker; empty: no token (local).",
+    "Service account whose OIDC token Cloud Tasks presents to the worker (the tasks-invoker); the worker admits only tokens Google signed for it, with `aud` = WEBHOOK_WORKER_URL. Empty: no token (local; WORKER_SHARED_SECRET instead).",
 );
 pub const PUBSUB_EVENTS_TOPIC: Variable = var(
     "PUBSUB_EVENTS_TOPIC",
@@ -151,14 +151,38 @@ pub const ENDPOINT_DISABLE_AFTER_SECONDS: Variable = var(
     "432000",
     "An agent endpoint whose deliveries have failed without a success for this long is disabled (5 days).",
 );
-pub const WEBHOOK_WORKER_URL: Variable =
-    var("WEBHOOK_WORKER_URL", "http://127.0.0.1:8081/tasks/deliver", "Where Cloud Tasks pushes deliveries.");
+pub const WEBHOOK_WORKER_URL: Variable = var(
+    "WEBHOOK_WORKER_URL",
+    "http://127.0.0.1:8081/tasks/deliver",
+    "Where Cloud Tasks pushes deliveries; also the audience of the tasks' OIDC tokens, which the worker checks.",
+);
 pub const WORKER_SHARED_SECRET: Variable = Variable {
     name: "WORKER_SHARED_SECRET",
     default: Some(""),
     secret: true,
-    description: "Bearer token the worker requires on pushes (local stand-in); empty: rely on Cloud Run IAM.",
+    description: "Bearer token the worker requires on pushes (local stand-in); empty in the cloud, where the worker checks Cloud Tasks' OIDC token (CLOUD_TASKS_INVOKER_SA). One of the two must be set for the worker.",
 };
+pub const GOOGLE_OIDC_JWKS_URL: Variable = var(
+    "GOOGLE_OIDC_JWKS_URL",
+    "https://www.googleapis.com/oauth2/v3/certs",
+    "Where the worker fetches Google's token-signing keys (JWKS) to verify Cloud Tasks' OIDC tokens; kept as Cache-Control says.",
+);
+pub const WEBHOOK_SECRET_KEY: Variable = Variable {
+    name: "WEBHOOK_SECRET_KEY",
+    default: Some(""),
+    secret: true,
+    description: "32 random bytes in base64 (`openssl rand -base64 32`): the local key wrapping the data keys webhook secrets are encrypted with at rest (development, tests). Empty in the cloud, where WEBHOOK_SECRET_KMS_KEY does it; the services need one of the two.",
+};
+pub const WEBHOOK_SECRET_KMS_KEY: Variable = var(
+    "WEBHOOK_SECRET_KMS_KEY",
+    "",
+    "Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) wrapping the data keys webhook secrets are encrypted with at rest: the API encrypts, the worker decrypts. Empty: WEBHOOK_SECRET_KEY.",
+);
+pub const WEBHOOK_SECRET_KMS_ENDPOINT: Variable = var(
+    "WEBHOOK_SECRET_KMS_ENDPOINT",
+    "",
+    "Cloud KMS API endpoint override (a local stand-in, with anonymous credentials); empty: Google's, with ADC.",
+);
 pub const EGRESS_ALLOW_CIDRS: Variable = var(
     "EGRESS_ALLOW_CIDRS",
     "",
@@ -239,6 +263,10 @@ pub const VARIABLES: &[Variable] = &[
     ENDPOINT_DISABLE_AFTER_SECONDS,
     WEBHOOK_WORKER_URL,
     WORKER_SHARED_SECRET,
+    GOOGLE_OIDC_JWKS_URL,
+    WEBHOOK_SECRET_KEY,
+    WEBHOOK_SECRET_KMS_KEY,
+    WEBHOOK_SECRET_KMS_ENDPOINT,
     EGRESS_ALLOW_CIDRS,
     CORS_ALLOWED_ORIGINS,
     REQUEST_BODY_LIMIT_BYTES,
@@ -290,6 +318,26 @@ impl CloudTasksSettings {
     /// The queue's short name, as Cloud Tasks sends it in `X-CloudTasks-QueueName`.
     pub fn queue_name(&self) -> &str {
         self.queue.rsplit('/').next().unwrap_or(&self.queue)
+    }
+}
+
+/// The key that wraps the data keys webhook secrets are encrypted with.
+#[derive(Clone)]
+pub enum WebhookSecretKey {
+    /// `WEBHOOK_SECRET_KEY`: 32 bytes.
+    Local(SecretSlice<u8>),
+    /// `WEBHOOK_SECRET_KMS_KEY`: a Cloud KMS key's full name, and where
+    /// the KMS API is (`None`: Google's).
+    Kms { key: String, endpoint: Option<String> },
+}
+
+/// Only which kind, never the key.
+impl fmt::Debug for WebhookSecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(_) => f.write_str("Local([redacted])"),
+            Self::Kms { key, endpoint } => f.debug_struct("Kms").field("key", key).field("endpoint", endpoint).finish(),
+        }
     }
 }
 
@@ -389,6 +437,11 @@ pub struct Settings {
     pub endpoint_disable_after_seconds: u64,
     /// Required on worker pushes when set.
     pub worker_shared_secret: Option<SecretString>,
+    /// Google's JWKS, for the worker's check of OIDC tokens.
+    pub google_oidc_jwks_url: String,
+    /// What wraps webhook secrets' data keys; `None`: neither is set (the
+    /// services refuse to start, other tools need none).
+    pub webhook_secret_key: Option<WebhookSecretKey>,
     pub egress_allow_cidrs: String,
     /// Browser origins allowed by CORS, each `scheme://host[:port]`; empty: no CORS.
     pub cors_allowed_origins: Vec<String>,
@@ -426,6 +479,8 @@ impl fmt::Debug for Settings {
             .field("pubsub", &self.pubsub)
             .field("endpoint_disable_after_seconds", &self.endpoint_disable_after_seconds)
             .field("worker_shared_secret", &self.worker_shared_secret.as_ref().map(|_| "[redacted]"))
+            .field("google_oidc_jwks_url", &self.google_oidc_jwks_url)
+            .field("webhook_secret_key", &self.webhook_secret_key)
             .field("egress_allow_cidrs", &self.egress_allow_cidrs)
             .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("request_body_limit_bytes", &self.request_body_limit_bytes)
@@ -624,6 +679,39 @@ impl SettingsSource {
             .collect()
     }
 
+    /// `WEBHOOK_SECRET_KEY` or `WEBHOOK_SECRET_KMS_KEY`, not both; a
+    /// malformed local key is named, never echoed.
+    fn webhook_secret_key(&self) -> Result<Option<WebhookSecretKey>, SettingsError> {
+        let local = self.optional(WEBHOOK_SECRET_KEY)?;
+        let kms = match self.optional(WEBHOOK_SECRET_KMS_KEY)? {
+            Some(_) => {
+                Some(self.resource_name(WEBHOOK_SECRET_KMS_KEY, &["projects", "locations", "keyRings", "cryptoKeys"])?)
+            }
+            None => None,
+        };
+        match (local, kms) {
+            (Some(_), Some(_)) => Err(SettingsError::Malformed {
+                name: WEBHOOK_SECRET_KEY.name,
+                reason: "set it or WEBHOOK_SECRET_KMS_KEY, not both".into(),
+            }),
+            (None, Some(key)) => {
+                Ok(Some(WebhookSecretKey::Kms { key, endpoint: self.optional(WEBHOOK_SECRET_KMS_ENDPOINT)? }))
+            }
+            (None, None) => Ok(None),
+            (Some(local), None) => {
+                use base64::Engine;
+                let malformed = |reason: String| SettingsError::Malformed { name: WEBHOOK_SECRET_KEY.name, reason };
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(local.trim())
+                    .map_err(|_| malformed("must be base64 (e.g. `openssl rand -base64 32`)".into()))?;
+                if bytes.len() != 32 {
+                    return Err(malformed(format!("must be 32 bytes in base64, got {} bytes", bytes.len())));
+                }
+                Ok(Some(WebhookSecretKey::Local(SecretSlice::from(bytes))))
+            }
+        }
+    }
+
     fn reputation_prior(&self) -> Result<ReputationPrior, SettingsError> {
         let weight: Decimal = self.parse(RATING_PRIOR_WEIGHT)?;
         if weight <= Decimal::ZERO || weight > Decimal::ONE_THOUSAND {
@@ -704,6 +792,8 @@ impl Settings {
             },
             endpoint_disable_after_seconds: source.parse_positive(ENDPOINT_DISABLE_AFTER_SECONDS)?,
             worker_shared_secret: source.optional(WORKER_SHARED_SECRET)?.map(SecretString::from),
+            google_oidc_jwks_url: source.http_url(GOOGLE_OIDC_JWKS_URL)?,
+            webhook_secret_key: source.webhook_secret_key()?,
             egress_allow_cidrs: source.raw(EGRESS_ALLOW_CIDRS)?.to_owned(),
             cors_allowed_origins: source.origins(CORS_ALLOWED_ORIGINS)?,
             request_body_limit_bytes: source.parse_positive(REQUEST_BODY_LIMIT_BYTES)?,
@@ -865,6 +955,43 @@ mod tests {
         assert!(err.contains("DATABASE_URL"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
         assert!(!format!("{:?}", Settings::from_source(&minimal()).unwrap()).contains("hunter2"));
+    }
+
+    #[test]
+    fn the_webhook_secret_key_is_32_bytes_of_base64_never_echoed_or_kms() {
+        assert!(Settings::from_source(&minimal()).unwrap().webhook_secret_key.is_none());
+
+        let mut source = minimal();
+        source.set("WEBHOOK_SECRET_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+        let settings = Settings::from_source(&source).unwrap();
+        assert!(
+            matches!(&settings.webhook_secret_key, Some(WebhookSecretKey::Local(key)) if key.expose_secret().len() == 32)
+        );
+        assert!(!format!("{settings:?}").contains("MDEyMzQ1"), "never printed");
+
+        for (value, reason) in [("c2hvcnQta2V5", "got 9 bytes"), ("not base64 at all!", "must be base64")] {
+            let mut source = minimal();
+            source.set("WEBHOOK_SECRET_KEY", value);
+            let err = Settings::from_source(&source).unwrap_err().to_string();
+            assert!(err.contains("WEBHOOK_SECRET_KEY") && err.contains(reason), "{err}");
+            assert!(!err.contains(value), "the value is not echoed: {err}");
+        }
+
+        let kms = "projects/p/locations/us-west1/keyRings/agent-registry/cryptoKeys/webhook-secrets";
+        let mut source = minimal();
+        source.set("WEBHOOK_SECRET_KMS_KEY", kms);
+        let settings = Settings::from_source(&source).unwrap();
+        assert!(
+            matches!(&settings.webhook_secret_key, Some(WebhookSecretKey::Kms { key, endpoint: None }) if key == kms)
+        );
+        source.set("WEBHOOK_SECRET_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+
+        let mut source = minimal();
+        source.set("WEBHOOK_SECRET_KMS_KEY", "webhook-secrets");
+        let err = Settings::from_source(&source).unwrap_err().to_string();
+        assert!(err.contains("WEBHOOK_SECRET_KMS_KEY") && err.contains("keyRings/KEYRING"), "{err}");
     }
 
     #[test]

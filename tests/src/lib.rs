@@ -4,6 +4,7 @@
 //! proxy to take a store or Pub/Sub away and bring it back.
 
 pub mod cloud_tasks;
+pub mod kms;
 pub mod pipeline;
 mod proxy;
 pub mod pubsub_emulator;
@@ -82,6 +83,9 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The local key the API and the worker of a test seal webhook secrets with.
+pub const TEST_WEBHOOK_SECRET_KEY: &str = "dGVzdHMgb25seTogd2ViaG9vayBzZWNyZXRzIGtleSE=";
+
 /// Test settings: Redis keys prefixed by the database name so tests never
 /// share a bucket or a nonce, and rate limits out of the way unless a test
 /// sets them.
@@ -105,6 +109,7 @@ pub fn settings_for(url: &str, name: &str, redis_url: &str, configure: impl FnOn
         ("PUBSUB_ENDPOINT", "http://127.0.0.1:9"),
         // Tests read their own writes; the cache has a test of its own.
         ("PUBLIC_READ_CACHE_MS", "0"),
+        ("WEBHOOK_SECRET_KEY", TEST_WEBHOOK_SECRET_KEY),
     ]);
     for class in ["DISCOVERY", "READ", "WRITE", "WRITE_IP"] {
         source.set(&format!("RATE_LIMIT_{class}_CAPACITY"), "100000");

@@ -49,6 +49,8 @@ pub struct PipelineOptions {
     pub endpoint_concurrency: u32,
     /// More settings of the API, e.g. `("JOB_ACCEPT_TIMEOUT_SECONDS", "1")`.
     pub api_settings: Vec<(&'static str, &'static str)>,
+    /// Settings of both the API and the worker, e.g. where KMS is.
+    pub shared_settings: Vec<(&'static str, String)>,
 }
 
 impl Default for PipelineOptions {
@@ -61,6 +63,7 @@ impl Default for PipelineOptions {
             webhook_timeout_seconds: 10,
             endpoint_concurrency: 10,
             api_settings: Vec::new(),
+            shared_settings: Vec::new(),
         }
     }
 }
@@ -143,6 +146,7 @@ pub async fn spawn_pipeline_with(options: PipelineOptions) -> Pipeline {
     .await
     .expect("the stand-in starts");
     let (database_url, database_name, endpoint) = (database.url.clone(), database.name.clone(), standin.endpoint());
+    let shared_settings = options.shared_settings.clone();
     let worker_settings = Arc::new(move |port: u16| {
         let database = DatabaseRef { url: database_url.clone(), name: database_name.clone() };
         database.settings(|source| {
@@ -153,6 +157,9 @@ pub async fn spawn_pipeline_with(options: PipelineOptions) -> Pipeline {
             source.set("WEBHOOK_RETRY_SCHEDULE", options.retry_schedule);
             source.set("WEBHOOK_TIMEOUT_SECONDS", options.webhook_timeout_seconds.to_string());
             source.set("WEBHOOK_ENDPOINT_CONCURRENCY", options.endpoint_concurrency.to_string());
+            for (name, value) in &shared_settings {
+                source.set(name, value.clone());
+            }
         })
     });
     let worker = RunningWorker::start(0, worker_settings.clone());
@@ -162,6 +169,9 @@ pub async fn spawn_pipeline_with(options: PipelineOptions) -> Pipeline {
         source.set("WEBHOOK_WORKER_URL", push_url);
         source.set("ALLOW_HTTP_ENDPOINTS", "true");
         for (name, value) in options.api_settings {
+            source.set(name, value);
+        }
+        for (name, value) in options.shared_settings {
             source.set(name, value);
         }
     })

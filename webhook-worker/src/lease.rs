@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use shared::delivery_tasks::Push;
+use shared::domain::{AgentId, ClientId};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -22,9 +23,12 @@ pub struct Leased {
     pub event_type: String,
     pub data: serde_json::Value,
     pub occurred_at: OffsetDateTime,
-    pub secret: String,
+    /// The recipient's webhook secret, sealed (`shared::sealing`) for `owner`.
+    pub sealed_secret: Vec<u8>,
     /// During a rotation's grace period the replaced secret signs too.
-    pub previous_secret: Option<String>,
+    pub previous_sealed_secret: Option<Vec<u8>>,
+    /// The recipient's prefixed id (`agt_…`, `cli_…`): the secrets' associated data.
+    pub owner: String,
     pub endpoint_disabled: bool,
     /// Until when the target URL is paced (`None`: it is not).
     pub paced_until: Option<OffsetDateTime>,
@@ -44,14 +48,14 @@ pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Opti
            WHERE d.id = $1 AND d.generation = $3 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
              AND ($5::int IS NULL OR d.attempts = $5 - 1)
              AND (d.lease_until IS NULL OR d.lease_until < now())
-           RETURNING d.attempts + 1 AS "attempt!", d.deferrals, d.dispatched_at, d.target_url, d.agent_id, e.id AS event_id, e.type AS event_type,
-                     e.data, e.occurred_at,
-                     (SELECT COALESCE(a.webhook_secret, c.webhook_secret)
+           RETURNING d.attempts + 1 AS "attempt!", d.deferrals, d.dispatched_at, d.target_url, d.agent_id, d.client_id,
+                     e.id AS event_id, e.type AS event_type, e.data, e.occurred_at,
+                     (SELECT COALESCE(a.webhook_secret_sealed, c.webhook_secret_sealed)
                       FROM (SELECT 1) one
                       LEFT JOIN agents a ON a.id = d.agent_id
-                      LEFT JOIN clients c ON c.id = d.client_id) AS "secret!",
-                     (SELECT a.previous_webhook_secret FROM agents a
-                      WHERE a.id = d.agent_id AND a.previous_webhook_secret_expires_at > now()) AS previous_secret,
+                      LEFT JOIN clients c ON c.id = d.client_id) AS "sealed_secret!",
+                     (SELECT a.previous_webhook_secret_sealed FROM agents a
+                      WHERE a.id = d.agent_id AND a.previous_webhook_secret_expires_at > now()) AS previous_sealed_secret,
                      (SELECT a.endpoint_disabled_at IS NOT NULL FROM agents a WHERE a.id = d.agent_id) AS endpoint_disabled,
                      (SELECT h.retry_at FROM endpoint_health h WHERE h.url = d.target_url) AS paced_until"#,
         push.delivery_id.as_uuid(),
@@ -63,6 +67,12 @@ pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Opti
     .fetch_optional(db)
     .await?;
     Ok(row.map(|row| Leased {
+        // Exactly one recipient (a constraint); no owner opens nothing.
+        owner: match (row.agent_id, row.client_id) {
+            (Some(agent), _) => AgentId::from_uuid(agent).to_string(),
+            (None, Some(client)) => ClientId::from_uuid(client).to_string(),
+            (None, None) => String::new(),
+        },
         token,
         attempt: row.attempt,
         target_url: row.target_url,
@@ -71,8 +81,8 @@ pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Opti
         event_type: row.event_type,
         data: row.data,
         occurred_at: row.occurred_at,
-        secret: row.secret,
-        previous_secret: row.previous_secret,
+        sealed_secret: row.sealed_secret,
+        previous_sealed_secret: row.previous_sealed_secret,
         endpoint_disabled: row.endpoint_disabled == Some(true),
         paced_until: row.paced_until,
         deferrals: row.deferrals,

@@ -4,10 +4,12 @@
 //! failure, schedules the next attempt itself (`push` is the map).
 
 pub mod egress;
+mod google_keys;
 mod health;
 mod lease;
 mod pacing;
 mod push;
+mod push_auth;
 mod record;
 mod schedule;
 mod send;

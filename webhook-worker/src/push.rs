@@ -1,4 +1,4 @@
-//! One Cloud Tasks push: authenticate it, lease the delivery, pace it,
+//! One Cloud Tasks push: authenticate it (`push_auth`), lease the delivery, pace it,
 //! send the webhook, record the attempt, schedule what follows, and answer.
 //! The worker owns the retry schedule, so Cloud Tasks hears of a receiver's
 //! failure only as a 2xx; its own retries are left for the worker's faults:
@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret, SecretString};
 use shared::delivery_tasks::Push;
 use shared::domain::EventId;
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
@@ -44,8 +44,9 @@ use crate::slots::{self, Slot};
 use crate::startup::WorkerState;
 
 pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(push): Json<Push>) -> Response {
-    if let Err(refusal) = authenticate(&state, &headers) {
-        return refusal;
+    if let Err(refused) = state.push_auth.check(&headers).await {
+        tracing::warn!(reason = %refused, "push refused");
+        return (StatusCode::UNAUTHORIZED, "missing or wrong worker credentials").into_response();
     }
     match deliver(&state, &push).await {
         Ok(answer) => answer.into_response(),
@@ -55,25 +56,6 @@ pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(p
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-}
-
-/// In the cloud Cloud Run IAM admits only the tasks service account; the
-/// queue header then tells a push from anything else. Locally the stand-in
-/// presents the shared secret instead of an OIDC token.
-#[allow(clippy::result_large_err)]
-fn authenticate(state: &WorkerState, headers: &HeaderMap) -> Result<(), Response> {
-    if let Some(secret) = &state.settings.worker_shared_secret {
-        let expected = format!("Bearer {}", secrecy::ExposeSecret::expose_secret(secret));
-        let presented = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes).unwrap_or_default();
-        if !bool::from(presented.ct_eq(expected.as_bytes())) {
-            return Err((StatusCode::UNAUTHORIZED, "missing or wrong worker credentials").into_response());
-        }
-    }
-    let queue = headers.get("x-cloudtasks-queuename").and_then(|queue| queue.to_str().ok());
-    if queue != Some(state.settings.cloud_tasks.queue_name()) {
-        return Err((StatusCode::FORBIDDEN, "not a push from the delivery queue").into_response());
-    }
-    Ok(())
 }
 
 /// What Cloud Tasks is told.
@@ -165,7 +147,8 @@ async fn paced_attempt(
         "timestamp": leased.occurred_at.format(&Rfc3339)?,
         "data": leased.data,
     }))?;
-    let secrets: Vec<&str> = std::iter::once(leased.secret.as_str()).chain(leased.previous_secret.as_deref()).collect();
+    let secrets = open_secrets(state, leased).await?;
+    let secrets: Vec<&str> = secrets.iter().map(ExposeSecret::expose_secret).collect();
     let webhook = Webhook {
         id: push.delivery_id,
         event: EventId::from_uuid(leased.event_id),
@@ -202,6 +185,16 @@ async fn paced_attempt(
         state.tasks.create(&next.task_name, &next.push, Some(next.at), traceparent).await?;
     }
     Ok(Answer::Done)
+}
+
+/// The recipient's secret and, during a rotation's grace period, the one
+/// it replaced: opened here, for signing, and nowhere else.
+async fn open_secrets(state: &WorkerState, leased: &Leased) -> anyhow::Result<Vec<SecretString>> {
+    let mut secrets = vec![state.sealer.open(&leased.sealed_secret, &leased.owner).await?];
+    if let Some(previous) = &leased.previous_sealed_secret {
+        secrets.push(state.sealer.open(previous, &leased.owner).await?);
+    }
+    Ok(secrets)
 }
 
 /// The delivery dies unsent (and reaches the dead-letter topic), `why`.

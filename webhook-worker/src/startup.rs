@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use shared::delivery_tasks::DeliveryTasks;
 
 use crate::egress::{EgressClient, EgressPolicy};
 use crate::push;
+use crate::push_auth::PushAuth;
 use crate::slots::Slots;
 
 /// The User-Agent of every webhook we send.
@@ -29,6 +31,10 @@ pub struct WorkerState {
     /// Where the next attempts (and deferrals) go.
     pub tasks: DeliveryTasks,
     pub slots: Arc<Slots>,
+    /// Who may push: Cloud Tasks' OIDC token, or the local shared secret.
+    pub push_auth: Arc<PushAuth>,
+    /// Opens the webhook secrets the worker signs with.
+    pub sealer: Arc<Sealer>,
     pub settings: Arc<Settings>,
 }
 
@@ -53,6 +59,8 @@ impl Worker {
         let timeout = Duration::from_secs(settings.webhook_timeout_seconds);
         let egress = EgressClient::new(policy, timeout, USER_AGENT).context("cannot build the webhook client")?;
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        let push_auth = PushAuth::from_settings(&settings)?;
+        let sealer = Sealer::from_settings(&settings).await?;
         let tasks = DeliveryTasks::connect(settings.cloud_tasks.clone()).await?;
         let redis = shared::redis::connect(&settings)?;
         // A slot outlives its holder by at most the send's timeout and some.
@@ -63,6 +71,8 @@ impl Worker {
             egress,
             tasks,
             slots: Arc::new(slots),
+            push_auth: Arc::new(push_auth),
+            sealer: Arc::new(sealer),
             settings: Arc::new(settings),
         };
         let routes = Router::new()

@@ -22,13 +22,13 @@ use utoipa::IntoResponses;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Authenticated, Signed};
+use crate::auth::{Authenticated, Principal, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::key_rotation::{self, RotateKey, RotationRefusals};
 use crate::state::AppState;
 use model::{
-    Agent, EndpointEnabled, RegisterAgent, RegisteredAgent, RotateWebhookSecret, RotatedWebhookSecret, SecretRotated,
-    UpdateAgent,
+    Agent, AgentEndpoint, EndpointEnabled, PublicAgent, RegisterAgent, RegisteredAgent, RotateWebhookSecret,
+    RotatedWebhookSecret, SecretRotated, UpdateAgent,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_key))
         .routes(routes!(rotate_webhook_secret))
         .routes(routes!(enable_endpoint))
+        .routes(routes!(get_endpoint))
         .routes(routes!(liveness::heartbeat))
 }
 
@@ -59,17 +60,19 @@ async fn register_agent(
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
     principal.require_new_key(&agent.public_key)?;
     require_allowed_scheme(&state, "endpoint_url", &agent.endpoint_url)?;
+    let id = AgentId::generate();
     let secret = WebhookSecret::generate();
+    let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;
     let mut tx = state.db.begin().await?;
-    let agent = Agent::from(store::insert(&mut tx, AgentId::generate(), &agent, &secret).await?);
-    events::record(&mut tx, Aggregate::Agent(agent.id), events::AGENT_REGISTERED, &agent).await?;
+    let agent = Agent::from(store::insert(&mut tx, id, &agent, &sealed).await?);
+    events::record(&mut tx, Aggregate::Agent(id), events::AGENT_REGISTERED, &agent).await?;
     tx.commit().await?;
     state.outbox.committed();
-    tracing::info!(agent_id = %agent.id, "agent registered");
+    tracing::info!(agent_id = %id, "agent registered");
     Ok((StatusCode::CREATED, Json(RegisteredAgent { agent, webhook_secret: secret.expose().to_owned() })))
 }
 
-/// Read an agent, active or not.
+/// Read an agent, active or not. Its endpoint shows as a host only.
 #[utoipa::path(
     get,
     path = "/v1/agents/{id}",
@@ -77,7 +80,7 @@ async fn register_agent(
     params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
     responses(
         PublicReadRefusals,
-        (status = 200, body = Agent),
+        (status = 200, body = PublicAgent),
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -88,12 +91,38 @@ async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Res
         Some(agent) => agent,
         None => {
             let row = store::find(&state.db, id).await?.ok_or_else(|| agent_not_found(id))?;
-            let agent = Bytes::from(serde_json::to_vec(&Agent::from(row)).map_err(anyhow::Error::from)?);
+            let agent = Bytes::from(serde_json::to_vec(&PublicAgent::from(row)).map_err(anyhow::Error::from)?);
             state.public_reads.put(key, agent.clone());
             agent
         }
     };
     Ok(([(header::CONTENT_TYPE, "application/json")], agent).into_response())
+}
+
+/// The agent's endpoint URL, which only the agent reads (signed by its key;
+/// never cached: public reads show the host only).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/endpoint",
+    tag = "agents",
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    responses(
+        (status = 200, body = AgentEndpoint),
+        SignedRequestRefusals,
+        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_endpoint(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<AgentEndpoint>, ApiError> {
+    let id = parse_id(&id)?;
+    if !matches!(principal, Principal::Agent(me) if me == id) {
+        return Err(ApiError::Forbidden(format!("only agent {id}'s own key may read its endpoint URL")));
+    }
+    let row = store::find(&state.db, id).await?.ok_or_else(|| agent_not_found(id))?;
+    Ok(Json(AgentEndpoint::from(&row)))
 }
 
 fn cache_key(id: AgentId) -> String {
@@ -257,8 +286,9 @@ async fn rotate_webhook_secret(
     let grace = rotation.grace_period()?;
     let previous_expires_at = (!grace.is_zero()).then(|| OffsetDateTime::now_utc() + grace);
     let secret = WebhookSecret::generate();
+    let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;
     let mut tx = state.db.begin().await?;
-    if !store::rotate_secret(&mut tx, id, &secret, previous_expires_at).await? {
+    if !store::rotate_secret(&mut tx, id, &sealed, previous_expires_at).await? {
         drop(tx);
         return Err(inactive_or_missing(&state, id).await);
     }

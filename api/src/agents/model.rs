@@ -67,15 +67,14 @@ pub struct UpdateAgent {
     pub price: Option<Price>,
 }
 
-/// An agent, as anyone may see it. The webhook secret is never shown here.
+/// What anyone may see of an agent. The webhook secret is never shown.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Agent {
+pub struct AgentProfile {
     #[schema(value_type = String, example = "agt_0b7e4f3c9a1d4e2f8c6b5a4d3e2f1a0b")]
     pub id: AgentId,
     pub name: String,
     pub description: String,
     pub capabilities: Vec<String>,
-    pub endpoint_url: String,
     pub public_key: String,
     #[schema(value_type = String, example = "12.5")]
     pub price: Price,
@@ -108,6 +107,40 @@ pub struct Agent {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+}
+
+/// An agent as anyone sees it (its read, discovery): its endpoint's host
+/// only, since a URL's path and query may hold the agent's own secrets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicAgent {
+    #[serde(flatten)]
+    pub profile: AgentProfile,
+    /// The host webhooks go to; the agent itself reads the whole URL
+    /// (`GET /v1/agents/{id}/endpoint`).
+    #[schema(example = "polyglot.example.com")]
+    pub endpoint_host: String,
+}
+
+/// An agent as its own key sees it: the answers to its writes, with its
+/// endpoint's whole URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Agent {
+    #[serde(flatten)]
+    pub profile: AgentProfile,
+    pub endpoint_url: String,
+}
+
+/// The agent's endpoint, as only the agent reads it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentEndpoint {
+    #[schema(example = "https://polyglot.example.com/webhooks")]
+    pub endpoint_url: String,
+    #[schema(example = "polyglot.example.com")]
+    pub endpoint_host: String,
+    /// Set while the endpoint gets no deliveries (see the agent's `endpoint_disabled_at`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub endpoint_disabled_at: Option<OffsetDateTime>,
 }
 
 /// The answer to a registration: the agent, and its webhook signing secret,
@@ -190,13 +223,41 @@ pub struct AgentRow {
 }
 
 impl From<AgentRow> for Agent {
+    fn from(mut row: AgentRow) -> Self {
+        let endpoint_url = std::mem::take(&mut row.endpoint_url);
+        Self { profile: AgentProfile::from(row), endpoint_url }
+    }
+}
+
+impl From<AgentRow> for PublicAgent {
+    fn from(row: AgentRow) -> Self {
+        Self { endpoint_host: host_of(&row.endpoint_url), profile: AgentProfile::from(row) }
+    }
+}
+
+impl From<&AgentRow> for AgentEndpoint {
+    fn from(row: &AgentRow) -> Self {
+        Self {
+            endpoint_url: row.endpoint_url.clone(),
+            endpoint_host: host_of(&row.endpoint_url),
+            endpoint_disabled_at: row.endpoint_disabled_at,
+        }
+    }
+}
+
+/// The host of a stored endpoint URL (every one parsed as a URL with a host
+/// when it was stored).
+fn host_of(url: &str) -> String {
+    url::Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default()
+}
+
+impl From<AgentRow> for AgentProfile {
     fn from(row: AgentRow) -> Self {
         Self {
             id: AgentId::from_uuid(row.id),
             name: row.name,
             description: row.description,
             capabilities: row.capabilities,
-            endpoint_url: row.endpoint_url,
             public_key: STANDARD.encode(row.public_key),
             price: Price::from_stored(row.price),
             rating: two_decimals(row.rating),

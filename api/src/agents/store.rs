@@ -2,7 +2,7 @@
 //! against the migrations (`.sqlx/` holds the offline data).
 
 use ed25519_dalek::VerifyingKey;
-use shared::domain::{AgentId, Price, PublicKey, WebhookSecret};
+use shared::domain::{AgentId, Price, PublicKey};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
@@ -13,11 +13,11 @@ pub async fn insert(
     tx: &mut PgConnection,
     id: AgentId,
     agent: &RegisterAgent,
-    secret: &WebhookSecret,
+    sealed_secret: &[u8],
 ) -> sqlx::Result<AgentRow> {
     sqlx::query_as!(
         AgentRow,
-        "INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, webhook_secret)
+        "INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, webhook_secret_sealed)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
@@ -27,7 +27,7 @@ pub async fn insert(
         agent.endpoint_url.as_str(),
         agent.public_key.as_bytes().as_slice(),
         agent.price.value(),
-        secret.expose(),
+        sealed_secret,
     )
     .fetch_one(tx)
     .await
@@ -126,25 +126,25 @@ pub async fn rotate_key(
     .await
 }
 
-/// Makes `secret` the agent's webhook secret; the one it replaces keeps
+/// Makes `sealed_secret` the agent's webhook secret; the one it replaces keeps
 /// signing until `previous_expires_at` (`None`: dropped at once). Returns
 /// whether the agent exists and is active.
 #[tracing::instrument(name = "sql rotate secret", skip_all)]
 pub async fn rotate_secret(
     tx: &mut PgConnection,
     id: AgentId,
-    secret: &WebhookSecret,
+    sealed_secret: &[u8],
     previous_expires_at: Option<OffsetDateTime>,
 ) -> sqlx::Result<bool> {
     let rotated = sqlx::query!(
         "UPDATE agents SET
-             previous_webhook_secret = CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE webhook_secret END,
+             previous_webhook_secret_sealed = CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE webhook_secret_sealed END,
              previous_webhook_secret_expires_at = $3,
-             webhook_secret = $2,
+             webhook_secret_sealed = $2,
              updated_at = now()
          WHERE id = $1 AND active",
         id.as_uuid(),
-        secret.expose(),
+        sealed_secret,
         previous_expires_at,
     )
     .execute(tx)

@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::agents::model::{Agent, AgentRow};
+use crate::agents::model::{AgentRow, PublicAgent};
 use crate::error::{ApiError, PublicReadRefusals};
 use crate::extract::ValidQuery;
 use crate::state::AppState;
@@ -76,7 +76,8 @@ pub struct DiscoveryQuery {
 /// One page of agents.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentPage {
-    pub agents: Vec<Agent>,
+    /// Endpoints show as hosts only.
+    pub agents: Vec<PublicAgent>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
@@ -176,7 +177,7 @@ impl Search {
             Some(last) if has_more => Some(Cursor::after(self.sort, last).encode()),
             _ => None,
         };
-        Ok(AgentPage { agents: rows.into_iter().map(Agent::from).collect(), next_cursor })
+        Ok(AgentPage { agents: rows.into_iter().map(PublicAgent::from).collect(), next_cursor })
     }
 
     /// One row more than the page, to know whether another page follows.

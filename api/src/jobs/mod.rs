@@ -99,7 +99,7 @@ async fn create_job(
         created_at,
         updated_at: created_at,
     };
-    let event_data = serde_json::to_value(&job).map_err(anyhow::Error::from)?;
+    let event_data = serde_json::to_value(job.clone().for_agent()).map_err(anyhow::Error::from)?;
     let new_job = NewJob {
         job: &job,
         idempotency_key: key,
@@ -243,7 +243,8 @@ async fn get_job(
 /// (its existence is nobody else's business).
 pub async fn find_for_party(state: &AppState, id: JobId, principal: &Principal) -> Result<Job, ApiError> {
     let row = store::find(&state.db, id).await?.filter(|row| is_party(row, principal));
-    Ok(Job::try_from(row.ok_or_else(|| job_not_found(id))?)?)
+    let job = Job::try_from(row.ok_or_else(|| job_not_found(id))?)?;
+    Ok(if matches!(principal, Principal::Agent(_)) { job.for_agent() } else { job })
 }
 
 fn is_party(row: &JobRow, principal: &Principal) -> bool {
@@ -308,7 +309,10 @@ async fn list_jobs(
         Some(last) if has_more => Some(cursor::encode("jobs", &cursor::time_key(last.created_at), last.id)),
         _ => None,
     };
-    let jobs = rows.into_iter().map(Job::try_from).collect::<anyhow::Result<Vec<_>>>()?;
+    let jobs = rows
+        .into_iter()
+        .map(|row| Job::try_from(row).map(|job| if as_agent { job.for_agent() } else { job }))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Json(JobPage { jobs, next_cursor }))
 }
 
@@ -394,7 +398,8 @@ async fn transition(
         return Err(ApiError::Conflict(refusal(&job, transition)));
     };
     let job = Job::try_from(row)?;
-    let event = events::record(&mut tx, Aggregate::Job(job.id), transition.event_type(), &job).await?;
+    let seen_by_agent = job.clone().for_agent();
+    let event = events::record(&mut tx, Aggregate::Job(job.id), transition.event_type(), &seen_by_agent).await?;
     if transition == JobTransition::Cancel {
         outbox::deliver_to_agent(&mut tx, event, job.id, job.agent_id).await?;
     } else {
@@ -403,7 +408,7 @@ async fn transition(
     tx.commit().await?;
     state.outbox.committed();
     tracing::info!(job_id = %job.id, status = %job.status, "job moved");
-    Ok(Json(job))
+    Ok(Json(if transition.by_agent() { seen_by_agent } else { job }))
 }
 
 /// Why `transition` did not move `job` (its party's): its status, or its

@@ -84,6 +84,9 @@ pub struct Job {
     /// The platform's fee: price × PLATFORM_FEE_PERCENT, exact.
     #[schema(value_type = String, example = "0.3125")]
     pub fee: Price,
+    /// Where the client hears of the job; shown to the client only (absent
+    /// for the agent, and when the client gave none).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
     /// Until when the agent may accept (a pending job expires then); `null`
     /// only on jobs accepted before accept windows existed.
@@ -105,6 +108,15 @@ pub struct Job {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+}
+
+impl Job {
+    /// The job as its agent sees it, in reads and in every event (events
+    /// reach the agent as webhooks): without the client's callback URL.
+    pub fn for_agent(mut self) -> Self {
+        self.callback_url = None;
+        self
+    }
 }
 
 /// A row of `jobs`, minus the idempotency bookkeeping.

@@ -14,6 +14,7 @@ locals {
   apis = toset([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
+    "cloudkms.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudtasks.googleapis.com",
     "cloudtrace.googleapis.com",
@@ -103,6 +104,24 @@ module "secrets" {
         worker = module.service_accounts.worker_email
       }
     }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Webhook secrets are sealed at rest under this key: the API encrypts, the
+# worker decrypts, nobody else does either.
+module "kms" {
+  source = "../kms"
+
+  project_id = var.project_id
+  region     = var.region
+
+  encrypters = {
+    api = module.service_accounts.api_email
+  }
+  decrypters = {
+    worker = module.service_accounts.worker_email
   }
 
   depends_on = [google_project_service.this]
@@ -212,11 +231,12 @@ locals {
   # Settings the services read (shared/src/settings.rs); the rest keep their
   # defaults, which are the cloud values: CLOUD_TASKS_ENDPOINT empty (Google's
   # API with ADC), EGRESS_ALLOW_CIDRS empty (public addresses only),
-  # ALLOW_HTTP_ENDPOINTS false. WORKER_SHARED_SECRET is deliberately not set:
-  # in the cloud Cloud Run IAM authenticates Cloud Tasks (its OIDC token
-  # occupies the Authorization header), so a shared secret would refuse every
-  # push. GOOGLE_CLOUD_REGION is not a setting; it is kept for client
-  # libraries.
+  # ALLOW_HTTP_ENDPOINTS false, GOOGLE_OIDC_JWKS_URL Google's. WORKER_SHARED_SECRET
+  # and WEBHOOK_SECRET_KEY are deliberately not set: in the cloud the worker
+  # checks Cloud Tasks' OIDC token (for CLOUD_TASKS_INVOKER_SA, audience
+  # WEBHOOK_WORKER_URL) in the Authorization header, and KMS wraps webhook
+  # secrets' data keys. GOOGLE_CLOUD_REGION is not a setting; it is kept for
+  # client libraries.
   common_env = {
     GOOGLE_CLOUD_PROJECT   = var.project_id
     GOOGLE_CLOUD_REGION    = var.region
@@ -225,8 +245,11 @@ locals {
     SHUTDOWN_GRACE_SECONDS = "8"
     # Full queue name: the API's CreateTask parent, and the worker checks
     # X-CloudTasks-QueueName against its last segment.
-    CLOUD_TASKS_QUEUE      = module.tasks.id
+    CLOUD_TASKS_QUEUE = module.tasks.id
+    # The tasks' OIDC identity; the worker admits only its tokens.
     CLOUD_TASKS_INVOKER_SA = module.service_accounts.tasks_invoker_email
+    # The API (and migrate) seal webhook secrets with it, the worker opens them.
+    WEBHOOK_SECRET_KMS_KEY = module.kms.crypto_key_id
     # Traces go to the collector sidecar, which exports them to Cloud Trace.
     OTEL_EXPORTER_OTLP_ENDPOINT = "http://localhost:4318"
     TRACE_SAMPLE_RATIO          = tostring(var.trace_sample_ratio)
@@ -278,7 +301,8 @@ module "worker" {
 
   env = merge(local.common_env, {
     DATABASE_MAX_CONNECTIONS = tostring(var.worker.db_pool_size)
-    # Its own push route, for the retries' tasks it creates.
+    # Its own push route, for the retries' tasks it creates, and the
+    # audience it requires of every push's OIDC token.
     WEBHOOK_WORKER_URL = local.worker_push_url
   })
   secret_env          = local.common_secret_env

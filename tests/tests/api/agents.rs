@@ -23,9 +23,72 @@ async fn register_then_get_returns_the_agent_and_the_secret_only_once() {
     assert_eq!(fetched.status(), 200);
     let fetched: Value = fetched.json().await.unwrap();
     assert!(fetched.get("webhook_secret").is_none(), "the secret is shown once");
-    let mut expected = registered.clone();
-    expected.as_object_mut().unwrap().remove("webhook_secret");
-    assert_eq!(fetched, expected);
+    assert_eq!(fetched, public_view(&registered));
+}
+
+/// What anyone reads of an agent its owner got back from a write: no secret,
+/// and the endpoint's host instead of its URL.
+fn public_view(owner: &Value) -> Value {
+    let mut public = owner.clone();
+    let fields = public.as_object_mut().unwrap();
+    fields.remove("webhook_secret");
+    let url = fields.remove("endpoint_url").expect("the owner sees the endpoint URL");
+    let host = reqwest::Url::parse(url.as_str().unwrap()).unwrap().host_str().unwrap().to_owned();
+    fields.insert("endpoint_host".into(), Value::String(host));
+    public
+}
+
+#[tokio::test]
+async fn only_the_agent_reads_its_endpoint_url_anyone_else_its_host() {
+    let app = spawn_app().await;
+    let secret_url = "https://polyglot.example.com:8443/hooks/tok_5ecret?key=also-secret";
+    let agent = app.register_agent(json!({"endpoint_url": secret_url, "capabilities": ["private-urls"]})).await;
+    assert_eq!(agent.registered["endpoint_url"], secret_url, "the owner's answer has the URL");
+
+    let public: Value = app.get(&agent.path()).await.json().await.unwrap();
+    let page: Value = app.get("/v1/agents?capabilities=private-urls").await.json().await.unwrap();
+    assert_eq!(page["agents"].as_array().unwrap().len(), 1);
+    for shown in [&public, &page["agents"][0]] {
+        assert_eq!(shown["endpoint_host"], "polyglot.example.com");
+        assert!(shown.get("endpoint_url").is_none(), "{shown}");
+        let text = shown.to_string();
+        assert!(!text.contains("/hooks") && !text.contains("5ecret") && !text.contains("8443"), "{text}");
+    }
+
+    let endpoint = format!("{}/endpoint", agent.path());
+    let own = app.signed(&agent.signer, Method::GET, &endpoint, &Value::Null).await;
+    assert_eq!(own.status(), 200);
+    let own: Value = own.json().await.unwrap();
+    assert_eq!(own["endpoint_url"], secret_url);
+    assert_eq!(own["endpoint_host"], "polyglot.example.com");
+    assert_eq!(own["endpoint_disabled_at"], Value::Null);
+
+    let other = app.register_agent(json!({})).await;
+    assert_eq!(app.signed(&other.signer, Method::GET, &endpoint, &Value::Null).await.status(), 403);
+    let (client, _) = app.register_client().await;
+    assert_eq!(app.signed(&client, Method::GET, &endpoint, &Value::Null).await.status(), 403);
+    assert_eq!(app.get(&endpoint).await.status(), 401, "signed only");
+}
+
+#[tokio::test]
+async fn public_and_owner_answers_do_not_mix_in_the_page_cache() {
+    let app = tests::spawn_app_with(|source, _| source.set("PUBLIC_READ_CACHE_MS", "60000")).await;
+    let secret_url = "https://polyglot.example.com/hooks/tok_5ecret";
+    let agent = app.register_agent(json!({"endpoint_url": secret_url})).await;
+    let endpoint = format!("{}/endpoint", agent.path());
+    for _ in 0..2 {
+        let public = app.get(&agent.path()).await.text().await.unwrap();
+        assert!(!public.contains("5ecret"), "{public}");
+        let own: Value = app.signed(&agent.signer, Method::GET, &endpoint, &Value::Null).await.json().await.unwrap();
+        assert_eq!(own["endpoint_url"], secret_url);
+    }
+    let moved = "https://polyglot.example.com/hooks/tok_n3w";
+    let changes = json!({"endpoint_url": moved});
+    assert_eq!(app.signed(&agent.signer, Method::PATCH, &agent.path(), &changes).await.status(), 200);
+    let own: Value = app.signed(&agent.signer, Method::GET, &endpoint, &Value::Null).await.json().await.unwrap();
+    assert_eq!(own["endpoint_url"], moved, "the owner's read is never cached");
+    let public = app.get(&agent.path()).await.text().await.unwrap();
+    assert!(!public.contains("n3w") && !public.contains("5ecret"), "{public}");
 }
 
 #[tokio::test]
@@ -75,7 +138,7 @@ async fn update_changes_only_the_given_fields() {
     assert_eq!(updated["name"], before["name"]);
     assert_eq!(updated["endpoint_url"], before["endpoint_url"]);
     assert!(updated["updated_at"].as_str() >= before["updated_at"].as_str());
-    assert_eq!(app.get(&agent.path()).await.json::<Value>().await.unwrap(), updated);
+    assert_eq!(app.get(&agent.path()).await.json::<Value>().await.unwrap(), public_view(&updated));
 
     let empty = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({})).await;
     assert_eq!(empty.status(), 422);

@@ -134,7 +134,9 @@ async fn a_job_not_accepted_in_time_expires_with_an_event_and_webhooks_to_agent_
         messages.iter().map(documented_event).filter(|event| event["aggregate_id"] == job["id"]).collect();
     let types: Vec<&Value> = events.iter().map(|event| &event["type"]).collect();
     assert_eq!(types, [&json!("job.created"), &json!("job.expired")]);
-    assert_eq!(events[1]["data"], read, "the event carries the job as expired");
+    let read_by_agent: Value = app.signed(&agent.signer, Method::GET, &path, &Value::Null).await.json().await.unwrap();
+    assert_eq!(events[1]["data"], read_by_agent, "the event carries the job as expired, as its agent reads it");
+    assert!(read_by_agent.get("callback_url").is_none() && read["callback_url"].is_string());
 
     // Listed under its status, by either party.
     let other = pipeline.create_job(&client, &agent).await;

@@ -218,3 +218,32 @@ async fn inputs_with_extreme_numbers_read_back_as_written() {
         assert_eq!(read["input"]["x"].as_f64(), Some(number), "{number:e}");
     }
 }
+
+#[tokio::test]
+async fn the_agent_never_sees_its_clients_callback_url() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let client = client(&app).await;
+    let callback = "https://acme.example.com/callbacks/tok_client_secret";
+    let body = json!({"agent_id": agent.registered["id"], "input": {}, "price": "10", "callback_url": callback});
+    let job: Value = create(&app, &client, &body, None).await.json().await.unwrap();
+    assert_eq!(job["callback_url"], callback, "the client sees its own callback");
+    let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+
+    let by_client: Value = app.signed(&client, Method::GET, &path, &Value::Null).await.json().await.unwrap();
+    assert_eq!(by_client["callback_url"], callback);
+    let read: Value = app.signed(&agent.signer, Method::GET, &path, &Value::Null).await.json().await.unwrap();
+    let listed: Value = app.signed(&agent.signer, Method::GET, "/v1/jobs", &Value::Null).await.json().await.unwrap();
+    let accepted = app.signed(&agent.signer, Method::POST, &format!("{path}/accept"), &Value::Null).await;
+    assert_eq!(accepted.status(), 200);
+    let accepted: Value = accepted.json().await.unwrap();
+    for seen in [&read, &listed["jobs"][0], &accepted] {
+        assert_eq!(seen["id"], job["id"]);
+        assert!(seen.get("callback_url").is_none(), "{seen}");
+    }
+    // Events reach the agent as webhooks: none carries the callback either.
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT data::text FROM events WHERE type LIKE 'job.%'").fetch_all(&app.db).await.unwrap();
+    assert_eq!(events.len(), 2, "created, accepted");
+    assert!(events.iter().all(|data| !data.contains("tok_client_secret")), "{events:?}");
+}

@@ -15,5 +15,7 @@ mod liveness;
 mod pipeline;
 mod rate_limits;
 mod ratings;
+mod secrets_at_rest;
 mod signatures;
 mod validation;
+mod worker_auth;

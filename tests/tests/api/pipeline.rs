@@ -153,11 +153,16 @@ async fn the_same_task_pushed_twice_is_delivered_once() {
 }
 
 #[tokio::test]
-async fn pushes_need_the_worker_credentials_and_the_queue() {
+async fn pushes_need_the_worker_credentials_not_the_queue_header() {
     let pipeline = spawn_pipeline().await;
     let body = json!({"delivery_id": "dlv_00000000000000000000000000000000", "generation": 0});
     let bare = pipeline.app.http.post(&pipeline.worker_url).json(&body).send().await.unwrap();
     assert_eq!(bare.status(), 401);
+    let queue_header =
+        pipeline.app.http.post(&pipeline.worker_url).header("x-cloudtasks-queuename", "webhook-delivery");
+    assert_eq!(queue_header.json(&body).send().await.unwrap().status(), 401, "a header anyone can set admits nothing");
+    let wrong = pipeline.app.http.post(&pipeline.worker_url).header("authorization", "Bearer test-worker-secreT");
+    assert_eq!(wrong.json(&body).send().await.unwrap().status(), 401);
 }
 
 #[tokio::test]
