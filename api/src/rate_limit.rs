@@ -145,12 +145,12 @@ fn rejected(decision: Decision) -> ApiError {
 }
 
 /// Middleware for the public GET routes: discovery (`GET /v1/agents`) and
-/// other reads, per client IP. Fails open when Redis is unreachable.
+/// other reads (`/v1/…`, `/.well-known/…`), per client IP. Fails open when Redis is unreachable.
 pub async fn limit_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let class = match *request.method() {
         Method::GET | Method::HEAD if path == "/v1/agents" => Class::Discovery,
-        Method::GET | Method::HEAD if path.starts_with("/v1/") => Class::Read,
+        Method::GET | Method::HEAD if path.starts_with("/v1/") || path.starts_with("/.well-known/") => Class::Read,
         _ => return next.run(request).await,
     };
     let ip = client_ip(request.headers(), request.extensions());

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use crate::auth::KnownKeys;
 use crate::outbox::OutboxSignal;
 use crate::page_cache::PageCache;
+use crate::platform_keys::PlatformKeys;
 
 /// Discovery pages and agents kept at most per instance (a few KB each).
 const PUBLIC_READ_CACHE_ENTRIES: usize = 10_000;
@@ -21,6 +22,7 @@ pub struct AppState {
     pub outbox: OutboxSignal,
     pub public_reads: Arc<PageCache>,
     pub known_keys: Arc<KnownKeys>,
+    pub platform_keys: Arc<PlatformKeys>,
 }
 
 impl AppState {
@@ -31,6 +33,10 @@ impl AppState {
         let db = shared::db::lazy_pool(&settings)?;
         let redis = shared::redis::connect(&settings)?;
         let public_reads = Arc::new(PageCache::new(settings.public_reads, PUBLIC_READ_CACHE_ENTRIES));
+        let platform_keys = Arc::new(PlatformKeys::new(
+            settings.platform_signing_key.as_ref(),
+            settings.platform_signing_key_previous.as_ref(),
+        )?);
         Ok(Self {
             db,
             redis,
@@ -38,6 +44,7 @@ impl AppState {
             outbox: OutboxSignal::default(),
             public_reads,
             known_keys: Arc::default(),
+            platform_keys,
         })
     }
 }

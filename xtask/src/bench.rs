@@ -36,6 +36,8 @@ const STANDIN_PORT: u16 = 18123;
 const RECEIVER_PORT: u16 = 18090;
 const PUBSUB_PORT: u16 = 18085;
 const WORKER_SECRET: &str = "bench-worker-secret";
+/// The API's signing key in the benchmark (base64 of 32 bytes of 0x42): public, signs nothing that leaves it.
+const BENCH_SIGNING_KEY: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
 const CEILING_DATABASE: &str = "agent_registry_bench_ceiling";
 const CEILING_INSERT: &str = "INSERT INTO ceiling_insert (payload) VALUES ('x');";
 
@@ -137,6 +139,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             ("PUBSUB_ENDPOINT", format!("http://127.0.0.1:{PUBSUB_PORT}")),
             ("WEBHOOK_WORKER_URL", format!("http://127.0.0.1:{WORKER_PORT}/tasks/deliver")),
             ("WORKER_SHARED_SECRET", WORKER_SECRET.into()),
+            ("PLATFORM_SIGNING_KEY", BENCH_SIGNING_KEY.into()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

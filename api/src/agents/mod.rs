@@ -298,6 +298,16 @@ pub(crate) fn parse_id(id: &str) -> Result<AgentId, ApiError> {
     id.parse().map_err(|e| ApiError::invalid("id", e))
 }
 
+/// The agent, active or not.
+pub(crate) async fn find(db: &sqlx::PgPool, id: AgentId) -> sqlx::Result<Option<Agent>> {
+    Ok(store::find(db, id).await?.map(Agent::from))
+}
+
+/// Whether the agent was ever registered (active or not).
+pub(crate) async fn exists(db: &sqlx::PgPool, id: AgentId) -> sqlx::Result<bool> {
+    store::exists(db, id).await
+}
+
 pub(crate) fn agent_not_found(id: AgentId) -> ApiError {
     ApiError::NotFound(format!("no agent with id {id}"))
 }

@@ -142,3 +142,10 @@ pub async fn enable_endpoint(tx: &mut PgConnection, id: AgentId) -> sqlx::Result
     .fetch_optional(tx)
     .await
 }
+
+#[tracing::instrument(name = "sql agent exists", skip_all)]
+pub async fn exists(db: &PgPool, agent: AgentId) -> sqlx::Result<bool> {
+    let exists =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT FROM agents WHERE id = $1) AS "exists!""#, agent.as_uuid());
+    exists.fetch_one(db).await
+}

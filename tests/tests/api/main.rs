@@ -1,5 +1,6 @@
 //! One integration-test binary (one link step) for the API; a module per feature.
 
+mod agent_cards;
 mod agents;
 mod contract;
 mod cors;
@@ -13,5 +14,6 @@ mod liveness;
 mod pipeline;
 mod rate_limits;
 mod ratings;
+mod receipts;
 mod signatures;
 mod validation;
