@@ -6,6 +6,7 @@
 pub mod db;
 pub mod delivery_tasks;
 pub mod domain;
+pub mod egress;
 pub mod events;
 pub mod platform_key;
 pub mod redis;
