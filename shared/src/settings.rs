@@ -168,7 +168,7 @@ pub const WORKER_SHARED_SECRET: Variable = Variable {
 pub const EGRESS_ALLOW_CIDRS: Variable = var(
     "EGRESS_ALLOW_CIDRS",
     "",
-    "Comma-separated CIDRs webhooks may reach although not public (local development and tests only).",
+    "Comma-separated CIDRs that webhooks and Agent Card fetches may reach although not public (local development and tests only).",
 );
 pub const CORS_ALLOWED_ORIGINS: Variable = var(
     "CORS_ALLOWED_ORIGINS",

@@ -12,6 +12,7 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
+use crate::agents::card_import::{AgentInterface, AgentProvider};
 use crate::agents::model::Agent;
 use crate::platform_keys::PlatformKeys;
 
@@ -28,9 +29,13 @@ pub struct AgentCard {
     pub name: String,
     /// The agent's description (may be empty).
     pub description: String,
-    /// How to reach the agent over A2A; empty when it declared no interface
-    /// (it is then reached through this registry's jobs).
+    /// How to reach the agent over A2A, as its own card (`agent_card_url`)
+    /// declared; empty when it declared none (it is then hired through this
+    /// registry's jobs).
     pub supported_interfaces: Vec<AgentInterface>,
+    /// Who provides the agent, as its own card declared; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<AgentProvider>,
     /// When the agent's registration last changed (RFC 3339).
     pub version: String,
     pub capabilities: AgentCapabilities,
@@ -43,16 +48,6 @@ pub struct AgentCard {
     /// The platform's signature (A2A §8.4); its `kid` is a key of `/.well-known/jwks.json`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<AgentCardSignature>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentInterface {
-    pub url: String,
-    /// `JSONRPC`, `GRPC`, `HTTP+JSON` or another binding.
-    pub protocol_binding: String,
-    #[schema(example = "1.0")]
-    pub protocol_version: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,8 +89,10 @@ pub struct AgentCardSignature {
 }
 
 impl AgentCard {
-    /// The card of `agent` (an active one), unsigned.
-    pub fn of(agent: &Agent) -> anyhow::Result<Self> {
+    /// The card of `agent` (an active one), with what its own card declared
+    /// (`declared`: interfaces and provider), unsigned.
+    pub fn of(agent: &Agent, declared: Option<(Vec<AgentInterface>, Option<AgentProvider>)>) -> anyhow::Result<Self> {
+        let (supported_interfaces, provider) = declared.unwrap_or_default();
         let mut params = json!({
             "agent_id": agent.id,
             "price": agent.price,
@@ -127,7 +124,8 @@ impl AgentCard {
         Ok(Self {
             name: agent.name.clone(),
             description: agent.description.clone(),
-            supported_interfaces: Vec::new(),
+            supported_interfaces,
+            provider,
             version: agent.updated_at.format(&Rfc3339)?,
             capabilities: AgentCapabilities { streaming: false, push_notifications: false, extensions: vec![listing] },
             default_input_modes: JSON_MODES.map(String::from).to_vec(),

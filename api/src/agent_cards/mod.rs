@@ -63,7 +63,8 @@ async fn agent_card(
     if !agent.active {
         return Err(ApiError::NotFound(format!("agent {id} is deactivated and has no card")));
     }
-    let card = AgentCard::of(&agent)?.sign(&state.platform_keys)?;
+    let declared = agents::imported_card(&state.db, id).await?;
+    let card = AgentCard::of(&agent, declared)?.sign(&state.platform_keys)?;
     let body = serde_json::to_vec(&card).map_err(anyhow::Error::from)?;
     // Ed25519 signatures are deterministic: the same card is the same bytes.
     let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&Sha256::digest(&body)[..18]));

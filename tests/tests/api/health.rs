@@ -74,6 +74,7 @@ async fn the_openapi_document_and_docs_page_are_served() {
         "/v1/jobs/{id}/receipt",
         "/v1/agents/{id}/receipts",
         "/v1/agents/{id}/agent-card.json",
+        "/v1/agents/{id}/agent-card/refresh",
         "/.well-known/jwks.json",
         "/healthz",
         "/readyz",
