@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::PublicReadRefusals;
+use crate::error::Problem;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -42,7 +42,7 @@ const JWKS_MAX_AGE_SECONDS: u32 = 300;
     tag = "identity",
     responses(
         (status = 200, description = "the key set; `Cache-Control: public, max-age=300`", body = JsonWebKeySet),
-        PublicReadRefusals,
+        (status = 429, description = "too many reads from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {

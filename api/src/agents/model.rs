@@ -52,10 +52,11 @@ pub struct RegisterAgent {
 #[schema(value_type = String, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*$", example = "translation")]
 pub struct CapabilityTagSchema(pub String);
 
-/// Change some of an agent's fields; absent fields keep their value (or,
-/// with `agent_card_url`, take the card's).
+/// Change some of an agent's fields (at least one); absent fields keep their
+/// value (or, with `agent_card_url`, take the card's).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateAgent {
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub name: Option<AgentName>,
