@@ -45,6 +45,27 @@ pub fn newest_first_after(text: Option<&str>, kind: &str) -> Result<(OffsetDateT
     Ok((at, id))
 }
 
+/// The page of a newest-first listing from rows fetched with `limit + 1`: the
+/// first `limit` rows, and the cursor after the last of them when the extra
+/// row shows that more remain. `position` is a row's `(time, id)` key.
+pub fn newest_first_page<T>(
+    mut rows: Vec<T>,
+    limit: u16,
+    kind: &str,
+    position: impl Fn(&T) -> (OffsetDateTime, Uuid),
+) -> (Vec<T>, Option<String>) {
+    let has_more = rows.len() > usize::from(limit);
+    rows.truncate(usize::from(limit));
+    let next_cursor = match rows.last() {
+        Some(last) if has_more => {
+            let (at, id) = position(last);
+            Some(encode(kind, &time_key(at), id))
+        }
+        _ => None,
+    };
+    (rows, next_cursor)
+}
+
 /// A position after every row of a newest-first listing.
 pub const NEWEST_FIRST_START: (OffsetDateTime, Uuid) = (time::macros::datetime!(9999-12-31 0:00 UTC), Uuid::max());
 

@@ -7,7 +7,9 @@ use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use bytes::Bytes;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -90,6 +92,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ValidQuery<T> 
             field_error(&path, &error.into_inner().to_string())
         })
     }
+}
+
+/// The query of a listing without filters: its page size and where it goes on.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u16>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
 }
 
 /// The page size every listing takes as `limit`: 1 to 100, 20 when absent.

@@ -1,6 +1,7 @@
 //! The public agent-registry API: one module per feature, each with its own
 //! `router()`, merged in [`startup`].
 
+pub mod agent_cards;
 pub mod agents;
 pub mod auth;
 pub mod clients;
@@ -17,9 +18,11 @@ pub mod maintenance;
 pub mod openapi;
 pub mod outbox;
 pub mod page_cache;
+pub mod platform_keys;
 pub mod publisher;
 pub mod rate_limit;
 pub mod ratings;
+pub mod receipts;
 pub mod relay;
 pub mod reputation;
 pub mod retention;

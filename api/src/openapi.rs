@@ -29,6 +29,7 @@ rate limits answer 429 with `Retry-After` and `RateLimit` headers. Webhooks foll
         (name = "discovery", description = "Find agents"),
         (name = "jobs", description = "Hire agents and follow the work"),
         (name = "deliveries", description = "Webhook deliveries and their attempts"),
+        (name = "identity", description = "The platform's public keys, signed Agent Cards and job receipts"),
         (name = "ops", description = "Health and readiness")
     )
 )]

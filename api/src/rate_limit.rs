@@ -150,13 +150,14 @@ fn rejected(decision: Decision) -> ApiError {
     ApiError::RateLimited(decision)
 }
 
-/// Middleware for every `/v1/` route, per client IP: discovery (`GET
-/// /v1/agents`), other reads, and writes, whose signature is not checked yet
-/// (so a flood of forged signatures costs one Redis call each, not a
-/// verification and a key lookup). Fails open when Redis is unreachable.
+/// Middleware for every `/v1/` and `/.well-known/` route, per client IP:
+/// discovery (`GET /v1/agents`), other reads, and writes, whose signature is
+/// not checked yet (so a flood of forged signatures costs one Redis call
+/// each, not a verification and a key lookup). Fails open when Redis is
+/// unreachable.
 pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if !path.starts_with("/v1/") {
+    if !path.starts_with("/v1/") && !path.starts_with("/.well-known/") {
         return next.run(request).await;
     }
     let class = match *request.method() {

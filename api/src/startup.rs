@@ -23,7 +23,9 @@ use crate::openapi::{self, ApiDoc};
 use crate::publisher::EventPublisher;
 use crate::relay::Relay;
 use crate::state::AppState;
-use crate::{agents, clients, deliveries, discovery, health, jobs, rate_limit, ratings};
+use crate::{
+    agent_cards, agents, clients, deliveries, discovery, health, jobs, platform_keys, rate_limit, ratings, receipts,
+};
 
 /// After the server stopped, how long the background tasks get to finish.
 const BACKGROUND_STOP_WAIT: Duration = Duration::from_secs(1);
@@ -89,12 +91,15 @@ fn router(state: AppState) -> Router {
     let body_limit = state.settings.request_body_limit_bytes;
     let (routes, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(agents::router())
+        .merge(agent_cards::router())
         .merge(clients::router())
         .merge(jobs::router())
         .merge(ratings::router())
+        .merge(receipts::router())
         .merge(deliveries::router())
         .merge(discovery::router())
         .merge(health::router())
+        .merge(platform_keys::router())
         .split_for_parts();
     openapi::complete(&mut api);
     let routes = routes

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use fred::prelude::Pool as RedisPool;
+use shared::egress::{EgressClient, EgressPolicy};
 use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
@@ -10,6 +12,10 @@ use sqlx::PgPool;
 use crate::auth::KnownKeys;
 use crate::outbox::OutboxSignal;
 use crate::page_cache::PageCache;
+use crate::platform_keys::PlatformKeys;
+
+/// How the API introduces itself when it fetches an agent's card.
+const AGENT_CARD_USER_AGENT: &str = "agent-registry (A2A Agent Card fetch)";
 
 /// Discovery pages and agents kept at most per instance (a few KB each).
 const PUBLIC_READ_CACHE_ENTRIES: usize = 10_000;
@@ -24,6 +30,9 @@ pub struct AppState {
     pub known_keys: Arc<KnownKeys>,
     /// Seals webhook secrets before they are stored (the API never opens one).
     pub sealer: Arc<Sealer>,
+    pub platform_keys: Arc<PlatformKeys>,
+    /// Fetches Agent Cards from the URLs agents give: public addresses only.
+    pub egress: EgressClient,
 }
 
 impl AppState {
@@ -35,6 +44,14 @@ impl AppState {
         let redis = shared::redis::connect(&settings)?;
         let public_reads = Arc::new(PageCache::new(settings.public_reads, PUBLIC_READ_CACHE_ENTRIES));
         let sealer = Arc::new(Sealer::from_settings(&settings).await?);
+        let platform_keys = Arc::new(PlatformKeys::new(
+            settings.platform_signing_key.as_ref(),
+            settings.platform_signing_key_previous.as_ref(),
+        )?);
+        let policy: EgressPolicy =
+            settings.egress_allow_cidrs.parse().context("setting EGRESS_ALLOW_CIDRS is malformed")?;
+        let egress = EgressClient::new(policy, crate::agents::card_import::FETCH_TIMEOUT, AGENT_CARD_USER_AGENT)
+            .context("cannot build the Agent Card client")?;
         Ok(Self {
             db,
             redis,
@@ -43,6 +60,8 @@ impl AppState {
             public_reads,
             known_keys: Arc::default(),
             sealer,
+            platform_keys,
+            egress,
         })
     }
 }

@@ -6,7 +6,9 @@
 pub mod db;
 pub mod delivery_tasks;
 pub mod domain;
+pub mod egress;
 pub mod events;
+pub mod platform_key;
 pub mod redis;
 pub mod redrive;
 pub mod retry_schedule;

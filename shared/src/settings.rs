@@ -14,6 +14,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use secrecy::{SecretSlice, SecretString};
 
+use crate::platform_key::PlatformSigningKey;
 use crate::retry_schedule::RetrySchedule;
 
 /// A configuration variable: its name, its default (`None` = required) and
@@ -51,6 +52,18 @@ pub const REDIS_CA_CERT: Variable = var(
     "",
     "PEM CA certificate(s) that sign the Redis server certificate (Memorystore with in-transit encryption, rediss://); empty: the system roots.",
 );
+pub const PLATFORM_SIGNING_KEY: Variable = Variable {
+    name: "PLATFORM_SIGNING_KEY",
+    default: Some(""),
+    secret: true,
+    description: "The platform's Ed25519 private key, base64 of a 32-byte seed (`openssl rand -base64 32`): signs Agent Cards and job receipts; its public key is in /.well-known/jwks.json. Required by the API.",
+};
+pub const PLATFORM_SIGNING_KEY_PREVIOUS: Variable = Variable {
+    name: "PLATFORM_SIGNING_KEY_PREVIOUS",
+    default: Some(""),
+    secret: true,
+    description: "During a rotation, the replaced PLATFORM_SIGNING_KEY: it signs nothing, but its public key stays in /.well-known/jwks.json so what it signed still verifies; empty: none.",
+};
 pub const ALLOW_HTTP_ENDPOINTS: Variable = var(
     "ALLOW_HTTP_ENDPOINTS",
     "false",
@@ -186,7 +199,7 @@ pub const WEBHOOK_SECRET_KMS_ENDPOINT: Variable = var(
 pub const EGRESS_ALLOW_CIDRS: Variable = var(
     "EGRESS_ALLOW_CIDRS",
     "",
-    "Comma-separated CIDRs webhooks may reach although not public (local development and tests only).",
+    "Comma-separated CIDRs that webhooks and Agent Card fetches may reach although not public (local development and tests only).",
 );
 pub const CORS_ALLOWED_ORIGINS: Variable = var(
     "CORS_ALLOWED_ORIGINS",
@@ -234,6 +247,8 @@ pub const VARIABLES: &[Variable] = &[
     REDIS_POOL_SIZE,
     REDIS_KEY_PREFIX,
     REDIS_CA_CERT,
+    PLATFORM_SIGNING_KEY,
+    PLATFORM_SIGNING_KEY_PREVIOUS,
     ALLOW_HTTP_ENDPOINTS,
     PLATFORM_FEE_PERCENT,
     RATING_PRIOR_WEIGHT,
@@ -419,6 +434,10 @@ pub struct Settings {
     pub redis_key_prefix: String,
     /// Verifies the Redis server certificate when set (PEM).
     pub redis_ca_cert: Option<String>,
+    /// The key the API signs with; `None` only where nothing signs (the worker, tools).
+    pub platform_signing_key: Option<PlatformSigningKey>,
+    /// The key replaced by the last rotation: published, never used to sign.
+    pub platform_signing_key_previous: Option<PlatformSigningKey>,
     pub allow_http_endpoints: bool,
     pub platform_fee: Fraction,
     pub reputation_prior: ReputationPrior,
@@ -463,6 +482,8 @@ impl fmt::Debug for Settings {
             .field("redis_pool_size", &self.redis_pool_size)
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("redis_ca_cert", &self.redis_ca_cert.as_ref().map(|_| "[set]"))
+            .field("platform_signing_key", &self.platform_signing_key)
+            .field("platform_signing_key_previous", &self.platform_signing_key_previous)
             .field("allow_http_endpoints", &self.allow_http_endpoints)
             .field("platform_fee", &self.platform_fee)
             .field("reputation_prior", &self.reputation_prior)
@@ -620,6 +641,26 @@ impl SettingsSource {
         Ok(Some(self.raw(variable)?.to_owned()).filter(|value| !value.is_empty()))
     }
 
+    /// An empty value is `None`; any other must parse.
+    fn optional_parsed<T>(&self, variable: Variable) -> Result<Option<T>, SettingsError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        if self.raw(variable)?.is_empty() { Ok(None) } else { self.parse(variable).map(Some) }
+    }
+
+    /// `PLATFORM_SIGNING_KEY_PREVIOUS`: a key other than the current one.
+    fn previous_platform_key(&self) -> Result<Option<PlatformSigningKey>, SettingsError> {
+        let previous = self.optional_parsed(PLATFORM_SIGNING_KEY_PREVIOUS)?;
+        if previous.is_some() && previous == self.optional_parsed(PLATFORM_SIGNING_KEY)? {
+            let reason =
+                "is the same key as PLATFORM_SIGNING_KEY; set it to the key being replaced, or leave it empty".into();
+            return Err(SettingsError::Malformed { name: PLATFORM_SIGNING_KEY_PREVIOUS.name, reason });
+        }
+        Ok(previous)
+    }
+
     /// A Google resource name such as `projects/P/topics/T`: `collections`
     /// are the fixed parts (`["projects", "topics"]`), each followed by an id.
     fn resource_name(&self, variable: Variable, collections: &[&str]) -> Result<String, SettingsError> {
@@ -758,6 +799,8 @@ impl Settings {
             redis_pool_size: source.parse_positive(REDIS_POOL_SIZE)?,
             redis_key_prefix: source.raw(REDIS_KEY_PREFIX)?.to_owned(),
             redis_ca_cert: source.optional(REDIS_CA_CERT)?,
+            platform_signing_key: source.optional_parsed(PLATFORM_SIGNING_KEY)?,
+            platform_signing_key_previous: source.previous_platform_key()?,
             allow_http_endpoints: source.parse(ALLOW_HTTP_ENDPOINTS)?,
             platform_fee: source.parse(PLATFORM_FEE_PERCENT)?,
             reputation_prior: source.reputation_prior()?,
@@ -992,6 +1035,33 @@ mod tests {
         source.set("WEBHOOK_SECRET_KMS_KEY", "webhook-secrets");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("WEBHOOK_SECRET_KMS_KEY") && err.contains("keyRings/KEYRING"), "{err}");
+    }
+
+    #[test]
+    fn platform_signing_keys_are_optional_here_and_refused_when_malformed_or_repeated() {
+        let settings = Settings::from_source(&minimal()).unwrap();
+        assert!(settings.platform_signing_key.is_none() && settings.platform_signing_key_previous.is_none());
+
+        let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+        let mut source = minimal();
+        source.set("PLATFORM_SIGNING_KEY", key);
+        source.set("PLATFORM_SIGNING_KEY_PREVIOUS", "CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg=");
+        let settings = Settings::from_source(&source).unwrap();
+        assert_eq!(settings.platform_signing_key.unwrap().signing_key().to_bytes(), [7u8; 32]);
+        assert!(!format!("{:?}", Settings::from_source(&source).unwrap()).contains(key));
+
+        for (name, value, reason) in [
+            ("PLATFORM_SIGNING_KEY", "dev-signing-key-not-for-production", "not base64"),
+            ("PLATFORM_SIGNING_KEY", "c2hvcnQ=", "5 bytes"),
+            ("PLATFORM_SIGNING_KEY_PREVIOUS", key, "same key"),
+        ] {
+            let mut source = minimal();
+            source.set("PLATFORM_SIGNING_KEY", key);
+            source.set(name, value);
+            let err = Settings::from_source(&source).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(reason), "{err}");
+            assert!(!err.contains("dev-signing") && !err.contains("c2hvcnQ"), "the value is not echoed: {err}");
+        }
     }
 
     #[test]

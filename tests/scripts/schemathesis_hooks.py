@@ -20,6 +20,10 @@ invalid as schemathesis generated it):
   agent's, always fits: that agent charges the maximum);
 - `deadline` of a job: in the future, within a year;
 - `since`/`until` of a recover: within the last 14 days, in order;
+- `agent_card_url` of an agent: only a URL serving a valid A2A card is
+  valid, and none is reachable from here (the loopback is not a public
+  address), so a well-formed one is dropped and the fields such a card
+  gives a registration (`name`, `capabilities`) are given when absent;
 - `since`/`until` of a deliveries listing, when both are given out of order:
   in order (the document says `until` must be later);
 - `Idempotency-Key`: a fresh key per request, as a real client sends;
@@ -97,6 +101,11 @@ PROOF = re.compile(r"^[A-Za-z0-9+/]{85}[AQgw]==$")
 ISSUED_CURSOR = re.compile(r"^[A-Za-z0-9_-]+$")
 IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 AGENT_ID_SHAPE = re.compile(r"^agt_[0-9a-fA-F]{32}$")
+# The document's pattern of an https URL with a host name (`agent_card_url`).
+HTTPS_URL = re.compile(
+    r"^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\s#]*)?$"
+)
 
 
 def now(delta_seconds=0):
@@ -134,6 +143,22 @@ def own(method, path):
     return OWN_CLIENT_PATH.sub(f"/v1/clients/{CLIENT_ID}", path)
 
 
+def without_card_url(body, registering):
+    """The request as it would be with a real card behind `agent_card_url`
+    (which this harness cannot serve): the URL dropped, and what the card
+    would have given a registration given."""
+    url = body.get("agent_card_url")
+    if isinstance(url, str) and len(url) <= 2048 and HTTPS_URL.fullmatch(url):
+        del body["agent_card_url"]
+        if not registering and not body:
+            body["description"] = "Described by a card."
+    if registering:
+        for field, value in (("name", "Schemathesis agent"), ("capabilities", ["translation"])):
+            if body.get(field) is None:
+                body[field] = value
+    return body
+
+
 def make_real(prepared, path):
     """Replaces well-formed values the schema cannot constrain further by
     real ones, so they stay well-formed: a value the schema refuses is left
@@ -158,8 +183,9 @@ def make_real(prepared, path):
         return
     if not isinstance(body, dict):
         return
-    if prepared.method == "PATCH" and path == f"/v1/agents/{AGENT_ID}":
-        if isinstance(body.get("price"), str) and PRICE.fullmatch(body["price"]):
+    if prepared.method == "PATCH":
+        without_card_url(body, registering=False)
+        if path == f"/v1/agents/{AGENT_ID}" and isinstance(body.get("price"), str) and PRICE.fullmatch(body["price"]):
             body["price"] = MAXIMUM_PRICE
     elif path == "/v1/jobs":
         if isinstance(body.get("agent_id"), str) and AGENT_ID_SHAPE.fullmatch(body["agent_id"]):
@@ -218,6 +244,8 @@ class Signer(requests.auth.AuthBase):
                 body = None
             if isinstance(body, dict) and isinstance(body.get("public_key"), str) and PUBLIC_KEY.fullmatch(body["public_key"]):
                 body["public_key"] = public_key_of(key)
+                if path == "/v1/agents":
+                    without_card_url(body, registering=True)
                 prepared.prepare_body(json.dumps(body).encode(), None)
             return sign(prepared, key, public_key_of(key))
         make_real(prepared, path)

@@ -96,6 +96,7 @@ pub fn settings(database: &TestDatabase, redis_url: &str, configure: impl FnOnce
 /// [`settings`] for the database named `name` at `url`.
 pub fn settings_for(url: &str, name: &str, redis_url: &str, configure: impl FnOnce(&mut SettingsSource)) -> Settings {
     let prefix = format!("{name}:");
+    let signing_key = STANDARD.encode(TestKey::generate().seed);
     let mut source = SettingsSource::from_pairs([
         ("PORT", "0"),
         ("DATABASE_URL", url),
@@ -110,6 +111,8 @@ pub fn settings_for(url: &str, name: &str, redis_url: &str, configure: impl FnOn
         // Tests read their own writes; the cache has a test of its own.
         ("PUBLIC_READ_CACHE_MS", "0"),
         ("WEBHOOK_SECRET_KEY", TEST_WEBHOOK_SECRET_KEY),
+        // A platform key of its own per test: receipts and cards verify against this test's JWKS only.
+        ("PLATFORM_SIGNING_KEY", signing_key.as_str()),
     ]);
     for class in ["DISCOVERY", "READ", "WRITE", "WRITE_IP"] {
         source.set(&format!("RATE_LIMIT_{class}_CAPACITY"), "100000");
@@ -251,8 +254,15 @@ impl TestApp {
 
     /// Stops this API process and starts a new one on the same database and
     /// settings, as after a crash or a deploy.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`TestApp::restart`] with changed settings, as a deploy that changes
+    /// them (e.g. rotates the platform key).
+    pub async fn restart_with(mut self, change: impl FnOnce(&mut Settings)) -> TestApp {
         self.stop().await.expect("the server stops");
+        change(&mut self.settings);
         let (base_url, shutdown, server) = launch(&self.settings).await;
         (self.base_url, self.shutdown, self.server) = (base_url, Some(shutdown), Some(server));
         self
@@ -318,6 +328,33 @@ async fn send_signed_to(
     request.body(body).send().await.expect("the API answers")
 }
 
+/// The body of `response` (null when it has none), after checking its status.
+pub async fn expect_status(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+impl TestApp {
+    /// A job of `agent` for `client` at a price of 10, pending.
+    pub async fn hire(&self, client: &RequestSigner, agent: &TestAgent) -> Value {
+        let body = json!({"agent_id": agent.registered["id"], "input": {"text": "Bonjour"}, "price": "10"});
+        expect_status(self.signed(client, Method::POST, "/v1/jobs", &body).await, 201).await
+    }
+
+    /// A job of `agent` for `client`, accepted and completed with `result`.
+    pub async fn completed_job(&self, client: &RequestSigner, agent: &TestAgent, result: &Value) -> Value {
+        let job = self.hire(client, agent).await;
+        let path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+        let accept = self.signed(&agent.signer, Method::POST, &format!("{path}/accept"), &Value::Null).await;
+        expect_status(accept, 200).await;
+        let body = json!({ "result": result });
+        let complete = self.signed(&agent.signer, Method::POST, &format!("{path}/complete"), &body).await;
+        expect_status(complete, 200).await
+    }
+}
+
 /// A registered agent: its registration answer and a signer for its key.
 pub struct TestAgent {
     pub registered: Value,
@@ -379,6 +416,48 @@ impl TestKey {
         body
     }
 }
+/// Runs a Python script of `tests/scripts` with `input` on stdin: its exit
+/// status, stdout and stderr.
+fn python_script(script: &str, args: &[&str], input: &Value) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("Traceback"), "{script} runs (pip install -r tests/scripts/requirements.txt): {stderr}");
+    output
+}
+
+/// Verifies what the platform signed with an independent JOSE library
+/// (`tests/scripts/verify_signed.py`, joserfc): `what` is `receipts` (input
+/// `{"jwks", "receipt"}`, answers the claims) or `card` (input `{"jwks",
+/// "card"}`, answers the `kid`s that signed). `Err` says why it does not verify.
+pub fn verify_signed(what: &str, input: &Value) -> Result<Value, String> {
+    let output = python_script("verify_signed.py", &[what, "--stdin"], input);
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// What is wrong with `card` as an A2A v1.0 Agent Card (the JSON Schema of
+/// `tests/a2a`, validated by the `jsonschema` package, and the proto's
+/// required fields); empty when it is valid.
+pub fn agent_card_problems(card: &Value) -> Vec<String> {
+    let output = python_script("validate_agent_card.py", &[], card);
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
 /// Polls `check` every 100 ms until it returns true or `seconds` pass.
 pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
 where

@@ -1,9 +1,8 @@
 //! The webhook worker: Cloud Tasks pushes a delivery id; the worker leases
 //! the delivery, paces its target, sends it as a signed Standard Webhook
-//! through the SSRF-safe [`egress`] client, records the attempt and, after a
+//! through the SSRF-safe [`shared::egress`] client, records the attempt and, after a
 //! failure, schedules the next attempt itself (`push` is the map).
 
-pub mod egress;
 mod google_keys;
 mod health;
 mod lease;

@@ -10,7 +10,7 @@ use shared::domain::{DeliveryId, EventId};
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::egress::{EgressClient, EgressError};
+use shared::egress::{EgressClient, EgressError};
 
 /// How much of a receiver's answer is kept for its owner.
 const KEPT_RESPONSE_BYTES: usize = 4096;

@@ -16,10 +16,10 @@ use tokio::net::TcpListener;
 
 use shared::delivery_tasks::DeliveryTasks;
 
-use crate::egress::{EgressClient, EgressPolicy};
 use crate::push;
 use crate::push_auth::PushAuth;
 use crate::slots::Slots;
+use shared::egress::{EgressClient, EgressPolicy};
 
 /// The User-Agent of every webhook we send.
 pub const USER_AGENT: &str = concat!("agent-registry-webhooks/", env!("CARGO_PKG_VERSION"));

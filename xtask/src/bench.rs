@@ -39,6 +39,8 @@ const WORKER_SECRET: &str = "bench-worker-secret";
 /// Seals the webhook secrets of the bench's API and worker (32 bytes, base64);
 /// the seeded agents' plaintext ones are sealed with it right after seeding.
 const WEBHOOK_SECRET_KEY: &str = "YmVuY2ggb25seTogd2ViaG9vayBzZWNyZXRzIGtleSE=";
+/// The API's signing key in the benchmark (base64 of 32 bytes of 0x42): public, signs nothing that leaves it.
+const BENCH_SIGNING_KEY: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
 const CEILING_DATABASE: &str = "agent_registry_bench_ceiling";
 const CEILING_INSERT: &str = "INSERT INTO ceiling_insert (payload) VALUES ('x');";
 
@@ -141,6 +143,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             ("WEBHOOK_WORKER_URL", format!("http://127.0.0.1:{WORKER_PORT}/tasks/deliver")),
             ("WORKER_SHARED_SECRET", WORKER_SECRET.into()),
             ("WEBHOOK_SECRET_KEY", WEBHOOK_SECRET_KEY.into()),
+            ("PLATFORM_SIGNING_KEY", BENCH_SIGNING_KEY.into()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

@@ -6,8 +6,10 @@
 //! own active key may change it. Every change records its event in the same
 //! transaction.
 
+pub mod card_import;
 mod liveness;
 pub mod model;
+mod own_card;
 mod store;
 
 use axum::Json;
@@ -15,7 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use shared::domain::{AgentId, EndpointUrl, WebhookSecret};
+use shared::domain::{AgentDescription, AgentId, EndpointUrl, WebhookSecret};
 use shared::events::{self, Aggregate};
 use time::OffsetDateTime;
 use utoipa::IntoResponses;
@@ -40,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enable_endpoint))
         .routes(routes!(get_endpoint))
         .routes(routes!(liveness::heartbeat))
+        .routes(routes!(own_card::refresh_agent_card))
 }
 
 /// Register an agent. The answer holds its webhook secret, shown only this once.
@@ -61,15 +64,37 @@ async fn register_agent(
     principal.require_new_key(&agent.public_key)?;
     require_allowed_scheme(&state, "endpoint_url", &agent.endpoint_url)?;
     let id = AgentId::generate();
+    let card = match &agent.agent_card_url {
+        Some(url) => Some(own_card::fetch(&state, url).await?),
+        None => None,
+    };
+    let name = agent.name.as_ref().or(card.as_ref().map(|card| &card.name));
+    let name = name.ok_or_else(|| ApiError::invalid("name", "is required unless agent_card_url gives it"))?;
+    let capabilities = agent.capabilities.as_ref().or(card.as_ref().map(|card| &card.capabilities));
+    let capabilities = capabilities
+        .ok_or_else(|| ApiError::invalid("capabilities", "are required unless agent_card_url gives them"))?;
+    let no_description = AgentDescription::default();
+    let description = agent.description.as_ref().or(card.as_ref().map(|card| &card.description));
+    let new = store::NewAgent {
+        name,
+        description: description.unwrap_or(&no_description),
+        capabilities,
+        endpoint_url: &agent.endpoint_url,
+        public_key: &agent.public_key,
+        price: agent.price,
+    };
     let secret = WebhookSecret::generate();
     let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;
     let mut tx = state.db.begin().await?;
-    let agent = Agent::from(store::insert(&mut tx, id, &agent, &sealed).await?);
-    events::record(&mut tx, Aggregate::Agent(id), events::AGENT_REGISTERED, &agent).await?;
+    let registered = Agent::from(store::insert(&mut tx, id, &new, &sealed).await?);
+    if let (Some(url), Some(card)) = (&agent.agent_card_url, &card) {
+        store::save_card_import(&mut tx, id, url.as_str(), card).await?;
+    }
+    events::record(&mut tx, Aggregate::Agent(id), events::AGENT_REGISTERED, &registered).await?;
     tx.commit().await?;
     state.outbox.committed();
-    tracing::info!(agent_id = %id, "agent registered");
-    Ok((StatusCode::CREATED, Json(RegisteredAgent { agent, webhook_secret: secret.expose().to_owned() })))
+    tracing::info!(agent_id = %id, from_card = card.is_some(), "agent registered");
+    Ok((StatusCode::CREATED, Json(RegisteredAgent { agent: registered, webhook_secret: secret.expose().to_owned() })))
 }
 
 /// Read an agent, active or not. Its endpoint shows as a host only.
@@ -159,16 +184,35 @@ async fn update_agent(
     if let Some(url) = &changes.endpoint_url {
         require_allowed_scheme(&state, "endpoint_url", url)?;
     }
-    let UpdateAgent { name, description, capabilities, endpoint_url, price } = &changes;
-    if name.is_none() && description.is_none() && capabilities.is_none() && endpoint_url.is_none() && price.is_none() {
+    let UpdateAgent { name, description, capabilities, endpoint_url, price, agent_card_url } = &changes;
+    if name.is_none()
+        && description.is_none()
+        && capabilities.is_none()
+        && endpoint_url.is_none()
+        && price.is_none()
+        && agent_card_url.is_none()
+    {
         return Err(ApiError::invalid("body", "name at least one field to change"));
+    }
+    let mut changes = changes;
+    let card = match &changes.agent_card_url {
+        Some(url) => Some(own_card::fetch(&state, url).await?),
+        None => None,
+    };
+    if let Some(card) = &card {
+        changes.name.get_or_insert_with(|| card.name.clone());
+        changes.description.get_or_insert_with(|| card.description.clone());
+        changes.capabilities.get_or_insert_with(|| card.capabilities.clone());
     }
     let mut tx = state.db.begin().await?;
     // A new endpoint URL enables a disabled endpoint: that is news of its own.
-    let was_disabled = endpoint_url.is_some() && store::endpoint_disabled(&mut tx, id).await?;
+    let was_disabled = changes.endpoint_url.is_some() && store::endpoint_disabled(&mut tx, id).await?;
     match store::update(&mut tx, id, &changes).await? {
         Some(row) => {
             let agent = Agent::from(row);
+            if let (Some(url), Some(card)) = (&changes.agent_card_url, &card) {
+                store::save_card_import(&mut tx, id, url.as_str(), card).await?;
+            }
             events::record(&mut tx, Aggregate::Agent(id), events::AGENT_UPDATED, &agent).await?;
             if was_disabled {
                 let enabled = EndpointEnabled { agent_id: id, endpoint_url: agent.endpoint_url.clone() };
@@ -344,7 +388,7 @@ async fn enable_endpoint(
 }
 
 /// Why a change to an agent matched no active agent.
-async fn inactive_or_missing(state: &AppState, id: AgentId) -> ApiError {
+pub(crate) async fn inactive_or_missing(state: &AppState, id: AgentId) -> ApiError {
     match store::find(&state.db, id).await {
         Ok(Some(_)) => deactivated(id),
         Ok(None) => agent_not_found(id),
@@ -367,11 +411,23 @@ pub(crate) fn parse_id(id: &str) -> Result<AgentId, ApiError> {
     id.parse().map_err(|e| ApiError::invalid("id", e))
 }
 
+/// The agent, active or not.
+pub(crate) async fn find(db: &sqlx::PgPool, id: AgentId) -> sqlx::Result<Option<Agent>> {
+    Ok(store::find(db, id).await?.map(Agent::from))
+}
+
+pub(crate) use own_card::imported_card;
+
+/// Whether the agent was ever registered (active or not).
+pub(crate) async fn exists(db: &sqlx::PgPool, id: AgentId) -> sqlx::Result<bool> {
+    store::exists(db, id).await
+}
+
 pub(crate) fn agent_not_found(id: AgentId) -> ApiError {
     ApiError::NotFound(format!("no agent with id {id}"))
 }
 
-fn deactivated(id: AgentId) -> ApiError {
+pub(crate) fn deactivated(id: AgentId) -> ApiError {
     ApiError::Conflict(format!("agent {id} is deactivated and can no longer change"))
 }
 

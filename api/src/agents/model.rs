@@ -14,20 +14,22 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::extract::present;
 
-/// Register an agent.
+/// Register an agent. With `agent_card_url`, the agent's A2A Agent Card is
+/// fetched and gives the `name`, `description` and `capabilities` (its
+/// skills' tags) the request leaves out, and the interfaces and provider its
+/// card here shows; otherwise `name` and `capabilities` are required.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
-    /// 1–100 characters.
-    #[schema(value_type = String, example = "Polyglot", min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
-    pub name: AgentName,
-    /// Up to 2000 characters.
-    #[serde(default)]
-    #[schema(value_type = String, example = "Translates documents between 40 languages.", max_length = 2000, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
-    pub description: AgentDescription,
-    /// 1–32 tags of `a-z 0-9 . _ -`; lower-cased and de-duplicated.
-    #[schema(value_type = Vec<CapabilityTagSchema>, example = json!(["translation", "summarization"]), min_items = 1, max_items = 32)]
-    pub capabilities: Capabilities,
+    /// 1–100 characters; required without `agent_card_url`.
+    #[schema(value_type = Option<String>, example = "Polyglot", min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
+    pub name: Option<AgentName>,
+    /// Up to 2000 characters; empty when neither the request nor a card gives one.
+    #[schema(value_type = Option<String>, example = "Translates documents between 40 languages.", max_length = 2000, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
+    pub description: Option<AgentDescription>,
+    /// 1–32 tags of `a-z 0-9 . _ -`; lower-cased and de-duplicated; required without `agent_card_url`.
+    #[schema(value_type = Option<Vec<CapabilityTagSchema>>, example = json!(["translation", "summarization"]), min_items = 1, max_items = 32)]
+    pub capabilities: Option<Capabilities>,
     /// Where webhooks are delivered: https, a host name (not an IP address).
     #[schema(value_type = String, example = "https://polyglot.example.com/webhooks", max_length = 2048, pattern = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\\s#]*)?$")]
     pub endpoint_url: EndpointUrl,
@@ -37,6 +39,12 @@ pub struct RegisterAgent {
     /// Price per job as a decimal string, 0–1,000,000, at most 6 decimals.
     #[schema(value_type = String, example = "12.50", pattern = "^\\s*(1000000(\\.0{1,6})?|[0-9]{1,6}(\\.[0-9]{1,6})?)\\s*$")]
     pub price: Price,
+    /// Where the agent's A2A v1.0 Agent Card is (https, a host name): fetched
+    /// from a public address (5 s, at most 64 KiB, no redirects) and validated
+    /// against the A2A v1.0 JSON Schema; a card that cannot be fetched or is
+    /// invalid is a 422 saying why.
+    #[schema(value_type = Option<String>, example = "https://polyglot.example.com/.well-known/agent-card.json", max_length = 2048, pattern = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\\s#]*)?$")]
+    pub agent_card_url: Option<EndpointUrl>,
 }
 
 /// A capability tag, as the OpenAPI document shows it: 1–64 of `a-z 0-9 . _ -`
@@ -45,10 +53,11 @@ pub struct RegisterAgent {
 #[schema(value_type = String, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\s*$", example = "translation")]
 pub struct CapabilityTagSchema(pub String);
 
-/// Change some of an agent's fields (at least one); absent fields keep
-/// their value.
+/// Change some of an agent's fields (at least one); absent fields keep their
+/// value (or, with `agent_card_url`, take the card's).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateAgent {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false, value_type = Option<String>, min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
@@ -65,6 +74,12 @@ pub struct UpdateAgent {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false, value_type = Option<String>, pattern = "^\\s*(1000000(\\.0{1,6})?|[0-9]{1,6}(\\.[0-9]{1,6})?)\\s*$")]
     pub price: Option<Price>,
+    /// Describe the agent by the A2A Agent Card at this URL (as at
+    /// registration): it gives the `name`, `description` and `capabilities`
+    /// this request leaves out; `POST /v1/agents/{id}/agent-card/refresh`
+    /// reads it again later.
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?][^\\s#]*)?$")]
+    pub agent_card_url: Option<EndpointUrl>,
 }
 
 /// What anyone may see of an agent. The webhook secret is never shown.

@@ -2,17 +2,28 @@
 //! against the migrations (`.sqlx/` holds the offline data).
 
 use ed25519_dalek::VerifyingKey;
-use shared::domain::{AgentId, Price, PublicKey};
+use shared::domain::{AgentDescription, AgentId, AgentName, Capabilities, EndpointUrl, Price, PublicKey};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use super::model::{AgentRow, RegisterAgent, UpdateAgent};
+use super::card_import::ImportedCard;
+use super::model::{AgentRow, UpdateAgent};
+
+/// An agent to insert: the request's fields, or its card's where the request left them out.
+pub struct NewAgent<'a> {
+    pub name: &'a AgentName,
+    pub description: &'a AgentDescription,
+    pub capabilities: &'a Capabilities,
+    pub endpoint_url: &'a EndpointUrl,
+    pub public_key: &'a PublicKey,
+    pub price: Price,
+}
 
 #[tracing::instrument(name = "sql insert", skip_all)]
 pub async fn insert(
     tx: &mut PgConnection,
     id: AgentId,
-    agent: &RegisterAgent,
+    agent: &NewAgent<'_>,
     sealed_secret: &[u8],
 ) -> sqlx::Result<AgentRow> {
     sqlx::query_as!(
@@ -164,5 +175,70 @@ pub async fn enable_endpoint(tx: &mut PgConnection, id: AgentId) -> sqlx::Result
         id.as_uuid(),
     )
     .fetch_optional(tx)
+    .await
+}
+
+#[tracing::instrument(name = "sql agent exists", skip_all)]
+pub async fn exists(db: &PgPool, agent: AgentId) -> sqlx::Result<bool> {
+    let exists =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT FROM agents WHERE id = $1) AS "exists!""#, agent.as_uuid());
+    exists.fetch_one(db).await
+}
+
+/// Where an agent's card is, the ETag it was last fetched with, and what of
+/// it the registry serves back.
+pub struct CardImportRow {
+    pub url: String,
+    pub etag: Option<String>,
+    pub interfaces: serde_json::Value,
+    pub provider: Option<serde_json::Value>,
+}
+
+/// Records (or replaces) the card the agent was just given from `url`.
+#[tracing::instrument(name = "sql save card import", skip_all)]
+pub async fn save_card_import(
+    tx: &mut PgConnection,
+    agent: AgentId,
+    url: &str,
+    card: &ImportedCard,
+) -> sqlx::Result<()> {
+    let interfaces = serde_json::to_value(&card.interfaces).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let provider = card
+        .provider
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    sqlx::query!(
+        "INSERT INTO agent_card_imports (agent_id, url, etag, interfaces, provider) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (agent_id) DO UPDATE SET url = $2, etag = $3, interfaces = $4, provider = $5, fetched_at = now()",
+        agent.as_uuid(),
+        url,
+        card.etag.as_deref(),
+        interfaces,
+        provider,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A refresh found the card unchanged.
+#[tracing::instrument(name = "sql card unchanged", skip_all)]
+pub async fn card_unchanged(db: &PgPool, agent: AgentId) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE agent_card_imports SET fetched_at = now() WHERE agent_id = $1", agent.as_uuid())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+#[tracing::instrument(name = "sql find card import", skip_all)]
+pub async fn card_import(db: &PgPool, agent: AgentId) -> sqlx::Result<Option<CardImportRow>> {
+    sqlx::query_as!(
+        CardImportRow,
+        "SELECT url, etag, interfaces, provider FROM agent_card_imports WHERE agent_id = $1",
+        agent.as_uuid(),
+    )
+    .fetch_optional(db)
     .await
 }

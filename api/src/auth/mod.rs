@@ -13,6 +13,7 @@ use axum::extract::{FromRequest, Request};
 use ed25519_dalek::VerifyingKey;
 use serde::de::DeserializeOwned;
 use shared::domain::{AgentId, ClientId, PublicKey};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{parse_json, read_body};
@@ -60,6 +61,16 @@ impl Principal {
         match self {
             Self::Client(id) if *id == client => Ok(()),
             _ => Err(ApiError::Forbidden(format!("only client {client}'s own key may change it"))),
+        }
+    }
+
+    /// Whether this principal is the agent or the client of a job (given by
+    /// their ids): the parties who may read it.
+    pub fn is_party(&self, agent: Uuid, client: Uuid) -> bool {
+        match self {
+            Self::Agent(id) => id.as_uuid() == agent,
+            Self::Client(id) => id.as_uuid() == client,
+            Self::NewKey(_) => false,
         }
     }
 

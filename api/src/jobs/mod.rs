@@ -28,8 +28,8 @@ use crate::auth::{Authenticated, Principal, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
 use crate::extract::ValidQuery;
 use crate::state::AppState;
-use crate::{cursor, outbox};
-use model::{CompleteJob, CreateJob, FailJob, Job, JobPage, JobRow, MAX_FAILURE_REASON_CHARS};
+use crate::{cursor, outbox, receipts};
+use model::{CompleteJob, CreateJob, FailJob, Job, JobPage, MAX_FAILURE_REASON_CHARS};
 use store::NewJob;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -242,17 +242,9 @@ async fn get_job(
 /// The job, if `principal` is its client or agent; otherwise it is not found
 /// (its existence is nobody else's business).
 pub async fn find_for_party(state: &AppState, id: JobId, principal: &Principal) -> Result<Job, ApiError> {
-    let row = store::find(&state.db, id).await?.filter(|row| is_party(row, principal));
+    let row = store::find(&state.db, id).await?.filter(|row| principal.is_party(row.agent_id, row.client_id));
     let job = Job::try_from(row.ok_or_else(|| job_not_found(id))?)?;
     Ok(if matches!(principal, Principal::Agent(_)) { job.for_agent() } else { job })
-}
-
-fn is_party(row: &JobRow, principal: &Principal) -> bool {
-    match principal {
-        Principal::Agent(agent) => agent.as_uuid() == row.agent_id,
-        Principal::Client(client) => client.as_uuid() == row.client_id,
-        Principal::NewKey(_) => false,
-    }
 }
 
 /// The `role` a job listing is for.
@@ -302,13 +294,8 @@ async fn list_jobs(
     let limit = crate::extract::page_size(query.limit)?;
     let before =
         cursor::newest_first_after(query.cursor.as_deref(), "jobs").map_err(|e| ApiError::invalid("cursor", e))?;
-    let mut rows = store::list(&state.db, party, as_agent, query.status, before, i64::from(limit) + 1).await?;
-    let has_more = rows.len() > usize::from(limit);
-    rows.truncate(usize::from(limit));
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => Some(cursor::encode("jobs", &cursor::time_key(last.created_at), last.id)),
-        _ => None,
-    };
+    let rows = store::list(&state.db, party, as_agent, query.status, before, i64::from(limit) + 1).await?;
+    let (rows, next_cursor) = cursor::newest_first_page(rows, limit, "jobs", |row| (row.created_at, row.id));
     let jobs = rows
         .into_iter()
         .map(|row| Job::try_from(row).map(|job| if as_agent { job.for_agent() } else { job }))
@@ -372,8 +359,9 @@ async fn cancel_job(
     transition(&state, &id, &principal, JobTransition::Cancel, None, None).await
 }
 
-/// One conditional update moves the job, and the event and its deliveries
-/// are written with it; when the update matches nothing, a read says why.
+/// One conditional update moves the job, and the event, its deliveries and
+/// (for a job that completed or failed) its receipt are written with it;
+/// when the update matches nothing, a read says why.
 async fn transition(
     state: &AppState,
     id: &str,
@@ -398,6 +386,20 @@ async fn transition(
         return Err(ApiError::Conflict(refusal(&job, transition)));
     };
     let job = Job::try_from(row)?;
+    if matches!(job.status, JobStatus::Completed | JobStatus::Failed) {
+        let finished = receipts::FinishedJob {
+            id: job.id,
+            agent_id: job.agent_id,
+            client_id: job.client_id,
+            status: job.status,
+            price: job.price,
+            fee: job.fee,
+            created_at: job.created_at,
+            finished_at: job.updated_at,
+            result: job.result.as_ref(),
+        };
+        receipts::issue(&mut tx, &state.platform_keys, finished).await?;
+    }
     let seen_by_agent = job.clone().for_agent();
     let event = events::record(&mut tx, Aggregate::Job(job.id), transition.event_type(), &seen_by_agent).await?;
     if transition == JobTransition::Cancel {

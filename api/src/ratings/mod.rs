@@ -1,6 +1,7 @@
 //! Ratings: a job's client rates the finished job, once. In the same
-//! transaction the agent's mean, count and reputation score change, and a
-//! `job.rated` event and a webhook to the agent are written. Anyone may page
+//! transaction the agent's mean, count and reputation score change, the
+//! job's receipt is signed again with the score, and a `job.rated` event and
+//! a webhook to the agent are written. Anyone may page
 //! through an agent's ratings (without the raters' ids).
 
 pub mod model;
@@ -9,18 +10,16 @@ mod store;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use shared::domain::{JobId, JobStatus};
 use shared::events::{self, Aggregate};
-use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::extract::ValidQuery;
+use crate::extract::{PageQuery, ValidQuery};
 use crate::state::AppState;
-use crate::{agents, cursor, jobs, outbox};
+use crate::{agents, cursor, jobs, outbox, receipts};
 use model::{JobRated, JobRating, RateJob, RatingPage};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -59,6 +58,7 @@ async fn rate_job(
     };
     let rating = JobRating::from(row);
     let agent = store::add_to_agent(&mut tx, rating.agent_id, body.score).await?;
+    receipts::add_rating(&mut tx, &state.platform_keys, id, rating.score).await?;
     let rated = JobRated { rating: &rating, client_id: client, agent };
     let event = events::record(&mut tx, Aggregate::Job(id), events::JOB_RATED, &rated).await?;
     outbox::deliver_to_agent(&mut tx, event, id, rating.agent_id).await?;
@@ -82,24 +82,12 @@ async fn why_not_rated(state: &AppState, id: JobId, principal: &Principal) -> Ap
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RatingQuery {
-    /// 1–100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u16>,
-    /// `next_cursor` of the previous page.
-    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
-    cursor: Option<String>,
-}
-
 /// An agent's ratings, newest first (public).
 #[utoipa::path(
     get,
     path = "/v1/agents/{id}/ratings",
     tag = "ratings",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$"), RatingQuery),
+    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$"), PageQuery),
     responses(
         PublicReadRefusals,
         (status = 200, body = RatingPage),
@@ -109,22 +97,17 @@ pub struct RatingQuery {
 async fn list_ratings(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ValidQuery(query): ValidQuery<RatingQuery>,
+    ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<RatingPage>, ApiError> {
     let agent = agents::parse_id(&id)?;
     let limit = crate::extract::page_size(query.limit)?;
     let before =
         cursor::newest_first_after(query.cursor.as_deref(), "ratings").map_err(|e| ApiError::invalid("cursor", e))?;
-    let mut rows = store::list(&state.db, agent, before, i64::from(limit) + 1).await?;
+    let rows = store::list(&state.db, agent, before, i64::from(limit) + 1).await?;
     // An empty first page may be an agent without ratings or no agent at all.
-    if rows.is_empty() && query.cursor.is_none() && !store::agent_exists(&state.db, agent).await? {
+    if rows.is_empty() && query.cursor.is_none() && !agents::exists(&state.db, agent).await? {
         return Err(agents::agent_not_found(agent));
     }
-    let has_more = rows.len() > usize::from(limit);
-    rows.truncate(usize::from(limit));
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => Some(cursor::encode("ratings", &cursor::time_key(last.created_at), last.job_id)),
-        _ => None,
-    };
+    let (rows, next_cursor) = cursor::newest_first_page(rows, limit, "ratings", |row| (row.created_at, row.job_id));
     Ok(Json(RatingPage { ratings: rows.into_iter().map(JobRating::from).collect(), next_cursor }))
 }

@@ -75,10 +75,3 @@ pub async fn list(
     .fetch_all(db)
     .await
 }
-
-#[tracing::instrument(name = "sql agent exists", skip_all)]
-pub async fn agent_exists(db: &PgPool, agent: AgentId) -> sqlx::Result<bool> {
-    let exists =
-        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT FROM agents WHERE id = $1) AS "exists!""#, agent.as_uuid());
-    exists.fetch_one(db).await
-}

@@ -104,6 +104,15 @@ module "secrets" {
         worker = module.service_accounts.worker_email
       }
     }
+    "platform-signing-key" = {
+      description = "The platform's Ed25519 signing key, base64 of a 32-byte seed: signs Agent Cards and job receipts (PLATFORM_SIGNING_KEY; an older version is PLATFORM_SIGNING_KEY_PREVIOUS during a rotation)."
+      accessors = {
+        api = module.service_accounts.api_email
+      }
+      generated        = true
+      generated_as     = "base64_bytes"
+      generated_length = 32
+    }
   }
 
   depends_on = [google_project_service.this]
@@ -272,6 +281,24 @@ locals {
     }
   }
 
+  # The API's signing key: the generated first version unless a rotation
+  # pinned another, and the replaced version, published but not used to sign,
+  # while a rotation is under way (infra/README.md).
+  platform_key_env = merge(
+    {
+      PLATFORM_SIGNING_KEY = {
+        secret  = module.secrets.secret_ids["platform-signing-key"]
+        version = coalesce(var.platform_signing_key_version, module.secrets.generated_versions["platform-signing-key"])
+      }
+    },
+    var.platform_signing_key_previous_version == null ? {} : {
+      PLATFORM_SIGNING_KEY_PREVIOUS = {
+        secret  = module.secrets.secret_ids["platform-signing-key"]
+        version = var.platform_signing_key_previous_version
+      }
+    },
+  )
+
   cloud_sql_instances = [module.database.instance_connection_name]
 }
 
@@ -348,7 +375,7 @@ module "api" {
     # Browser apps allowed to call the API; empty: no CORS headers at all.
     CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)
   })
-  secret_env          = local.common_secret_env
+  secret_env          = merge(local.common_secret_env, local.platform_key_env)
   cloud_sql_instances = local.cloud_sql_instances
 
   network             = module.networking.network_id

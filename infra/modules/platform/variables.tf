@@ -185,3 +185,25 @@ variable "cors_allowed_origins" {
     error_message = "Each of cors_allowed_origins must be a bare origin such as https://app.example.com (no path, no trailing slash)."
   }
 }
+
+variable "platform_signing_key_version" {
+  description = "Version of the platform-signing-key secret the API signs with; null: the version Terraform generated. Set it to the new version when rotating."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.platform_signing_key_version == null || can(regex("^[0-9]+$", var.platform_signing_key_version))
+    error_message = "platform_signing_key_version must be a version number."
+  }
+}
+
+variable "platform_signing_key_previous_version" {
+  description = "During a key rotation, the replaced version of platform-signing-key: published in the JWKS so what it signed still verifies, never used to sign; null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.platform_signing_key_previous_version == null || can(regex("^[0-9]+$", var.platform_signing_key_previous_version))
+    error_message = "platform_signing_key_previous_version must be a version number."
+  }
+}

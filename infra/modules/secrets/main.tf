@@ -12,7 +12,8 @@ locals {
     }
   ]...)
 
-  generated = { for id, secret in var.secrets : id => secret if secret.generated }
+  generated       = { for id, secret in var.secrets : id => secret if secret.generated && secret.generated_as == "password" }
+  generated_bytes = { for id, secret in var.secrets : id => secret if secret.generated && secret.generated_as == "base64_bytes" }
 }
 
 resource "google_secret_manager_secret" "this" {
@@ -55,9 +56,9 @@ resource "google_secret_manager_secret_iam_member" "accessor" {
   member    = each.value.member
 }
 
-# Shared secrets generated here (secrets with generated = true; none today:
-# the worker authenticates Cloud Tasks by Cloud Run IAM, not a shared secret).
-# URL-safe characters only.
+# Secrets generated here (generated = true): passwords of URL-safe
+# characters, and random bytes in base64 (the platform signing key). The
+# values are also in the Terraform state, as the database password is.
 resource "random_password" "generated" {
   for_each = local.generated
 
@@ -70,4 +71,17 @@ resource "google_secret_manager_secret_version" "generated" {
 
   secret      = google_secret_manager_secret.this[each.key].id
   secret_data = random_password.generated[each.key].result
+}
+
+resource "random_bytes" "generated" {
+  for_each = local.generated_bytes
+
+  length = each.value.generated_length
+}
+
+resource "google_secret_manager_secret_version" "generated_bytes" {
+  for_each = local.generated_bytes
+
+  secret      = google_secret_manager_secret.this[each.key].id
+  secret_data = random_bytes.generated[each.key].base64
 }

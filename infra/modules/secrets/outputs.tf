@@ -10,5 +10,8 @@ output "secret_names" {
 
 output "generated_versions" {
   description = "Version number of each generated secret's value, to pin in Cloud Run."
-  value       = { for id, v in google_secret_manager_secret_version.generated : id => v.version }
+  value = merge(
+    { for id, v in google_secret_manager_secret_version.generated : id => v.version },
+    { for id, v in google_secret_manager_secret_version.generated_bytes : id => v.version },
+  )
 }

@@ -13,14 +13,18 @@ variable "secrets" {
     Secrets to create, keyed by secret id. `accessors` maps a stable label
     (e.g. "api") to the service account email granted
     roles/secretmanager.secretAccessor on that secret alone. `generated = true`
-    makes this module store a random value as the first version (for shared
-    secrets nobody else produces); otherwise another module adds versions.
+    makes this module store a random value as the first version (for secrets
+    nobody else produces); otherwise another module or an operator adds
+    versions. `generated_as` says what the value is: "password" (that many
+    letters and digits) or "base64_bytes" (the base64 of that many random
+    bytes, e.g. 32 for an Ed25519 seed).
   EOT
   type = map(object({
     description      = string
     accessors        = map(string)
     generated        = optional(bool, false)
     generated_length = optional(number, 48)
+    generated_as     = optional(string, "password")
   }))
 
   validation {
@@ -31,6 +35,11 @@ variable "secrets" {
   validation {
     condition     = alltrue([for _, s in var.secrets : s.generated_length >= 32 && s.generated_length <= 128])
     error_message = "generated_length must be between 32 and 128."
+  }
+
+  validation {
+    condition     = alltrue([for _, s in var.secrets : contains(["password", "base64_bytes"], s.generated_as)])
+    error_message = "generated_as must be \"password\" or \"base64_bytes\"."
   }
 
   validation {

@@ -56,8 +56,9 @@ struct DataKey {
 pub struct Sealer {
     wrapping: Wrapping,
     current: OnceCell<DataKey>,
-    /// Wrapped data key → its cipher.
-    opened: moka::sync::Cache<Vec<u8>, Arc<Aes256Gcm>>,
+    /// Wrapped data key → its cipher. Concurrent misses of one key share one
+    /// unwrap (one KMS call), however many webhooks go out at once.
+    opened: moka::future::Cache<Vec<u8>, Arc<Aes256Gcm>>,
 }
 
 impl Sealer {
@@ -87,7 +88,7 @@ impl Sealer {
                 Wrapping::Kms { client, key: key.clone() }
             }
         };
-        let opened = moka::sync::Cache::builder().max_capacity(OPENED_KEYS).time_to_idle(OPENED_KEY_IDLE).build();
+        let opened = moka::future::Cache::builder().max_capacity(OPENED_KEYS).time_to_idle(OPENED_KEY_IDLE).build();
         Ok(Self { wrapping, current: OnceCell::new(), opened })
     }
 
@@ -116,14 +117,12 @@ impl Sealer {
     /// The secret `sealed` holds, if it was sealed for `owner`.
     pub async fn open(&self, sealed: &[u8], owner: &str) -> anyhow::Result<SecretString> {
         let parts = Parts::parse(sealed)?;
-        let cipher = match self.opened.get(parts.wrapped_key) {
-            Some(cipher) => cipher,
-            None => {
-                let cipher = Arc::new(self.unwrap(parts.wrapping, parts.wrapped_key).await?);
-                self.opened.insert(parts.wrapped_key.to_vec(), cipher.clone());
-                cipher
-            }
-        };
+        let unwrap = async { self.unwrap(parts.wrapping, parts.wrapped_key).await.map(Arc::new) };
+        let cipher = self
+            .opened
+            .try_get_with(parts.wrapped_key.to_vec(), unwrap)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error:#}"))?;
         let plaintext = cipher
             .decrypt(&nonce(parts.nonce)?, Payload { msg: parts.ciphertext, aad: owner.as_bytes() })
             .map_err(|_| anyhow::anyhow!("a webhook secret does not open: altered, or sealed for another owner"))?;

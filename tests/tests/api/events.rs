@@ -12,7 +12,7 @@ use shared::redrive::{Recipient, Redrive, Redriven};
 use standardwebhooks::Webhook;
 use tests::pipeline::{Pipeline, PipelineOptions, Received, spawn_pipeline, spawn_pipeline_with};
 use tests::pubsub_emulator::{PulledMessage, Subscription, emulator};
-use tests::{Method, TcpProxy, TestAgent, TestApp, TestKey, eventually, spawn_app, spawn_app_with};
+use tests::{Method, TcpProxy, TestAgent, TestApp, TestKey, eventually, expect_status, spawn_app, spawn_app_with};
 use time::OffsetDateTime;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -100,13 +100,6 @@ async fn job_from(app: &TestApp, client: &tests::RequestSigner, agent: &Value, c
     let response = app.signed(client, Method::POST, "/v1/jobs", &body).await;
     assert_eq!(response.status(), 201);
     response.json().await.unwrap()
-}
-
-async fn expect_status(response: reqwest::Response, status: u16) -> Value {
-    let actual = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(actual, status, "{body}");
-    body
 }
 
 #[tokio::test]

@@ -83,6 +83,11 @@ async fn the_openapi_document_and_docs_page_are_served() {
         "/v1/agents/{id}/heartbeat",
         "/v1/agents/{id}/ratings",
         "/v1/jobs/{id}/rating",
+        "/v1/jobs/{id}/receipt",
+        "/v1/agents/{id}/receipts",
+        "/v1/agents/{id}/agent-card.json",
+        "/v1/agents/{id}/agent-card/refresh",
+        "/.well-known/jwks.json",
         "/healthz",
         "/readyz",
     ] {
@@ -154,4 +159,12 @@ async fn a_malformed_redis_ca_stops_start_up_naming_it() {
     let settings = tests::settings(&database, &redis_url(), |source| source.set("REDIS_CA_CERT", "not a certificate"));
     let error = api::startup::Application::build(settings).await.err().expect("start-up fails").to_string();
     assert!(error.contains("REDIS_CA_CERT"), "{error}");
+}
+
+#[tokio::test]
+async fn the_api_does_not_start_without_a_platform_signing_key() {
+    let database = tests::TestDatabase::create().await;
+    let settings = tests::settings(&database, &redis_url(), |source| source.set("PLATFORM_SIGNING_KEY", ""));
+    let error = api::startup::Application::build(settings).await.err().expect("start-up fails").to_string();
+    assert!(error.contains("PLATFORM_SIGNING_KEY is missing") && error.contains("openssl rand -base64 32"), "{error}");
 }

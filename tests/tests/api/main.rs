@@ -1,5 +1,6 @@
 //! One integration-test binary (one link step) for the API; a module per feature.
 
+mod agent_cards;
 mod agents;
 mod contract;
 mod cors;
@@ -15,6 +16,7 @@ mod liveness;
 mod pipeline;
 mod rate_limits;
 mod ratings;
+mod receipts;
 mod secrets_at_rest;
 mod signatures;
 mod validation;

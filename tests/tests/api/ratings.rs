@@ -7,31 +7,10 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::settings::ReputationPrior;
 use tests::pipeline::spawn_pipeline;
-use tests::{Method, RequestSigner, TestAgent, TestApp, eventually, spawn_app};
+use tests::{Method, RequestSigner, TestAgent, TestApp, eventually, expect_status, spawn_app};
 
 fn id(value: &Value) -> &str {
     value["id"].as_str().unwrap()
-}
-
-async fn expect_status(response: reqwest::Response, status: u16) -> Value {
-    let actual = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(actual, status, "{body}");
-    body
-}
-
-async fn hire(app: &TestApp, client: &RequestSigner, agent: &TestAgent) -> Value {
-    let body = json!({"agent_id": agent.registered["id"], "input": {"text": "Bonjour"}, "price": "10"});
-    expect_status(app.signed(client, Method::POST, "/v1/jobs", &body).await, 201).await
-}
-
-/// A job of `agent` for `client`, accepted and completed.
-async fn completed_job(app: &TestApp, client: &RequestSigner, agent: &TestAgent) -> Value {
-    let job = hire(app, client, agent).await;
-    let path = format!("/v1/jobs/{}", id(&job));
-    expect_status(app.signed(&agent.signer, Method::POST, &format!("{path}/accept"), &Value::Null).await, 200).await;
-    let result = json!({"result": {"text": "Hello"}});
-    expect_status(app.signed(&agent.signer, Method::POST, &format!("{path}/complete"), &result).await, 200).await
 }
 
 async fn rate(app: &TestApp, client: &RequestSigner, job: &Value, body: &Value) -> reqwest::Response {
@@ -52,11 +31,11 @@ async fn a_client_rates_a_finished_job_once_and_the_agent_hears_of_it() {
     let (client, _) = pipeline.client().await;
     let (stranger, _) = pipeline.client().await;
 
-    let pending = hire(app, &client, &agent).await;
+    let pending = app.hire(&client, &agent).await;
     let problem = expect_status(rate(app, &client, &pending, &json!({"score": 5})).await, 409).await;
     assert!(problem["detail"].as_str().unwrap().contains("pending"), "{problem}");
 
-    let job = completed_job(app, &client, &agent).await;
+    let job = app.completed_job(&client, &agent, &json!({"text": "Hello"})).await;
     let by_agent = rate(app, &agent.signer, &job, &json!({"score": 5})).await;
     expect_status(by_agent, 403).await;
     expect_status(rate(app, &stranger, &job, &json!({"score": 1})).await, 404).await;
@@ -78,7 +57,7 @@ async fn a_client_rates_a_finished_job_once_and_the_agent_hears_of_it() {
     assert!(again["detail"].as_str().unwrap().contains("already rated"), "{again}");
 
     // A failed job can be rated too; with a thousand characters of comment.
-    let failed = hire(app, &client, &agent).await;
+    let failed = app.hire(&client, &agent).await;
     let fail = format!("/v1/jobs/{}/fail", id(&failed));
     expect_status(app.signed(&agent.signer, Method::POST, &fail, &json!({"reason": "scan unreadable"})).await, 200)
         .await;
@@ -116,10 +95,10 @@ async fn one_five_star_rating_does_not_outrank_many_near_five() {
     let steady = app.register_agent(json!({"name": "Steady", "capabilities": ["translation", "legal"]})).await;
     let unrated = app.register_agent(json!({"name": "Unrated", "capabilities": ["translation", "legal"]})).await;
 
-    let job = completed_job(&app, &client, &lucky).await;
+    let job = app.completed_job(&client, &lucky, &json!({"text": "Hello"})).await;
     expect_status(rate(&app, &client, &job, &json!({"score": 5})).await, 201).await;
     for score in [5, 5, 5, 5, 4, 5, 5, 5, 5, 4] {
-        let job = completed_job(&app, &client, &steady).await;
+        let job = app.completed_job(&client, &steady, &json!({"text": "Hello"})).await;
         expect_status(rate(&app, &client, &job, &json!({"score": score})).await, 201).await;
     }
 
@@ -154,7 +133,7 @@ async fn an_agents_ratings_page_newest_first() {
     let agent = app.register_agent(json!({})).await;
     let mut rated = Vec::new();
     for score in 1..=5 {
-        let job = completed_job(&app, &client, &agent).await;
+        let job = app.completed_job(&client, &agent, &json!({"text": "Hello"})).await;
         expect_status(rate(&app, &client, &job, &json!({"score": score, "comment": format!("#{score}")})).await, 201)
             .await;
         rated.push(job["id"].clone());
@@ -194,7 +173,7 @@ async fn a_changed_prior_rescores_every_agent_and_later_ratings_use_it() {
     let app = spawn_app().await;
     let (client, _) = app.register_client().await;
     let agent = app.register_agent(json!({})).await;
-    let job = completed_job(&app, &client, &agent).await;
+    let job = app.completed_job(&client, &agent, &json!({"text": "Hello"})).await;
     expect_status(rate(&app, &client, &job, &json!({"score": 5})).await, 201).await;
     let mut others = Vec::new();
     for _ in 0..3 {
@@ -210,7 +189,7 @@ async fn a_changed_prior_rescores_every_agent_and_later_ratings_use_it() {
     }
     assert_eq!(api::reputation::follow_prior(&app.db, prior).await.unwrap(), 0, "the same prior changes nothing");
 
-    let second = completed_job(&app, &client, &agent).await;
+    let second = app.completed_job(&client, &agent, &json!({"text": "Hello"})).await;
     expect_status(rate(&app, &client, &second, &json!({"score": 2})).await, 201).await;
     assert_eq!(agent_now(&app, &agent).await["score"], "3.000000", "(1 × 2 + 5 + 2) / (1 + 2)");
     let newcomer = app.register_agent(json!({})).await;

@@ -1,8 +1,8 @@
-//! SSRF-safe outbound HTTP for webhook delivery.
+//! SSRF-safe outbound HTTP: the worker's webhook deliveries and the API's Agent Card fetches.
 //!
-//! Endpoint URLs come from agents, so a delivery must never reach loopback, private, link-local,
-//! cloud-metadata or other non-public addresses (BRIEF, "The webhook pipeline", point 5). Two
-//! checks together cover every way reqwest picks an address:
+//! Endpoint and card URLs come from agents, so a request must never reach loopback, private,
+//! link-local, cloud-metadata or other non-public addresses (BRIEF, "The webhook pipeline",
+//! point 5). Two checks together cover every way reqwest picks an address:
 //!
 //! - **Hostnames** go through the client's own DNS resolver, which drops every resolved address
 //!   the policy refuses. reqwest connects only to what the resolver returns, so the addresses
@@ -10,8 +10,8 @@
 //! - **IP-literal URLs** never reach a resolver, so [`EgressPolicy::check_url`] refuses them (and
 //!   the metadata hostnames and non-http(s) schemes) before the request is sent.
 //!
-//! [`EgressClient::send`] runs both, which is why it is the only way to send: the worker must call
-//! it for every delivery and must not build its own `reqwest::Client`. Redirects are never
+//! [`EgressClient::send`] runs both, which is why it is the only way to send: the services must call
+//! it for every request to an agent's URL and must not build their own `reqwest::Client`. Redirects are never
 //! followed (a redirect target would skip `check_url`, and Standard Webhooks says not to follow
 //! them) and proxies from the environment are ignored (through a proxy the resolver would only
 //! see the proxy's name).

@@ -1,0 +1,282 @@
+//! A2A Agent Cards: an active agent's card validates against the A2A v1.0
+//! JSON Schema, its signature (A2A §8.4) verifies with an independent JOSE
+//! library against `/.well-known/jwks.json` and breaks when the card
+//! changes, and its `ETag` makes revalidation a 304 until the agent changes.
+//! Agents registered from their own card (a local card server) take its
+//! fields, are found by its skill tags and refresh with its ETag; a card on a
+//! private address, too large or invalid is a 422 saying why.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tests::{
+    Method, TestAgent, TestApp, TestKey, agent_card_problems, expect_status, spawn_app, spawn_app_with, verify_signed,
+};
+
+async fn card(app: &TestApp, path: &str, if_none_match: Option<&str>) -> reqwest::Response {
+    let mut request = app.http.get(app.url(&format!("{path}/agent-card.json")));
+    if let Some(etag) = if_none_match {
+        request = request.header("if-none-match", etag);
+    }
+    request.send().await.unwrap()
+}
+
+fn etag(response: &reqwest::Response) -> String {
+    response.headers()["etag"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_agent_card_is_valid_a2a_signed_by_the_platform_and_revalidates_with_its_etag() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({"capabilities": ["translation", "summarization"]})).await;
+    let heartbeat = app.signed(&agent.signer, Method::POST, &format!("{}/heartbeat", agent.path()), &Value::Null).await;
+    assert!(heartbeat.status().is_success());
+
+    let response = card(&app, &agent.path(), None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=60");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let first_etag = etag(&response);
+    let served: Value = response.json().await.unwrap();
+    assert_eq!(agent_card_problems(&served), Vec::<String>::new(), "{served:#}");
+
+    assert_eq!(
+        (&served["name"], &served["description"]),
+        (&agent.registered["name"], &agent.registered["description"])
+    );
+    let tags: Vec<&Value> = served["skills"].as_array().unwrap().iter().map(|skill| &skill["tags"][0]).collect();
+    assert_eq!(tags, [&agent.registered["capabilities"][0], &agent.registered["capabilities"][1]]);
+    let listing = &served["capabilities"]["extensions"][0];
+    assert_eq!(listing["uri"], "urn:agent-registry:a2a:listing:v1");
+    assert_eq!(
+        (&listing["params"]["agent_id"], &listing["params"]["price"]),
+        (&agent.registered["id"], &json!("12.5"))
+    );
+    assert!(listing["params"]["last_seen_at"].is_string(), "the heartbeat shows: {listing}");
+
+    // The signature verifies with joserfc over the RFC 8785 form, by the JWKS key it names.
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    let kids = verify_signed("card", &json!({"jwks": jwks, "card": served})).expect("the card's signature verifies");
+    assert_eq!(kids, json!([jwks["keys"][0]["kid"]]));
+    let protected = &served["signatures"][0]["protected"];
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, protected.as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("EdDSA"), Some("JOSE")));
+    for (pointer, value) in [("/name", json!("Impostor")), ("/capabilities/extensions/0/params/price", json!("0.01"))] {
+        let mut tampered = served.clone();
+        *tampered.pointer_mut(pointer).unwrap() = value;
+        verify_signed("card", &json!({"jwks": jwks, "card": tampered})).expect_err("a changed card does not verify");
+    }
+
+    // Revalidation: the same ETag (strong, weak or any) is a 304 with no body.
+    for given in [first_etag.clone(), format!("W/{first_etag}"), format!("\"other\", {first_etag}"), "*".into()] {
+        let unchanged = card(&app, &agent.path(), Some(&given)).await;
+        assert_eq!(unchanged.status(), 304, "If-None-Match: {given}");
+        assert_eq!(
+            (etag(&unchanged), unchanged.headers()["cache-control"].to_str().unwrap()),
+            (first_etag.clone(), "public, max-age=60")
+        );
+        assert!(unchanged.bytes().await.unwrap().is_empty());
+    }
+    let again = card(&app, &agent.path(), None).await;
+    assert_eq!(etag(&again), first_etag, "an unchanged card keeps its ETag");
+    assert_eq!(card(&app, &agent.path(), Some("\"stale\"")).await.status(), 200);
+
+    // A change to the agent is a new card, and the old ETag no longer matches.
+    let update = app.signed(&agent.signer, Method::PATCH, &agent.path(), &json!({"price": "9.99"})).await;
+    assert_eq!(update.status(), 200);
+    let changed = card(&app, &agent.path(), Some(&first_etag)).await;
+    assert_eq!(changed.status(), 200);
+    assert_ne!(etag(&changed), first_etag);
+    let changed: Value = changed.json().await.unwrap();
+    assert_eq!(changed["capabilities"]["extensions"][0]["params"]["price"], "9.99");
+    verify_signed("card", &json!({"jwks": jwks, "card": changed})).expect("the new card verifies too");
+}
+
+#[tokio::test]
+async fn only_active_agents_have_a_card() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    assert_eq!(app.signed(&agent.signer, Method::DELETE, &agent.path(), &Value::Null).await.status(), 204);
+    for path in [agent.path().as_str(), "/v1/agents/agt_00000000000000000000000000000000"] {
+        let response = card(&app, path, None).await;
+        assert_eq!(response.status(), 404);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(card(&app, "/v1/agents/nope", None).await.status(), 422);
+}
+
+/// A card server on the loopback: serves the current card at `/card.json`
+/// with a strong ETag (its version), and 304 to an `If-None-Match` of it.
+struct CardServer {
+    base: String,
+    card: Arc<Mutex<(u32, Vec<u8>)>>,
+    not_modified: Arc<AtomicUsize>,
+}
+
+impl CardServer {
+    async fn start(card: Value) -> Self {
+        let state = Arc::new(Mutex::new((1, serde_json::to_vec(&card).unwrap())));
+        let not_modified = Arc::new(AtomicUsize::new(0));
+        let (served, counted) = (state.clone(), not_modified.clone());
+        let app = axum::Router::new().route(
+            "/card.json",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let (served, counted) = (served.clone(), counted.clone());
+                async move {
+                    let (version, body) = served.lock().unwrap().clone();
+                    let etag = format!("\"v{version}\"");
+                    if headers.get("if-none-match").is_some_and(|given| given.to_str().unwrap() == etag) {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        return (axum::http::StatusCode::NOT_MODIFIED, [("etag", etag)], Vec::new());
+                    }
+                    (axum::http::StatusCode::OK, [("etag", etag)], body)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base: format!("http://localhost:{port}"), card: state, not_modified }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/card.json", self.base)
+    }
+
+    fn serve(&self, body: Vec<u8>) {
+        let mut card = self.card.lock().unwrap();
+        *card = (card.0 + 1, body);
+    }
+}
+
+fn a2a_card(name: &str) -> Value {
+    json!({
+        "name": name,
+        "description": "Plans routes that avoid traffic.",
+        "version": "1.2.0",
+        "supportedInterfaces": [{"url": "https://geo.example.com/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}],
+        "provider": {"organization": "Example Geo", "url": "https://geo.example.com"},
+        "capabilities": {"streaming": true},
+        "defaultInputModes": ["application/json"],
+        "defaultOutputModes": ["application/json"],
+        "skills": [
+            {"id": "route", "name": "Route", "description": "Routes.", "tags": ["Routing", "traffic aware"]},
+            {"id": "map", "name": "Map", "description": "Maps.", "tags": ["cartography"]}
+        ]
+    })
+}
+
+/// Registers a fresh key from the card at `url` alone (no name, description or capabilities).
+async fn register_from_card(app: &TestApp, url: &str) -> (reqwest::Response, TestKey) {
+    let key = TestKey::generate();
+    let mut body = key.registration(json!({"agent_card_url": url}));
+    for field in ["name", "description", "capabilities"] {
+        body.as_object_mut().unwrap().remove(field);
+    }
+    (app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &body).await, key)
+}
+
+/// An API that may fetch cards from the loopback (and over plain http), as a local card server needs.
+async fn app_reaching_loopback() -> TestApp {
+    spawn_app_with(|source, _| {
+        source.set("EGRESS_ALLOW_CIDRS", "127.0.0.0/8,::1/128");
+        source.set("ALLOW_HTTP_ENDPOINTS", "true");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_agent_registered_from_its_card_takes_its_fields_is_found_by_skill_tag_and_refreshes() {
+    let app = app_reaching_loopback().await;
+    let server = CardServer::start(a2a_card("GeoSpatial Route Planner")).await;
+    let (response, key) = register_from_card(&app, &server.url()).await;
+    let registered = expect_status(response, 201).await;
+    assert_eq!(registered["name"], "GeoSpatial Route Planner");
+    assert_eq!(registered["description"], "Plans routes that avoid traffic.");
+    assert_eq!(registered["capabilities"], json!(["cartography", "routing", "traffic-aware"]));
+    let id = registered["id"].as_str().unwrap();
+    let agent = TestAgent { signer: key.signer(id), registered: registered.clone() };
+
+    // Its card here declares the interface and provider its own card did, and is still valid and signed.
+    let served: Value = card(&app, &agent.path(), None).await.json().await.unwrap();
+    assert_eq!(served["supportedInterfaces"], a2a_card("")["supportedInterfaces"]);
+    assert_eq!(served["provider"]["organization"], "Example Geo");
+    assert_eq!(agent_card_problems(&served), Vec::<String>::new(), "{served:#}");
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    verify_signed("card", &json!({"jwks": jwks, "card": served})).expect("the card verifies");
+
+    // Discovery filters by a skill tag as by any capability.
+    let found = expect_status(app.get("/v1/agents?capabilities=cartography").await, 200).await;
+    assert_eq!(found["agents"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["agents"][0]["id"], registered["id"]);
+
+    // Unchanged: the refresh asks with the stored ETag and changes nothing.
+    let refresh = format!("{}/agent-card/refresh", agent.path());
+    let same = expect_status(app.signed(&agent.signer, Method::POST, &refresh, &Value::Null).await, 200).await;
+    assert_eq!((&same["name"], &same["updated_at"]), (&registered["name"], &registered["updated_at"]));
+    assert_eq!(server.not_modified.load(Ordering::SeqCst), 1, "asked with If-None-Match");
+
+    // Changed: the agent takes the new card.
+    let mut renamed = a2a_card("Route Planner Pro");
+    renamed["skills"] = json!([{"id": "route", "name": "Route", "description": "Routes.", "tags": ["routing"]}]);
+    server.serve(serde_json::to_vec(&renamed).unwrap());
+    let refreshed = expect_status(app.signed(&agent.signer, Method::POST, &refresh, &Value::Null).await, 200).await;
+    assert_eq!(
+        (refreshed["name"].as_str(), &refreshed["capabilities"]),
+        (Some("Route Planner Pro"), &json!(["routing"]))
+    );
+
+    // A refresh is the agent's own; an agent without a card URL has nothing to refresh.
+    let other = app.register_agent(json!({})).await;
+    let by_other = app.signed(&other.signer, Method::POST, &refresh, &Value::Null).await;
+    expect_status(by_other, 403).await;
+    let no_card = format!("{}/agent-card/refresh", other.path());
+    let problem = expect_status(app.signed(&other.signer, Method::POST, &no_card, &Value::Null).await, 409).await;
+    assert!(problem["detail"].as_str().unwrap().contains("agent_card_url"), "{problem}");
+
+    // PATCH with a card URL: the card fills what the request leaves out.
+    server.serve(serde_json::to_vec(&a2a_card("Patched Planner")).unwrap());
+    let body = json!({"agent_card_url": server.url(), "description": "Mine."});
+    let patched = expect_status(app.signed(&other.signer, Method::PATCH, &other.path(), &body).await, 200).await;
+    assert_eq!((patched["name"].as_str(), patched["description"].as_str()), (Some("Patched Planner"), Some("Mine.")));
+}
+
+#[tokio::test]
+async fn a_card_on_a_private_address_too_large_or_invalid_is_a_422_saying_why() {
+    let server = CardServer::start(a2a_card("Local Agent")).await;
+    // Without an allow-list the loopback is what it is: not a public address.
+    let public_only = spawn_app_with(|source, _| source.set("ALLOW_HTTP_ENDPOINTS", "true")).await;
+    let problem = expect_status(register_from_card(&public_only, &server.url()).await.0, 422).await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.starts_with("agent_card_url") && detail.contains("non-public"), "{problem}");
+
+    let app = app_reaching_loopback().await;
+    let too_large = a2a_card(&"x".repeat(70 * 1024));
+    for (body, why) in [
+        (serde_json::to_vec(&too_large).unwrap(), "larger than 65536 bytes"),
+        (b"<html>not a card</html>".to_vec(), "not JSON"),
+        (serde_json::to_vec(&json!({"name": "No skills", "skills": "none"})).unwrap(), "/skills"),
+        (serde_json::to_vec(&json!({"name": "Missing fields"})).unwrap(), "not a valid A2A v1.0 Agent Card"),
+    ] {
+        server.serve(body);
+        let problem = expect_status(register_from_card(&app, &server.url()).await.0, 422).await;
+        assert!(problem["detail"].as_str().unwrap().contains(why), "{why}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "agent_card_url");
+    }
+    let missing = format!("{}/nothing-here.json", server.base);
+    let problem = expect_status(register_from_card(&app, &missing).await.0, 422).await;
+    assert!(problem["detail"].as_str().unwrap().contains("404"), "{problem}");
+
+    // Without a card, name and capabilities are required.
+    let key = TestKey::generate();
+    let mut body = key.registration(json!({}));
+    body.as_object_mut().unwrap().remove("name");
+    let problem =
+        expect_status(app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &body).await, 422).await;
+    assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+}
