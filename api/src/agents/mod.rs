@@ -23,9 +23,12 @@ use time::OffsetDateTime;
 use utoipa::IntoResponses;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::auth::{Authenticated, Principal, Signed};
+use crate::cursor;
 use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
+use crate::extract::PageQuery;
 use crate::key_rotation::{self, RotateKey, RotationRefusals};
 use crate::state::AppState;
 use model::{
@@ -425,6 +428,32 @@ pub(crate) async fn exists(db: &sqlx::PgPool, id: AgentId) -> sqlx::Result<bool>
 
 pub(crate) fn agent_not_found(id: AgentId) -> ApiError {
     ApiError::NotFound(format!("no agent with id {id}"))
+}
+
+/// A page of an agent's public records (ratings, receipts), newest first by
+/// `position`, as `GET /v1/agents/{id}/<kind>` answers it: `list` reads up to
+/// a limit of the agent's rows strictly before a position. An empty first
+/// page of an agent that was never registered is a 404.
+pub(crate) async fn records_page<Row, Rows>(
+    db: &sqlx::PgPool,
+    id: &str,
+    query: &PageQuery,
+    kind: &'static str,
+    list: impl FnOnce(AgentId, (OffsetDateTime, Uuid), i64) -> Rows,
+    position: impl Fn(&Row) -> (OffsetDateTime, Uuid),
+) -> Result<(Vec<Row>, Option<String>), ApiError>
+where
+    Rows: Future<Output = sqlx::Result<Vec<Row>>>,
+{
+    let agent = parse_id(id)?;
+    let limit = crate::extract::page_size(query.limit)?;
+    let before =
+        cursor::newest_first_after(query.cursor.as_deref(), kind).map_err(|e| ApiError::invalid("cursor", e))?;
+    let rows = list(agent, before, i64::from(limit) + 1).await?;
+    if rows.is_empty() && query.cursor.is_none() && !exists(db, agent).await? {
+        return Err(agent_not_found(agent));
+    }
+    Ok(cursor::newest_first_page(rows, limit, kind, position))
 }
 
 pub(crate) fn deactivated(id: AgentId) -> ApiError {

@@ -19,7 +19,7 @@ use crate::auth::{Principal, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::extract::{PageQuery, ValidQuery};
 use crate::state::AppState;
-use crate::{agents, cursor, jobs, outbox, receipts};
+use crate::{agents, jobs, outbox, receipts};
 use model::{JobRated, JobRating, RateJob, RatingPage};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -99,15 +99,8 @@ async fn list_ratings(
     Path(id): Path<String>,
     ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<RatingPage>, ApiError> {
-    let agent = agents::parse_id(&id)?;
-    let limit = crate::extract::page_size(query.limit)?;
-    let before =
-        cursor::newest_first_after(query.cursor.as_deref(), "ratings").map_err(|e| ApiError::invalid("cursor", e))?;
-    let rows = store::list(&state.db, agent, before, i64::from(limit) + 1).await?;
-    // An empty first page may be an agent without ratings or no agent at all.
-    if rows.is_empty() && query.cursor.is_none() && !agents::exists(&state.db, agent).await? {
-        return Err(agents::agent_not_found(agent));
-    }
-    let (rows, next_cursor) = cursor::newest_first_page(rows, limit, "ratings", |row| (row.created_at, row.job_id));
+    let list = |agent, before, limit| store::list(&state.db, agent, before, limit);
+    let (rows, next_cursor) =
+        agents::records_page(&state.db, &id, &query, "ratings", list, |row| (row.created_at, row.job_id)).await?;
     Ok(Json(RatingPage { ratings: rows.into_iter().map(JobRating::from).collect(), next_cursor }))
 }

@@ -21,12 +21,12 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::agents;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::extract::{PageQuery, ValidQuery};
 use crate::platform_keys::PlatformKeys;
 use crate::state::AppState;
-use crate::{agents, cursor};
 pub use model::FinishedJob;
 use model::{JobReceipt, ReceiptClaims, ReceiptPage};
 
@@ -118,15 +118,8 @@ async fn list_receipts(
     Path(id): Path<String>,
     ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<ReceiptPage>, ApiError> {
-    let agent = agents::parse_id(&id)?;
-    let limit = crate::extract::page_size(query.limit)?;
-    let before =
-        cursor::newest_first_after(query.cursor.as_deref(), "receipts").map_err(|e| ApiError::invalid("cursor", e))?;
-    let rows = store::list(&state.db, agent, before, i64::from(limit) + 1).await?;
-    // An empty first page may be an agent without receipts or no agent at all.
-    if rows.is_empty() && query.cursor.is_none() && !agents::exists(&state.db, agent).await? {
-        return Err(agents::agent_not_found(agent));
-    }
-    let (rows, next_cursor) = cursor::newest_first_page(rows, limit, "receipts", |row| (row.finished_at, row.job_id));
+    let list = |agent, before, limit| store::list(&state.db, agent, before, limit);
+    let (rows, next_cursor) =
+        agents::records_page(&state.db, &id, &query, "receipts", list, |row| (row.finished_at, row.job_id)).await?;
     Ok(Json(ReceiptPage { receipts: rows.into_iter().map(JobReceipt::from).collect(), next_cursor }))
 }
