@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
+use crate::extract::path_id;
 use crate::key_rotation::{self, RotateKey, RotationRefusals};
 use crate::state::AppState;
 
@@ -117,7 +118,7 @@ async fn rotate_client_key(
     Path(id): Path<String>,
     Signed { principal, key, body }: Signed<RotateKey>,
 ) -> Result<Json<ClientKey>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_client(id)?;
     let new_key = body.checked(&id, &key)?;
     let rotated = sqlx::query!(
@@ -154,7 +155,7 @@ async fn deactivate_client(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_client(id)?;
     sqlx::query!("UPDATE clients SET active = false, deactivated_at = now() WHERE id = $1 AND active", id.as_uuid())
         .execute(&state.db)
@@ -162,8 +163,4 @@ async fn deactivate_client(
     state.known_keys.forget(&principal).await;
     tracing::info!(client_id = %id, "client deactivated");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn parse_id(id: &str) -> Result<ClientId, ApiError> {
-    id.parse().map_err(|e| ApiError::invalid("id", e))
 }

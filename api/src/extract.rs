@@ -107,6 +107,15 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// A prefixed id from the path (`agt_…`, `cli_…`, `job_…`, `dlv_…`), or a
+/// 422 naming `id`.
+pub fn path_id<T: std::str::FromStr>(id: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    id.parse().map_err(|e| ApiError::invalid("id", e))
+}
+
 /// The page size every listing takes as `limit`: 1 to 100, 20 when absent.
 pub fn page_size(limit: Option<u16>) -> Result<u16, ApiError> {
     const DEFAULT: u16 = 20;

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::agents;
 use crate::error::{ApiError, Problem, PublicReadRefusals};
+use crate::extract::path_id;
 use crate::state::AppState;
 pub use card::{AgentCard, LISTING_EXTENSION_URI};
 
@@ -58,7 +59,7 @@ async fn agent_card(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = agents::parse_id(&id)?;
+    let id = path_id(&id)?;
     let agent = agents::find(&state.db, id).await?.ok_or_else(|| agents::agent_not_found(id))?;
     if !agent.profile.active {
         return Err(ApiError::NotFound(format!("agent {id} is deactivated and has no card")));

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem, SignedRequestRefusals};
+use crate::extract::path_id;
 use crate::state::AppState;
 
 /// The most often one agent's heartbeats write to Postgres.
@@ -54,7 +55,7 @@ pub async fn heartbeat(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Heartbeat>, ApiError> {
-    let id = super::parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_agent(id)?;
     let now = shared::db::now_in_microseconds();
     let now_text = now.format(&Rfc3339).map_err(anyhow::Error::from)?;

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::auth::{Authenticated, Principal, Signed};
 use crate::cursor;
 use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::extract::PageQuery;
+use crate::extract::{PageQuery, path_id};
 use crate::key_rotation::{self, RotateKey, RotationRefusals};
 use crate::state::AppState;
 use model::{
@@ -113,7 +113,7 @@ async fn register_agent(
     )
 )]
 async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     let key = cache_key(id);
     let agent = match state.public_reads.get(&key) {
         Some(agent) => agent,
@@ -145,7 +145,7 @@ async fn get_endpoint(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<AgentEndpoint>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     if !matches!(principal, Principal::Agent(me) if me == id) {
         return Err(ApiError::Forbidden(format!("only agent {id}'s own key may read its endpoint URL")));
     }
@@ -182,7 +182,7 @@ async fn update_agent(
     Path(id): Path<String>,
     Signed { principal, body: changes, .. }: Signed<UpdateAgent>,
 ) -> Result<Json<Agent>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_agent(id)?;
     if let Some(url) = &changes.endpoint_url {
         require_allowed_scheme(&state, "endpoint_url", url)?;
@@ -250,7 +250,7 @@ async fn deactivate_agent(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_agent(id)?;
     let mut tx = state.db.begin().await?;
     match store::deactivate(&mut tx, id).await? {
@@ -292,7 +292,7 @@ async fn rotate_key(
     Path(id): Path<String>,
     Signed { principal, key, body }: Signed<RotateKey>,
 ) -> Result<Json<Agent>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_agent(id)?;
     let new_key = body.checked(&id, &key)?;
     let mut tx = state.db.begin().await?;
@@ -328,7 +328,7 @@ async fn rotate_webhook_secret(
     Path(id): Path<String>,
     Signed { principal, body: rotation, .. }: Signed<RotateWebhookSecret>,
 ) -> Result<Json<RotatedWebhookSecret>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_agent(id)?;
     let grace = rotation.grace_period()?;
     let previous_expires_at = (!grace.is_zero()).then(|| OffsetDateTime::now_utc() + grace);
@@ -370,7 +370,7 @@ async fn enable_endpoint(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Agent>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_agent(id)?;
     let mut tx = state.db.begin().await?;
     if let Some(row) = store::enable_endpoint(&mut tx, id).await? {
@@ -410,10 +410,6 @@ pub enum AgentChangeRefusals {
     Deactivated(Problem),
 }
 
-pub(crate) fn parse_id(id: &str) -> Result<AgentId, ApiError> {
-    id.parse().map_err(|e| ApiError::invalid("id", e))
-}
-
 /// The agent, active or not.
 pub(crate) async fn find(db: &sqlx::PgPool, id: AgentId) -> sqlx::Result<Option<Agent>> {
     Ok(store::find(db, id).await?.map(Agent::from))
@@ -445,7 +441,7 @@ pub(crate) async fn records_page<Row, Rows>(
 where
     Rows: Future<Output = sqlx::Result<Vec<Row>>>,
 {
-    let agent = parse_id(id)?;
+    let agent = path_id(id)?;
     let limit = crate::extract::page_size(query.limit)?;
     let before =
         cursor::newest_first_after(query.cursor.as_deref(), kind).map_err(|e| ApiError::invalid("cursor", e))?;

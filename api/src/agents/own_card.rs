@@ -9,9 +9,10 @@ use shared::events::{self, Aggregate};
 
 use super::card_import::{self, AgentInterface, AgentProvider, Fetched, ImportedCard};
 use super::model::{Agent, UpdateAgent};
-use super::{agent_not_found, changed, deactivated, inactive_or_missing, parse_id, require_allowed_scheme, store};
+use super::{agent_not_found, changed, deactivated, inactive_or_missing, require_allowed_scheme, store};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem, SignedRequestRefusals};
+use crate::extract::path_id;
 use crate::state::AppState;
 
 /// The card at `url`, fetched without an ETag (so never "unchanged").
@@ -44,7 +45,7 @@ pub(super) async fn refresh_agent_card(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Agent>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id)?;
     principal.require_agent(id)?;
     let Some(import) = store::card_import(&state.db, id).await? else {
         return Err(match store::find(&state.db, id).await? {

@@ -26,7 +26,7 @@ use super::{recipient_of, require_recipient};
 use crate::auth::{Authenticated, Principal};
 use crate::cursor;
 use crate::error::{ApiError, Problem, SignedRequestRefusals};
-use crate::extract::ValidQuery;
+use crate::extract::{ValidQuery, path_id};
 use crate::jobs::find_for_party;
 use crate::state::AppState;
 
@@ -205,7 +205,7 @@ async fn job_deliveries(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
-    let id: JobId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let id: JobId = path_id(&id)?;
     find_for_party(&state, id, &principal).await?;
     let (agent, client) = recipient_of(&principal).map_or((None, None), Recipient::columns);
     // Each party sees its own deliveries: the other's answers are not its business.
@@ -231,7 +231,7 @@ async fn agent_deliveries(
     ValidQuery(query): ValidQuery<DeliveryQuery>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    let id: AgentId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let id: AgentId = path_id(&id)?;
     recipient_page(&state, &principal, Recipient::Agent(id), query).await
 }
 
@@ -245,7 +245,7 @@ async fn client_deliveries(
     ValidQuery(query): ValidQuery<DeliveryQuery>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    let id: ClientId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let id: ClientId = path_id(&id)?;
     recipient_page(&state, &principal, Recipient::Client(id), query).await
 }
 

@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 use super::require_recipient;
 use crate::auth::{Principal, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
+use crate::extract::path_id;
 use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -71,7 +72,7 @@ async fn recover_agent_deliveries(
     Path(id): Path<String>,
     Signed { principal, body, .. }: Signed<Recover>,
 ) -> Result<(StatusCode, Json<Recovered>), ApiError> {
-    let id: AgentId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let id: AgentId = path_id(&id)?;
     recover(&state, &principal, Recipient::Agent(id), body).await
 }
 
@@ -89,7 +90,7 @@ async fn recover_client_deliveries(
     Path(id): Path<String>,
     Signed { principal, body, .. }: Signed<Recover>,
 ) -> Result<(StatusCode, Json<Recovered>), ApiError> {
-    let id: ClientId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let id: ClientId = path_id(&id)?;
     recover(&state, &principal, Recipient::Client(id), body).await
 }
 

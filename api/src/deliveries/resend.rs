@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::recipient_of;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem, SignedRequestRefusals};
+use crate::extract::path_id;
 use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -36,7 +37,7 @@ async fn resend_delivery(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    let id: DeliveryId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let id: DeliveryId = path_id(&id)?;
     let Some(recipient) = recipient_of(&principal) else {
         return Err(not_yours(id));
     };

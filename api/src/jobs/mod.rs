@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Authenticated, Principal, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
-use crate::extract::ValidQuery;
+use crate::extract::{ValidQuery, path_id};
 use crate::state::AppState;
 use crate::{cursor, outbox, receipts};
 use model::{CompleteJob, CreateJob, FailJob, Job, JobPage, MAX_FAILURE_REASON_CHARS};
@@ -235,7 +235,7 @@ async fn get_job(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Job>, ApiError> {
-    let id = parse_job_id(&id)?;
+    let id = path_id(&id)?;
     Ok(Json(find_for_party(&state, id, &principal).await?))
 }
 
@@ -370,7 +370,7 @@ async fn transition(
     result: Option<&serde_json::Value>,
     failure_reason: Option<&str>,
 ) -> Result<Json<Job>, ApiError> {
-    let id = parse_job_id(id)?;
+    let id = path_id(id)?;
     let party = match (principal, transition.by_agent()) {
         (Principal::Agent(agent), true) => agent.as_uuid(),
         (Principal::Client(client), false) => client.as_uuid(),
@@ -437,10 +437,6 @@ fn refusal(job: &Job, transition: JobTransition) -> String {
     }
 }
 
-fn parse_job_id(id: &str) -> Result<JobId, ApiError> {
-    id.parse().map_err(|e| ApiError::invalid("id", e))
-}
-
-fn job_not_found(id: JobId) -> ApiError {
+pub(crate) fn job_not_found(id: JobId) -> ApiError {
     ApiError::NotFound(format!("no job {id} of yours"))
 }

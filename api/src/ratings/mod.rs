@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Principal, Signed};
 use crate::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::extract::{PageQuery, ValidQuery};
+use crate::extract::{PageQuery, ValidQuery, path_id};
 use crate::state::AppState;
 use crate::{agents, jobs, outbox, receipts};
 use model::{JobRated, JobRating, RateJob, RatingPage};
@@ -47,7 +47,7 @@ async fn rate_job(
     Path(id): Path<String>,
     Signed { principal, body, .. }: Signed<RateJob>,
 ) -> Result<(StatusCode, Json<JobRating>), ApiError> {
-    let id: JobId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let id: JobId = path_id(&id)?;
     let Principal::Client(client) = principal else {
         return Err(ApiError::Forbidden("only the job's client may rate it; sign with your cli_… keyid".into()));
     };

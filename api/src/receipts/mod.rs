@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 use crate::agents;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::extract::{PageQuery, ValidQuery};
+use crate::extract::{PageQuery, ValidQuery, path_id};
 use crate::platform_keys::PlatformKeys;
 use crate::state::AppState;
 pub use model::FinishedJob;
@@ -88,9 +88,9 @@ async fn get_receipt(
     Path(id): Path<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<JobReceipt>, ApiError> {
-    let id: JobId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let id: JobId = path_id(&id)?;
     let found = store::find(&state.db, id).await?.filter(|job| principal.is_party(job.agent_id, job.client_id));
-    let job = found.ok_or_else(|| ApiError::NotFound(format!("no job {id} of yours")))?;
+    let job = found.ok_or_else(|| crate::jobs::job_not_found(id))?;
     match job.receipt {
         Some(receipt) => Ok(Json(receipt.into())),
         None => Err(ApiError::Conflict(format!(
