@@ -57,7 +57,6 @@ pub struct CapabilityTagSchema(pub String);
 /// value (or, with `agent_card_url`, take the card's).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
 pub struct UpdateAgent {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false, value_type = Option<String>, min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]

@@ -111,6 +111,7 @@ async fn the_openapi_document_and_docs_page_are_served() {
     }
     let update = &document["components"]["schemas"]["UpdateAgent"];
     assert_eq!(update["minProperties"], 1, "a change names at least one field");
+    assert!(update.get("maxProperties").is_none(), "and may name several: {update}");
     assert_eq!(update["properties"]["price"]["type"], "string", "and never sends null: {update}");
     assert!(
         document["paths"]["/v1/agents"].get("get").is_some() && document["paths"]["/v1/agents"].get("post").is_some()
