@@ -118,6 +118,8 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         cmd!(sh, "{api} migrate")
             .env("DATABASE_URL", &database_url)
             .env("REDIS_URL", &redis_url)
+            .env("WEBHOOK_SECRET_KEY", WEBHOOK_SECRET_KEY)
+            .env("PLATFORM_SIGNING_KEY", BENCH_SIGNING_KEY)
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "warn"),
     )?;
@@ -148,7 +150,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
         .collect::<Vec<_>>();
-        for class in ["DISCOVERY", "READ", "WRITE"] {
+        for class in ["DISCOVERY", "READ", "WRITE", "WRITE_IP"] {
             env.push((format!("RATE_LIMIT_{class}_CAPACITY"), "1000000000".into()));
             env.push((format!("RATE_LIMIT_{class}_REFILL_PER_MIN"), "1000000000".into()));
         }
@@ -663,11 +665,11 @@ fn is_uncached(scenario: &str) -> bool {
 }
 
 /// The target of a scenario (issue 8, on this 2-core machine; uncached
-/// discovery: issue 18).
+/// discovery and create-job's 2,500/s: issue 18).
 fn target(scenario: &str) -> &'static str {
     match scenario {
         "discovery" | "get-agent" => "≥ 10,000 req/s, p99 < 10 ms",
-        "create-job" => "≥ 2,000 req/s",
+        "create-job" => "≥ 2,500 req/s",
         "deliveries" => "≥ 2,000 deliveries/s",
         name if is_uncached(name) => "≥ 6,000 req/s, p99 < 10 ms",
         _ => "none",
@@ -678,7 +680,8 @@ fn target(scenario: &str) -> &'static str {
 fn meets(scenario: &Scenario) -> bool {
     let target = match scenario.name.as_str() {
         "discovery" | "get-agent" => scenario.rate >= 10_000.0 && scenario.p99 < 10.0,
-        "create-job" | "deliveries" => scenario.rate >= 2_000.0,
+        "create-job" => scenario.rate >= 2_500.0,
+        "deliveries" => scenario.rate >= 2_000.0,
         name if is_uncached(name) => scenario.rate >= 6_000.0 && scenario.p99 < 10.0,
         _ => true,
     };
