@@ -95,18 +95,13 @@ impl EventPublisher {
     /// Publishes until `stopping` turns true, then hands the lease back.
     pub async fn run(self, mut stopping: watch::Receiver<bool>) {
         loop {
-            let pause = match self.round().await {
-                Ok(full) if full => Duration::ZERO,
-                Ok(_) => POLL_INTERVAL,
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "publishing paused; events stay in the outbox");
-                    RETRY_DELAY
-                }
-            };
-            tokio::select! {
-                () = self.signal.events_written() => {}
-                () = tokio::time::sleep(pause) => {}
-                _ = stopping.wait_for(|stopping| *stopping) => break,
+            let round = self.round().await;
+            if let Err(error) = &round {
+                tracing::warn!(error = format!("{error:#}"), "publishing paused; events stay in the outbox");
+            }
+            let woken = self.signal.events_written();
+            if !outbox::wait_for_next_round(&round, woken, POLL_INTERVAL, RETRY_DELAY, &mut stopping).await {
+                break;
             }
         }
         self.lease.release(&self.db).await;

@@ -53,11 +53,10 @@ impl Class {
     }
 }
 
-/// KEYS[1]: the bucket. ARGV: capacity, refill per minute.
-/// Returns {allowed (0/1), tokens left (floor), ms until the next token}.
-static TOKEN_BUCKET: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
+/// Takes one token from the bucket KEYS[1] (ARGV[1]: capacity, ARGV[2]:
+/// refill per minute) and returns {allowed (0/1), tokens left (floor), ms
+/// until the next token}.
+const TAKE_TOKEN_LUA: &str = r#"
 local capacity = tonumber(ARGV[1])
 local per_ms = tonumber(ARGV[2]) / 60000
 local clock = redis.call('TIME')
@@ -78,8 +77,17 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / per_ms) + 1000)
 return {allowed, math.floor(tokens), wait}
-"#,
-    )
+"#;
+
+static TOKEN_BUCKET: LazyLock<Script> = LazyLock::new(|| Script::from_lua(TAKE_TOKEN_LUA));
+
+/// A signed request's nonce and its principal's token in one round trip:
+/// first `SET NX EX` of the nonce KEYS[2] for ARGV[3] seconds (a replay
+/// answers {-1, 0, 0} and spends no token), then the token as above.
+static NONCE_THEN_TOKEN: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(format!(
+        "if not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then return {{-1, 0, 0}} end\n{TAKE_TOKEN_LUA}"
+    ))
 });
 
 /// The outcome of taking one token.
@@ -93,6 +101,17 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// From the script's answer: {allowed (0/1), tokens left, ms until the next token}.
+    fn new(class: Class, bucket: BucketSettings, (allowed, remaining, next_token_ms): (i64, i64, i64)) -> Self {
+        Self {
+            allowed: allowed == 1,
+            class,
+            bucket,
+            remaining: u64::try_from(remaining).unwrap_or_default(),
+            next_token_ms: u64::try_from(next_token_ms).unwrap_or_default(),
+        }
+    }
+
     /// Whole seconds until a request would be allowed again.
     pub fn retry_after_seconds(&self) -> u64 {
         self.next_token_ms.div_ceil(1000).max(1)
@@ -123,25 +142,47 @@ impl Decision {
 #[tracing::instrument(name = "redis rate limit", skip_all, fields(class = class.name()))]
 pub async fn take(state: &AppState, class: Class, principal: &str) -> Result<Decision, fred::error::Error> {
     let bucket = class.bucket(state);
-    let key = format!("{}ratelimit:{}:{principal}", state.settings.redis_key_prefix, class.name());
-    let (allowed, remaining, next_token_ms): (i64, i64, i64) =
-        TOKEN_BUCKET.evalsha_with_reload(state.redis.next(), key, vec![bucket.capacity, bucket.refill_per_min]).await?;
-    Ok(Decision {
-        allowed: allowed == 1,
-        class,
-        bucket,
-        remaining: u64::try_from(remaining).unwrap_or_default(),
-        next_token_ms: u64::try_from(next_token_ms).unwrap_or_default(),
-    })
+    let answer = TOKEN_BUCKET
+        .evalsha_with_reload(state.redis.next(), bucket_key(state, class, principal), arguments(bucket))
+        .await?;
+    Ok(Decision::new(class, bucket, answer))
 }
 
-/// For writes: a token or 429; without Redis, 503 (fail closed).
-pub async fn enforce(state: &AppState, class: Class, principal: &str) -> Result<(), ApiError> {
-    let decision = take(state, class, principal).await.map_err(|error| {
-        tracing::warn!(%error, during = "rate limit", "redis unavailable");
-        ApiError::Unavailable("cannot check the rate limit right now; retry shortly".into())
-    })?;
+/// A signed request's nonce (`nonce_key`, kept `nonce_ttl_seconds`), then
+/// a token of its principal's bucket, in one round trip. `None` when the
+/// nonce was seen already: a replay, which spends no token.
+#[tracing::instrument(name = "redis nonce and rate limit", skip_all, fields(class = class.name()))]
+pub async fn take_with_nonce(
+    state: &AppState,
+    class: Class,
+    principal: &str,
+    nonce_key: String,
+) -> Result<Option<Decision>, fred::error::Error> {
+    let bucket = class.bucket(state);
+    let mut arguments = arguments(bucket);
+    arguments.push(i64::try_from(state.settings.nonce_ttl_seconds).unwrap_or(i64::MAX).max(1));
+    let keys = vec![bucket_key(state, class, principal), nonce_key];
+    let answer: (i64, i64, i64) = NONCE_THEN_TOKEN.evalsha_with_reload(state.redis.next(), keys, arguments).await?;
+    Ok((answer.0 != -1).then(|| Decision::new(class, bucket, answer)))
+}
+
+/// Lets the request on, or refuses it with 429.
+pub fn admit(decision: Decision) -> Result<(), ApiError> {
     if decision.allowed { Ok(()) } else { Err(rejected(decision)) }
+}
+
+/// A 503 for a request whose `checks` need Redis.
+pub fn unavailable(error: &fred::error::Error, checks: &'static str) -> ApiError {
+    tracing::warn!(%error, during = checks, "redis unavailable");
+    ApiError::Unavailable(format!("cannot check {checks} right now; retry shortly"))
+}
+
+fn arguments(bucket: BucketSettings) -> Vec<i64> {
+    vec![i64::from(bucket.capacity), i64::from(bucket.refill_per_min)]
+}
+
+fn bucket_key(state: &AppState, class: Class, principal: &str) -> String {
+    format!("{}ratelimit:{}:{principal}", state.settings.redis_key_prefix, class.name())
 }
 
 /// A 429, logged for the rate-limit rejections metric.

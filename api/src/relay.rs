@@ -49,18 +49,13 @@ impl Relay {
     /// Relays until `stopping` turns true.
     pub async fn run(self, mut stopping: watch::Receiver<bool>) {
         loop {
-            let pause = match self.relay_batch().await {
-                Ok(relayed) if relayed == BATCH as usize => Duration::ZERO,
-                Ok(_) => POLL_INTERVAL,
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "relay paused; deliveries stay pending");
-                    RETRY_DELAY
-                }
-            };
-            tokio::select! {
-                () = self.wake.deliveries_written() => {}
-                () = tokio::time::sleep(pause) => {}
-                _ = stopping.wait_for(|stopping| *stopping) => return,
+            let round = self.relay_batch().await.map(|relayed| relayed == BATCH as usize);
+            if let Err(error) = &round {
+                tracing::warn!(error = format!("{error:#}"), "relay paused; deliveries stay pending");
+            }
+            let woken = self.wake.deliveries_written();
+            if !outbox::wait_for_next_round(&round, woken, POLL_INTERVAL, RETRY_DELAY, &mut stopping).await {
+                return;
             }
         }
     }

@@ -45,35 +45,22 @@ struct EndpointDisabled {
     disabled_at: OffsetDateTime,
 }
 
-/// Updates the endpoint's run of failures after an attempt to `target`
-/// (`started` is when it began), when `target` is still the agent's
-/// endpoint; disables the endpoint when the run has lasted `disable_after`
-/// or the endpoint is gone. Returns whether this attempt disabled it. On a
-/// failure the agent's row stays locked until the transaction ends, so its
-/// `endpoint.disabled` event is ordered after every earlier event of the
-/// agent.
-pub async fn agent_endpoint(
+/// Extends the endpoint's run of failures after a failed attempt to
+/// `target` (`started` is when it began), when `target` is still the
+/// agent's endpoint; disables the endpoint when the run has lasted
+/// `disable_after` or the endpoint is gone. Returns whether this attempt
+/// disabled it. The agent's row stays locked until the transaction ends, so
+/// its `endpoint.disabled` event is ordered after every earlier event of
+/// the agent. (A success ends the run in the statement that records it:
+/// `record`.)
+pub async fn agent_endpoint_failed(
     tx: &mut PgConnection,
     agent: AgentId,
     target: &str,
-    succeeded: bool,
     gone: bool,
     started: OffsetDateTime,
     disable_after: Duration,
 ) -> anyhow::Result<bool> {
-    if succeeded {
-        // The common case: no row lock unless a run of failures ends, so
-        // deliveries to one agent do not queue behind each other.
-        sqlx::query!(
-            "UPDATE agents SET endpoint_failing_since = NULL
-             WHERE id = $1 AND endpoint_url = $2 AND endpoint_failing_since IS NOT NULL",
-            agent.as_uuid(),
-            target
-        )
-        .execute(&mut *tx)
-        .await?;
-        return Ok(false);
-    }
     let endpoint = sqlx::query!(
         "SELECT endpoint_url, endpoint_failing_since, endpoint_disabled_at FROM agents WHERE id = $1 FOR NO KEY UPDATE",
         agent.as_uuid()

@@ -1,12 +1,13 @@
 //! What the lease holder writes: an attempt (the attempt row, the
 //! delivery's new status and next attempt, the agent endpoint's health and
-//! the URL's pacing, in one transaction), a deferral, or a death unsent.
+//! the URL's pacing: one statement on a success, one transaction on a
+//! failure), a deferral, or a death unsent.
 
 use std::time::Duration;
 
 use shared::delivery_tasks::Push;
 use shared::domain::AgentId;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -32,7 +33,9 @@ pub struct Recorded {
 }
 
 /// Records the attempt; `None` when the lease was lost meanwhile (it lapsed
-/// and another push took the delivery over): that push records instead.
+/// and another push took the delivery over): that push records instead. A
+/// success is one statement; a failure also extends the endpoint's run of
+/// failures and paces its URL, in one transaction.
 pub async fn record(
     db: &PgPool,
     attempted: Attempted<'_>,
@@ -40,22 +43,43 @@ pub async fn record(
     next: Option<Next>,
     disable_after: Duration,
 ) -> anyhow::Result<Option<Recorded>> {
-    let Attempted { push, leased, started, latency_ms, sent } = attempted;
+    let Attempted { leased, started, sent, .. } = &attempted;
+    if sent.succeeded() {
+        let written = write(db, &attempted, outcome, next.as_ref(), sent.error.as_deref()).await?;
+        return Ok(written.then_some(Recorded { outcome, next }));
+    }
     let (mut outcome, mut next, mut error) = (outcome, next, sent.error.clone());
     let mut tx = db.begin().await?;
     if let Some(agent) = leased.agent_id {
         let agent = AgentId::from_uuid(agent);
         let gone = outcome == Outcome::Gone;
         let disabled =
-            health::agent_endpoint(&mut tx, agent, &leased.target_url, sent.succeeded(), gone, started, disable_after)
-                .await?;
+            health::agent_endpoint_failed(&mut tx, agent, &leased.target_url, gone, *started, disable_after).await?;
         if disabled && outcome == Outcome::Retry {
             (outcome, next) = (Outcome::Dead, None);
             error = Some(format!("{}; {}", error.unwrap_or_default(), shared::webhooks::ENDPOINT_DISABLED));
         }
     }
-    // One statement: the delivery (by the lease holder only), its attempt,
-    // and on a success the end of its URL's pacing.
+    if !write(&mut *tx, &attempted, outcome, next.as_ref(), error.as_deref()).await? {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    pacing::record_failure(&mut tx, &leased.target_url, sent, next.as_ref().map(|next| next.at)).await?;
+    tx.commit().await?;
+    Ok(Some(Recorded { outcome, next }))
+}
+
+/// One statement: the delivery (by the lease holder only), its attempt,
+/// and on a success the end of its URL's pacing and of its agent
+/// endpoint's run of failures. False when the lease was lost.
+async fn write(
+    db: impl PgExecutor<'_>,
+    attempted: &Attempted<'_>,
+    outcome: Outcome,
+    next: Option<&Next>,
+    error: Option<&str>,
+) -> sqlx::Result<bool> {
+    let Attempted { push, leased, started, latency_ms, sent } = attempted;
     let recorded = sqlx::query!(
         "WITH updated AS (
              UPDATE webhook_deliveries
@@ -66,8 +90,12 @@ pub async fn record(
                  dispatched_at = COALESCE(dispatched_at, now())
              WHERE id = $1 AND generation = $8 AND lease_token = $9
              RETURNING id
-         ), cleared AS (
+         ), unpaced AS (
              DELETE FROM endpoint_health WHERE $15 AND url = $16 AND EXISTS (SELECT 1 FROM updated)
+         ), healthy AS (
+             UPDATE agents SET endpoint_failing_since = NULL
+             WHERE $15 AND id = $17 AND endpoint_url = $16 AND endpoint_failing_since IS NOT NULL
+               AND EXISTS (SELECT 1 FROM updated)
          )
          INSERT INTO delivery_attempts
              (delivery_id, generation, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
@@ -77,8 +105,8 @@ pub async fn record(
         leased.attempt,
         error,
         outcome != Outcome::Retry,
-        next.as_ref().map(|next| next.at),
-        next.as_ref().map(|next| next.task_name.as_str()),
+        next.map(|next| next.at),
+        next.map(|next| next.task_name.as_str()),
         push.generation,
         leased.token,
         started,
@@ -88,18 +116,11 @@ pub async fn record(
         outcome.as_str(),
         sent.succeeded(),
         leased.target_url,
+        leased.agent_id,
     )
-    .execute(&mut *tx)
+    .execute(db)
     .await?;
-    if recorded.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Ok(None);
-    }
-    if !sent.succeeded() {
-        pacing::record_failure(&mut tx, &leased.target_url, sent, next.as_ref().map(|next| next.at)).await?;
-    }
-    tx.commit().await?;
-    Ok(Some(Recorded { outcome, next }))
+    Ok(recorded.rows_affected() == 1)
 }
 
 /// The delivery dies unsent, `why` (the endpoint is disabled, or its URL was

@@ -132,8 +132,9 @@ impl FromRequest<AppState> for Authenticated {
     }
 }
 
-/// Verifies, then spends a token: signed reads from the principal's read
-/// bucket, writes from its write bucket. Buckets are keyed by the canonical
+/// Verifies, then stores the nonce and spends a token (one Redis call):
+/// signed reads from the principal's read bucket, writes from its write
+/// bucket. Buckets are keyed by the canonical
 /// principal (not the keyid as spelled), and registrations — a fresh key
 /// each time — by client IP.
 async fn authenticate(
@@ -141,7 +142,7 @@ async fn authenticate(
     body: &[u8],
     state: &AppState,
 ) -> Result<(Principal, VerifyingKey), ApiError> {
-    let (principal, key) = signature::verify(parts, body, state).await?;
+    let signature::Verified { principal, key, nonce_key } = signature::verify(parts, body, state).await?;
     let class = match parts.method {
         axum::http::Method::GET | axum::http::Method::HEAD => Class::Read,
         _ => Class::Write,
@@ -155,7 +156,10 @@ async fn authenticate(
     };
     // The request span says who called (a class, not an id: traces are not an audit log).
     tracing::Span::current().record("principal", class_name);
-    rate_limit::enforce(state, class, &bucket).await?;
+    let decision = rate_limit::take_with_nonce(state, class, &bucket, nonce_key)
+        .await
+        .map_err(|error| rate_limit::unavailable(&error, "the request's nonce and rate limit"))?;
+    rate_limit::admit(decision.ok_or(AuthFailure::ReplayedNonce)?)?;
     Ok((principal, key))
 }
 

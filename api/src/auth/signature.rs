@@ -13,8 +13,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
-use fred::prelude::KeysInterface;
-use fred::types::{Expiration, SetOptions};
 use sfv::{BareItem, Dictionary, FieldType, InnerList, ListEntry, Parser};
 use sha2::{Digest, Sha256};
 use shared::settings::MAX_CLOCK_SKEW_SECONDS;
@@ -76,10 +74,19 @@ impl From<AuthFailure> for ApiError {
     }
 }
 
-/// Checks run cheapest first; the nonce is stored last, so requests that
-/// fail verification cannot fill Redis or burn a legitimate nonce. Returns
-/// who signed, and the key that verified.
-pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<(Principal, VerifyingKey), ApiError> {
+/// A verified signature: who signed, the key that verified, and the Redis
+/// key of its nonce, which the caller stores (with the rate-limit token, in
+/// one round trip) before the request goes on.
+pub struct Verified {
+    pub principal: Principal,
+    pub key: VerifyingKey,
+    pub nonce_key: String,
+}
+
+/// Checks run cheapest first; the nonce is stored only after them, so
+/// requests that fail verification cannot fill Redis or burn a legitimate
+/// nonce.
+pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<Verified, ApiError> {
     let signature = SignatureInput::from_headers(&parts.headers)?;
     let nonce = signature.nonce.as_deref().ok_or_else(|| malformed("the nonce parameter (a string) is missing"))?;
     if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
@@ -103,9 +110,8 @@ pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<(Pri
     if let Some(digest) = parts.headers.get(DIGEST_COMPONENT) {
         check_digest(digest.as_bytes(), body)?;
     }
-    // Keyed by the canonical keyid: a nonce cannot be used again under another spelling.
-    remember_nonce(state, &principal.to_string(), nonce).await?;
-    Ok((principal, key))
+    let nonce_key = nonce_key(state, &principal, nonce);
+    Ok(Verified { principal, key, nonce_key })
 }
 
 fn malformed(reason: impl Into<String>) -> AuthFailure {
@@ -317,22 +323,12 @@ fn check_created(created: i64, max_age_seconds: u64) -> Result<(), AuthFailure> 
 
 static DECOY_KEY: LazyLock<VerifyingKey> = LazyLock::new(|| SigningKey::from_bytes(&[7; 32]).verifying_key());
 
-/// `SET NX EX`: atomic, so two replays racing each other cannot both pass.
-/// Without Redis no replay can be ruled out, so signed writes fail closed.
-#[tracing::instrument(name = "redis nonce", skip_all)]
-async fn remember_nonce(state: &AppState, keyid: &str, nonce: &str) -> Result<(), ApiError> {
+/// Keyed by the canonical keyid: a nonce cannot be used again under
+/// another spelling. Stored with `SET NX EX`, atomic, so two replays racing
+/// each other cannot both pass.
+fn nonce_key(state: &AppState, principal: &Principal, nonce: &str) -> String {
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
-    let key = format!("{}nonce:{keyid}:{nonce}", state.settings.redis_key_prefix);
-    let ttl = i64::try_from(state.settings.nonce_ttl_seconds).unwrap_or(i64::MAX);
-    let stored: Option<String> =
-        state.redis.set(key, 1, Some(Expiration::EX(ttl)), Some(SetOptions::NX), false).await.map_err(|error| {
-            tracing::warn!(%error, during = "nonce check", "redis unavailable");
-            ApiError::Unavailable("cannot check the request's nonce right now; retry shortly".into())
-        })?;
-    match stored {
-        Some(_) => Ok(()),
-        None => Err(AuthFailure::ReplayedNonce.into()),
-    }
+    format!("{}nonce:{principal}:{nonce}", state.settings.redis_key_prefix)
 }
 
 #[cfg(test)]
