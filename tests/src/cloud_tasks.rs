@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
@@ -46,6 +47,9 @@ pub struct StandInConfig {
     pub max_doublings: u32,
     /// Dispatch starts per second across all queues (at least 1).
     pub max_dispatches_per_second: u32,
+    /// Dispatches in flight at once (at least 1): a task waits for a free
+    /// one, as with the queue's `maxConcurrentDispatches`.
+    pub max_concurrent_dispatches: u32,
     /// How long a dispatch may wait for a response when the task sets no
     /// `dispatchDeadline` (Cloud Tasks: 10 minutes).
     pub dispatch_deadline: Duration,
@@ -64,6 +68,7 @@ impl Default for StandInConfig {
             max_backoff: Duration::from_secs(600),
             max_doublings: 5,
             max_dispatches_per_second: 10,
+            max_concurrent_dispatches: 100,
             dispatch_deadline: Duration::from_secs(600),
             authorization: None,
         }
@@ -78,6 +83,7 @@ impl StandInConfig {
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(400),
             max_dispatches_per_second: 1000,
+            max_concurrent_dispatches: 1000,
             dispatch_deadline: Duration::from_secs(5),
             ..Self::default()
         }
@@ -97,6 +103,11 @@ impl StandInConfig {
             max_dispatches_per_second: env_number(
                 "CLOUD_TASKS_STANDIN_MAX_DISPATCHES_PER_SECOND",
                 defaults.max_dispatches_per_second,
+                1,
+            )?,
+            max_concurrent_dispatches: env_number(
+                "CLOUD_TASKS_STANDIN_MAX_CONCURRENT_DISPATCHES",
+                defaults.max_concurrent_dispatches,
                 1,
             )?,
             dispatch_deadline: millis("CLOUD_TASKS_STANDIN_DISPATCH_DEADLINE_MS", defaults.dispatch_deadline)?,
@@ -183,6 +194,7 @@ impl CloudTasksStandIn {
         let shared = Arc::new(Shared {
             authorization,
             next_dispatch: Mutex::new(Instant::now()),
+            in_flight: Semaphore::new(config.max_concurrent_dispatches.max(1) as usize),
             config,
             http,
             available: AtomicBool::new(true),
@@ -254,6 +266,8 @@ struct Shared {
     authorization: Option<HeaderValue>,
     /// Earliest start of the next dispatch: the rate limiter.
     next_dispatch: Mutex<Instant>,
+    /// `config.max_concurrent_dispatches` permits.
+    in_flight: Semaphore,
     queue: Mutex<Queue>,
 }
 
@@ -544,6 +558,7 @@ async fn dispatch(shared: Arc<Shared>, task: Arc<Task>) {
         if let Ok(wait) = Duration::try_from(eta - OffsetDateTime::now_utc()) {
             tokio::time::sleep(wait).await;
         }
+        let Ok(_in_flight) = shared.in_flight.acquire().await else { return };
         shared.dispatch_slot().await;
 
         let mut headers = task.headers.clone();

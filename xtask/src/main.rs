@@ -51,7 +51,8 @@ commands:
             shapes with the page cache off, webhook deliveries, start-up and peak
             RSS against the targets and as ratios of the ceiling; prints a table,
             writes target/bench/latest.md
-            ([--seconds S] [--connections N] [--jobs K] [--agents A])
+            ([--seconds S] [--connections N] [--jobs K] [--agents A]
+            [--only discovery,get-agent,create-job,uncached,deliveries])
   redrive   (--agent agt_… | --client cli_…) --since <RFC 3339 time>: send again every
             delivery to the agent's endpoint (or the client's callbacks) that died since
             then, in batches of 1,000 (operator; needs only DATABASE_URL; the endpoint

@@ -9,6 +9,8 @@
 //! - `CLOUD_TASKS_STANDIN_MAX_BACKOFF_MS`: longest wait between retries (600000).
 //! - `CLOUD_TASKS_STANDIN_MAX_DOUBLINGS`: times the wait doubles before growing linearly (5).
 //! - `CLOUD_TASKS_STANDIN_MAX_DISPATCHES_PER_SECOND`: dispatch starts per second, at least 1 (10).
+//! - `CLOUD_TASKS_STANDIN_MAX_CONCURRENT_DISPATCHES`: dispatches in flight at once, at least 1
+//!   (100, the queue's Terraform default).
 //! - `CLOUD_TASKS_STANDIN_DISPATCH_DEADLINE_MS`: wait for a response when a task sets no
 //!   `dispatchDeadline` (600000).
 //! - `CLOUD_TASKS_STANDIN_AUTHORIZATION`: `Authorization` header value added to every dispatch,
@@ -26,12 +28,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let config = StandInConfig::from_env()?;
     let summary = format!(
-        "{} attempts, backoff {:?}..{:?} ({} doublings), {}/s, deadline {:?}, authorization {}",
+        "{} attempts, backoff {:?}..{:?} ({} doublings), {}/s, {} in flight, deadline {:?}, authorization {}",
         config.max_attempts,
         config.min_backoff,
         config.max_backoff,
         config.max_doublings,
         config.max_dispatches_per_second,
+        config.max_concurrent_dispatches,
         config.dispatch_deadline,
         if config.authorization.is_some() { "set" } else { "none" },
     );
