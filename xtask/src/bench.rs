@@ -207,6 +207,9 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         results.rss_mb.push(stack.peak_rss_then_stop("api")?);
         Ok(())
     })?;
+    if options.wants("create-job") {
+        results.create_statement_tps = measure_create_statement(runner, &runtime, &database_url, &options)?;
+    }
 
     // Run 2: the same API with the page cache off, one discovery query shape at a time.
     let mut uncached_env = api_env("http://127.0.0.1:9");
@@ -508,6 +511,66 @@ async fn seed(database_url: &str, agents: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// create-job's own statement run by `pgbench` alone (`xtask/bench/create_job.pgbench`,
+/// on the bench database, with no service running), for comparison with the
+/// create-job scenario; its events are then marked published, so the next
+/// runs do not publish them. `None` in a dry run.
+fn measure_create_statement(
+    runner: &Runner,
+    runtime: &tokio::runtime::Runtime,
+    database_url: &str,
+    options: &Options,
+) -> anyhow::Result<Option<f64>> {
+    let sh = &runner.sh;
+    let (mut agents, mut clients) = (0, 0);
+    runner.step("pick 500 agents and the load's clients for pgbench", || {
+        (agents, clients) = runtime.block_on(create_pick_tables(database_url))?;
+        Ok(())
+    })?;
+    let script = runner.path("xtask/bench/create_job.pgbench");
+    let (connections, seconds) = (options.connections.to_string(), options.seconds.to_string());
+    let (agents, clients) = (format!("agents={agents}"), format!("clients={clients}"));
+    let tps = run_pgbench(
+        runner,
+        cmd!(
+            sh,
+            "pgbench -n -f {script} -D {agents} -D {clients} -M prepared -c {connections} -j 2 -T {seconds} {database_url}"
+        ),
+    )?;
+    runner.step("mark pgbench's job.created events published (nothing to publish)", || {
+        runtime.block_on(async {
+            let mut db = PgConnection::connect(database_url).await?;
+            db.execute("UPDATE events SET published_at = now() WHERE published_at IS NULL").await?;
+            anyhow::Ok(())
+        })
+    })?;
+    Ok(tps)
+}
+
+/// `bench_pick_agents` and `bench_pick_clients` (n, id), numbered from 1
+/// for pgbench's `random()`; returns how many of each.
+async fn create_pick_tables(database_url: &str) -> anyhow::Result<(i64, i64)> {
+    let mut db = PgConnection::connect(database_url).await?;
+    db.execute(
+        "DROP TABLE IF EXISTS bench_pick_agents, bench_pick_clients;
+         CREATE TABLE bench_pick_agents AS
+             SELECT row_number() OVER () AS n, id FROM (SELECT id FROM agents WHERE active ORDER BY id LIMIT 500) a;
+         CREATE TABLE bench_pick_clients AS
+             SELECT row_number() OVER () AS n, id FROM (SELECT id FROM clients WHERE active ORDER BY id LIMIT 64) c;
+         CREATE UNIQUE INDEX ON bench_pick_agents (n);
+         CREATE UNIQUE INDEX ON bench_pick_clients (n);",
+    )
+    .await?;
+    let counts: (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM bench_pick_agents), (SELECT count(*) FROM bench_pick_clients)")
+            .fetch_one(&mut db)
+            .await?;
+    if counts.0 == 0 || counts.1 == 0 {
+        bail!("no agents or clients to create jobs between");
+    }
+    Ok(counts)
+}
+
 /// Seconds from now until no event is left unpublished; `None` in time
 /// given up after five minutes.
 async fn wait_for_events_published(database_url: &str) -> anyhow::Result<Option<f64>> {
@@ -708,6 +771,8 @@ pub struct Results {
     /// After create-job ended, until its events were all published
     /// (`Some(None)`: not within the wait).
     pub publish_lag_s: Option<Option<f64>>,
+    /// create-job's statement alone, by pgbench.
+    pub create_statement_tps: Option<f64>,
 }
 
 fn is_uncached(scenario: &str) -> bool {
@@ -820,6 +885,12 @@ impl Results {
                 table.push_str(&format!("| ceiling: {what} = {} tps | | | | | | | | |\n", thousands(tps)));
             }
         }
+        if let Some(tps) = self.create_statement_tps {
+            table.push_str(&format!(
+                "| create-job's statement alone (pgbench, xtask/bench/create_job.pgbench) = {} tps | | | | | | | | |\n",
+                thousands(tps)
+            ));
+        }
         table
     }
 
@@ -855,12 +926,13 @@ mod tests {
             rss_mb: vec![40.0, 120.5, 60.0],
             ceilings: Some(Ceilings { select: 24_000.0, insert: 5_000.0 }),
             publish_lag_s: Some(Some(2.46)),
+            create_statement_tps: Some(3_500.0),
         };
         let table = results.table();
         let columns = |row: &str| row.matches('|').count();
         assert!(table.lines().all(|row| columns(row) == 10), "nine columns in every row:\n{table}");
         let rows: Vec<&str> = table.lines().skip(2).collect();
-        assert_eq!(rows.len(), 11, "{table}");
+        assert_eq!(rows.len(), 12, "{table}");
         assert!(
             rows[0].starts_with("| discovery | 12000 | 0.50× | 1.00 | 4.00 | 8.00 | 0 |")
                 && rows[0].ends_with("| yes |"),
@@ -883,6 +955,7 @@ mod tests {
         assert!(rows[8].contains("= 120.5 MB") && rows[8].ends_with("| **no** |"), "the largest of the runs");
         assert!(rows[9].starts_with("| ceiling: pgbench -S (select-only) = 24,000 tps |"), "{}", rows[9]);
         assert!(rows[10].starts_with("| ceiling: pgbench one-row INSERT = 5,000 tps |"), "{}", rows[10]);
+        assert!(rows[11].contains("statement alone (pgbench, xtask/bench/create_job.pgbench) = 3,500 tps"));
     }
 
     #[test]
