@@ -7,6 +7,7 @@
 //! rotation is never overwritten.
 
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::Sealer;
 use crate::domain::{AgentId, ClientId};
@@ -18,15 +19,21 @@ const BATCH: i64 = 200;
 /// `max_batches` batches of each; returns how many rows it sealed.
 pub async fn seal_legacy_secrets(db: &PgPool, sealer: &Sealer, max_batches: usize) -> anyhow::Result<u64> {
     let mut sealed = 0;
+    // In id order from where the last batch ended: each batch starts on the
+    // next unsealed row (`agents_unsealed_secrets`), not at the table's start.
+    let mut after = Uuid::nil();
     for _ in 0..max_batches {
         let agents = sqlx::query!(
             "SELECT id, webhook_secret, previous_webhook_secret FROM agents
-             WHERE webhook_secret IS NOT NULL OR previous_webhook_secret IS NOT NULL LIMIT $1",
-            BATCH
+             WHERE (webhook_secret IS NOT NULL OR previous_webhook_secret IS NOT NULL) AND id > $2
+             ORDER BY id LIMIT $1",
+            BATCH,
+            after,
         )
         .fetch_all(db)
         .await?;
         let done = agents.len() < BATCH as usize;
+        after = agents.last().map_or(after, |agent| agent.id);
         for agent in agents {
             let owner = AgentId::from_uuid(agent.id).to_string();
             let current = seal(sealer, agent.webhook_secret.as_deref(), &owner).await?;
@@ -50,14 +57,18 @@ pub async fn seal_legacy_secrets(db: &PgPool, sealer: &Sealer, max_batches: usiz
             break;
         }
     }
+    let mut after = Uuid::nil();
     for _ in 0..max_batches {
         let clients = sqlx::query!(
-            r#"SELECT id, webhook_secret AS "webhook_secret!" FROM clients WHERE webhook_secret IS NOT NULL LIMIT $1"#,
-            BATCH
+            r#"SELECT id, webhook_secret AS "webhook_secret!" FROM clients
+               WHERE webhook_secret IS NOT NULL AND id > $2 ORDER BY id LIMIT $1"#,
+            BATCH,
+            after,
         )
         .fetch_all(db)
         .await?;
         let done = clients.len() < BATCH as usize;
+        after = clients.last().map_or(after, |client| client.id);
         for client in clients {
             let owner = ClientId::from_uuid(client.id).to_string();
             let secret = sealer.seal(&client.webhook_secret, &owner).await?;
