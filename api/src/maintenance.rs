@@ -178,7 +178,7 @@ impl Maintenance {
         for delivery in overdue {
             let id = DeliveryId::from_uuid(delivery.id);
             let name = delivery.task_name.unwrap_or_else(|| Push::task_name_before_attempts(id, delivery.generation));
-            match tokio::time::timeout(LOOKUP_TIMEOUT, self.tasks.exists(&name)).await {
+            match tokio::time::timeout(LOOKUP_TIMEOUT, self.tasks.exists(id, &name)).await {
                 Ok(Ok(false)) => {}
                 Ok(Ok(true)) => continue,
                 Ok(Err(error)) => return Err(error),

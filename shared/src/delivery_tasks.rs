@@ -8,6 +8,11 @@
 //! between creating and recording) is refused as ALREADY_EXISTS, which
 //! counts as created. A deferral (the endpoint is paced or busy) is the same
 //! attempt at a later time, so its name adds that time.
+//!
+//! One queue dispatches at most 500 tasks/s, so deliveries are spread over
+//! `CLOUD_TASKS_QUEUE_COUNT` queues. A delivery's tasks all go to the queue
+//! its id picks ([`DeliveryTasks::queue_of`]): names deduplicate per queue,
+//! so a task created twice must land in the same one.
 
 use anyhow::Context;
 use google_cloud_tasks_v2::client::CloudTasks;
@@ -54,6 +59,8 @@ impl Push {
 pub struct DeliveryTasks {
     client: CloudTasks,
     settings: CloudTasksSettings,
+    /// Every queue's full name, the first being `settings.queue`.
+    queues: Vec<String>,
 }
 
 impl DeliveryTasks {
@@ -70,7 +77,12 @@ impl DeliveryTasks {
             None => builder.build().await,
         }
         .context("cannot build the Cloud Tasks client")?;
-        Ok(Self { client, settings })
+        Ok(Self { client, queues: settings.queues(), settings })
+    }
+
+    /// The full name of the queue of `delivery`'s tasks.
+    pub fn queue_of(&self, delivery: DeliveryId) -> &str {
+        &self.queues[queue_index(delivery, self.queues.len())]
     }
 
     /// Creates the HTTP task `name` that pushes `push` to the worker at `at`
@@ -98,11 +110,12 @@ impl DeliveryTasks {
             let token = OidcToken::new().set_service_account_email(account).set_audience(&self.settings.worker_url);
             request = request.set_oidc_token(token);
         }
-        let mut task = Task::new().set_name(self.full_name(name)).set_http_request(request);
+        let queue = self.queue_of(push.delivery_id);
+        let mut task = Task::new().set_name(format!("{queue}/tasks/{name}")).set_http_request(request);
         if let Some(at) = at {
             task = task.set_schedule_time(Timestamp::clamp(at.unix_timestamp(), at.nanosecond() as i32));
         }
-        match self.client.create_task().set_parent(&self.settings.queue).set_task(task).send().await {
+        match self.client.create_task().set_parent(queue).set_task(task).send().await {
             Ok(_) => Ok(()),
             // Created before (by us, before a crash, or by a duplicate push): Cloud Tasks has it.
             Err(error) if has_code(&error, "ALREADY_EXISTS") => Ok(()),
@@ -110,19 +123,30 @@ impl DeliveryTasks {
         }
     }
 
-    /// Whether task `name` still exists (scheduled, running or retrying):
-    /// Cloud Tasks answers NOT_FOUND once it finished or was never created.
-    pub async fn exists(&self, name: &str) -> anyhow::Result<bool> {
-        match self.client.get_task().set_name(self.full_name(name)).send().await {
-            Ok(_) => Ok(true),
-            Err(error) if has_code(&error, "NOT_FOUND") => Ok(false),
-            Err(error) => Err(error).with_context(|| format!("cannot look task {name} up")),
+    /// Whether `delivery`'s task `name` still exists (scheduled, running or
+    /// retrying): Cloud Tasks answers NOT_FOUND once it finished or was never
+    /// created. Looked up in the delivery's queue, then in the others, since
+    /// the task may predate a change of `CLOUD_TASKS_QUEUE_COUNT` (the sweep
+    /// is rare, and re-queueing a live delivery would send it twice).
+    pub async fn exists(&self, delivery: DeliveryId, name: &str) -> anyhow::Result<bool> {
+        let own = self.queue_of(delivery);
+        let others = self.queues.iter().map(String::as_str).filter(|queue| *queue != own);
+        for queue in std::iter::once(own).chain(others) {
+            match self.client.get_task().set_name(format!("{queue}/tasks/{name}")).send().await {
+                Ok(_) => return Ok(true),
+                Err(error) if has_code(&error, "NOT_FOUND") => {}
+                Err(error) => return Err(error).with_context(|| format!("cannot look task {name} up in {queue}")),
+            }
         }
+        Ok(false)
     }
+}
 
-    fn full_name(&self, name: &str) -> String {
-        format!("{}/tasks/{name}", self.settings.queue)
-    }
+/// Which of `queues` queues takes `delivery`'s tasks: its id modulo their
+/// number. Stable across processes and releases (no seeded hasher), and
+/// even, since ids are random (UUIDv4).
+fn queue_index(delivery: DeliveryId, queues: usize) -> usize {
+    (delivery.as_uuid().as_u128() % queues.max(1) as u128) as usize
 }
 
 fn has_code(error: &google_cloud_tasks_v2::Error, code: &str) -> bool {
@@ -140,6 +164,19 @@ mod tests {
         assert_eq!(push.task_name(None), "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b-2-3");
         let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         assert_eq!(push.task_name(Some(at)), "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b-2-3-at1800000000000");
+    }
+
+    #[test]
+    fn a_delivery_keeps_to_one_queue_and_deliveries_spread_evenly() {
+        let delivery: DeliveryId = "dlv_9a8b7c6d5e4f40312a1b0c9d8e7f6a5b".parse().unwrap();
+        assert_eq!(queue_index(delivery, 1), 0);
+        assert_eq!(queue_index(delivery, 4), 0x5b % 4, "the id modulo the count, the same in every process");
+
+        let mut per_queue = [0u32; 4];
+        for _ in 0..40_000 {
+            per_queue[queue_index(DeliveryId::generate(), 4)] += 1;
+        }
+        assert!(per_queue.iter().all(|count| (9_000..11_000).contains(count)), "{per_queue:?}");
     }
 
     #[test]

@@ -132,7 +132,12 @@ pub const DELIVERY_ATTEMPTS_RETENTION_DAYS: Variable = var(
 pub const CLOUD_TASKS_QUEUE: Variable = var(
     "CLOUD_TASKS_QUEUE",
     "projects/local/locations/local/queues/webhook-delivery",
-    "Full name of the Cloud Tasks queue webhook deliveries go through.",
+    "Full name of the (first) Cloud Tasks queue webhook deliveries go through.",
+);
+pub const CLOUD_TASKS_QUEUE_COUNT: Variable = var(
+    "CLOUD_TASKS_QUEUE_COUNT",
+    "1",
+    "Delivery queues (1 to 64): CLOUD_TASKS_QUEUE, then the same name ending -1, -2, …; each delivery keeps to one, picked from its id. One queue dispatches at most 500 tasks/s.",
 );
 pub const CLOUD_TASKS_ENDPOINT: Variable = var(
     "CLOUD_TASKS_ENDPOINT",
@@ -270,6 +275,7 @@ pub const VARIABLES: &[Variable] = &[
     WEBHOOK_ENDPOINT_CONCURRENCY,
     DELIVERY_ATTEMPTS_RETENTION_DAYS,
     CLOUD_TASKS_QUEUE,
+    CLOUD_TASKS_QUEUE_COUNT,
     CLOUD_TASKS_ENDPOINT,
     CLOUD_TASKS_INVOKER_SA,
     PUBSUB_EVENTS_TOPIC,
@@ -319,20 +325,29 @@ pub struct RateLimitSettings {
     pub write_ip: BucketSettings,
 }
 
+/// Most delivery queues: Cloud Tasks' default quota is 1,000 queues per
+/// project, and 64 × 500 dispatches/s is far past any worker fleet here.
+pub const MAX_DELIVERY_QUEUES: u8 = 64;
+
 /// Where and how the relay creates delivery tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudTasksSettings {
-    /// `projects/P/locations/L/queues/Q`.
+    /// The first queue, `projects/P/locations/L/queues/Q`.
     pub queue: String,
+    /// Queues in all, 1 to [`MAX_DELIVERY_QUEUES`]: one dispatches at most
+    /// 500 tasks/s, so a higher delivery rate needs several.
+    pub queue_count: u8,
     pub endpoint: Option<String>,
     pub invoker_service_account: Option<String>,
     pub worker_url: String,
 }
 
 impl CloudTasksSettings {
-    /// The queue's short name, as Cloud Tasks sends it in `X-CloudTasks-QueueName`.
-    pub fn queue_name(&self) -> &str {
-        self.queue.rsplit('/').next().unwrap_or(&self.queue)
+    /// Every delivery queue's full name: `queue`, then `queue-1` …
+    /// `queue-{queue_count - 1}` (as `infra/modules/tasks` names them).
+    pub fn queues(&self) -> Vec<String> {
+        let rest = (1..self.queue_count).map(|index| format!("{}-{index}", self.queue));
+        std::iter::once(self.queue.clone()).chain(rest).collect()
     }
 }
 
@@ -609,6 +624,15 @@ impl SettingsSource {
 
     /// A nonce must be remembered as long as its signature is accepted (its
     /// age plus the allowed clock skew), or a replay could slip through.
+    fn queue_count(&self) -> Result<u8, SettingsError> {
+        let count: u8 = self.parse(CLOUD_TASKS_QUEUE_COUNT)?;
+        if !(1..=MAX_DELIVERY_QUEUES).contains(&count) {
+            let reason = format!("must be from 1 to {MAX_DELIVERY_QUEUES}, got {count}");
+            return Err(SettingsError::Malformed { name: CLOUD_TASKS_QUEUE_COUNT.name, reason });
+        }
+        Ok(count)
+    }
+
     fn nonce_ttl(&self) -> Result<u64, SettingsError> {
         let ttl: u64 = self.parse_positive(NONCE_TTL_SECONDS)?;
         let max_age: u64 = self.parse_positive(SIGNATURE_MAX_AGE_SECONDS)?;
@@ -824,6 +848,7 @@ impl Settings {
             delivery_attempts_retention_days: source.parse_positive(DELIVERY_ATTEMPTS_RETENTION_DAYS)?,
             cloud_tasks: CloudTasksSettings {
                 queue: source.resource_name(CLOUD_TASKS_QUEUE, &["projects", "locations", "queues"])?,
+                queue_count: source.queue_count()?,
                 endpoint: source.optional(CLOUD_TASKS_ENDPOINT)?,
                 invoker_service_account: source.optional(CLOUD_TASKS_INVOKER_SA)?,
                 worker_url: source.http_url(WEBHOOK_WORKER_URL)?,
@@ -880,10 +905,20 @@ mod tests {
         assert_eq!(settings.webhook_retry_schedule.step_after(8), Some(std::time::Duration::from_secs(36_000)));
         assert_eq!(settings.webhook_retry_schedule.step_after(9), None, "nine attempts");
         assert_eq!(settings.webhook_endpoint_concurrency, 10);
-        assert_eq!(settings.cloud_tasks.queue_name(), "webhook-delivery");
+        assert_eq!(settings.cloud_tasks.queues(), ["projects/local/locations/local/queues/webhook-delivery"]);
         assert!(settings.cloud_tasks.endpoint.is_none() && settings.worker_shared_secret.is_none());
         assert!(!settings.allow_http_endpoints);
         assert_eq!(settings.database_url.expose_secret(), "postgres://postgres:hunter2@localhost/db");
+    }
+
+    #[test]
+    fn delivery_queues_after_the_first_are_numbered_from_one() {
+        let mut source = minimal();
+        source.set("CLOUD_TASKS_QUEUE", "projects/p/locations/l/queues/webhook-delivery");
+        source.set("CLOUD_TASKS_QUEUE_COUNT", "3");
+        let queues = Settings::from_source(&source).unwrap().cloud_tasks.queues();
+        let base = "projects/p/locations/l/queues/webhook-delivery";
+        assert_eq!(queues, [base.to_owned(), format!("{base}-1"), format!("{base}-2")]);
     }
 
     #[test]
@@ -925,6 +960,13 @@ mod tests {
         source.set("CLOUD_TASKS_QUEUE", "webhook-delivery");
         let err = Settings::from_source(&source).unwrap_err().to_string();
         assert!(err.contains("CLOUD_TASKS_QUEUE"), "{err}");
+
+        for count in ["0", "65", "300", "four"] {
+            let mut source = minimal();
+            source.set("CLOUD_TASKS_QUEUE_COUNT", count);
+            let err = Settings::from_source(&source).unwrap_err().to_string();
+            assert!(err.contains("CLOUD_TASKS_QUEUE_COUNT") && err.contains(count), "{err}");
+        }
 
         let mut source = minimal();
         source.set("PUBSUB_EVENTS_TOPIC", "projects/p/subscriptions/registry-events");

@@ -7,8 +7,9 @@
 //! What it models: CreateTask (named-task deduplication, `scheduleTime`,
 //! `dispatchDeadline`), GetTask and DeleteTask; dispatch with the headers Cloud
 //! Tasks adds, retries with the queue's exponential backoff, `Retry-After`, and
-//! a dispatch rate limit; and an outage switch. Every queue shares one retry
-//! configuration and one rate limit, as the project has a single queue.
+//! a dispatch rate limit and in-flight cap per queue; and an outage switch.
+//! Every queue has the same configuration, as the project's delivery queues
+//! do (`infra/modules/tasks`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -36,7 +37,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-/// Retry, rate and deadline settings of the (single) queue.
+/// Retry, rate and deadline settings of every queue.
 #[derive(Clone, Debug)]
 pub struct StandInConfig {
     /// Attempts per task, the first included; the task is dropped after the last.
@@ -45,10 +46,10 @@ pub struct StandInConfig {
     pub max_backoff: Duration,
     /// Times the backoff doubles before it grows linearly up to `max_backoff`.
     pub max_doublings: u32,
-    /// Dispatch starts per second across all queues (at least 1).
+    /// Dispatch starts per second of each queue (at least 1).
     pub max_dispatches_per_second: u32,
-    /// Dispatches in flight at once (at least 1): a task waits for a free
-    /// one, as with the queue's `maxConcurrentDispatches`.
+    /// Dispatches in flight at once in each queue (at least 1): a task waits
+    /// for a free one, as with the queue's `maxConcurrentDispatches`.
     pub max_concurrent_dispatches: u32,
     /// How long a dispatch may wait for a response when the task sets no
     /// `dispatchDeadline` (Cloud Tasks: 10 minutes).
@@ -193,8 +194,7 @@ impl CloudTasksStandIn {
         };
         let shared = Arc::new(Shared {
             authorization,
-            next_dispatch: Mutex::new(Instant::now()),
-            in_flight: Semaphore::new(config.max_concurrent_dispatches.max(1) as usize),
+            limits: Mutex::default(),
             config,
             http,
             available: AtomicBool::new(true),
@@ -264,11 +264,17 @@ struct Shared {
     available: AtomicBool,
     /// `config.authorization`, checked once at start.
     authorization: Option<HeaderValue>,
-    /// Earliest start of the next dispatch: the rate limiter.
+    /// Each queue's limits, by its full name, made on its first task.
+    limits: Mutex<HashMap<String, Arc<QueueLimits>>>,
+    queue: Mutex<Queue>,
+}
+
+/// One queue's dispatch limits.
+struct QueueLimits {
+    /// Earliest start of the queue's next dispatch: the rate limiter.
     next_dispatch: Mutex<Instant>,
     /// `config.max_concurrent_dispatches` permits.
     in_flight: Semaphore,
-    queue: Mutex<Queue>,
 }
 
 #[derive(Default)]
@@ -294,6 +300,7 @@ struct Pending {
 struct Task {
     created: CreatedTask,
     queue: String,
+    limits: Arc<QueueLimits>,
     short_name: String,
     /// The task's headers as sent, minus those Cloud Tasks ignores.
     headers: HeaderMap,
@@ -309,11 +316,21 @@ impl Shared {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for this dispatch's turn under `max_dispatches_per_second`.
-    async fn dispatch_slot(&self) {
+    /// The limits of queue `parent` (its full name).
+    fn limits(&self, parent: &str) -> Arc<QueueLimits> {
+        let mut limits = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        let make = || QueueLimits {
+            next_dispatch: Mutex::new(Instant::now()),
+            in_flight: Semaphore::new(self.config.max_concurrent_dispatches.max(1) as usize),
+        };
+        limits.entry(parent.to_owned()).or_insert_with(|| Arc::new(make())).clone()
+    }
+
+    /// Waits for this dispatch's turn under its queue's `max_dispatches_per_second`.
+    async fn dispatch_slot(&self, queue: &QueueLimits) {
         let interval = Duration::from_secs(1) / self.config.max_dispatches_per_second.max(1);
         let slot = {
-            let mut next = self.next_dispatch.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut next = queue.next_dispatch.lock().unwrap_or_else(PoisonError::into_inner);
             let slot = (*next).max(Instant::now());
             *next = slot + interval;
             slot
@@ -493,7 +510,8 @@ async fn create_task(
         oidc_token: target.oidc_token,
         schedule_time,
     };
-    let task = Arc::new(Task { created, queue, short_name, headers, deadline, create_time, http_request: raw });
+    let limits = shared.limits(&parent);
+    let task = Arc::new(Task { created, queue, limits, short_name, headers, deadline, create_time, http_request: raw });
 
     let mut state = shared.queue();
     if state.stopped {
@@ -558,8 +576,8 @@ async fn dispatch(shared: Arc<Shared>, task: Arc<Task>) {
         if let Ok(wait) = Duration::try_from(eta - OffsetDateTime::now_utc()) {
             tokio::time::sleep(wait).await;
         }
-        let Ok(_in_flight) = shared.in_flight.acquire().await else { return };
-        shared.dispatch_slot().await;
+        let Ok(_in_flight) = task.limits.in_flight.acquire().await else { return };
+        shared.dispatch_slot(&task.limits).await;
 
         let mut headers = task.headers.clone();
         let mut add = |name: &'static str, value: String| {

@@ -21,6 +21,7 @@ module "platform" {
 
   services_deletion_protection = var.services_deletion_protection
   rust_log                     = var.rust_log
+  delivery_queues              = var.delivery_queues
   tasks_logging_sampling_ratio = var.tasks_logging_sampling_ratio
   trace_sample_ratio           = var.trace_sample_ratio
   cors_allowed_origins         = var.cors_allowed_origins

@@ -18,7 +18,7 @@ output "migrate_job_name" {
 }
 
 output "queue_id" {
-  description = "Cloud Tasks queue id (projects/P/locations/R/queues/Q)."
+  description = "The first Cloud Tasks delivery queue's id (projects/P/locations/R/queues/Q): CLOUD_TASKS_QUEUE."
   value       = module.platform.queue_id
 }
 

@@ -49,5 +49,13 @@ services_deletion_protection = true
 rust_log                     = "info"
 tasks_logging_sampling_ratio = 0.1
 
+# Deliveries: 4 queues × 500 dispatches/s = 2,000/s at most; 4 × 400 tasks in
+# flight = the worker's 20 instances × 80 concurrent requests.
+delivery_queues = {
+  count                     = 4
+  max_dispatches_per_second = 500
+  max_concurrent_dispatches = 400
+}
+
 # Share of new traces sampled (seed 003).
 trace_sample_ratio = 0.1

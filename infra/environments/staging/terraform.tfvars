@@ -50,5 +50,12 @@ services_deletion_protection = false
 rust_log                     = "info"
 tasks_logging_sampling_ratio = 1
 
+# One delivery queue at the seed's rate (001: 10 dispatches/s).
+delivery_queues = {
+  count                     = 1
+  max_dispatches_per_second = 10
+  max_concurrent_dispatches = 100
+}
+
 # Share of new traces sampled (seed 003).
 trace_sample_ratio = 1

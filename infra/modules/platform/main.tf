@@ -191,6 +191,10 @@ module "tasks" {
   name                   = "webhook-delivery"
   logging_sampling_ratio = var.tasks_logging_sampling_ratio
 
+  queue_count               = var.delivery_queues.count
+  max_dispatches_per_second = var.delivery_queues.max_dispatches_per_second
+  max_concurrent_dispatches = var.delivery_queues.max_concurrent_dispatches
+
   # The relay creates first attempts; the worker every retry (and deferral).
   enqueuers = {
     api    = module.service_accounts.api_email
@@ -252,9 +256,10 @@ locals {
     LOG_FORMAT             = "json"
     RUST_LOG               = var.rust_log
     SHUTDOWN_GRACE_SECONDS = "8"
-    # Full queue name: the API's CreateTask parent, and the worker checks
-    # X-CloudTasks-QueueName against its last segment.
-    CLOUD_TASKS_QUEUE = module.tasks.id
+    # The first queue's full name and how many there are: the CreateTask
+    # parents of the API's first attempts and the worker's retries.
+    CLOUD_TASKS_QUEUE       = module.tasks.id
+    CLOUD_TASKS_QUEUE_COUNT = tostring(module.tasks.queue_count)
     # The tasks' OIDC identity; the worker admits only its tokens.
     CLOUD_TASKS_INVOKER_SA = module.service_accounts.tasks_invoker_email
     # The API (and migrate) seal webhook secrets with it, the worker opens them.

@@ -24,12 +24,12 @@ output "migrate_job_name" {
 }
 
 output "queue_name" {
-  description = "Cloud Tasks queue name."
+  description = "The first Cloud Tasks delivery queue's name (the others end -1, -2, …)."
   value       = module.tasks.name
 }
 
 output "queue_id" {
-  description = "Cloud Tasks queue id (projects/P/locations/R/queues/Q)."
+  description = "The first Cloud Tasks delivery queue's id (projects/P/locations/R/queues/Q): CLOUD_TASKS_QUEUE."
   value       = module.tasks.id
 }
 

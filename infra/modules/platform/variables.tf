@@ -153,6 +153,21 @@ variable "rust_log" {
   }
 }
 
+variable "delivery_queues" {
+  description = "Cloud Tasks delivery queues: how many (one dispatches at most 500 tasks/s), and each one's dispatch rate and tasks in flight. Deliveries per second are at most count × max_dispatches_per_second."
+  type = object({
+    count                     = optional(number, 1)
+    max_dispatches_per_second = optional(number, 10)
+    max_concurrent_dispatches = optional(number, 100)
+  })
+  default = {}
+
+  validation {
+    condition     = var.delivery_queues.count >= 1 && var.delivery_queues.count <= 64
+    error_message = "delivery_queues.count must be from 1 to 64."
+  }
+}
+
 variable "tasks_logging_sampling_ratio" {
   description = "Fraction of Cloud Tasks operations written to Cloud Logging."
   type        = number

@@ -29,8 +29,19 @@ variable "name" {
   }
 }
 
+variable "queue_count" {
+  description = "Queues alike, name then name-1, name-2, …: one dispatches at most 500 tasks/s, so the delivery rate is at most queue_count × max_dispatches_per_second. The API must be deployed with the same count (CLOUD_TASKS_QUEUE_COUNT) before queues are removed, and a removed queue's tasks are lost (the relay's sweep queues those deliveries again)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.queue_count >= 1 && var.queue_count <= 64 && floor(var.queue_count) == var.queue_count
+    error_message = "queue_count must be a whole number from 1 to 64 (CLOUD_TASKS_QUEUE_COUNT's bounds)."
+  }
+}
+
 variable "max_dispatches_per_second" {
-  description = "Rate at which tasks are dispatched (seed 001: 10)."
+  description = "Rate at which each queue dispatches tasks (seed 001: 10)."
   type        = number
   default     = 10
 
@@ -41,7 +52,7 @@ variable "max_dispatches_per_second" {
 }
 
 variable "max_concurrent_dispatches" {
-  description = "Tasks in flight at once (caps the load on the worker)."
+  description = "Tasks in flight at once in each queue (caps the load on the worker: queue_count times this in all)."
   type        = number
   default     = 100
 
@@ -107,13 +118,13 @@ variable "logging_sampling_ratio" {
 }
 
 variable "enqueuers" {
-  description = "Service account emails granted roles/cloudtasks.enqueuer on this queue alone, keyed by a stable label."
+  description = "Service account emails granted roles/cloudtasks.enqueuer on these queues alone, keyed by a stable label."
   type        = map(string)
   default     = {}
 }
 
 variable "viewers" {
-  description = "Service account emails granted roles/cloudtasks.viewer (GetTask) on this queue alone, keyed by a stable label."
+  description = "Service account emails granted roles/cloudtasks.viewer (GetTask) on these queues alone, keyed by a stable label."
   type        = map(string)
   default     = {}
 }

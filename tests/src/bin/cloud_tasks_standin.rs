@@ -8,8 +8,8 @@
 //! - `CLOUD_TASKS_STANDIN_MIN_BACKOFF_MS`: wait before the first retry (5000).
 //! - `CLOUD_TASKS_STANDIN_MAX_BACKOFF_MS`: longest wait between retries (600000).
 //! - `CLOUD_TASKS_STANDIN_MAX_DOUBLINGS`: times the wait doubles before growing linearly (5).
-//! - `CLOUD_TASKS_STANDIN_MAX_DISPATCHES_PER_SECOND`: dispatch starts per second, at least 1 (10).
-//! - `CLOUD_TASKS_STANDIN_MAX_CONCURRENT_DISPATCHES`: dispatches in flight at once, at least 1
+//! - `CLOUD_TASKS_STANDIN_MAX_DISPATCHES_PER_SECOND`: dispatch starts per second of each queue, at least 1 (10).
+//! - `CLOUD_TASKS_STANDIN_MAX_CONCURRENT_DISPATCHES`: dispatches in flight at once in each queue, at least 1
 //!   (100, the queue's Terraform default).
 //! - `CLOUD_TASKS_STANDIN_DISPATCH_DEADLINE_MS`: wait for a response when a task sets no
 //!   `dispatchDeadline` (600000).

@@ -511,3 +511,46 @@ async fn one_instance_at_a_time_holds_a_background_task() {
         .unwrap();
     assert!(mine.hold(&app.db).await.unwrap(), "or once it expired");
 }
+
+#[tokio::test]
+async fn deliveries_spread_over_the_queues_and_each_keeps_to_its_own() {
+    let options = PipelineOptions {
+        // Two sends at a time to the receiver's host, each held 300 ms: the
+        // worker defers the others, creating their later tasks itself.
+        endpoint_concurrency: 2,
+        shared_settings: vec![("CLOUD_TASKS_QUEUE_COUNT", "3".to_owned())],
+        ..Default::default()
+    };
+    let pipeline = spawn_pipeline_with(options).await;
+    pipeline.receiver.set_delay(Duration::from_millis(300));
+    let agent = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    let mut jobs = Vec::new();
+    for _ in 0..12 {
+        jobs.push(pipeline.create_job(&client, &agent).await);
+    }
+    assert!(pipeline.receiver.wait_for(12, 30).await, "twelve deliveries");
+    assert!(pipeline.standin.wait_idle(Duration::from_secs(10)).await);
+
+    let tasks: Vec<String> = pipeline.standin.created_tasks().into_iter().map(|task| task.name).collect();
+    let (mut used, mut later_tasks) = (std::collections::BTreeSet::new(), 0);
+    for job in &jobs {
+        let delivery = &pipeline.deliveries(&agent.signer, job).await[0];
+        assert_eq!(delivery["status"], "delivered", "{delivery}");
+        let id = delivery["id"].as_str().unwrap().strip_prefix("dlv_").unwrap();
+        let queues: Vec<&str> = tasks
+            .iter()
+            .filter(|task| task.contains(&format!("/tasks/{id}-")))
+            .map(|task| task.split("/tasks/").next().unwrap().rsplit('/').next().unwrap())
+            .collect();
+        let expected = match u128::from_str_radix(id, 16).unwrap() % 3 {
+            0 => "webhook-delivery".to_owned(),
+            index => format!("webhook-delivery-{index}"),
+        };
+        assert!(!queues.is_empty() && queues.iter().all(|queue| *queue == expected), "{id}: {queues:?}");
+        later_tasks += queues.len() - 1;
+        used.insert(expected);
+    }
+    assert!(later_tasks >= 1, "the worker deferred some: {tasks:?}");
+    assert!(used.len() >= 2, "twelve deliveries all in {used:?}");
+}

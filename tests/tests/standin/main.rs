@@ -16,6 +16,9 @@ use axum::response::{IntoResponse, Response};
 use google_cloud_tasks_v2::client::CloudTasks;
 use google_cloud_tasks_v2::model::{HttpMethod, HttpRequest, OidcToken, Task};
 use serde_json::{Value, json};
+use shared::delivery_tasks::{DeliveryTasks, Push};
+use shared::domain::DeliveryId;
+use shared::settings::CloudTasksSettings;
 use tests::cloud_tasks::{CloudTasksStandIn, StandInConfig};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -343,4 +346,80 @@ async fn dispatches_start_no_faster_than_the_queue_rate() {
     // the margin absorbs a late first start on a busy machine (unlimited, the
     // five would start within a few milliseconds).
     assert!(starts[4] - starts[0] >= Duration::from_millis(300), "{:?}", starts[4] - starts[0]);
+}
+
+#[tokio::test]
+async fn each_queue_has_its_own_dispatch_rate() {
+    let config = StandInConfig { max_dispatches_per_second: 5, ..StandInConfig::fast_for_tests() };
+    let standin = CloudTasksStandIn::start(config).await.unwrap();
+    let receiver = Receiver::start([], StatusCode::OK).await;
+    let client = client(&standin).await;
+    let second_queue = format!("{QUEUE}-1");
+    for _ in 0..4 {
+        create(&client, webhook_task(&receiver.url)).await.unwrap();
+        client.create_task().set_parent(&second_queue).set_task(webhook_task(&receiver.url)).send().await.unwrap();
+    }
+
+    assert!(standin.wait_idle(IDLE).await);
+    let attempts = standin.attempts();
+    let span = |queue: &str| {
+        let starts: Vec<_> = attempts
+            .iter()
+            .filter(|attempt| attempt.task.strip_prefix(queue).is_some_and(|rest| rest.starts_with("/tasks/")))
+            .map(|attempt| attempt.at)
+            .collect();
+        assert_eq!(starts.len(), 4, "{queue}");
+        (*starts.iter().min().unwrap(), *starts.iter().max().unwrap())
+    };
+    let (first, second) = (span(QUEUE), span(&second_queue));
+    // 5 per second is a start every 200 ms: 600 ms for each queue's four.
+    assert!(first.1 - first.0 >= Duration::from_millis(450), "{:?}", first.1 - first.0);
+    assert!(second.1 - second.0 >= Duration::from_millis(450), "{:?}", second.1 - second.0);
+    // One rate shared by both queues would space all eight over 1,400 ms.
+    let whole = first.1.max(second.1) - first.0.min(second.0);
+    assert!(whole < Duration::from_millis(1_200), "the queues ran one after the other: {whole:?}");
+}
+
+/// The enqueuer over several queues: each delivery's tasks go to the queue
+/// its id picks, and a task made before the number of queues changed is
+/// still found (so the sweep does not send that delivery twice).
+#[tokio::test]
+async fn delivery_tasks_keep_to_their_queue_and_are_found_after_the_count_changes() {
+    let standin = CloudTasksStandIn::start(StandInConfig::fast_for_tests()).await.unwrap();
+    let receiver = Receiver::start([], StatusCode::OK).await;
+    let settings = |queue_count| CloudTasksSettings {
+        queue: QUEUE.to_owned(),
+        queue_count,
+        endpoint: Some(standin.endpoint()),
+        invoker_service_account: None,
+        worker_url: receiver.url.clone(),
+    };
+    let one_queue = DeliveryTasks::connect(settings(1)).await.unwrap();
+    let three_queues = DeliveryTasks::connect(settings(3)).await.unwrap();
+    let later = Some(OffsetDateTime::now_utc() + Duration::from_secs(3600));
+
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let push = Push { delivery_id: DeliveryId::generate(), generation: 0, attempt: Some(1) };
+        let name = push.task_name(None);
+        three_queues.create(&name, &push, later, None).await.unwrap();
+        let queue = three_queues.queue_of(push.delivery_id);
+        let created = standin.created_tasks().pop().unwrap().name;
+        assert_eq!(created, format!("{queue}/tasks/{name}"));
+        assert!(three_queues.exists(push.delivery_id, &name).await.unwrap());
+        seen.insert(queue.to_owned());
+    }
+    assert!(seen.len() >= 2, "thirty deliveries all picked {seen:?}");
+    assert!(seen.iter().all(|queue| [QUEUE.to_owned(), format!("{QUEUE}-1"), format!("{QUEUE}-2")].contains(queue)));
+
+    // Made while there was one queue; looked up once there are three.
+    let moved = std::iter::repeat_with(DeliveryId::generate)
+        .find(|delivery| three_queues.queue_of(*delivery) != QUEUE)
+        .unwrap();
+    let push = Push { delivery_id: moved, generation: 0, attempt: Some(1) };
+    let name = push.task_name(None);
+    one_queue.create(&name, &push, later, None).await.unwrap();
+    assert_eq!(standin.created_tasks().pop().unwrap().name, format!("{QUEUE}/tasks/{name}"));
+    assert!(three_queues.exists(moved, &name).await.unwrap(), "found in the queue it was made in");
+    assert!(!three_queues.exists(moved, "never-created").await.unwrap());
 }

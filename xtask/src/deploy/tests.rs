@@ -576,6 +576,7 @@ fn names_agree_with_terraform_cloud_build_and_the_dockerfile() {
         "worker_push_url = \"https://${local.worker_service_name}-${data.google_project.this.number}.${var.region}.run.app/tasks/deliver\"",
         "WEBHOOK_WORKER_URL = local.worker_push_url",
         "CLOUD_TASKS_QUEUE = module.tasks.id",
+        "CLOUD_TASKS_QUEUE_COUNT = tostring(module.tasks.queue_count)",
     ] {
         assert!(platform.contains(fragment), "infra/modules/platform/main.tf lacks {fragment}");
     }
@@ -614,6 +615,27 @@ fn names_agree_with_terraform_cloud_build_and_the_dockerfile() {
     let dockerignore = read(".dockerignore");
     for ignored in ["target/", ".git/", ".env", "*.pem"] {
         assert!(dockerignore.contains(ignored), ".dockerignore lets {ignored} into the build context");
+    }
+}
+
+/// Terraform names the delivery queues as the services pick them
+/// (`CloudTasksSettings::queues`) and bounds their number as
+/// `CLOUD_TASKS_QUEUE_COUNT` does.
+#[test]
+fn delivery_queues_agree_with_the_services() {
+    let read = |path: &str| {
+        let text = std::fs::read_to_string(crate::project_root().join(path)).unwrap();
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let tasks = read("infra/modules/tasks/main.tf");
+    let naming = r#"[for index in range(var.queue_count) : index == 0 ? var.name : "${var.name}-${index}"]"#;
+    assert!(tasks.contains(naming), "infra/modules/tasks/main.tf lacks {naming}");
+    let max = shared::settings::MAX_DELIVERY_QUEUES;
+    let bound = format!("var.queue_count <= {max}");
+    assert!(read("infra/modules/tasks/variables.tf").contains(&bound), "infra/modules/tasks lacks {bound}");
+    let bound = format!("var.delivery_queues.count <= {max}");
+    for path in ["infra/modules/platform/variables.tf", "infra/environments/common/variables.tf"] {
+        assert!(read(path).contains(&bound), "{path} lacks {bound}");
     }
 }
 
