@@ -101,11 +101,14 @@ impl Relay {
                 Err(error) => failure = Some(error),
             }
         }
+        // Committed asynchronously: a mark lost to a Postgres crash leaves the
+        // row pending, and creating its task again is refused as ALREADY_EXISTS.
         sqlx::query!(
-            "UPDATE webhook_deliveries d
+            "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+             UPDATE webhook_deliveries d
              SET status = 'dispatched', dispatched_at = now(), next_attempt_at = now(), task_name = created.name
              FROM unnest($1::uuid[], $2::text[]) AS created (id, name)
-             WHERE d.id = created.id AND d.status = 'pending'",
+             WHERE EXISTS (SELECT FROM async_commit) AND d.id = created.id AND d.status = 'pending'",
             &dispatched,
             &names
         )

@@ -40,12 +40,19 @@ pub struct Leased {
 
 /// Takes the lease for `hold` when the push is for the delivery's current
 /// generation and next attempt, and nobody else holds it.
+///
+/// Committed asynchronously (no wait for the WAL flush): a lease lost to a
+/// Postgres crash only lets the attempt be sent again, which at-least-once
+/// delivery allows; the attempt's record commits synchronously and flushes
+/// the lease with it.
 pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Option<Leased>> {
     let token = Uuid::new_v4();
     let row = sqlx::query!(
-        r#"UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $2), lease_token = $4
+        r#"WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+           UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $2), lease_token = $4
            FROM events e
-           WHERE d.id = $1 AND d.generation = $3 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
+           WHERE EXISTS (SELECT FROM async_commit)
+             AND d.id = $1 AND d.generation = $3 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
              AND ($5::int IS NULL OR d.attempts = $5 - 1)
              AND (d.lease_until IS NULL OR d.lease_until < now())
            RETURNING d.attempts + 1 AS "attempt!", d.deferrals, d.dispatched_at, d.target_url, d.agent_id, d.client_id,
@@ -90,11 +97,13 @@ pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Opti
     }))
 }
 
-/// Gives the lease back unused (best effort: it lapses anyway).
+/// Gives the lease back unused (best effort: it lapses anyway, so it
+/// commits asynchronously too).
 pub async fn release(db: &PgPool, push: &Push, token: Uuid) {
     let release = sqlx::query!(
-        "UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL
-         WHERE id = $1 AND generation = $2 AND lease_token = $3",
+        "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+         UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL
+         WHERE EXISTS (SELECT FROM async_commit) AND id = $1 AND generation = $2 AND lease_token = $3",
         push.delivery_id.as_uuid(),
         push.generation,
         token,

@@ -139,6 +139,37 @@ mod tests {
         assert!(readme.contains("cargo xtask dev") && readme.contains("cargo xtask ci"));
     }
 
+    /// A CTE that nothing references does not run, so a statement that
+    /// sets `synchronous_commit` in one must also test it, or it would
+    /// commit synchronously without anyone noticing.
+    #[test]
+    fn async_commit_ctes_are_referenced() {
+        let mut sources = Vec::new();
+        for crate_dir in ["api/src", "webhook-worker/src", "shared/src"] {
+            let mut dirs = vec![project_root().join(crate_dir)];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else if path.extension().is_some_and(|extension| extension == "rs") {
+                        sources.push(path);
+                    }
+                }
+            }
+        }
+        let mut statements = 0;
+        for path in sources {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let defined =
+                text.matches("WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))").count();
+            let referenced = text.matches("EXISTS (SELECT FROM async_commit)").count();
+            assert_eq!(defined, referenced, "{}: an async_commit CTE that no clause references", path.display());
+            statements += defined;
+        }
+        assert!(statements >= 4, "the lease, its release, the relay's and the publisher's marks: {statements}");
+    }
+
     /// CI must run what the README tells a newcomer to run.
     #[test]
     fn ci_runs_the_readme_test_command() {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tests::{Method, RequestSigner, TestAgent, TestApp, spawn_app, spawn_app_with};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -538,4 +538,32 @@ async fn the_delivery_endpoints_are_documented_with_their_refusals() {
     for field in ["attempt_count", "next_attempt_at", "resends", "generation", "attempts"] {
         assert!(delivery.get(field).is_some(), "Delivery.{field}");
     }
+}
+
+/// Soft-state writes (the worker's lease, the relay's and the publisher's
+/// marks) skip the wait for the WAL flush with a `set_config` in their own
+/// statement. What that relies on: the CTE runs even when no row matches,
+/// and the setting lasts until its transaction ends, commit included, and
+/// no longer.
+#[tokio::test]
+async fn an_async_commit_cte_makes_only_its_own_transaction_asynchronous() {
+    let database = tests::TestDatabase::create().await;
+    let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let setting = "SELECT current_setting('synchronous_commit')";
+    let statement = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+                     UPDATE webhook_deliveries SET lease_until = NULL
+                     WHERE EXISTS (SELECT FROM async_commit) AND id = gen_random_uuid()";
+
+    let mut transaction = connection.begin().await.unwrap();
+    let updated = sqlx::query(statement).execute(&mut *transaction).await.unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    let during: String = sqlx::query_scalar(setting).fetch_one(&mut *transaction).await.unwrap();
+    assert_eq!(during, "off", "the CTE ran although no row matched");
+    transaction.commit().await.unwrap();
+
+    let after: String = sqlx::query_scalar(setting).fetch_one(&mut connection).await.unwrap();
+    assert_eq!(after, "on", "the next transaction commits synchronously again");
+    sqlx::query(statement).execute(&mut connection).await.unwrap();
+    let after_one_statement: String = sqlx::query_scalar(setting).fetch_one(&mut connection).await.unwrap();
+    assert_eq!(after_one_statement, "on", "a single statement is its own transaction");
 }
