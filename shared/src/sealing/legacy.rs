@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::Sealer;
 use crate::domain::{AgentId, ClientId};
 
-/// Rows sealed per statement.
+/// Rows sealed per statement (one `UPDATE … FROM UNNEST`).
 const BATCH: i64 = 200;
 
 /// Seals every plaintext webhook secret of agents and clients, at most
@@ -34,25 +34,34 @@ pub async fn seal_legacy_secrets(db: &PgPool, sealer: &Sealer, max_batches: usiz
         .await?;
         let done = agents.len() < BATCH as usize;
         after = agents.last().map_or(after, |agent| agent.id);
+        let mut batch = AgentBatch::default();
         for agent in agents {
             let owner = AgentId::from_uuid(agent.id).to_string();
-            let current = seal(sealer, agent.webhook_secret.as_deref(), &owner).await?;
-            let previous = seal(sealer, agent.previous_webhook_secret.as_deref(), &owner).await?;
-            let updated = sqlx::query!(
-                "UPDATE agents SET
-                     webhook_secret_sealed = COALESCE($2, webhook_secret_sealed), webhook_secret = NULL,
-                     previous_webhook_secret_sealed = COALESCE($3, previous_webhook_secret_sealed), previous_webhook_secret = NULL
-                 WHERE id = $1 AND webhook_secret IS NOT DISTINCT FROM $4 AND previous_webhook_secret IS NOT DISTINCT FROM $5",
-                agent.id,
-                current,
-                previous,
-                agent.webhook_secret,
-                agent.previous_webhook_secret,
-            )
-            .execute(db)
-            .await?;
-            sealed += updated.rows_affected();
+            batch.current.push(seal(sealer, agent.webhook_secret.as_deref(), &owner).await?);
+            batch.previous.push(seal(sealer, agent.previous_webhook_secret.as_deref(), &owner).await?);
+            batch.ids.push(agent.id);
+            batch.was_current.push(agent.webhook_secret);
+            batch.was_previous.push(agent.previous_webhook_secret);
         }
+        // One statement for the batch; each row only if it still holds the plaintext sealed.
+        let updated = sqlx::query!(
+            "UPDATE agents a SET
+                 webhook_secret_sealed = COALESCE(s.current, a.webhook_secret_sealed), webhook_secret = NULL,
+                 previous_webhook_secret_sealed = COALESCE(s.previous, a.previous_webhook_secret_sealed),
+                 previous_webhook_secret = NULL
+             FROM UNNEST($1::uuid[], $2::bytea[], $3::bytea[], $4::text[], $5::text[])
+                  AS s (id, current, previous, was_current, was_previous)
+             WHERE a.id = s.id AND a.webhook_secret IS NOT DISTINCT FROM s.was_current
+               AND a.previous_webhook_secret IS NOT DISTINCT FROM s.was_previous",
+            &batch.ids,
+            &batch.current as _,
+            &batch.previous as _,
+            &batch.was_current as _,
+            &batch.was_previous as _,
+        )
+        .execute(db)
+        .await?;
+        sealed += updated.rows_affected();
         if done {
             break;
         }
@@ -69,24 +78,40 @@ pub async fn seal_legacy_secrets(db: &PgPool, sealer: &Sealer, max_batches: usiz
         .await?;
         let done = clients.len() < BATCH as usize;
         after = clients.last().map_or(after, |client| client.id);
+        let (mut ids, mut secrets, mut was) = (Vec::new(), Vec::new(), Vec::new());
         for client in clients {
             let owner = ClientId::from_uuid(client.id).to_string();
-            let secret = sealer.seal(&client.webhook_secret, &owner).await?;
-            let updated = sqlx::query!(
-                "UPDATE clients SET webhook_secret_sealed = $2, webhook_secret = NULL WHERE id = $1 AND webhook_secret = $3",
-                client.id,
-                secret,
-                client.webhook_secret,
-            )
-            .execute(db)
-            .await?;
-            sealed += updated.rows_affected();
+            secrets.push(sealer.seal(&client.webhook_secret, &owner).await?);
+            ids.push(client.id);
+            was.push(client.webhook_secret);
         }
+        let updated = sqlx::query!(
+            "UPDATE clients c SET webhook_secret_sealed = s.sealed, webhook_secret = NULL
+             FROM UNNEST($1::uuid[], $2::bytea[], $3::text[]) AS s (id, sealed, was)
+             WHERE c.id = s.id AND c.webhook_secret = s.was",
+            &ids,
+            &secrets,
+            &was,
+        )
+        .execute(db)
+        .await?;
+        sealed += updated.rows_affected();
         if done {
             break;
         }
     }
     Ok(sealed)
+}
+
+/// One batch of agents' secrets: their ids, what was sealed (`None`: no
+/// such secret) and the plaintext it was sealed from.
+#[derive(Default)]
+struct AgentBatch {
+    ids: Vec<Uuid>,
+    current: Vec<Option<Vec<u8>>>,
+    previous: Vec<Option<Vec<u8>>>,
+    was_current: Vec<Option<String>>,
+    was_previous: Vec<Option<String>>,
 }
 
 async fn seal(sealer: &Sealer, plaintext: Option<&str>, owner: &str) -> anyhow::Result<Option<Vec<u8>>> {

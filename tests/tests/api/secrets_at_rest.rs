@@ -154,3 +154,66 @@ async fn under_cloud_kms_each_process_asks_kms_once_and_webhooks_verify() {
     assert_eq!(kms.encrypts(), 1, "the API wraps one data key for all its secrets");
     assert_eq!(kms.decrypts(), 1, "the worker unwraps it once for every webhook");
 }
+
+/// A batch mixes agents with a plaintext current secret, a plaintext
+/// previous one, or both: each sealed column takes only what was plaintext.
+#[tokio::test]
+async fn a_batch_of_agents_seals_each_plaintext_column_and_keeps_sealed_ones() {
+    let app = spawn_app().await;
+    let (current_only, previous_only, both) =
+        (app.register_agent(json!({})).await, app.register_agent(json!({})).await, app.register_agent(json!({})).await);
+    let id = |agent: &tests::TestAgent| agent.registered["id"].as_str().unwrap().to_owned();
+    let uuid = |agent: &tests::TestAgent| uuid::Uuid::parse_str(&id(agent)[4..]).unwrap();
+    let (old_current, old_previous) =
+        ("whsec_Y3VycmVudCBzZWNyZXQsIDI0IGJ5dGVzISE=", "whsec_cHJldmlvdXMgc2VjcmV0LCAyNCBieXRlcyE=");
+    let sealed_before: Vec<u8> = sqlx::query_scalar("SELECT webhook_secret_sealed FROM agents WHERE id = $1")
+        .bind(uuid(&previous_only))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    for (agent, current, previous) in [
+        (&current_only, Some(old_current), None),
+        (&previous_only, None, Some(old_previous)),
+        (&both, Some(old_current), Some(old_previous)),
+    ] {
+        sqlx::query(
+            "UPDATE agents SET
+                 webhook_secret = $2, webhook_secret_sealed = CASE WHEN $2 IS NULL THEN webhook_secret_sealed END,
+                 previous_webhook_secret = $3,
+                 previous_webhook_secret_expires_at = CASE WHEN $3 IS NOT NULL THEN now() + interval '1 day' END
+             WHERE id = $1",
+        )
+        .bind(uuid(agent))
+        .bind(current)
+        .bind(previous)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+
+    let sealer = migrate_sealer(&app).await;
+    assert_eq!(seal_legacy_secrets(&app.db, &sealer, usize::MAX).await.unwrap(), 3, "one statement, three rows");
+    assert_eq!(plaintext_secrets(&app.db).await, Vec::<String>::new());
+    for (agent, current, previous) in [
+        (&current_only, Some(old_current), None),
+        (&previous_only, None, Some(old_previous)),
+        (&both, Some(old_current), Some(old_previous)),
+    ] {
+        let (sealed_current, sealed_previous): (Vec<u8>, Option<Vec<u8>>) =
+            sqlx::query_as("SELECT webhook_secret_sealed, previous_webhook_secret_sealed FROM agents WHERE id = $1")
+                .bind(uuid(agent))
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        let opened = sealer.open(&sealed_current, &id(agent)).await.unwrap();
+        match current {
+            Some(current) => assert_eq!(opened.expose_secret(), current),
+            None => assert_eq!(sealed_current, sealed_before, "a sealed current secret is left as it was"),
+        }
+        let opened_previous = match &sealed_previous {
+            Some(sealed) => Some(sealer.open(sealed, &id(agent)).await.unwrap().expose_secret().to_owned()),
+            None => None,
+        };
+        assert_eq!(opened_previous.as_deref(), previous, "{}", id(agent));
+    }
+}
