@@ -557,14 +557,17 @@ fn build_with_cloud_build_submits_without_deploying() {
     );
 }
 
+/// A file of the repository with its whitespace runs made single spaces,
+/// so checks of its text do not depend on alignment or line breaks.
+fn read(path: &str) -> String {
+    let text = std::fs::read_to_string(crate::project_root().join(path)).unwrap();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The names the deploy uses are the ones Terraform, Cloud Build and the
 /// Dockerfile define.
 #[test]
 fn names_agree_with_terraform_cloud_build_and_the_dockerfile() {
-    let read = |path: &str| {
-        let text = std::fs::read_to_string(crate::project_root().join(path)).unwrap();
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
-    };
     let platform = read("infra/modules/platform/main.tf");
     for fragment in [
         r#"name = "agent-registry""#,
@@ -623,10 +626,6 @@ fn names_agree_with_terraform_cloud_build_and_the_dockerfile() {
 /// `CLOUD_TASKS_QUEUE_COUNT` does.
 #[test]
 fn delivery_queues_agree_with_the_services() {
-    let read = |path: &str| {
-        let text = std::fs::read_to_string(crate::project_root().join(path)).unwrap();
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
-    };
     let tasks = read("infra/modules/tasks/main.tf");
     let naming = r#"[for index in range(var.queue_count) : index == 0 ? var.name : "${var.name}-${index}"]"#;
     assert!(tasks.contains(naming), "infra/modules/tasks/main.tf lacks {naming}");
@@ -643,8 +642,7 @@ fn delivery_queues_agree_with_the_services() {
 /// refuse writes when full (the API then fails closed) rather than evict.
 #[test]
 fn redis_never_evicts_nonces() {
-    let text = std::fs::read_to_string(crate::project_root().join("infra/modules/redis/main.tf")).unwrap();
-    let redis = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let redis = read("infra/modules/redis/main.tf");
     assert!(
         redis.contains(r#"redis_configs = { "maxmemory-policy" = "noeviction" }"#),
         "infra/modules/redis/main.tf must set maxmemory-policy noeviction"
