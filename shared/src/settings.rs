@@ -622,8 +622,7 @@ impl SettingsSource {
         Ok(SecretString::from(raw.to_owned()))
     }
 
-    /// A nonce must be remembered as long as its signature is accepted (its
-    /// age plus the allowed clock skew), or a replay could slip through.
+    /// `CLOUD_TASKS_QUEUE_COUNT`, within the queues Terraform may make.
     fn queue_count(&self) -> Result<u8, SettingsError> {
         let count: u8 = self.parse(CLOUD_TASKS_QUEUE_COUNT)?;
         if !(1..=MAX_DELIVERY_QUEUES).contains(&count) {
@@ -633,6 +632,8 @@ impl SettingsSource {
         Ok(count)
     }
 
+    /// A nonce must be remembered as long as its signature is accepted (its
+    /// age plus the allowed clock skew), or a replay could slip through.
     fn nonce_ttl(&self) -> Result<u64, SettingsError> {
         let ttl: u64 = self.parse_positive(NONCE_TTL_SECONDS)?;
         let max_age: u64 = self.parse_positive(SIGNATURE_MAX_AGE_SECONDS)?;
