@@ -72,6 +72,12 @@ pub async fn record(
 /// One statement: the delivery (by the lease holder only), its attempt,
 /// and on a success the end of its URL's pacing and of its agent
 /// endpoint's run of failures. False when the lease was lost.
+///
+/// A success commits asynchronously (no wait for the WAL flush): losing it
+/// to a Postgres crash leaves the delivery dispatched with no task, and the
+/// sweep (`api::maintenance`) sends it again, which at-least-once delivery
+/// allows (same `webhook-id`). A failure's record commits synchronously: the
+/// next attempt's task is named after it.
 async fn write(
     db: impl PgExecutor<'_>,
     attempted: &Attempted<'_>,
@@ -81,14 +87,15 @@ async fn write(
 ) -> sqlx::Result<bool> {
     let Attempted { push, leased, started, latency_ms, sent } = attempted;
     let recorded = sqlx::query!(
-        "WITH updated AS (
+        "WITH async_commit AS (SELECT set_config('synchronous_commit', CASE WHEN $15 THEN 'off' ELSE 'on' END, true)),
+         updated AS (
              UPDATE webhook_deliveries
              SET status = $2, attempts = $3, last_error = $4, lease_until = NULL, lease_token = NULL,
                  finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
                  next_attempt_at = $6, task_name = COALESCE($7, task_name), deferrals = 0,
                  -- A push can come before the relay marked the row (a task from an earlier try).
                  dispatched_at = COALESCE(dispatched_at, now())
-             WHERE id = $1 AND generation = $8 AND lease_token = $9
+             WHERE EXISTS (SELECT FROM async_commit) AND id = $1 AND generation = $8 AND lease_token = $9
              RETURNING id
          ), unpaced AS (
              DELETE FROM endpoint_health WHERE $15 AND url = $16 AND EXISTS (SELECT 1 FROM updated)
