@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
     shared::db::migrate(&settings).await?;
     let sealer = shared::sealing::Sealer::from_settings(&settings).await?;
-    let db = shared::db::lazy_pool(&settings)?;
+    let db = shared::db::lazy_pool(&settings, settings.database_max_connections, shared::db::Plans::Chosen)?;
     let sealed = shared::sealing::seal_legacy_secrets(&db, &sealer, usize::MAX).await?;
     tracing::info!(sealed, "plaintext webhook secrets sealed");
     Ok(())

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use fred::prelude::Pool as RedisPool;
+use shared::db::{Plans, lazy_pool};
 use shared::egress::{EgressClient, EgressPolicy};
 use shared::sealing::Sealer;
 use shared::settings::Settings;
@@ -23,6 +24,10 @@ const PUBLIC_READ_CACHE_ENTRIES: usize = 10_000;
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// Discovery's tag walks: `DISCOVERY_DATABASE_CONNECTIONS` of the
+    /// connections, planning each statement once (`discovery::store`);
+    /// `db` itself when that is 0.
+    pub discovery_db: PgPool,
     pub redis: RedisPool,
     pub settings: Arc<Settings>,
     pub outbox: OutboxSignal,
@@ -40,7 +45,7 @@ impl AppState {
     /// (and `/readyz` says not ready) while a store is away, and both pools
     /// reconnect by themselves when it returns.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        let db = shared::db::lazy_pool(&settings)?;
+        let (db, discovery_db) = database_pools(&settings)?;
         let redis = shared::redis::connect(&settings)?;
         let public_reads = Arc::new(PageCache::new(settings.public_reads, PUBLIC_READ_CACHE_ENTRIES));
         let sealer = Arc::new(Sealer::from_settings(&settings).await?);
@@ -54,6 +59,7 @@ impl AppState {
             .context("cannot build the Agent Card client")?;
         Ok(Self {
             db,
+            discovery_db,
             redis,
             settings: Arc::new(settings),
             outbox: OutboxSignal::default(),
@@ -64,4 +70,20 @@ impl AppState {
             egress,
         })
     }
+}
+
+/// The API's pool and discovery's, carved from `DATABASE_MAX_CONNECTIONS`.
+fn database_pools(settings: &Settings) -> anyhow::Result<(PgPool, PgPool)> {
+    let (total, discovery) = (settings.database_max_connections, settings.discovery_database_connections);
+    if discovery == 0 {
+        let db = lazy_pool(settings, total, Plans::Chosen)?;
+        return Ok((db.clone(), db));
+    }
+    if discovery >= total {
+        anyhow::bail!(
+            "setting DISCOVERY_DATABASE_CONNECTIONS ({discovery}) must be below DATABASE_MAX_CONNECTIONS ({total}), \
+             which it is carved from; 0 lets discovery share the pool"
+        );
+    }
+    Ok((lazy_pool(settings, total - discovery, Plans::Chosen)?, lazy_pool(settings, discovery, Plans::Generic)?))
 }

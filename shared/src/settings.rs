@@ -38,8 +38,16 @@ const fn required_secret(name: &'static str, description: &'static str) -> Varia
 pub const PORT: Variable = var("PORT", "8080", "TCP port the service listens on (Cloud Run sets it).");
 pub const DATABASE_URL: Variable =
     required_secret("DATABASE_URL", "Postgres connection URL, e.g. postgres://postgres@127.0.0.1:5432/agent_registry.");
-pub const DATABASE_MAX_CONNECTIONS: Variable =
-    var("DATABASE_MAX_CONNECTIONS", "10", "Size of the Postgres connection pool.");
+pub const DATABASE_MAX_CONNECTIONS: Variable = var(
+    "DATABASE_MAX_CONNECTIONS",
+    "12",
+    "Postgres connections per process, in all (the API's include DISCOVERY_DATABASE_CONNECTIONS).",
+);
+pub const DISCOVERY_DATABASE_CONNECTIONS: Variable = var(
+    "DISCOVERY_DATABASE_CONNECTIONS",
+    "8",
+    "API only: of DATABASE_MAX_CONNECTIONS, the connections kept for discovery by tag, which run one generic plan per statement (planning it per request cost more than running it, and grew with the catalog); 0: discovery shares the pool. Below DATABASE_MAX_CONNECTIONS.",
+);
 pub const REDIS_URL: Variable = required_secret("REDIS_URL", "Redis connection URL, e.g. redis://127.0.0.1:6379/0.");
 pub const REDIS_POOL_SIZE: Variable = var("REDIS_POOL_SIZE", "4", "Number of Redis connections.");
 pub const REDIS_KEY_PREFIX: Variable = var(
@@ -248,6 +256,7 @@ pub const VARIABLES: &[Variable] = &[
     PORT,
     DATABASE_URL,
     DATABASE_MAX_CONNECTIONS,
+    DISCOVERY_DATABASE_CONNECTIONS,
     REDIS_URL,
     REDIS_POOL_SIZE,
     REDIS_KEY_PREFIX,
@@ -444,6 +453,8 @@ pub struct Settings {
     pub port: u16,
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    /// Carved from `database_max_connections` by the API (0: none).
+    pub discovery_database_connections: u32,
     pub redis_url: SecretString,
     pub redis_pool_size: usize,
     pub redis_key_prefix: String,
@@ -493,6 +504,7 @@ impl fmt::Debug for Settings {
             .field("port", &self.port)
             .field("database_url", &"[redacted]")
             .field("database_max_connections", &self.database_max_connections)
+            .field("discovery_database_connections", &self.discovery_database_connections)
             .field("redis_url", &"[redacted]")
             .field("redis_pool_size", &self.redis_pool_size)
             .field("redis_key_prefix", &self.redis_key_prefix)
@@ -820,6 +832,7 @@ impl Settings {
             port: source.parse(PORT)?,
             database_url: source.database_url()?,
             database_max_connections: source.parse_positive(DATABASE_MAX_CONNECTIONS)?,
+            discovery_database_connections: source.parse(DISCOVERY_DATABASE_CONNECTIONS)?,
             redis_url: source.secret_url(REDIS_URL, &["redis", "rediss"])?,
             redis_pool_size: source.parse_positive(REDIS_POOL_SIZE)?,
             redis_key_prefix: source.raw(REDIS_KEY_PREFIX)?.to_owned(),

@@ -100,7 +100,9 @@ pub fn settings_for(url: &str, name: &str, redis_url: &str, configure: impl FnOn
     let mut source = SettingsSource::from_pairs([
         ("PORT", "0"),
         ("DATABASE_URL", url),
-        ("DATABASE_MAX_CONNECTIONS", "4"),
+        // Four for the API's requests and background tasks, one for discovery's tag walks.
+        ("DATABASE_MAX_CONNECTIONS", "5"),
+        ("DISCOVERY_DATABASE_CONNECTIONS", "1"),
         ("REDIS_URL", redis_url),
         ("REDIS_POOL_SIZE", "1"),
         ("REDIS_KEY_PREFIX", prefix.as_str()),

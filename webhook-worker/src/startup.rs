@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use shared::db::Plans;
 use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
@@ -67,7 +68,7 @@ impl Worker {
         let slot_lease = timeout + Duration::from_secs(5);
         let slots = Slots::new(redis, &settings.redis_key_prefix, settings.webhook_endpoint_concurrency, slot_lease);
         let state = WorkerState {
-            db: shared::db::lazy_pool(&settings)?,
+            db: shared::db::lazy_pool(&settings, settings.database_max_connections, Plans::Chosen)?,
             egress,
             tasks,
             slots: Arc::new(slots),

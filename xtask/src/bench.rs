@@ -142,7 +142,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     )?;
     let agents = options.agents;
     runner.step(
-        &format!("seed {agents} agents with one INSERT … SELECT … generate_series, seal their webhook secrets, then VACUUM ANALYZE"),
+        &format!("seed {agents} agents with one INSERT … SELECT … generate_series and a history of jobs, seal their webhook secrets, then VACUUM ANALYZE"),
         || runtime.block_on(seed(&database_url, agents)),
     )?;
 
@@ -482,13 +482,43 @@ FROM generate_series(1, $1) AS i,
      LATERAL (SELECT (i * 31) % 200 AS count) AS counted,
      LATERAL (SELECT counted.count, (counted.count * (100 + i::bigint * 104729 % 401) / 100)::integer AS sum) AS ratings";
 
-/// Seeds `agents` agents, then `VACUUM ANALYZE` (an all-visible table for
-/// index-only scans, and statistics); prints how long each took.
+/// A history of `$1` completed jobs (one client, the first `$1` agents),
+/// each with its published `job.created` event and delivered webhook: a live
+/// registry is never empty there. On empty tables, the API's connections
+/// would keep the plans they made on their first writes — sequential scans
+/// of `jobs` for the foreign key checks — while the scenarios fill them.
+const SEED_HISTORY: &str = "
+WITH client AS (
+    INSERT INTO clients (id, name, public_key, webhook_secret)
+    VALUES (gen_random_uuid(), 'Bench history', decode(repeat('ff', 32), 'hex'),
+            'whsec_' || encode(sha256('bench history'), 'base64'))
+    RETURNING id
+), job AS (
+    INSERT INTO jobs (id, client_id, agent_id, status, input, result, price, fee, accept_by, created_at, updated_at)
+    SELECT gen_random_uuid(), client.id, agent.id, 'completed', '{\"task\": \"history\"}', '{\"done\": true}',
+           agent.price, round(agent.price * 0.025, 6), agent.created_at, agent.created_at, agent.created_at
+    FROM client, (SELECT id, price, created_at FROM agents ORDER BY id LIMIT $1) AS agent
+    RETURNING id, agent_id, created_at
+), event AS (
+    INSERT INTO events (id, aggregate_type, aggregate_id, type, data, occurred_at, published_at)
+    SELECT gen_random_uuid(), 'job', id, 'job.created', '{}', created_at, created_at FROM job
+    RETURNING id, aggregate_id, occurred_at
+)
+INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, status, attempts, created_at,
+                                dispatched_at, finished_at)
+SELECT gen_random_uuid(), event.id, job.id, job.agent_id, 'http://127.0.0.1:18090/history', 'delivered', 1,
+       job.created_at, job.created_at, job.created_at
+FROM event JOIN job ON job.id = event.aggregate_id";
+
+/// Seeds `agents` agents and a history of jobs (one per ten agents), then
+/// `VACUUM ANALYZE` (an all-visible table for index-only scans, and
+/// statistics); prints how long each took.
 async fn seed(database_url: &str, agents: u32) -> anyhow::Result<()> {
     let count = i32::try_from(agents).context("--agents must be at most 2147483647")?;
     let mut db = PgConnection::connect(database_url).await?;
     let started = Instant::now();
     sqlx::query(SEED).bind(count).execute(&mut db).await.context("seeding the agents failed")?;
+    sqlx::query(SEED_HISTORY).bind(count / 10).execute(&mut db).await.context("seeding the job history failed")?;
     let seeded = started.elapsed();
     // As `api migrate` would have: webhook secrets are sealed at rest, and
     // sealing during the measurements would load the API.
@@ -503,7 +533,7 @@ async fn seed(database_url: &str, agents: u32) -> anyhow::Result<()> {
     let sealed = started.elapsed();
     db.execute("VACUUM ANALYZE").await?;
     eprintln!(
-        "seeded {agents} agents in {:.1} s, sealed their webhook secrets in {:.1} s, then VACUUM ANALYZE in {:.1} s",
+        "seeded {agents} agents and a history of jobs in {:.1} s, sealed their webhook secrets in {:.1} s, then VACUUM ANALYZE in {:.1} s",
         seeded.as_secs_f64(),
         (sealed - seeded).as_secs_f64(),
         (started.elapsed() - sealed).as_secs_f64()

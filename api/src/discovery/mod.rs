@@ -16,7 +16,6 @@ use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shared::domain::{CapabilityTag, ParseError, Price, Rating};
-use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -104,7 +103,7 @@ async fn discover_agents(
         Some(page) => page,
         None => {
             let page = Bytes::from(
-                serde_json::to_vec(&search.page(&state.db, &tag_frequencies).await?).map_err(anyhow::Error::from)?,
+                serde_json::to_vec(&search.page(&state, &tag_frequencies).await?).map_err(anyhow::Error::from)?,
             );
             state.public_reads.put(key, page.clone());
             page
@@ -169,8 +168,8 @@ impl Search {
         )
     }
 
-    async fn page(&self, db: &PgPool, tag_frequencies: &TagFrequencies) -> sqlx::Result<AgentPage> {
-        let mut rows = self.fetch(db, tag_frequencies).await?;
+    async fn page(&self, state: &AppState, tag_frequencies: &TagFrequencies) -> sqlx::Result<AgentPage> {
+        let mut rows = self.fetch(state, tag_frequencies).await?;
         let has_more = rows.len() > usize::from(self.limit);
         rows.truncate(usize::from(self.limit));
         let next_cursor = match rows.last() {
@@ -181,10 +180,10 @@ impl Search {
     }
 
     /// One row more than the page, to know whether another page follows.
-    async fn fetch(&self, db: &PgPool, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<AgentRow>> {
+    async fn fetch(&self, state: &AppState, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<AgentRow>> {
         let walk = match self.capabilities.as_slice() {
             [] => None,
-            tags => Some((tags, tag_frequencies.rarest(db, tags).await)),
+            tags => Some((tags, tag_frequencies.rarest(&state.db, tags).await)),
         };
         let seen_since = self
             .seen_within_seconds
@@ -196,7 +195,7 @@ impl Search {
             min_rating: self.min_rating,
             seen_since,
         };
-        store::fetch(db, &filters, self.after, i64::from(self.limit) + 1).await
+        store::fetch(&state.db, &state.discovery_db, &filters, self.after, i64::from(self.limit) + 1).await
     }
 }
 

@@ -15,7 +15,7 @@ database = {
   high_availability   = true
   deletion_protection = true
   retained_backups    = 14
-  # 100 x 4 (api) + 20 x 2 (worker) + 2 (migrate) + admin
+  # 100 x 4 (api: 3 + 1 for discovery) + 20 x 2 (worker) + 2 (migrate) + admin
   max_connections = 500
 }
 

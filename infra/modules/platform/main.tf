@@ -371,6 +371,8 @@ module "api" {
 
   env = merge(local.common_env, {
     DATABASE_MAX_CONNECTIONS = tostring(var.api.db_pool_size)
+    # Of those, discovery's tag walks (generic plans).
+    DISCOVERY_DATABASE_CONNECTIONS = tostring(var.api.discovery_db_connections)
     # The worker's push route; also the audience of the tasks' OIDC token.
     WEBHOOK_WORKER_URL  = local.worker_push_url
     PUBSUB_EVENTS_TOPIC = module.pubsub.topic_ids["registry-events"]

@@ -101,20 +101,26 @@ variable "redis" {
 }
 
 variable "api" {
-  description = "API service sizing (seed 000). db_pool_size becomes DATABASE_MAX_CONNECTIONS."
+  description = "API service sizing (seed 000). db_pool_size becomes DATABASE_MAX_CONNECTIONS; discovery_db_connections (DISCOVERY_DATABASE_CONNECTIONS) is carved from it for discovery by tag, 0 to share."
   type = object({
-    cpu             = string
-    memory          = string
-    min_instances   = number
-    max_instances   = number
-    concurrency     = number
-    timeout_seconds = optional(number, 300)
-    db_pool_size    = number
+    cpu                      = string
+    memory                   = string
+    min_instances            = number
+    max_instances            = number
+    concurrency              = number
+    timeout_seconds          = optional(number, 300)
+    db_pool_size             = number
+    discovery_db_connections = optional(number, 1)
   })
 
   validation {
     condition     = var.api.min_instances <= var.api.max_instances && var.api.db_pool_size >= 1
     error_message = "api.min_instances must not exceed max_instances, and db_pool_size must be at least 1."
+  }
+
+  validation {
+    condition     = var.api.discovery_db_connections >= 0 && (var.api.discovery_db_connections == 0 || var.api.discovery_db_connections < var.api.db_pool_size)
+    error_message = "api.discovery_db_connections must be 0 or below db_pool_size, which it is carved from."
   }
 }
 

@@ -160,3 +160,46 @@ async fn a_page_is_served_from_the_cache_for_at_most_its_ttl() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(names(&app, "capabilities=cached").await, ["First", "Second"], "fresh once the TTL is over");
 }
+
+#[tokio::test]
+async fn the_discovery_pool_plans_once_and_the_main_pool_per_request() {
+    let database = tests::TestDatabase::create().await;
+    let settings = tests::settings(&database, &tests::redis_url(), |_| {});
+    let mode = |plans| {
+        let pool = shared::db::lazy_pool(&settings, 1, plans).expect("the URL parses");
+        async move {
+            let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            mode
+        }
+    };
+    assert_eq!(mode(shared::db::Plans::Generic).await, "force_generic_plan");
+    assert_eq!(mode(shared::db::Plans::Chosen).await, "auto");
+}
+
+#[tokio::test]
+async fn discovery_connections_must_leave_some_to_the_rest() {
+    let database = tests::TestDatabase::create().await;
+    let settings = tests::settings(&database, &tests::redis_url(), |source| {
+        source.set("DATABASE_MAX_CONNECTIONS", "3");
+        source.set("DISCOVERY_DATABASE_CONNECTIONS", "3");
+    });
+    let error = api::startup::Application::build(settings).await.err().expect("start-up fails").to_string();
+    assert!(error.contains("DISCOVERY_DATABASE_CONNECTIONS (3) must be below DATABASE_MAX_CONNECTIONS (3)"), "{error}");
+}
+
+#[tokio::test]
+async fn discovery_sharing_the_pool_finds_the_same_agents() {
+    let app = spawn_app_with(|source, _| source.set("DISCOVERY_DATABASE_CONNECTIONS", "0")).await;
+    seed(
+        &app,
+        &[
+            ("Lingo", &["translation", "legal"], "5.00", "4.5", "Contracts."),
+            ("Babel", &["translation"], "2.00", "3.0", "Anything."),
+            ("Scribe", &["summarization"], "1.00", "5.0", "Briefs."),
+        ],
+    )
+    .await;
+    assert_eq!(names(&app, "capabilities=translation").await, ["Lingo", "Babel"]);
+    assert_eq!(names(&app, "capabilities=translation,legal&sort=price").await, ["Lingo"]);
+}
