@@ -40,7 +40,7 @@ pub const DATABASE_URL: Variable =
     required_secret("DATABASE_URL", "Postgres connection URL, e.g. postgres://postgres@127.0.0.1:5432/agent_registry.");
 pub const DATABASE_MAX_CONNECTIONS: Variable = var(
     "DATABASE_MAX_CONNECTIONS",
-    "12",
+    "18",
     "Postgres connections per process, in all (the API's include DISCOVERY_DATABASE_CONNECTIONS).",
 );
 pub const DISCOVERY_DATABASE_CONNECTIONS: Variable = var(

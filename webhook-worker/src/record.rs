@@ -87,7 +87,7 @@ async fn write(
 ) -> sqlx::Result<bool> {
     let Attempted { push, leased, started, latency_ms, sent } = attempted;
     let recorded = sqlx::query!(
-        "WITH async_commit AS (SELECT set_config('synchronous_commit', CASE WHEN $15 THEN 'off' ELSE 'on' END, true)),
+        "WITH async_commit AS (SELECT set_config('synchronous_commit', CASE WHEN $15 THEN 'off' ELSE current_setting('synchronous_commit') END, true)),
          updated AS (
              UPDATE webhook_deliveries
              SET status = $2, attempts = $3, last_error = $4, lease_until = NULL, lease_token = NULL,

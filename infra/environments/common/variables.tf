@@ -122,8 +122,8 @@ variable "api" {
   }
 
   validation {
-    condition     = var.api.discovery_db_connections >= 0 && (var.api.discovery_db_connections == 0 || var.api.discovery_db_connections < var.api.db_pool_size)
-    error_message = "api.discovery_db_connections must be 0 or below db_pool_size, which it is carved from."
+    condition     = var.api.discovery_db_connections >= 0 && floor(var.api.discovery_db_connections) == var.api.discovery_db_connections && (var.api.discovery_db_connections == 0 || var.api.discovery_db_connections < var.api.db_pool_size)
+    error_message = "api.discovery_db_connections must be a whole number, 0 or below db_pool_size, which it is carved from."
   }
 }
 
