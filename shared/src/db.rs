@@ -50,7 +50,13 @@ pub fn lazy_pool(settings: &Settings, connections: u32, plans: Plans) -> Result<
     // Every statement here is a short OLTP one: starting parallel workers
     // costs more than it saves, and on a small instance they take the cores
     // other requests need (a discovery page went 1 ms → 17 ms with them).
-    let options = options.options([("max_parallel_workers_per_gather", "0"), ("plan_cache_mode", plan_cache_mode)]);
+    let options = options
+        .options([("max_parallel_workers_per_gather", "0"), ("plan_cache_mode", plan_cache_mode)])
+        // Tells the pools apart in `pg_stat_activity`.
+        .application_name(match plans {
+            Plans::Chosen => "agent-registry",
+            Plans::Generic => "agent-registry generic plans",
+        });
     Ok(PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(3))

@@ -178,6 +178,27 @@ async fn the_discovery_pool_plans_once_and_the_main_pool_per_request() {
 }
 
 #[tokio::test]
+async fn tag_walks_without_text_run_on_the_generic_plans_pool() {
+    let app = spawn_app().await;
+    seed(&app, &[("Lingo", &["translation", "legal"], "5.00", "4.5", "Contracts and invoices.")]).await;
+    // The pool connects lazily: only what ran on it shows there.
+    let on_generic_plans = || async {
+        let queries: Vec<String> = sqlx::query_scalar(
+            "SELECT query FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'agent-registry generic plans'",
+        )
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+        queries.iter().filter(|query| query.contains("agent_tags t JOIN agents")).count()
+    };
+    assert_eq!(names(&app, "capabilities=legal&q=invoices").await, ["Lingo"]);
+    assert_eq!(on_generic_plans().await, 0, "a search with text plans per request, on the main pool");
+    assert_eq!(names(&app, "capabilities=translation,legal&sort=price").await, ["Lingo"]);
+    assert_eq!(on_generic_plans().await, 1, "a tag walk without text runs on the generic plans pool");
+}
+
+#[tokio::test]
 async fn discovery_connections_must_leave_some_to_the_rest() {
     let database = tests::TestDatabase::create().await;
     let settings = tests::settings(&database, &tests::redis_url(), |source| {
