@@ -43,20 +43,17 @@ pub enum Plans {
 /// report not ready) while Postgres is away, and recovers by itself when it returns.
 pub fn lazy_pool(settings: &Settings, connections: u32, plans: Plans) -> Result<PgPool, DbError> {
     let options: PgConnectOptions = settings.database_url.expose_secret().parse().map_err(DbError::Url)?;
-    let plan_cache_mode = match plans {
-        Plans::Chosen => "auto",
-        Plans::Generic => "force_generic_plan",
+    // The application name tells the pools apart in `pg_stat_activity`.
+    let (plan_cache_mode, application_name) = match plans {
+        Plans::Chosen => ("auto", "agent-registry"),
+        Plans::Generic => ("force_generic_plan", "agent-registry generic plans"),
     };
     // Every statement here is a short OLTP one: starting parallel workers
     // costs more than it saves, and on a small instance they take the cores
     // other requests need (a discovery page went 1 ms → 17 ms with them).
     let options = options
         .options([("max_parallel_workers_per_gather", "0"), ("plan_cache_mode", plan_cache_mode)])
-        // Tells the pools apart in `pg_stat_activity`.
-        .application_name(match plans {
-            Plans::Chosen => "agent-registry",
-            Plans::Generic => "agent-registry generic plans",
-        });
+        .application_name(application_name);
     Ok(PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(3))
