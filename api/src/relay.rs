@@ -130,29 +130,14 @@ impl Relay {
         // row pending, and creating its task again is refused as ALREADY_EXISTS.
         // Only the round that was claimed is marked: a row the worker moved
         // on meanwhile (an attempt recorded, a resend) keeps what it has now.
-        // A row the worker is writing this instant is skipped, not waited
-        // for (while the mark waited, the batch's other rows would stay
-        // locked and their pushes queue behind it): its push came, so its
-        // attempt's record moves it on, and should that push give up its
-        // lease unused, its claim lapses and the task, created again, is
-        // refused by name and marked then. The rows are found by id alone and
-        // their status tested after locking: with `status = 'pending'` among
-        // its conditions the planner may walk the pending index, which its
-        // statistics can show empty while a backlog fills it.
         sqlx::query!(
-            "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
-             created AS (
-                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[]) AS created (id, name, generation, attempts)
-             ), locked AS (
-                 SELECT id, status, generation, attempts FROM webhook_deliveries WHERE id = ANY($1)
-                 FOR UPDATE SKIP LOCKED
-             )
+            "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
              UPDATE webhook_deliveries d
              SET status = 'dispatched', dispatched_at = now(), next_attempt_at = now(), task_name = created.name,
                  relay_claimed_until = NULL
-             FROM locked JOIN created ON created.id = locked.id
-             WHERE EXISTS (SELECT FROM async_commit) AND d.id = locked.id AND locked.status = 'pending'
-               AND locked.generation = created.generation AND locked.attempts = created.attempts",
+             FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[]) AS created (id, name, generation, attempts)
+             WHERE EXISTS (SELECT FROM async_commit) AND d.id = created.id AND d.status = 'pending'
+               AND d.generation = created.generation AND d.attempts = created.attempts",
             &created_rows.ids,
             &created_rows.names,
             &created_rows.generations,
@@ -163,7 +148,7 @@ impl Relay {
         if !created_rows.failed.is_empty() {
             // The next round (after RETRY_DELAY) tries them again, here or elsewhere.
             sqlx::query!(
-                "UPDATE webhook_deliveries SET relay_claimed_until = NULL WHERE id = ANY($1)",
+                "UPDATE webhook_deliveries SET relay_claimed_until = NULL WHERE id = ANY($1) AND status = 'pending'",
                 &created_rows.failed
             )
             .execute(&self.db)
