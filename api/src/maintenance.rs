@@ -187,7 +187,7 @@ impl Maintenance {
             let requeued = sqlx::query!(
                 "UPDATE webhook_deliveries
                  SET status = 'pending', generation = generation + 1, lease_until = NULL, lease_token = NULL,
-                     next_attempt_at = NULL, task_name = NULL, deferrals = 0, relay_claimed_until = NULL
+                     next_attempt_at = NULL, task_name = NULL, deferrals = 0
                  WHERE id = $1 AND generation = $2 AND status = 'dispatched'
                    AND COALESCE(next_attempt_at, dispatched_at) = $3
                    AND (lease_until IS NULL OR lease_until < now())",

@@ -76,7 +76,7 @@ pub async fn start_new_round(
         "UPDATE webhook_deliveries d
          SET status = 'pending', generation = d.generation + 1, attempts = 0, lease_until = NULL, lease_token = NULL,
              next_attempt_at = NULL, task_name = NULL, deferrals = 0, finished_at = NULL, dispatched_at = NULL,
-             dead_lettered_at = NULL, traceparent = $5, relay_claimed_until = NULL,
+             dead_lettered_at = NULL, traceparent = $5,
              -- To the agent's endpoint as it is now, not as it was.
              target_url = COALESCE((SELECT a.endpoint_url FROM agents a WHERE a.id = d.agent_id), d.target_url),
              resends = d.resends + CASE WHEN $4 THEN 1 ELSE 0 END,

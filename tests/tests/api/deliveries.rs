@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 const CALLBACK: &str = "https://client.example.com/callbacks";
 
-/// The API with a Cloud Tasks that refuses every call at once (404), so
-/// deliveries stay pending (the relay unclaims them after each refusal)
-/// and the tests move them through their states by hand.
+/// The API with a Cloud Tasks that refuses every call at once (404), so the
+/// relay lets go of a pending delivery at once: while Cloud Tasks is
+/// unreachable the client retries, and the relay holds the row (which the
+/// tests update) for up to its 10 s timeout.
 async fn spawn_app_refused_by_cloud_tasks() -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());

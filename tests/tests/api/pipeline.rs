@@ -127,64 +127,6 @@ async fn a_delivery_committed_during_an_outage_goes_out_after_a_restart() {
     assert_eq!(pipeline.receiver.received()[0].json()["data"]["id"], job["id"]);
 }
 
-/// A Cloud Tasks whose CreateTask never answers (the relay waits out its
-/// timeout); its address.
-async fn hanging_cloud_tasks() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let hanging = axum::Router::new().fallback(std::future::pending::<axum::http::StatusCode>);
-    tokio::spawn(async move { axum::serve(listener, hanging).await });
-    endpoint
-}
-
-async fn relay_claimed(pipeline: &tests::pipeline::Pipeline, delivery: &str) -> bool {
-    sqlx::query_scalar("SELECT relay_claimed_until > now() FROM webhook_deliveries WHERE id = $1::text::uuid")
-        .bind(delivery.trim_start_matches("dlv_"))
-        .fetch_one(&pipeline.app.db)
-        .await
-        .unwrap_or(false)
-}
-
-#[tokio::test]
-async fn the_relay_claims_a_batch_without_locking_it_and_a_dead_relays_claim_lapses() {
-    let mut pipeline = spawn_pipeline().await;
-    let agent = pipeline.agent().await;
-    let (client, _) = pipeline.client().await;
-    let standin = pipeline.standin.endpoint();
-    let hanging = hanging_cloud_tasks().await;
-    pipeline.app = pipeline.app.restart_with(|settings| settings.cloud_tasks.endpoint = Some(hanging)).await;
-    let job = pipeline.create_job(&client, &agent).await;
-    let delivery = pipeline.deliveries(&agent.signer, &job).await[0]["id"].as_str().unwrap().to_owned();
-    assert!(tests::eventually(5, || relay_claimed(&pipeline, &delivery)).await, "the relay claims the delivery");
-
-    // A push that comes before the relay's mark (Cloud Tasks dispatching a
-    // task the relay has not heard back about) is not held up by the relay.
-    let pushed = tokio::time::timeout(Duration::from_secs(3), pipeline.push(&delivery, 1)).await;
-    assert_eq!(pushed.expect("the push is not held up by the relay").status(), 200);
-    assert_eq!(pipeline.receiver.received().len(), 1);
-    assert_eq!(pipeline.deliveries(&agent.signer, &job).await[0]["status"], "delivered");
-
-    // A relay that dies mid-batch leaves its claim, which no other relay
-    // takes until it lapses; then the delivery goes out. (A new instance: the
-    // one above is still waiting for its first batch.)
-    let hanging = hanging_cloud_tasks().await;
-    pipeline.app = pipeline.app.restart_with(|settings| settings.cloud_tasks.endpoint = Some(hanging)).await;
-    let second = pipeline.create_job(&client, &agent).await;
-    let stranded = pipeline.deliveries(&agent.signer, &second).await[0]["id"].as_str().unwrap().to_owned();
-    assert!(tests::eventually(5, || relay_claimed(&pipeline, &stranded)).await);
-    pipeline.app = pipeline.app.restart_with(|settings| settings.cloud_tasks.endpoint = Some(standin)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(pipeline.receiver.received().len(), 1, "a claimed delivery waits for its claim to lapse");
-    assert_eq!(pipeline.deliveries(&agent.signer, &second).await[0]["status"], "pending");
-    sqlx::query("UPDATE webhook_deliveries SET relay_claimed_until = now() WHERE id = $1::text::uuid")
-        .bind(stranded.trim_start_matches("dlv_"))
-        .execute(&pipeline.app.db)
-        .await
-        .unwrap();
-    assert!(pipeline.receiver.wait_for(2, 10).await, "the lapsed claim's delivery goes out");
-    assert_eq!(pipeline.receiver.received()[1].json()["data"]["id"], second["id"]);
-}
-
 #[tokio::test]
 async fn the_same_task_pushed_twice_is_delivered_once() {
     let pipeline = spawn_pipeline().await;
