@@ -103,12 +103,16 @@ impl Relay {
         }
         // Committed asynchronously: a mark lost to a Postgres crash leaves the
         // row pending, and creating its task again is refused as ALREADY_EXISTS.
+        // The rows are still pending (this transaction holds their locks), and
+        // testing it again would let the planner walk the whole pending index
+        // instead of looking them up by id: after an outage, with statistics
+        // taken before the backlog, that is 40-50 ms per batch at 60k pending.
         sqlx::query!(
             "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
              UPDATE webhook_deliveries d
              SET status = 'dispatched', dispatched_at = now(), next_attempt_at = now(), task_name = created.name
              FROM unnest($1::uuid[], $2::text[]) AS created (id, name)
-             WHERE EXISTS (SELECT FROM async_commit) AND d.id = created.id AND d.status = 'pending'",
+             WHERE EXISTS (SELECT FROM async_commit) AND d.id = created.id",
             &dispatched,
             &names
         )
