@@ -1,0 +1,151 @@
+//! The processes a bench run starts, their readiness and their peak RSS.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// `VmHWM` of a process: its peak resident set, in MB.
+fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("cannot read /proc/<pid>/status")?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/<pid>/status")?;
+    Ok(kb / 1024.0)
+}
+
+/// The processes the bench started; all are killed when this is dropped.
+pub(super) struct Stack {
+    dry_run: bool,
+    logs: PathBuf,
+    children: Vec<(&'static str, Child)>,
+}
+
+impl Stack {
+    pub(super) fn new(dry_run: bool, logs: PathBuf) -> Self {
+        Self { dry_run, logs, children: Vec::new() }
+    }
+
+    /// Starts `program` in `dir` (no `.env` there: only this environment
+    /// counts), its output to `target/bench/logs/<name>.log`. It will listen
+    /// on `port`, which must be free: if another process answered there, the
+    /// waits would succeed and the bench would measure that process instead.
+    pub(super) fn spawn(
+        &mut self,
+        name: &'static str,
+        port: u16,
+        program: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        dir: &Path,
+    ) -> anyhow::Result<()> {
+        let shown: Vec<String> = env.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
+        let line = format!("{} {} {}", shown.join(" "), program.display(), args.join(" "));
+        if self.dry_run {
+            println!("{} &  # logs: {}", line.trim_end(), self.logs.join(format!("{name}.log")).display());
+            return Ok(());
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            bail!("port {port}, where the bench starts the {name}, is in use by another process: stop it first");
+        }
+        eprintln!("$ {} &", line.trim_end());
+        std::fs::create_dir_all(&self.logs)?;
+        let log = std::fs::File::create(self.logs.join(format!("{name}.log")))?;
+        let child = Command::new(program)
+            .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        self.children.push((name, child));
+        Ok(())
+    }
+
+    fn check_running(&mut self, name: &str) -> anyhow::Result<()> {
+        for (child_name, child) in &mut self.children {
+            if *child_name == name
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("the {name} stopped ({status}); see {}", self.logs.join(format!("{name}.log")).display());
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls `GET path` every `every` until it answers 200 (30 s at most).
+    pub(super) fn wait_ready(&mut self, name: &str, port: u16, path: &str, every: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if http_status(port, path) == Some(200) {
+                return Ok(());
+            }
+            self.check_running(name)?;
+            std::thread::sleep(every);
+        }
+        bail!("the {name} was not ready on :{port}{path} within 30 s")
+    }
+
+    pub(super) fn wait_listening(&mut self, name: &str, port: u16) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            self.check_running(name)?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("the {name} did not listen on :{port} within 30 s")
+    }
+
+    /// Reads the peak RSS of the process `name`, then stops it.
+    pub(super) fn peak_rss_then_stop(&mut self, name: &str) -> anyhow::Result<f64> {
+        let (_, child) = self
+            .children
+            .iter()
+            .find(|(child_name, _)| *child_name == name)
+            .with_context(|| format!("the {name} is not running"))?;
+        let mb = peak_rss_mb(child.id())?;
+        self.stop(name);
+        Ok(mb)
+    }
+
+    fn stop(&mut self, name: &str) {
+        for (_, child) in self.children.iter_mut().filter(|(child_name, _)| *child_name == name) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.retain(|(child_name, _)| *child_name != name);
+    }
+
+    pub(super) fn stop_all(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// The status of `GET http://127.0.0.1:port/path`, or `None` if nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
