@@ -18,6 +18,7 @@
 //! after the first run's undelivered rows are set aside. Every process
 //! started is stopped on exit, also on error.
 
+mod cpu;
 mod database;
 mod report;
 mod stack;
@@ -198,7 +199,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let (seconds, connections) = (options.seconds.to_string(), options.connections.to_string());
     for scenario in ["discovery", "get-agent", "create-job"].into_iter().filter(|scenario| options.wants(scenario)) {
         let command = cmd!(sh, "{load} {scenario} --url {api_url} --seconds {seconds} --connections {connections}");
-        if let Some(report) = run_load(runner, scenario, command)? {
+        if let Some(report) = run_load(runner, &stack, scenario, command)? {
             results.scenarios.push(report);
         }
     }
@@ -231,7 +232,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             sh,
             "{load} discovery --url {api_url} --seconds {seconds} --connections {connections} --query {query}"
         );
-        if let Some(report) = run_load(runner, &format!("uncached: {shape}"), command)? {
+        if let Some(report) = run_load(runner, &stack, &format!("uncached: {shape}"), command)? {
             results.scenarios.push(report);
         }
     }
@@ -300,7 +301,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         "{load} deliveries --url {api_url} --seconds {seconds} --connections {connections} --jobs {jobs} --receiver {receiver_url} --database-url {database_url}"
     );
     if options.wants("deliveries")
-        && let Some(report) = run_load(runner, "deliveries", command)?
+        && let Some(report) = run_load(runner, &stack, "deliveries", command)?
     {
         results.scenarios.push(report);
     }
@@ -311,7 +312,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     })?;
 
     runner.step("print the table, write target/bench/latest.md", || {
-        let table = results.table();
+        let table = format!("{}\n{}", results.table(), results.cpu_table());
         println!("\n{table}");
         std::fs::create_dir_all(&bench_dir)?;
         let note = format!(
@@ -383,15 +384,18 @@ fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
-/// Runs the load generator; parses its JSON line into the scenario `name`.
-/// `None` in a dry run.
-fn run_load(runner: &Runner, name: &str, command: xshell::Cmd<'_>) -> anyhow::Result<Option<Scenario>> {
+/// Runs the load generator; parses its JSON line into the scenario `name`,
+/// with the CPU it cost the machine and `stack`'s processes. `None` in a
+/// dry run.
+fn run_load(runner: &Runner, stack: &Stack, name: &str, command: xshell::Cmd<'_>) -> anyhow::Result<Option<Scenario>> {
     if runner.dry_run {
         println!("{command}");
         return Ok(None);
     }
     eprintln!("$ {command}");
+    let before = cpu::Sample::take(&stack.pids())?;
     let output = command.read().context("the load generator failed")?;
+    let after = cpu::Sample::take(&stack.pids())?;
     let line = output.lines().last().context("the load generator printed nothing")?;
     let report: serde_json::Value = serde_json::from_str(line).context("the load generator's output is not JSON")?;
     let number = |name: &str| report[name].as_f64().with_context(|| format!("no {name} in {line}"));
@@ -402,6 +406,7 @@ fn run_load(runner: &Runner, name: &str, command: xshell::Cmd<'_>) -> anyhow::Re
         p99: number("p99_ms")?,
         p999: number("p999_ms")?,
         errors: number("errors")? as u64,
+        cost: Some(cpu::Cost::between(&before, &after, number("count")?)),
     };
     if let Some(error) = report["first_error"].as_str() {
         eprintln!("{}: {} errors, the first: {error}", scenario.name, scenario.errors);

@@ -1,5 +1,8 @@
 //! The bench's figures and the Markdown table that compares them with the
-//! targets and with the box's ceiling.
+//! targets and with the box's ceiling, and the one that says where each
+//! scenario's CPU went.
+
+use super::cpu::{Cost, Group};
 
 /// One load scenario's figures, as the load generator reports them.
 #[derive(Clone, Debug)]
@@ -11,6 +14,8 @@ pub struct Scenario {
     pub p99: f64,
     pub p999: f64,
     pub errors: u64,
+    /// The CPU it cost, by process group (`None` where not measured).
+    pub cost: Option<Cost>,
 }
 
 /// The box's ceiling, measured by pgbench in the same run.
@@ -52,15 +57,21 @@ fn target(scenario: &str) -> &'static str {
     }
 }
 
+/// A scenario's target rate (per second) and, for reads, its p99 bound (ms).
+fn target_bounds(scenario: &str) -> Option<(f64, Option<f64>)> {
+    match scenario {
+        "discovery" | "get-agent" => Some((10_000.0, Some(10.0))),
+        "create-job" => Some((2_500.0, None)),
+        "deliveries" => Some((2_000.0, None)),
+        name if is_uncached(name) => Some((6_000.0, Some(10.0))),
+        _ => None,
+    }
+}
+
 /// Whether a scenario meets its target; one with errors does not.
 fn meets(scenario: &Scenario) -> bool {
-    let target = match scenario.name.as_str() {
-        "discovery" | "get-agent" => scenario.rate >= 10_000.0 && scenario.p99 < 10.0,
-        "create-job" => scenario.rate >= 2_500.0,
-        "deliveries" => scenario.rate >= 2_000.0,
-        name if is_uncached(name) => scenario.rate >= 6_000.0 && scenario.p99 < 10.0,
-        _ => true,
-    };
+    let target = target_bounds(&scenario.name)
+        .is_none_or(|(rate, p99)| scenario.rate >= rate && p99.is_none_or(|bound| scenario.p99 < bound));
     target && scenario.errors == 0
 }
 
@@ -155,6 +166,41 @@ impl Results {
         table
     }
 
+    /// Where each scenario's CPU went, per operation, and what that cost
+    /// allows on this machine against what its target needs; empty if no
+    /// scenario was measured.
+    pub fn cpu_table(&self) -> String {
+        let measured: Vec<(&Scenario, &Cost)> =
+            self.scenarios.iter().filter_map(|scenario| Some((scenario, scenario.cost.as_ref()?))).collect();
+        let Some(cores) = measured.first().map(|(_, cost)| cost.cores) else {
+            return String::new();
+        };
+        let groups: Vec<&str> = Group::ALL.iter().map(|group| group.label()).collect();
+        let mut table = format!(
+            "| scenario | cores busy (of {cores:.0}) | CPU ms per op | {} | other (kernel interrupts, other processes) | most/s at this cost | target needs ≤ ms per op |\n\
+             |---|---:|---:|{}---:|---:|---:|\n",
+            groups.join(" | "),
+            "---:|".repeat(groups.len()),
+        );
+        for (scenario, cost) in measured {
+            let by_group: Vec<String> =
+                Group::ALL.iter().map(|group| format!("{:.3}", cost.group_ms_per_op[group])).collect();
+            let needs = target_bounds(&scenario.name)
+                .map(|(rate, _)| format!("{:.3}", cost.cores * 1000.0 / rate))
+                .unwrap_or_default();
+            table.push_str(&format!(
+                "| {} | {:.0} % | {:.3} | {} | {:.3} | {} | {needs} |\n",
+                scenario.name,
+                cost.busy_share * 100.0,
+                cost.machine_ms_per_op,
+                by_group.join(" | "),
+                cost.other_ms_per_op(),
+                thousands(cost.most_per_second()),
+            ));
+        }
+        table
+    }
+
     /// A scenario's rate as a ratio of its ceiling (`0.42×`); empty without one.
     fn ratio(&self, scenario: &Scenario) -> String {
         self.ceilings
@@ -169,7 +215,7 @@ mod tests {
     use super::*;
 
     fn scenario(name: &str, rate: f64, p99: f64, errors: u64) -> Scenario {
-        Scenario { name: name.into(), rate, p50: p99 / 4.0, p99, p999: p99 * 2.0, errors }
+        Scenario { name: name.into(), rate, p50: p99 / 4.0, p99, p999: p99 * 2.0, errors, cost: None }
     }
 
     #[test]
@@ -217,6 +263,30 @@ mod tests {
         assert!(rows[9].starts_with("| ceiling: pgbench -S (select-only) = 24,000 tps |"), "{}", rows[9]);
         assert!(rows[10].starts_with("| ceiling: pgbench one-row INSERT = 5,000 tps |"), "{}", rows[10]);
         assert!(rows[11].contains("statement alone (pgbench, xtask/bench/create_job.pgbench) = 3,500 tps"));
+    }
+
+    #[test]
+    fn the_cpu_table_says_what_the_cost_allows_against_the_target() {
+        let cost = Cost {
+            cores: 2.0,
+            busy_share: 0.975,
+            machine_ms_per_op: 1.25,
+            group_ms_per_op: Group::ALL.into_iter().zip([0.3, 0.5, 0.05, 0.0, 0.1]).collect(),
+        };
+        let mut measured = scenario("create-job", 1_560.0, 30.0, 0);
+        measured.cost = Some(cost);
+        let results =
+            Results { scenarios: vec![measured, scenario("discovery", 12_000.0, 4.0, 0)], ..Results::default() };
+        let table = results.cpu_table();
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows.len(), 3, "a header, its rule and one measured scenario:\n{table}");
+        assert!(rows[0].contains("cores busy (of 2)") && rows[0].contains("| load generator |"), "{}", rows[0]);
+        assert_eq!(rows[0].matches('|').count(), rows[1].matches('|').count(), "{table}");
+        assert_eq!(
+            rows[2], "| create-job | 98 % | 1.250 | 0.300 | 0.500 | 0.050 | 0.000 | 0.100 | 0.300 | 1,600 | 0.800 |",
+            "other = machine - groups; most = cores / cost; the target needs cores / 2,500"
+        );
+        assert_eq!(Results::default().cpu_table(), "", "nothing measured, no table");
     }
 
     #[test]

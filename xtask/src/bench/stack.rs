@@ -105,6 +105,11 @@ impl Stack {
         bail!("the {name} did not listen on :{port} within 30 s")
     }
 
+    /// The running processes: (name, pid).
+    pub(super) fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.children.iter().map(|(name, child)| (*name, child.id())).collect()
+    }
+
     /// Reads the peak RSS of the process `name`, then stops it.
     pub(super) fn peak_rss_then_stop(&mut self, name: &str) -> anyhow::Result<f64> {
         let (_, child) = self
