@@ -169,3 +169,36 @@ async fn the_api_does_not_start_without_a_platform_signing_key() {
     let error = api::startup::Application::build(settings).await.err().expect("start-up fails").to_string();
     assert!(error.contains("PLATFORM_SIGNING_KEY is missing") && error.contains("openssl rand -base64 32"), "{error}");
 }
+
+/// A pooled connection is not pinged before each use (that was a second
+/// round trip per statement), only after a second idle: connections Postgres
+/// dropped while idle, as on a failover or a restart, must still be
+/// replaced before a request gets them.
+#[tokio::test]
+async fn connections_postgres_dropped_while_idle_are_replaced_before_use() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(serde_json::json!({"capabilities": ["translation"]})).await;
+    let id = agent.registered["id"].as_str().unwrap().to_owned();
+    let paths = [format!("/v1/agents/{id}"), "/v1/agents?capabilities=translation".to_owned()];
+    let reads = || {
+        futures_util::future::join_all((0..24).map(|n| {
+            let (app, path) = (&app, &paths[n % 2]);
+            async move { app.get(path).await.status() }
+        }))
+    };
+    assert!(reads().await.iter().all(|status| *status == 200), "every read answers at first");
+
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND application_name LIKE 'agent-registry%'",
+    )
+    .bind(&app.database.name)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(dropped.len() >= 2, "the API's pools had connections open: {dropped:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+
+    let statuses = reads().await;
+    assert!(statuses.iter().all(|status| *status == 200), "no read pays for a dropped connection: {statuses:?}");
+}
