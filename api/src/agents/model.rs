@@ -259,10 +259,12 @@ impl From<&AgentRow> for AgentEndpoint {
     }
 }
 
-/// The host of a stored endpoint URL (every one parsed as a URL with a host
-/// when it was stored).
-fn host_of(url: &str) -> String {
-    url::Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default()
+/// The host of a stored endpoint URL. Every one was parsed by `url` and
+/// stored in its serialization (hosts already in ASCII), so `http`'s URI
+/// parser, which does no IDNA or normalisation, reads the same host: `url`
+/// took 7 % of the API's CPU here, for each agent of every discovery page.
+fn host_of(stored_url: &str) -> String {
+    stored_url.parse::<http::Uri>().ok().and_then(|uri| uri.host().map(str::to_owned)).unwrap_or_default()
 }
 
 impl From<AgentRow> for AgentProfile {
@@ -289,4 +291,28 @@ impl From<AgentRow> for AgentProfile {
 fn two_decimals(mut value: Decimal) -> Decimal {
     value.rescale(2);
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn the_host_of_a_stored_url_is_the_one_url_reads() {
+        for given in [
+            "https://agent.example.com/webhook",
+            "http://127.0.0.1:18090/agents/1",
+            "https://[2001:db8::1]:8443/hooks",
+            "https://user:secret@hooks.example:8080/p?q=1#part",
+            "https://bücher.example/",
+            "https://EXAMPLE.com",
+            "https://example.com?only=query",
+            "https://trailing.example./a",
+        ] {
+            let stored = url::Url::parse(given).unwrap().to_string();
+            let expected = url::Url::parse(&stored).unwrap().host_str().unwrap().to_owned();
+            assert_eq!(host_of(&stored), expected, "{given} stored as {stored}");
+        }
+        assert_eq!(host_of("not a url"), "", "nothing to show rather than a panic");
+    }
 }
