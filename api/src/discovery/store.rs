@@ -20,8 +20,8 @@
 //! On the score walk the text is tested first: Postgres keeps the written
 //! order of equally cheap conditions, and a word rejects most entries (5 in
 //! 6 in the bench's text shape), so they skip the other tests (+9–10 % for
-//! that statement alone in `pgbench`). Liveness (`seen_within_seconds`) is checked on the agent: heartbeats
-//! must not rewrite tag rows.
+//! that statement alone in `pgbench`). Liveness (`seen_within_seconds`) is
+//! checked on the agent: heartbeats must not rewrite tag rows.
 
 use rust_decimal::Decimal;
 use sqlx::PgPool;

@@ -46,7 +46,6 @@ impl Group {
 }
 
 /// CPU counters at one moment, in clock ticks.
-#[derive(Clone, Debug, Default)]
 pub struct Sample {
     machine_busy: u64,
     machine_total: u64,
