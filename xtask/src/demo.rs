@@ -13,7 +13,7 @@ use rand::RngCore;
 use serde_json::{Value, json};
 use shared::signing::RequestSigner;
 
-use crate::dev::DEMO_RECEIVER_PORT;
+use crate::local::DEMO_RECEIVER_PORT;
 use crate::runner::Runner;
 
 pub fn run(runner: &Runner, base_url: &str) -> anyhow::Result<()> {

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use shared::settings::{Settings, SettingsSource};
+use shared::settings::Settings;
 use xshell::cmd;
 
+use crate::local::{DEMO_RECEIVER_PORT, EVENTS_SUBSCRIPTION, PUBSUB_PORT, local_settings, pubsub_endpoint};
 use crate::runner::Runner;
 
 /// Checks the stores, migrates, then runs the API in the foreground.
@@ -137,7 +138,10 @@ fn local_processes(settings: &Settings, pubsub: PubSub) -> anyhow::Result<Vec<Pr
             command: ["gcloud", "beta", "emulators", "pubsub", "start"]
                 .into_iter()
                 .map(String::from)
-                .chain([format!("--host-port=127.0.0.1:{PUBSUB_PORT}"), format!("--project={}", project_of(settings)?)])
+                .chain([
+                    format!("--host-port=127.0.0.1:{PUBSUB_PORT}"),
+                    format!("--project={}", emulator_project(settings)?),
+                ])
                 .collect(),
             env: vec![("CLOUDSDK_CORE_DISABLE_PROMPTS", "1".into(), false)],
         },
@@ -172,16 +176,10 @@ fn local_processes(settings: &Settings, pubsub: PubSub) -> anyhow::Result<Vec<Pr
     ])
 }
 
-fn pubsub_endpoint() -> String {
-    format!("http://127.0.0.1:{PUBSUB_PORT}")
-}
-
 /// The project of `PUBSUB_EVENTS_TOPIC` (`projects/P/topics/T`): the
 /// emulator's project.
-fn project_of(settings: &Settings) -> anyhow::Result<String> {
-    let topic = &settings.pubsub.events_topic;
-    let project = topic.strip_prefix("projects/").and_then(|rest| rest.split_once('/')).map(|(project, _)| project);
-    Ok(project.with_context(|| format!("PUBSUB_EVENTS_TOPIC {topic:?} is not projects/P/topics/T"))?.to_owned())
+fn emulator_project(settings: &Settings) -> anyhow::Result<&str> {
+    crate::local::project_of(&settings.pubsub.events_topic).context("PUBSUB_EVENTS_TOPIC")
 }
 
 /// The emulator keeps nothing between runs: once it answers, `dev` creates
@@ -191,8 +189,8 @@ fn project_of(settings: &Settings) -> anyhow::Result<String> {
 /// Each entry: what it does, the REST path and the body of the `PUT`.
 fn topology(settings: &Settings) -> anyhow::Result<Vec<(String, String, serde_json::Value)>> {
     let (events, dead_letters) = (&settings.pubsub.events_topic, &settings.pubsub.dead_letter_topic);
-    let events_subscription = crate::events::subscription_of(events, EVENTS_SUBSCRIPTION)?;
-    let dead_letter_subscription = crate::events::subscription_of(dead_letters, DEAD_LETTER_SUBSCRIPTION)?;
+    let events_subscription = crate::local::subscription_of(events, EVENTS_SUBSCRIPTION)?;
+    let dead_letter_subscription = crate::local::subscription_of(dead_letters, DEAD_LETTER_SUBSCRIPTION)?;
     Ok(vec![
         (format!("create topic {events}"), events.clone(), serde_json::json!({})),
         (format!("create topic {dead_letters}"), dead_letters.clone(), serde_json::json!({})),
@@ -226,7 +224,7 @@ fn create_topology(settings: &Settings, emulator: &mut Child) -> anyhow::Result<
     let started = Instant::now();
     runtime.block_on(async {
         loop {
-            let answer = http.get(format!("{base}/v1/projects/{}/topics", project_of(settings)?)).send().await;
+            let answer = http.get(format!("{base}/v1/projects/{}/topics", emulator_project(settings)?)).send().await;
             if answer.is_ok_and(|answer| answer.status().is_success()) {
                 break;
             }
@@ -250,18 +248,6 @@ fn create_topology(settings: &Settings, emulator: &mut Child) -> anyhow::Result<
         Ok(())
     })
 }
-
-/// Where `cargo xtask dev` runs its webhook receiver (and `demo` points agents).
-pub const DEMO_RECEIVER_PORT: u16 = 8090;
-
-/// Where `cargo xtask dev` runs the Pub/Sub emulator (or the stand-in): the
-/// emulator's usual port.
-pub const PUBSUB_PORT: u16 = 8085;
-
-/// The ordered subscription on the events topic that `dev` creates for
-/// consumers (the name `infra/modules/pubsub` gives it in the cloud); `cargo
-/// xtask events` reads it.
-pub const EVENTS_SUBSCRIPTION: &str = "registry-events-audit";
 
 /// The operators' subscription on the dead-letter topic (as in `infra/`).
 const DEAD_LETTER_SUBSCRIPTION: &str = "webhook-dead-letter-ops";
@@ -392,14 +378,6 @@ fn warn_about_missing_settings(runner: &Runner) {
     if !present.is_empty() && !missing.is_empty() {
         eprintln!("warning: .env lacks {} (see deploy/.env.example)", missing.join(", "));
     }
-}
-
-/// The environment over `.env`, or over `deploy/.env.example` when there is
-/// no `.env` (a fresh clone, or a dry run that wrote nothing).
-pub fn local_settings(runner: &Runner) -> anyhow::Result<SettingsSource> {
-    let env_file = runner.path(".env");
-    let file = if env_file.exists() { env_file } else { runner.path("deploy/.env.example") };
-    Ok(SettingsSource::from_env_over_file(&file)?)
 }
 
 fn apply_migrations(runner: &Runner, settings: &Settings) -> anyhow::Result<()> {

@@ -11,13 +11,13 @@ use google_cloud_pubsub::client::Subscriber;
 use serde_json::Value;
 use shared::settings::Settings;
 
-use crate::dev::{EVENTS_SUBSCRIPTION, PUBSUB_PORT, local_settings};
+use crate::local::{EVENTS_SUBSCRIPTION, local_settings, pubsub_endpoint, subscription_of};
 use crate::runner::Runner;
 
 pub fn run(runner: &Runner) -> anyhow::Result<()> {
     let settings = Settings::from_source(&local_settings(runner)?)?;
     let subscription = subscription_of(&settings.pubsub.events_topic, EVENTS_SUBSCRIPTION)?;
-    let endpoint = format!("http://127.0.0.1:{PUBSUB_PORT}");
+    let endpoint = pubsub_endpoint();
     runner.step(
         &format!("tail {subscription} on the emulator at {endpoint}, acknowledging each event, until Ctrl-C"),
         || {
@@ -25,16 +25,6 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
             runtime.block_on(tail(&endpoint, &subscription))
         },
     )
-}
-
-/// `projects/P/subscriptions/{id}` in the project of `topic` (`projects/P/topics/T`).
-pub fn subscription_of(topic: &str, id: &str) -> anyhow::Result<String> {
-    let project = topic
-        .strip_prefix("projects/")
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(project, _)| project)
-        .with_context(|| format!("{topic:?} is not projects/P/topics/T"))?;
-    Ok(format!("projects/{project}/subscriptions/{id}"))
 }
 
 async fn tail(endpoint: &str, subscription: &str) -> anyhow::Result<()> {
@@ -100,13 +90,6 @@ async fn check_subscription(endpoint: &str, subscription: &str) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_subscription_is_named_in_the_topic_s_project() {
-        let name = subscription_of("projects/local/topics/registry-events", "registry-events-audit").unwrap();
-        assert_eq!(name, "projects/local/subscriptions/registry-events-audit");
-        assert!(subscription_of("registry-events", "x").is_err());
-    }
 
     #[test]
     fn an_event_line_names_type_aggregate_key_and_sequence() {

@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod dev;
 mod events;
+mod local;
 mod prepare;
 mod redrive;
 mod runner;

@@ -60,7 +60,7 @@ pub fn regenerate(runner: &Runner, out: &Path) -> anyhow::Result<()> {
 /// The settings in use, with the database swapped for `agent_registry_sqlx`
 /// on the same server.
 fn scratch_settings(runner: &Runner) -> anyhow::Result<Settings> {
-    let mut source = crate::dev::local_settings(runner)?;
+    let mut source = crate::local::local_settings(runner)?;
     let settings = Settings::from_source(&source)?;
     let mut url = url::Url::parse(settings.database_url.expose_secret()).context("DATABASE_URL is malformed")?;
     url.set_path("/agent_registry_sqlx");

@@ -56,7 +56,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let Args { recipient, since } = parse(args)?;
     let database_url = match std::env::var("DATABASE_URL") {
         Ok(url) => url,
-        Err(_) => crate::dev::local_settings(runner)?.database_url()?.expose_secret().to_owned(),
+        Err(_) => crate::local::local_settings(runner)?.database_url()?.expose_secret().to_owned(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let count = runtime.block_on(async {
