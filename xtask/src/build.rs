@@ -99,3 +99,68 @@ fn cloud_build(exec: &mut Exec<'_>, options: &Options) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Against the stand-in tools of `cargo xtask deploy`'s tests.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::stand_ins::{SHA, StandIns};
+
+    #[test]
+    fn build_dry_run_prints_binaries_then_images() {
+        let stand_ins = StandIns::new();
+        let runner = stand_ins.runner(true);
+        let mut exec = Exec::new(&runner);
+        build(&mut exec, &Options { images: true, ..Default::default() }).unwrap();
+        assert_eq!(
+            exec.transcript,
+            [
+                "cargo build --release --locked -p api -p webhook-worker",
+                "# binaries: target/release/api, target/release/webhook-worker",
+                "git rev-parse HEAD",
+                "docker build -f deploy/Dockerfile --target api -t agent-registry/api:<sha> .",
+                "docker build -f deploy/Dockerfile --target webhook-worker -t agent-registry/webhook-worker:<sha> .",
+            ]
+        );
+        assert!(stand_ins.log().is_empty());
+    }
+
+    #[test]
+    fn build_images_tags_with_the_commit() {
+        let stand_ins = StandIns::new();
+        // `cargo` is a stand-in too: this checks the sequence, not the compiler.
+        stand_ins.write_tool("cargo", "");
+        let runner = stand_ins.runner(false);
+        build(&mut Exec::new(&runner), &Options { images: true, ..Default::default() }).unwrap();
+        assert_eq!(
+            stand_ins.log(),
+            [
+                "cargo build --release --locked -p api -p webhook-worker".to_owned(),
+                "git rev-parse HEAD".to_owned(),
+                format!("docker build -f deploy/Dockerfile --target api -t agent-registry/api:{SHA} ."),
+                format!(
+                    "docker build -f deploy/Dockerfile --target webhook-worker -t agent-registry/webhook-worker:{SHA} ."
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn build_with_cloud_build_submits_without_deploying() {
+        let stand_ins = StandIns::new();
+        let runner = stand_ins.runner(false);
+        let options = Options::parse(&["--cloud-build".to_owned(), "--env".to_owned(), "production".to_owned()]);
+        build(&mut Exec::new(&runner), &options.unwrap()).unwrap();
+        assert_eq!(
+            stand_ins.log(),
+            [
+                "git rev-parse HEAD".to_owned(),
+                "git status --porcelain".to_owned(),
+                format!(
+                    "gcloud builds submit --project agent-registry-production --region us-west1 --config deploy/cloudbuild.yaml \
+                     --substitutions=COMMIT_SHA={SHA},_ENV=production,_REGION=us-west1,_DEPLOY=false ."
+                ),
+            ]
+        );
+    }
+}

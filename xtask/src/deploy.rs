@@ -40,6 +40,8 @@
 mod exec;
 mod smoke;
 #[cfg(test)]
+pub mod stand_ins;
+#[cfg(test)]
 mod tests;
 
 use std::io::{BufRead, IsTerminal, Write};
