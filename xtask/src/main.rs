@@ -13,6 +13,8 @@ mod prepare;
 mod redrive;
 mod runner;
 mod test;
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
