@@ -9,7 +9,7 @@ const USAGE: &str = "usage: api [serve|migrate]
   migrate  create the database if missing, apply pending migrations, seal plaintext webhook secrets";
 
 // Fewer allocator locks and less fragmentation than glibc's under many small
-// per-request allocations (see the README's performance section).
+// per-request allocations (docs/PERFORMANCE-HISTORY.md has the measurements).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

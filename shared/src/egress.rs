@@ -1,8 +1,8 @@
 //! SSRF-safe outbound HTTP: the worker's webhook deliveries and the API's Agent Card fetches.
 //!
 //! Endpoint and card URLs come from agents, so a request must never reach loopback, private,
-//! link-local, cloud-metadata or other non-public addresses (BRIEF, "The webhook pipeline",
-//! point 5). Two checks together cover every way reqwest picks an address:
+//! link-local, cloud-metadata or other non-public addresses. Two checks together cover every way
+//! reqwest picks an address:
 //!
 //! - **Hostnames** go through the client's own DNS resolver, which drops every resolved address
 //!   the policy refuses. reqwest connects only to what the resolver returns, so the addresses

@@ -1139,7 +1139,7 @@ mod tests {
     fn every_variable_is_documented_in_env_example_and_readme() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let example = std::fs::read_to_string(root.join("deploy/.env.example")).unwrap();
-        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let readme = std::fs::read_to_string(root.join("docs/OPERATIONS.md")).unwrap();
         for variable in VARIABLES {
             assert!(example.contains(&format!("{}=", variable.name)), "{} not in deploy/.env.example", variable.name);
             assert!(readme.contains(&format!("| `{}` |", variable.name)), "{} not in README's table", variable.name);

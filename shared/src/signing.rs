@@ -3,7 +3,7 @@
 //! is a body `content-digest` (RFC 9530, sha-256), and the headers given
 //! (`idempotency-key` when one is sent); parameters `created`, `keyid`,
 //! `nonce`, `alg` and optionally `expires`. The API's own tests and tools sign with this;
-//! any RFC 9421 library can do the same (the README shows how).
+//! any RFC 9421 library can do the same (docs/API.md shows how).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

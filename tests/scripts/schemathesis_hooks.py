@@ -203,8 +203,8 @@ def make_real(prepared, path):
 
 
 def make_rotation_real(prepared, kind, principal_id, current_key):
-    """A well-formed rotation becomes a real one (the README's proof
-    message); if it rotates the run's own principal, that principal's key
+    """A well-formed rotation becomes a real one (the proof message of
+    docs/API.md); if it rotates the run's own principal, that principal's key
     is the new one once the API said 200."""
     try:
         body = json.loads(prepared.body or b"")

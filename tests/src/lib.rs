@@ -395,7 +395,7 @@ impl TestKey {
     }
 
     /// The body of a key rotation of principal `id` from `current_public_key`
-    /// to this key, with its proof of possession (the README's message).
+    /// to this key, with its proof of possession (the message docs/API.md specifies).
     pub fn rotation_to(&self, id: &str, current_public_key: &str) -> Value {
         let message = format!("agent-registry key rotation:{id}:{current_public_key}:{}", self.public_key);
         let proof = SigningKey::from_bytes(&self.seed).sign(message.as_bytes());

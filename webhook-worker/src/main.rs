@@ -5,7 +5,7 @@ use shared::settings::Settings;
 use webhook_worker::startup::Worker;
 
 // Fewer allocator locks and less fragmentation than glibc's under many small
-// per-request allocations (see the README's performance section).
+// per-request allocations (docs/PERFORMANCE-HISTORY.md has the measurements).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

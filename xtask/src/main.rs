@@ -7,6 +7,8 @@ mod ci;
 mod demo;
 mod deploy;
 mod dev;
+#[cfg(test)]
+mod docs_check;
 mod events;
 mod local;
 mod prepare;

@@ -73,7 +73,7 @@ variable "subnet_cidr" {
 }
 
 variable "database" {
-  description = "Cloud SQL sizing and protection (seed 000)."
+  description = "Cloud SQL sizing and protection."
   type = object({
     tier                = string
     disk_size_gb        = number
@@ -90,7 +90,7 @@ variable "database" {
 }
 
 variable "redis" {
-  description = "Memorystore sizing (seed 000)."
+  description = "Memorystore sizing."
   type = object({
     tier           = string
     memory_size_gb = number
@@ -104,7 +104,7 @@ variable "redis" {
 }
 
 variable "api" {
-  description = "API service sizing (seed 000). db_pool_size becomes DATABASE_MAX_CONNECTIONS; discovery_db_connections (DISCOVERY_DATABASE_CONNECTIONS) is carved from it for discovery by tag, 0 to share."
+  description = "API service sizing. db_pool_size becomes DATABASE_MAX_CONNECTIONS; discovery_db_connections (DISCOVERY_DATABASE_CONNECTIONS) is carved from it for discovery by tag, 0 to share."
   type = object({
     cpu                      = string
     memory                   = string
@@ -187,7 +187,7 @@ variable "tasks_logging_sampling_ratio" {
 
 variable "trace_sample_ratio" {
   type        = number
-  description = "Share of new traces sampled (seed 003: 0.1 in production, 1.0 in staging)."
+  description = "Share of new traces sampled (0.1 in production, 1.0 in staging)."
 
   validation {
     condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1

@@ -1,4 +1,4 @@
-# Production sizes (seed 000). api_image and worker_image are passed by the
+# Production sizes. api_image and worker_image are passed by the
 # deploy tool: -var "api_image=…@sha256:…" -var "worker_image=…@sha256:…".
 
 project_id         = "agent-registry-production"
@@ -57,5 +57,5 @@ delivery_queues = {
   max_concurrent_dispatches = 400
 }
 
-# Share of new traces sampled (seed 003).
+# Share of new traces sampled (0.1 in production, 1.0 in staging).
 trace_sample_ratio = 0.1

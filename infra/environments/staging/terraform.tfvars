@@ -1,4 +1,4 @@
-# Staging sizes (seed 000). api_image and worker_image are passed by the
+# Staging sizes. api_image and worker_image are passed by the
 # deploy tool: -var "api_image=…@sha256:…" -var "worker_image=…@sha256:…".
 
 project_id         = "agent-registry-staging"
@@ -50,12 +50,12 @@ services_deletion_protection = false
 rust_log                     = "info"
 tasks_logging_sampling_ratio = 1
 
-# One delivery queue at the seed's rate (001: 10 dispatches/s).
+# One delivery queue, 10 dispatches/s: enough for staging's traffic.
 delivery_queues = {
   count                     = 1
   max_dispatches_per_second = 10
   max_concurrent_dispatches = 100
 }
 
-# Share of new traces sampled (seed 003).
+# Share of new traces sampled (0.1 in production, 1.0 in staging).
 trace_sample_ratio = 1

@@ -1,4 +1,4 @@
-# Alert policies (seeds 000/003), log-based metrics for what only the logs
+# Alert policies, log-based metrics for what only the logs
 # know (dead deliveries, delivery outcomes, outbox backlog, connection
 # failures), an email notification channel and a dashboard.
 

@@ -1,4 +1,4 @@
-# Cloud Tasks queue for webhook delivery (seed 001): the API creates each
+# Cloud Tasks queues for webhook delivery: the API creates each
 # delivery's first task and the worker each later attempt's (it owns the
 # retry schedule, WEBHOOK_RETRY_SCHEDULE, and answers 2xx whatever the
 # receiver did), all HTTP tasks to the worker with an OIDC token for the

@@ -41,7 +41,7 @@ variable "queue_count" {
 }
 
 variable "max_dispatches_per_second" {
-  description = "Rate at which each queue dispatches tasks (seed 001: 10)."
+  description = "Rate at which each queue dispatches tasks (10 by default)."
   type        = number
   default     = 10
 

@@ -53,9 +53,9 @@ fn target(scenario: &str) -> String {
     format!("≥ {} {unit}{p99}", thousands(rate))
 }
 
-/// A scenario's target rate (per second) and, for reads, its p99 bound (ms)
-/// (issue 8, on this 2-core machine; uncached discovery and create-job's
-/// 2,500/s: issue 18).
+/// A scenario's target rate (per second) and, for reads, its p99 bound (ms):
+/// what the service is held to on one 2-core machine with its stores and the
+/// load generator (docs/PERFORMANCE.md).
 fn target_bounds(scenario: &str) -> Option<(f64, Option<f64>)> {
     match scenario {
         "discovery" | "get-agent" => Some((10_000.0, Some(10.0))),
