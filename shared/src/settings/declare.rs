@@ -1,7 +1,7 @@
-//! How a variable is declared: [`variables!`] turns one entry per variable
-//! (its doc comment, name, type, default, secrecy, and the parse that holds
-//! its bounds) into a typed [`Setting`] and the owner's list of [`Variable`]s;
-//! [`settings!`] turns one row per field into [`super::Settings`] and its
+//! How a variable is declared: `variables!` turns one entry per variable (its
+//! doc comment, name, type, default, secrecy, and the parse that holds its
+//! bounds) into a typed [`Setting`] and the owner's list of [`Variable`]s;
+//! `settings!` turns one row per field into [`super::Settings`] and its
 //! `from_source`.
 //!
 //! Hand-written rather than `envy`, `figment` or `config`: those deserialize
@@ -66,7 +66,7 @@ impl<T> Setting<T> {
         (self.parse)(raw).map_err(|refusal| self.variable.malformed(refusal, raw))
     }
 
-    /// Used by [`variables!`]: the name and doc comment of the declaration.
+    /// Used by `variables!`: the name and doc comment of the declaration.
     pub const fn named(mut self, name: &'static str, doc: &'static str) -> Self {
         self.variable.name = name;
         self.variable.description = doc.trim_ascii();

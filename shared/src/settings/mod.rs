@@ -2,13 +2,13 @@
 //! `.env` file as fallback (the same code locally and on Cloud Run, where
 //! secrets arrive as env vars from Secret Manager).
 //!
-//! Each variable is declared once, by its owner: [`stores`] (Postgres, Redis,
-//! the webhook-secret key), [`api`], [`delivery`] (the webhook pipeline) and
-//! [`http`] (server, logs, traces). A declaration gives its name, type,
+//! Each variable is declared once, by its owner: `stores.rs` (Postgres, Redis,
+//! the webhook-secret key), `api.rs`, `delivery.rs` (the webhook pipeline) and
+//! `http.rs` (server, logs, traces). A declaration gives its name, type,
 //! default, secrecy, bounds (its parse) and doc; from it come the parse with
-//! errors naming the variable, [`VARIABLES`], and the checks that
-//! `deploy/.env.example` and the settings table document every variable as
-//! declared (in `tests`). [`Settings`] has one row per field below.
+//! errors naming the variable (never echoing a secret), [`VARIABLES`], and the
+//! checks that `deploy/.env.example` and the settings table document every
+//! variable as declared (`tests.rs`). [`Settings`] has one row per field below.
 
 mod api;
 mod declare;
