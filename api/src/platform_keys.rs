@@ -17,7 +17,7 @@ use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use shared::platform_key::PlatformSigningKey;
-use shared::settings::{PLATFORM_SIGNING_KEY, SettingsError};
+use shared::settings::PLATFORM_SIGNING_KEY;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -97,10 +97,7 @@ pub struct PlatformKeys {
 impl PlatformKeys {
     /// The API cannot start without a signing key; the worker never builds this.
     pub fn new(current: Option<&PlatformSigningKey>, previous: Option<&PlatformSigningKey>) -> anyhow::Result<Self> {
-        let current = current.ok_or(SettingsError::Missing {
-            name: PLATFORM_SIGNING_KEY.name,
-            description: PLATFORM_SIGNING_KEY.description,
-        })?;
+        let current = current.ok_or_else(|| PLATFORM_SIGNING_KEY.variable.missing())?;
         let current_jwk = public_jwk(current.signing_key())?;
         let mut keys = vec![current_jwk.clone()];
         if let Some(previous) = previous {

@@ -148,7 +148,7 @@ pub async fn take(state: &AppState, class: Class, principal: &str) -> Result<Dec
     Ok(Decision::new(class, bucket, answer))
 }
 
-/// A signed request's nonce (`nonce_key`, kept `nonce_ttl_seconds`), then
+/// A signed request's nonce (`nonce_key`, kept `nonce_ttl`), then
 /// a token of its principal's bucket, in one round trip. `None` when the
 /// nonce was seen already: a replay, which spends no token.
 #[tracing::instrument(name = "redis nonce and rate limit", skip_all, fields(class = class.name()))]
@@ -160,7 +160,7 @@ pub async fn take_with_nonce(
 ) -> Result<Option<Decision>, fred::error::Error> {
     let bucket = class.bucket(state);
     let mut arguments = arguments(bucket);
-    arguments.push(i64::try_from(state.settings.nonce_ttl_seconds).unwrap_or(i64::MAX).max(1));
+    arguments.push(i64::try_from(state.settings.nonce_ttl.as_secs()).unwrap_or(i64::MAX).max(1));
     let keys = vec![bucket_key(state, class, principal), nonce_key];
     let answer: (i64, i64, i64) = NONCE_THEN_TOKEN.evalsha_with_reload(state.redis.next(), keys, arguments).await?;
     Ok((answer.0 != -1).then(|| Decision::new(class, bucket, answer)))

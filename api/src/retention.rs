@@ -23,7 +23,7 @@ pub struct Pruned {
 /// `STATEMENTS_PER_CALL` batches, and `endpoint_health` rows whose
 /// `retry_at` passed more than a day ago.
 pub async fn prune(db: &PgPool, settings: &Settings) -> sqlx::Result<Pruned> {
-    let days = i32::try_from(settings.delivery_attempts_retention_days).unwrap_or(i32::MAX);
+    let days = i32::try_from(settings.delivery_attempts_retention.as_secs() / 86_400).unwrap_or(i32::MAX);
     let mut pruned = Pruned::default();
     for _ in 0..STATEMENTS_PER_CALL {
         // Through `delivery_attempts_by_start`, oldest first; `= ANY(ARRAY(…))`

@@ -45,7 +45,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let address = SocketAddr::from(([0, 0, 0, 0], settings.port));
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
-        let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        let shutdown_grace = settings.shutdown_grace;
         let state = AppState::connect(settings).await?;
         let tasks = DeliveryTasks::connect(state.settings.cloud_tasks.clone()).await?;
         let relay = Relay::new(state.db.clone(), tasks.clone(), state.outbox.clone());

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use fred::prelude::Pool as RedisPool;
 use shared::db::{Plans, lazy_pool};
-use shared::egress::{EgressClient, EgressPolicy};
+use shared::egress::EgressClient;
 use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
@@ -53,8 +53,7 @@ impl AppState {
             settings.platform_signing_key.as_ref(),
             settings.platform_signing_key_previous.as_ref(),
         )?);
-        let policy: EgressPolicy =
-            settings.egress_allow_cidrs.parse().context("setting EGRESS_ALLOW_CIDRS is malformed")?;
+        let policy = settings.egress_policy.clone();
         let egress = EgressClient::new(policy, crate::agents::card_import::FETCH_TIMEOUT, AGENT_CARD_USER_AGENT)
             .context("cannot build the Agent Card client")?;
         Ok(Self {

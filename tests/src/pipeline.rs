@@ -44,7 +44,7 @@ pub struct PipelineOptions {
     /// The worker's `WEBHOOK_RETRY_SCHEDULE`: by default five attempts within a second.
     pub retry_schedule: &'static str,
     /// The worker's `WEBHOOK_TIMEOUT_SECONDS`.
-    pub webhook_timeout_seconds: u64,
+    pub webhook_timeout: Duration,
     /// The worker's `WEBHOOK_ENDPOINT_CONCURRENCY`.
     pub endpoint_concurrency: u32,
     /// More settings of the API, e.g. `("JOB_ACCEPT_TIMEOUT_SECONDS", "1")`.
@@ -60,7 +60,7 @@ impl Default for PipelineOptions {
             statuses: Vec::new(),
             egress_allow: "127.0.0.0/8,::1/128",
             retry_schedule: "50ms,100ms,200ms,400ms",
-            webhook_timeout_seconds: 10,
+            webhook_timeout: Duration::from_secs(10),
             endpoint_concurrency: 10,
             api_settings: Vec::new(),
             shared_settings: Vec::new(),
@@ -155,7 +155,7 @@ pub async fn spawn_pipeline_with(options: PipelineOptions) -> Pipeline {
             source.set("CLOUD_TASKS_ENDPOINT", endpoint.clone());
             source.set("WEBHOOK_WORKER_URL", worker_url(port));
             source.set("WEBHOOK_RETRY_SCHEDULE", options.retry_schedule);
-            source.set("WEBHOOK_TIMEOUT_SECONDS", options.webhook_timeout_seconds.to_string());
+            source.set("WEBHOOK_TIMEOUT_SECONDS", options.webhook_timeout.as_secs().to_string());
             source.set("WEBHOOK_ENDPOINT_CONCURRENCY", options.endpoint_concurrency.to_string());
             for (name, value) in &shared_settings {
                 source.set(name, value.clone());

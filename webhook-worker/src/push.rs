@@ -78,7 +78,7 @@ impl IntoResponse for Answer {
 /// How long a push holds its delivery (and its URL, when it probes): the
 /// send's timeout and some.
 fn hold(state: &WorkerState) -> Duration {
-    Duration::from_secs(state.settings.webhook_timeout_seconds + 5)
+    state.settings.webhook_timeout + Duration::from_secs(5)
 }
 
 async fn deliver(state: &WorkerState, push: &Push) -> anyhow::Result<Answer> {
@@ -158,14 +158,14 @@ async fn paced_attempt(
     };
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
-    let timeout = Duration::from_secs(state.settings.webhook_timeout_seconds);
+    let timeout = state.settings.webhook_timeout;
     let sent = send::send(&state.egress, webhook, timeout).instrument(span.clone()).await;
     let latency_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
 
     let schedule = &state.settings.webhook_retry_schedule;
     let (outcome, next) = schedule::after_attempt(&sent, push, leased.attempt, schedule);
     let attempted = Attempted { push, leased, started, latency_ms, sent: &sent };
-    let disable_after = Duration::from_secs(state.settings.endpoint_disable_after_seconds);
+    let disable_after = state.settings.endpoint_disable_after;
     let Some(recorded) = record::record(&state.db, attempted, outcome, next, disable_after).await? else {
         tracing::warn!(delivery_id = %push.delivery_id, "lease lapsed during the send; the push that took over records");
         return Ok(Answer::Done);

@@ -20,7 +20,7 @@ use shared::delivery_tasks::DeliveryTasks;
 use crate::push;
 use crate::push_auth::PushAuth;
 use crate::slots::Slots;
-use shared::egress::{EgressClient, EgressPolicy};
+use shared::egress::EgressClient;
 
 /// The User-Agent of every webhook we send.
 pub const USER_AGENT: &str = concat!("agent-registry-webhooks/", env!("CARGO_PKG_VERSION"));
@@ -55,11 +55,10 @@ impl Worker {
     /// On a listener bound already, so a test knows the worker's URL (which
     /// the worker puts on the tasks it creates) before building it.
     pub async fn build_on(listener: TcpListener, settings: Settings) -> anyhow::Result<Self> {
-        let policy: EgressPolicy =
-            settings.egress_allow_cidrs.parse().context("setting EGRESS_ALLOW_CIDRS is malformed")?;
-        let timeout = Duration::from_secs(settings.webhook_timeout_seconds);
+        let policy = settings.egress_policy.clone();
+        let timeout = settings.webhook_timeout;
         let egress = EgressClient::new(policy, timeout, USER_AGENT).context("cannot build the webhook client")?;
-        let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        let shutdown_grace = settings.shutdown_grace;
         let push_auth = PushAuth::from_settings(&settings)?;
         let sealer = Sealer::from_settings(&settings).await?;
         let tasks = DeliveryTasks::connect(settings.cloud_tasks.clone()).await?;

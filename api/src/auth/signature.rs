@@ -93,7 +93,7 @@ pub async fn verify(parts: &Parts, body: &[u8], state: &AppState) -> Result<Veri
         return Err(malformed(format!("the nonce must be 1 to {MAX_NONCE_LEN} characters")).into());
     }
     signature.require_coverage(parts, !body.is_empty())?;
-    check_created(signature.created, state.settings.signature_max_age_seconds)?;
+    check_created(signature.created, state.settings.signature_max_age.as_secs())?;
     check_expires(signature.expires)?;
     let base = signature.base(parts)?;
 

@@ -78,7 +78,7 @@ async fn create_job(
     // agent has changed since, as a refusal that a replay overrides.
     let created_at = shared::db::now_in_microseconds();
     // A retry after its deadline passed still gets the first answer.
-    let (accept_by, deadline) = match windows(&body, created_at, state.settings.job_accept_timeout_seconds) {
+    let (accept_by, deadline) = match windows(&body, created_at, state.settings.job_accept_timeout) {
         Ok(windows) => windows,
         Err(refusal) => return replay_or(&state, client, key, &request_hash, refusal).await,
     };
@@ -153,10 +153,9 @@ const MAX_DEADLINE_AHEAD: Duration = Duration::days(365);
 fn windows(
     body: &CreateJob,
     created_at: OffsetDateTime,
-    default_seconds: u32,
+    default_window: std::time::Duration,
 ) -> Result<(OffsetDateTime, Option<OffsetDateTime>), ApiError> {
-    let seconds = body.accept_within_seconds.unwrap_or(default_seconds);
-    if body.accept_within_seconds.is_some()
+    if let Some(seconds) = body.accept_within_seconds
         && !(MIN_ACCEPT_WITHIN_SECONDS..=MAX_JOB_ACCEPT_TIMEOUT_SECONDS).contains(&seconds)
     {
         let range = format!("must be {MIN_ACCEPT_WITHIN_SECONDS} to {MAX_JOB_ACCEPT_TIMEOUT_SECONDS} seconds");
@@ -172,7 +171,9 @@ fn windows(
             return Err(ApiError::invalid("deadline", "must be at most a year ahead"));
         }
     }
-    let window_end = created_at + Duration::seconds(i64::from(seconds));
+    let window =
+        body.accept_within_seconds.map_or(default_window, |seconds| std::time::Duration::from_secs(seconds.into()));
+    let window_end = created_at + window;
     let accept_by = deadline.map_or(window_end, |deadline| deadline.min(window_end));
     Ok((accept_by, deadline))
 }

@@ -386,7 +386,7 @@ async fn a_worker_killed_mid_send_delivers_once_after_cloud_tasks_pushes_again()
     let options = PipelineOptions {
         standin: crash_net,
         statuses: vec![NO_ANSWER],
-        webhook_timeout_seconds: 2,
+        webhook_timeout: Duration::from_secs(2),
         ..Default::default()
     };
     let mut pipeline = spawn_pipeline_with(options).await;
