@@ -16,16 +16,15 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error;
-use crate::expiry::Expiry;
-use crate::maintenance::Maintenance;
-use crate::openapi::{self, ApiDoc};
-use crate::publisher::EventPublisher;
-use crate::relay::Relay;
-use crate::state::AppState;
-use crate::{
-    agent_cards, agents, clients, deliveries, discovery, health, jobs, platform_keys, rate_limit, ratings, receipts,
-};
+use crate::background::expiry::Expiry;
+use crate::background::maintenance::Maintenance;
+use crate::background::publisher::EventPublisher;
+use crate::background::relay::Relay;
+use crate::features::{agent_cards, agents, clients, deliveries, discovery, jobs, ratings, receipts};
+use crate::http::error;
+use crate::http::openapi::{self, ApiDoc};
+use crate::http::state::AppState;
+use crate::http::{health, platform_keys, rate_limit};
 
 /// After the server stopped, how long the background tasks get to finish.
 const BACKGROUND_STOP_WAIT: Duration = Duration::from_secs(1);

@@ -1,0 +1,9 @@
+pub mod agent_cards;
+pub mod agents;
+pub mod clients;
+pub mod deliveries;
+pub mod discovery;
+pub mod jobs;
+pub mod key_rotation;
+pub mod ratings;
+pub mod receipts;

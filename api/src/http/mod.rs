@@ -1,0 +1,10 @@
+pub mod auth;
+pub mod cursor;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod page_cache;
+pub mod platform_keys;
+pub mod rate_limit;
+pub mod state;
