@@ -28,8 +28,8 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::background::singleton::Singleton;
-use crate::features::jobs::model::{Job, JobRow};
 use crate::outbox::{self, OutboxSignal};
+use crate::resources::job::{Job, JobRow};
 
 /// Jobs expired per window per statement.
 const BATCH: i64 = 200;

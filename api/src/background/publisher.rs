@@ -37,8 +37,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use url::Url;
 
+use crate::background::rounds;
 use crate::background::singleton::Singleton;
-use crate::outbox::{self, OutboxSignal};
+use crate::outbox::OutboxSignal;
 
 /// Events taken per round.
 const EVENT_BATCH: i64 = 500;
@@ -100,7 +101,7 @@ impl EventPublisher {
                 tracing::warn!(error = format!("{error:#}"), "publishing paused; events stay in the outbox");
             }
             let woken = self.signal.events_written();
-            if !outbox::wait_for_next_round(&round, woken, POLL_INTERVAL, RETRY_DELAY, &mut stopping).await {
+            if !rounds::wait_for_next_round(&round, woken, POLL_INTERVAL, RETRY_DELAY, &mut stopping).await {
                 break;
             }
         }
@@ -182,7 +183,7 @@ impl EventPublisher {
         )
         .execute(&self.db)
         .await?;
-        outbox::round_result(published.len(), failure.map(Into::into), "events not published")
+        rounds::round_result(published.len(), failure.map(Into::into), "events not published")
     }
 
     /// Publishes dead deliveries not yet on the dead-letter topic.
@@ -253,6 +254,6 @@ impl EventPublisher {
         )
         .execute(&self.db)
         .await?;
-        outbox::round_result(ids.len(), failure.map(Into::into), "dead letters not published")
+        rounds::round_result(ids.len(), failure.map(Into::into), "dead letters not published")
     }
 }

@@ -23,7 +23,8 @@ use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::outbox::{self, OutboxSignal};
+use crate::background::rounds;
+use crate::outbox::OutboxSignal;
 
 /// Rows taken per transaction.
 const BATCH: i64 = 32;
@@ -54,7 +55,7 @@ impl Relay {
                 tracing::warn!(error = format!("{error:#}"), "relay paused; deliveries stay pending");
             }
             let woken = self.wake.deliveries_written();
-            if !outbox::wait_for_next_round(&round, woken, POLL_INTERVAL, RETRY_DELAY, &mut stopping).await {
+            if !rounds::wait_for_next_round(&round, woken, POLL_INTERVAL, RETRY_DELAY, &mut stopping).await {
                 return;
             }
         }
@@ -119,6 +120,6 @@ impl Relay {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        outbox::round_result(dispatched.len(), failure, "tasks not created")
+        rounds::round_result(dispatched.len(), failure, "tasks not created")
     }
 }

@@ -4,8 +4,9 @@
 //! deactivates itself.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use shared::domain::{AgentName, ClientId, PublicKey, WebhookSecret};
 use time::OffsetDateTime;
@@ -13,10 +14,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::features::key_rotation::{self, RotateKey, RotationRefusals};
-use crate::http::auth::{Authenticated, Signed};
+use crate::features::key_rotation::{self, KeyHolder, RotateKey, RotationRefusals};
+use crate::http::auth::{Authenticated, Own, Signed};
 use crate::http::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
-use crate::http::extract::path_id;
+use crate::http::path_id::PathId;
 use crate::http::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -105,7 +106,7 @@ pub struct ClientKey {
     post,
     path = "/v1/clients/{id}/keys",
     tag = "clients",
-    params(("id" = String, Path, description = "client id, `cli_…`", pattern = "^cli_[0-9a-fA-F]{32}$")),
+    params(PathId<ClientId>),
     request_body = RotateKey,
     responses(
         (status = 200, description = "rotated", body = ClientKey),
@@ -114,27 +115,31 @@ pub struct ClientKey {
     )
 )]
 async fn rotate_client_key(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Signed { principal, key, body }: Signed<RotateKey>,
+    state: State<AppState>,
+    request: Own<ClientId, Signed<RotateKey>>,
 ) -> Result<Json<ClientKey>, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_client(id)?;
-    let new_key = body.checked(&id, &key)?;
-    let rotated = sqlx::query!(
-        "UPDATE clients SET public_key = $3 WHERE id = $1 AND active AND public_key = $2",
-        id.as_uuid(),
-        key.as_bytes().as_slice(),
-        new_key.as_bytes().as_slice(),
-    )
-    .execute(&state.db)
-    .await?;
-    if rotated.rows_affected() == 0 {
-        return Err(key_rotation::raced(&id));
+    key_rotation::rotate(state, request).await
+}
+
+impl KeyHolder for ClientId {
+    type Rotated = ClientKey;
+
+    async fn replace_key(
+        state: &AppState,
+        id: Self,
+        current: &VerifyingKey,
+        new: &PublicKey,
+    ) -> Result<Option<ClientKey>, ApiError> {
+        let rotated = sqlx::query!(
+            "UPDATE clients SET public_key = $3 WHERE id = $1 AND active AND public_key = $2",
+            id.as_uuid(),
+            current.as_bytes().as_slice(),
+            new.as_bytes().as_slice(),
+        )
+        .execute(&state.db)
+        .await?;
+        Ok((rotated.rows_affected() > 0).then(|| ClientKey { id, public_key: new.clone() }))
     }
-    state.known_keys.forget(&principal).await;
-    tracing::info!(client_id = %id, "client key rotated");
-    Ok(Json(ClientKey { id, public_key: new_key.clone() }))
 }
 
 /// Deactivate a client: its key signs nothing any more (repeating this is a
@@ -144,7 +149,7 @@ async fn rotate_client_key(
     delete,
     path = "/v1/clients/{id}",
     tag = "clients",
-    params(("id" = String, Path, description = "client id, `cli_…`", pattern = "^cli_[0-9a-fA-F]{32}$")),
+    params(PathId<ClientId>),
     responses(
         (status = 204, description = "deactivated"),
         SignedRequestRefusals,
@@ -152,11 +157,8 @@ async fn rotate_client_key(
 )]
 async fn deactivate_client(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Authenticated(principal): Authenticated,
+    Own(id, Authenticated(principal)): Own<ClientId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_client(id)?;
     sqlx::query!("UPDATE clients SET active = false, deactivated_at = now() WHERE id = $1 AND active", id.as_uuid())
         .execute(&state.db)
         .await?;

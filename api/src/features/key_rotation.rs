@@ -4,18 +4,52 @@
 //! key's Ed25519 signature over the UTF-8 bytes of [`proof_message`],
 //! `agent-registry key rotation:<id>:<current public key>:<new public key>`
 //! (keys in base64 as the API shows them). Bound to the id and to the key it
-//! replaces, a proof is good for this one rotation only.
+//! replaces, a proof is good for this one rotation only. [`rotate`] is both
+//! routes' handler; what a key is stored in, each kind says ([`KeyHolder`]).
 
 use std::fmt::Display;
 
+use axum::Json;
+use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use shared::domain::PublicKey;
 use utoipa::{IntoResponses, ToSchema};
 
+use crate::http::auth::{Own, Signed};
 use crate::http::error::{ApiError, Problem};
+use crate::http::principal::PrincipalId;
+use crate::http::state::AppState;
+
+/// A principal whose signing key can be replaced: an agent or a client.
+pub trait KeyHolder: PrincipalId {
+    /// The answer to a rotation: the principal with its new key.
+    type Rotated: Serialize;
+
+    /// Replaces `current` with `new`, where `current` is still the active
+    /// key; `None` when it no longer is.
+    fn replace_key(
+        state: &AppState,
+        id: Self,
+        current: &VerifyingKey,
+        new: &PublicKey,
+    ) -> impl Future<Output = Result<Option<Self::Rotated>, ApiError>> + Send;
+}
+
+/// Replaces the signing key of the principal `{id}` names, signed by its
+/// current key. The current key stops working at once on this instance.
+pub async fn rotate<K: KeyHolder>(
+    State(state): State<AppState>,
+    Own(id, Signed { principal, key, body }): Own<K, Signed<RotateKey>>,
+) -> Result<Json<K::Rotated>, ApiError> {
+    let new_key = body.checked(&id, &key)?;
+    let rotated = K::replace_key(&state, id, &key, new_key).await?.ok_or_else(|| raced(&id))?;
+    state.known_keys.forget(&principal).await;
+    tracing::info!(%id, "{} key rotated", K::NAME);
+    Ok(Json(rotated))
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +111,7 @@ pub enum RotationRefusals {
 
 /// The key that verified the request is no longer the principal's active
 /// key: a concurrent rotation or deactivation came first.
-pub fn raced(id: &impl Display) -> ApiError {
+fn raced(id: &impl Display) -> ApiError {
     ApiError::Conflict(format!("{id}'s key was replaced or deactivated while this request was checked"))
 }
 

@@ -2,13 +2,10 @@
 //! `application/problem+json`. Bad input is always a 4xx naming the field;
 //! only our own faults are a 500, and their details stay in the logs.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::{IntoResponses, ToSchema};
-
-use crate::http::auth::AuthFailure;
-use crate::http::rate_limit::Decision;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -22,9 +19,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    /// A signed-request check failed; says which.
-    #[error("{0}")]
-    Unauthorized(AuthFailure),
+    /// A signed-request check failed; `slug` says which.
+    #[error("{message}")]
+    Unauthorized { slug: &'static str, message: String },
     /// Authenticated, but this principal may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -35,8 +32,9 @@ pub enum ApiError {
     /// The request conflicts with the resource's current state.
     #[error("{0}")]
     Conflict(String),
-    #[error("rate limit exceeded; retry after {} s", .0.retry_after_seconds())]
-    RateLimited(Decision),
+    /// A token bucket is empty; `headers` say which and when it refills.
+    #[error("rate limit exceeded; retry after {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64, headers: HeaderMap },
     /// A lasting cap on this resource is reached (e.g. a delivery's resends).
     #[error("{0}")]
     LimitReached(String),
@@ -61,12 +59,12 @@ impl ApiError {
             Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::RateLimited(_) | Self::LimitReached(_) | Self::TooSoon { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::LimitReached(_) | Self::TooSoon { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,12 +77,12 @@ impl ApiError {
             Self::MalformedBody(_) => "malformed-body",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::PayloadTooLarge { .. } => "payload-too-large",
-            Self::Unauthorized(failure) => failure.slug(),
+            Self::Unauthorized { slug, .. } => slug,
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict(_) => "conflict",
-            Self::RateLimited(_) => "rate-limited",
+            Self::RateLimited { .. } => "rate-limited",
             Self::LimitReached(_) => "limit-reached",
             Self::TooSoon { .. } => "too-soon",
             Self::Unavailable(_) => "unavailable",
@@ -190,7 +188,7 @@ impl IntoResponse for ApiError {
             Self::Unavailable(_) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Self::RateLimited(decision) => response.headers_mut().extend(decision.headers()),
+            Self::RateLimited { headers, .. } => response.headers_mut().extend(headers.clone()),
             Self::TooSoon { retry_after_seconds, .. } => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }

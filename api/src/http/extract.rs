@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use shared::domain::EndpointUrl;
 use utoipa::IntoParams;
 
 use crate::http::error::ApiError;
@@ -107,13 +108,13 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
-/// A prefixed id from the path (`agt_…`, `cli_…`, `job_…`, `dlv_…`), or a
-/// 422 naming `id`.
-pub fn path_id<T: std::str::FromStr>(id: &str) -> Result<T, ApiError>
-where
-    T::Err: std::fmt::Display,
-{
-    id.parse().map_err(|e| ApiError::invalid("id", e))
+/// Plain http webhook URLs are a local-development convenience only.
+pub fn require_allowed_scheme(state: &AppState, field: &str, url: &EndpointUrl) -> Result<(), ApiError> {
+    if url.is_https() || state.settings.allow_http_endpoints {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, "must be an https URL"))
+    }
 }
 
 /// The page size every listing takes as `limit`: 1 to 100, 20 when absent.

@@ -47,11 +47,16 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -
 
 /// What the handlers' annotations cannot say on their own, added once every
 /// route is in the document.
-pub fn complete(api: &mut utoipa::openapi::OpenApi) {
+/// `closed_parameters`: the features' query parameters that are closed sets
+/// of strings, as (path, name, values).
+pub fn complete(api: &mut utoipa::openapi::OpenApi, closed_parameters: &[ClosedParameter]) {
     SignedRequests.modify(api);
-    ClosedSets.modify(api);
+    ClosedSets(closed_parameters).modify(api);
     NonEmptyChanges.modify(api);
 }
+
+/// A query parameter (path, name) whose values are a closed set.
+pub type ClosedParameter<'a> = (&'a str, &'a str, &'a [&'a str]);
 
 /// The name of the security scheme signed operations require.
 pub const SIGNATURE_SCHEME: &str = "http_message_signature";
@@ -85,19 +90,14 @@ passed; a nonce is accepted once. An unknown keyid and a bad signature get the s
 
 /// Query parameters and answer fields that are closed sets (strings in the
 /// handlers' types) documented as the enums they are, from the same lists.
-struct ClosedSets;
+struct ClosedSets<'a>(&'a [ClosedParameter<'a>]);
 
-impl Modify for ClosedSets {
+impl Modify for ClosedSets<'_> {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let statuses: Vec<&str> = shared::domain::JobStatus::ALL.iter().map(|status| status.as_str()).collect();
         let windows: Vec<&str> = shared::domain::JobWindow::ALL.iter().map(|window| window.as_str()).collect();
-        let sorts: Vec<&str> = crate::features::discovery::SORT_ORDERS.iter().map(|sort| sort.as_str()).collect();
-        let parameters: [(&str, &str, &[&str]); 3] = [
-            ("/v1/jobs", "status", &statuses),
-            ("/v1/jobs", "role", &crate::features::jobs::ROLES),
-            ("/v1/agents", "sort", &sorts),
-        ];
-        for (path, name, values) in parameters {
+        let job_status: ClosedParameter = ("/v1/jobs", "status", &statuses);
+        for &(path, name, values) in std::iter::once(&job_status).chain(self.0) {
             let Some(operation) = openapi.paths.paths.get_mut(path).and_then(|item| item.get.as_mut()) else {
                 continue;
             };

@@ -188,7 +188,7 @@ fn bucket_key(state: &AppState, class: Class, principal: &str) -> String {
 /// A 429, logged for the rate-limit rejections metric.
 fn rejected(decision: Decision) -> ApiError {
     tracing::info!(class = decision.class.name(), "rate limited");
-    ApiError::RateLimited(decision)
+    ApiError::RateLimited { retry_after_seconds: decision.retry_after_seconds(), headers: decision.headers() }
 }
 
 /// Middleware for every `/v1/` and `/.well-known/` route, per client IP:

@@ -1,6 +1,7 @@
 //! What every handler can reach.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use fred::prelude::Pool as RedisPool;
@@ -10,13 +11,15 @@ use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
 
-use crate::http::auth::KnownKeys;
+use crate::http::known_keys::KnownKeys;
 use crate::http::page_cache::PageCache;
 use crate::http::platform_keys::PlatformKeys;
 use crate::outbox::OutboxSignal;
 
 /// How the API introduces itself when it fetches an agent's card.
 const AGENT_CARD_USER_AGENT: &str = "agent-registry (A2A Agent Card fetch)";
+/// How long fetching an agent's card may take, start to end.
+const AGENT_CARD_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Discovery pages and agents kept at most per instance (a few KB each).
 const PUBLIC_READ_CACHE_ENTRIES: usize = 10_000;
@@ -55,9 +58,8 @@ impl AppState {
         )?);
         let policy: EgressPolicy =
             settings.egress_allow_cidrs.parse().context("setting EGRESS_ALLOW_CIDRS is malformed")?;
-        let egress =
-            EgressClient::new(policy, crate::features::agents::card_import::FETCH_TIMEOUT, AGENT_CARD_USER_AGENT)
-                .context("cannot build the Agent Card client")?;
+        let egress = EgressClient::new(policy, AGENT_CARD_FETCH_TIMEOUT, AGENT_CARD_USER_AGENT)
+            .context("cannot build the Agent Card client")?;
         Ok(Self {
             db,
             discovery_db,

@@ -13,8 +13,8 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use crate::features::agents::card_import::{AgentInterface, AgentProvider};
-use crate::features::agents::model::AgentProfile;
 use crate::http::platform_keys::PlatformKeys;
+use crate::resources::agent::AgentProfile;
 
 /// The URI of the extension that carries this registry's listing of the agent.
 pub const LISTING_EXTENSION_URI: &str = "urn:agent-registry:a2a:listing:v1";

@@ -4,20 +4,22 @@
 
 mod card;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use headers::{ETag, HeaderMapExt, IfNoneMatch};
 use sha2::{Digest, Sha256};
+use shared::domain::AgentId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::features::agents;
+use crate::features::agents::imported_card;
 use crate::http::error::{ApiError, Problem, PublicReadRefusals};
-use crate::http::extract::path_id;
+use crate::http::path_id::PathId;
 use crate::http::state::AppState;
+use crate::resources::agent::{self, Agent};
 pub use card::{AgentCard, LISTING_EXTENSION_URI};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -38,7 +40,7 @@ const CARD_CACHE_CONTROL: &str = "public, max-age=60";
     path = "/v1/agents/{id}/agent-card.json",
     tag = "identity",
     params(
-        ("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$"),
+        PathId<AgentId>,
         ("If-None-Match" = Option<String>, Header, description = "the `ETag` of a card you hold: 304 while it is unchanged"),
     ),
     responses(
@@ -56,15 +58,15 @@ const CARD_CACHE_CONTROL: &str = "public, max-age=60";
 )]
 async fn agent_card(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&id)?;
-    let agent = agents::find(&state.db, id).await?.ok_or_else(|| agents::agent_not_found(id))?;
+    let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
+    let agent = Agent::from(row);
     if !agent.profile.active {
         return Err(ApiError::NotFound(format!("agent {id} is deactivated and has no card")));
     }
-    let declared = agents::imported_card(&state.db, id).await?;
+    let declared = imported_card(&state.db, id).await?;
     let card = AgentCard::of(&agent.profile, declared)?.sign(&state.platform_keys)?;
     let body = serde_json::to_vec(&card).map_err(anyhow::Error::from)?;
     // Ed25519 signatures are deterministic: the same card is the same bytes.

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use axum::http::header;
 use serde::{Deserialize, Serialize};
@@ -20,8 +19,6 @@ use crate::http::error::ApiError;
 
 /// The largest card accepted.
 pub const MAX_CARD_BYTES: usize = 64 * 1024;
-/// How long fetching a card may take, start to end.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most interfaces kept from a card.
 const MAX_INTERFACES: usize = 8;
 const FIELD: &str = "agent_card_url";

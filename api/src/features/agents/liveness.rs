@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use fred::prelude::KeysInterface;
 use fred::types::{Expiration, SetOptions};
 use serde::Serialize;
@@ -18,10 +18,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, Own};
 use crate::http::error::{ApiError, Problem, SignedRequestRefusals};
-use crate::http::extract::path_id;
+use crate::http::path_id::PathId;
 use crate::http::state::AppState;
+use crate::resources::agent;
 
 /// The most often one agent's heartbeats write to Postgres.
 pub const WRITE_INTERVAL: Duration = Duration::from_secs(60);
@@ -43,7 +44,7 @@ pub struct Heartbeat {
     post,
     path = "/v1/agents/{id}/heartbeat",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     responses((status = 404, description = "no such agent, or not yours", body = Problem, content_type = "application/problem+json"), 
         (status = 200, body = Heartbeat),
         SignedRequestRefusals,
@@ -52,11 +53,8 @@ pub struct Heartbeat {
 )]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Authenticated(principal): Authenticated,
+    Own(id, _): Own<AgentId, Authenticated>,
 ) -> Result<Json<Heartbeat>, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_agent(id)?;
     let now = shared::db::now_in_microseconds();
     let now_text = now.format(&Rfc3339).map_err(anyhow::Error::from)?;
     let key = format!("{}seen:{id}", state.settings.redis_key_prefix);
@@ -80,6 +78,6 @@ pub async fn heartbeat(
         written?;
         return Err(ApiError::Conflict(format!("agent {id} is deactivated")));
     }
-    state.public_reads.forget(&super::cache_key(id));
+    state.public_reads.forget(&agent::cache_key(id));
     Ok(Json(Heartbeat { agent_id: id, last_seen_at: now }))
 }

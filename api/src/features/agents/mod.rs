@@ -13,27 +13,29 @@ mod own_card;
 mod store;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use shared::domain::{AgentDescription, AgentId, EndpointUrl, WebhookSecret};
+use ed25519_dalek::VerifyingKey;
+use shared::domain::{AgentDescription, AgentId, PublicKey, WebhookSecret};
 use shared::events::{self, Aggregate};
 use time::OffsetDateTime;
 use utoipa::IntoResponses;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use crate::features::key_rotation::{self, RotateKey, RotationRefusals};
-use crate::http::auth::{Authenticated, Principal, Signed};
-use crate::http::cursor;
+use crate::features::key_rotation::{self, KeyHolder, RotateKey, RotationRefusals};
+use crate::http::auth::{Authenticated, Own, Signed};
 use crate::http::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::http::extract::{PageQuery, path_id};
+use crate::http::extract::require_allowed_scheme;
+use crate::http::path_id::PathId;
+use crate::http::principal::PrincipalId;
 use crate::http::state::AppState;
+use crate::resources::agent::{self, Agent, AgentEndpoint, PublicAgent, deactivated};
 use model::{
-    Agent, AgentEndpoint, EndpointEnabled, PublicAgent, RegisterAgent, RegisteredAgent, RotateWebhookSecret,
-    RotatedWebhookSecret, SecretRotated, UpdateAgent,
+    EndpointEnabled, RegisterAgent, RegisteredAgent, RotateWebhookSecret, RotatedWebhookSecret, SecretRotated,
+    UpdateAgent,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -105,20 +107,19 @@ async fn register_agent(
     get,
     path = "/v1/agents/{id}",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     responses(
         PublicReadRefusals,
         (status = 200, body = PublicAgent),
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = path_id(&id)?;
-    let key = cache_key(id);
+async fn get_agent(State(state): State<AppState>, PathId(id): PathId<AgentId>) -> Result<Response, ApiError> {
+    let key = agent::cache_key(id);
     let agent = match state.public_reads.get(&key) {
         Some(agent) => agent,
         None => {
-            let row = store::find(&state.db, id).await?.ok_or_else(|| agent_not_found(id))?;
+            let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
             let agent = Bytes::from(serde_json::to_vec(&PublicAgent::from(row)).map_err(anyhow::Error::from)?);
             state.public_reads.put(key, agent.clone());
             agent
@@ -133,7 +134,7 @@ async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Res
     get,
     path = "/v1/agents/{id}/endpoint",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     responses(
         (status = 200, body = AgentEndpoint),
         SignedRequestRefusals,
@@ -142,26 +143,14 @@ async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> Res
 )]
 async fn get_endpoint(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<AgentEndpoint>, ApiError> {
-    let id = path_id(&id)?;
-    if !matches!(principal, Principal::Agent(me) if me == id) {
+    if !id.signs_as(&principal) {
         return Err(ApiError::Forbidden(format!("only agent {id}'s own key may read its endpoint URL")));
     }
-    let row = store::find(&state.db, id).await?.ok_or_else(|| agent_not_found(id))?;
+    let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
     Ok(Json(AgentEndpoint::from(&row)))
-}
-
-fn cache_key(id: AgentId) -> String {
-    format!("agent|{id}")
-}
-
-/// After a committed change: wake the outbox's readers, and stop serving
-/// the agent from this instance's cache.
-pub(crate) fn changed(state: &AppState, id: AgentId) {
-    state.outbox.committed();
-    state.public_reads.forget(&cache_key(id));
 }
 
 /// Change an active agent's name, description, capabilities, endpoint or price.
@@ -169,7 +158,7 @@ pub(crate) fn changed(state: &AppState, id: AgentId) {
     patch,
     path = "/v1/agents/{id}",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     request_body = UpdateAgent,
     responses(
         (status = 200, body = Agent),
@@ -179,11 +168,8 @@ pub(crate) fn changed(state: &AppState, id: AgentId) {
 )]
 async fn update_agent(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Signed { principal, body: changes, .. }: Signed<UpdateAgent>,
+    Own(id, Signed { body: changes, .. }): Own<AgentId, Signed<UpdateAgent>>,
 ) -> Result<Json<Agent>, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_agent(id)?;
     if let Some(url) = &changes.endpoint_url {
         require_allowed_scheme(&state, "endpoint_url", url)?;
     }
@@ -222,7 +208,7 @@ async fn update_agent(
                 events::record(&mut tx, Aggregate::Agent(id), events::ENDPOINT_ENABLED, &enabled).await?;
             }
             tx.commit().await?;
-            changed(&state, id);
+            agent::changed(&state, id);
             Ok(Json(agent))
         }
         None => {
@@ -238,7 +224,7 @@ async fn update_agent(
     delete,
     path = "/v1/agents/{id}",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     responses(
         (status = 204, description = "deactivated"),
         SignedRequestRefusals,
@@ -247,24 +233,21 @@ async fn update_agent(
 )]
 async fn deactivate_agent(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Authenticated(principal): Authenticated,
+    Own(id, Authenticated(principal)): Own<AgentId>,
 ) -> Result<StatusCode, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_agent(id)?;
     let mut tx = state.db.begin().await?;
     match store::deactivate(&mut tx, id).await? {
         Some(row) => {
             events::record(&mut tx, Aggregate::Agent(id), events::AGENT_DEACTIVATED, &Agent::from(row)).await?;
             tx.commit().await?;
-            changed(&state, id);
+            agent::changed(&state, id);
             state.known_keys.forget(&principal).await;
             tracing::info!(agent_id = %id, "agent deactivated");
         }
         None => {
             drop(tx); // Before reading on another connection.
-            if store::find(&state.db, id).await?.is_none() {
-                return Err(agent_not_found(id));
+            if agent::find(&state.db, id).await?.is_none() {
+                return Err(agent::not_found(id));
             } // Otherwise deactivated before.
         }
     }
@@ -279,7 +262,7 @@ async fn deactivate_agent(
     post,
     path = "/v1/agents/{id}/keys",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     request_body = RotateKey,
     responses(
         (status = 200, description = "rotated: the agent with its new public_key", body = Agent),
@@ -287,23 +270,29 @@ async fn deactivate_agent(
         RotationRefusals,
     )
 )]
-async fn rotate_key(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Signed { principal, key, body }: Signed<RotateKey>,
-) -> Result<Json<Agent>, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_agent(id)?;
-    let new_key = body.checked(&id, &key)?;
-    let mut tx = state.db.begin().await?;
-    let row = store::rotate_key(&mut tx, id, &key, new_key).await?.ok_or_else(|| key_rotation::raced(&id))?;
-    let agent = Agent::from(row);
-    events::record(&mut tx, Aggregate::Agent(id), events::AGENT_KEY_ROTATED, &agent).await?;
-    tx.commit().await?;
-    changed(&state, id);
-    state.known_keys.forget(&principal).await;
-    tracing::info!(agent_id = %id, "agent key rotated");
-    Ok(Json(agent))
+async fn rotate_key(state: State<AppState>, request: Own<AgentId, Signed<RotateKey>>) -> Result<Json<Agent>, ApiError> {
+    key_rotation::rotate(state, request).await
+}
+
+impl KeyHolder for AgentId {
+    type Rotated = Agent;
+
+    async fn replace_key(
+        state: &AppState,
+        id: Self,
+        current: &VerifyingKey,
+        new: &PublicKey,
+    ) -> Result<Option<Agent>, ApiError> {
+        let mut tx = state.db.begin().await?;
+        let Some(row) = store::rotate_key(&mut tx, id, current, new).await? else {
+            return Ok(None);
+        };
+        let agent = Agent::from(row);
+        events::record(&mut tx, Aggregate::Agent(id), events::AGENT_KEY_ROTATED, &agent).await?;
+        tx.commit().await?;
+        agent::changed(state, id);
+        Ok(Some(agent))
+    }
 }
 
 /// Replace the agent's webhook secret. Until the grace period ends (24 h
@@ -315,7 +304,7 @@ async fn rotate_key(
     post,
     path = "/v1/agents/{id}/webhook-secret",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     request_body = RotateWebhookSecret,
     responses(
         (status = 200, body = RotatedWebhookSecret),
@@ -325,11 +314,8 @@ async fn rotate_key(
 )]
 async fn rotate_webhook_secret(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Signed { principal, body: rotation, .. }: Signed<RotateWebhookSecret>,
+    Own(id, Signed { body: rotation, .. }): Own<AgentId, Signed<RotateWebhookSecret>>,
 ) -> Result<Json<RotatedWebhookSecret>, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_agent(id)?;
     let grace = rotation.grace_period()?;
     let previous_expires_at = (!grace.is_zero()).then(|| OffsetDateTime::now_utc() + grace);
     let secret = WebhookSecret::generate();
@@ -342,7 +328,7 @@ async fn rotate_webhook_secret(
     let event = SecretRotated { agent_id: id, previous_secret_expires_at: previous_expires_at };
     events::record(&mut tx, Aggregate::Agent(id), events::AGENT_WEBHOOK_SECRET_ROTATED, &event).await?;
     tx.commit().await?;
-    changed(&state, id);
+    agent::changed(&state, id);
     tracing::info!(agent_id = %id, "webhook secret rotated");
     Ok(Json(RotatedWebhookSecret {
         webhook_secret: secret.expose().to_owned(),
@@ -358,43 +344,37 @@ async fn rotate_webhook_secret(
     post,
     path = "/v1/agents/{id}/endpoint/enable",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     responses(
         (status = 200, body = Agent),
         SignedRequestRefusals,
         AgentChangeRefusals,
     )
 )]
-async fn enable_endpoint(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Authenticated(principal): Authenticated,
-) -> Result<Json<Agent>, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_agent(id)?;
+async fn enable_endpoint(State(state): State<AppState>, Own(id, _): Own<AgentId>) -> Result<Json<Agent>, ApiError> {
     let mut tx = state.db.begin().await?;
     if let Some(row) = store::enable_endpoint(&mut tx, id).await? {
         let agent = Agent::from(row);
         let enabled = EndpointEnabled { agent_id: id, endpoint_url: agent.endpoint_url.clone() };
         events::record(&mut tx, Aggregate::Agent(id), events::ENDPOINT_ENABLED, &enabled).await?;
         tx.commit().await?;
-        changed(&state, id);
+        agent::changed(&state, id);
         tracing::info!(agent_id = %id, "endpoint enabled");
         return Ok(Json(agent));
     }
     drop(tx);
-    match store::find(&state.db, id).await? {
+    match agent::find(&state.db, id).await? {
         Some(row) if row.active => Ok(Json(row.into())),
         Some(_) => Err(deactivated(id)),
-        None => Err(agent_not_found(id)),
+        None => Err(agent::not_found(id)),
     }
 }
 
 /// Why a change to an agent matched no active agent.
-pub(crate) async fn inactive_or_missing(state: &AppState, id: AgentId) -> ApiError {
-    match store::find(&state.db, id).await {
+async fn inactive_or_missing(state: &AppState, id: AgentId) -> ApiError {
+    match agent::find(&state.db, id).await {
         Ok(Some(_)) => deactivated(id),
-        Ok(None) => agent_not_found(id),
+        Ok(None) => agent::not_found(id),
         Err(error) => error.into(),
     }
 }
@@ -410,57 +390,4 @@ pub enum AgentChangeRefusals {
     Deactivated(Problem),
 }
 
-/// The agent, active or not.
-pub(crate) async fn find(db: &sqlx::PgPool, id: AgentId) -> sqlx::Result<Option<Agent>> {
-    Ok(store::find(db, id).await?.map(Agent::from))
-}
-
 pub(crate) use own_card::imported_card;
-
-/// Whether the agent was ever registered (active or not).
-pub(crate) async fn exists(db: &sqlx::PgPool, id: AgentId) -> sqlx::Result<bool> {
-    store::exists(db, id).await
-}
-
-pub(crate) fn agent_not_found(id: AgentId) -> ApiError {
-    ApiError::NotFound(format!("no agent with id {id}"))
-}
-
-/// A page of an agent's public records (ratings, receipts), newest first by
-/// `position`, as `GET /v1/agents/{id}/<kind>` answers it: `list` reads up to
-/// a limit of the agent's rows strictly before a position. An empty first
-/// page of an agent that was never registered is a 404.
-pub(crate) async fn records_page<Row, Rows>(
-    db: &sqlx::PgPool,
-    id: &str,
-    query: &PageQuery,
-    kind: &'static str,
-    list: impl FnOnce(AgentId, (OffsetDateTime, Uuid), i64) -> Rows,
-    position: impl Fn(&Row) -> (OffsetDateTime, Uuid),
-) -> Result<(Vec<Row>, Option<String>), ApiError>
-where
-    Rows: Future<Output = sqlx::Result<Vec<Row>>>,
-{
-    let agent = path_id(id)?;
-    let limit = crate::http::extract::page_size(query.limit)?;
-    let before =
-        cursor::newest_first_after(query.cursor.as_deref(), kind).map_err(|e| ApiError::invalid("cursor", e))?;
-    let rows = list(agent, before, i64::from(limit) + 1).await?;
-    if rows.is_empty() && query.cursor.is_none() && !exists(db, agent).await? {
-        return Err(agent_not_found(agent));
-    }
-    Ok(cursor::newest_first_page(rows, limit, kind, position))
-}
-
-pub(crate) fn deactivated(id: AgentId) -> ApiError {
-    ApiError::Conflict(format!("agent {id} is deactivated and can no longer change"))
-}
-
-/// Plain http webhook URLs are a local-development convenience only.
-pub fn require_allowed_scheme(state: &AppState, field: &str, url: &EndpointUrl) -> Result<(), ApiError> {
-    if url.is_https() || state.settings.allow_http_endpoints {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(field, "must be an https URL"))
-    }
-}

@@ -1,19 +1,21 @@
 //! An agent's own A2A Agent Card (`agent_card_url`), from the agent's side:
 //! fetching it for a registration or an update, refreshing it, and what it
-//! declared for the registry's card of the agent ([`crate::features::agent_cards`]).
+//! declared for the registry's card of the agent (served by `agent_cards`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use shared::domain::{AgentId, EndpointUrl};
 use shared::events::{self, Aggregate};
 
 use super::card_import::{self, AgentInterface, AgentProvider, Fetched, ImportedCard};
-use super::model::{Agent, UpdateAgent};
-use super::{agent_not_found, changed, deactivated, inactive_or_missing, require_allowed_scheme, store};
-use crate::http::auth::Authenticated;
+use super::model::UpdateAgent;
+use super::{inactive_or_missing, store};
+use crate::http::auth::{Authenticated, Own};
 use crate::http::error::{ApiError, Problem, SignedRequestRefusals};
-use crate::http::extract::path_id;
+use crate::http::extract::require_allowed_scheme;
+use crate::http::path_id::PathId;
 use crate::http::state::AppState;
+use crate::resources::agent::{self, Agent, deactivated};
 
 /// The card at `url`, fetched without an ETag (so never "unchanged").
 pub(super) async fn fetch(state: &AppState, url: &EndpointUrl) -> Result<ImportedCard, ApiError> {
@@ -32,7 +34,7 @@ pub(super) async fn fetch(state: &AppState, url: &EndpointUrl) -> Result<Importe
     post,
     path = "/v1/agents/{id}/agent-card/refresh",
     tag = "agents",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     responses(
         (status = 200, body = Agent),
         (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
@@ -42,14 +44,11 @@ pub(super) async fn fetch(state: &AppState, url: &EndpointUrl) -> Result<Importe
 )]
 pub(super) async fn refresh_agent_card(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Authenticated(principal): Authenticated,
+    Own(id, _): Own<AgentId, Authenticated>,
 ) -> Result<Json<Agent>, ApiError> {
-    let id = path_id(&id)?;
-    principal.require_agent(id)?;
     let Some(import) = store::card_import(&state.db, id).await? else {
-        return Err(match store::find(&state.db, id).await? {
-            None => agent_not_found(id),
+        return Err(match agent::find(&state.db, id).await? {
+            None => agent::not_found(id),
             Some(_) => ApiError::Conflict(format!("agent {id} has no agent_card_url; set one with PATCH first")),
         });
     };
@@ -57,7 +56,7 @@ pub(super) async fn refresh_agent_card(
     let card = match card_import::fetch(&state.egress, &url, import.etag.as_deref()).await? {
         Fetched::Unchanged => {
             store::card_unchanged(&state.db, id).await?;
-            let row = store::find(&state.db, id).await?.ok_or_else(|| agent_not_found(id))?;
+            let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
             return if row.active { Ok(Json(row.into())) } else { Err(deactivated(id)) };
         }
         Fetched::Card(card) => card,
@@ -79,7 +78,7 @@ pub(super) async fn refresh_agent_card(
     store::save_card_import(&mut tx, id, url.as_str(), &card).await?;
     events::record(&mut tx, Aggregate::Agent(id), events::AGENT_UPDATED, &agent).await?;
     tx.commit().await?;
-    changed(&state, id);
+    agent::changed(&state, id);
     tracing::info!(agent_id = %id, "agent card refreshed");
     Ok(Json(agent))
 }

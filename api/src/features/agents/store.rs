@@ -7,7 +7,8 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use super::card_import::ImportedCard;
-use super::model::{AgentRow, UpdateAgent};
+use super::model::UpdateAgent;
+use crate::resources::agent::AgentRow;
 
 /// An agent to insert: the request's fields, or its card's where the request left them out.
 pub struct NewAgent<'a> {
@@ -41,18 +42,6 @@ pub async fn insert(
         sealed_secret,
     )
     .fetch_one(tx)
-    .await
-}
-
-#[tracing::instrument(name = "sql find", skip_all)]
-pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
-    sqlx::query_as!(
-        AgentRow,
-        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at
-         FROM agents WHERE id = $1",
-        id.as_uuid(),
-    )
-    .fetch_optional(db)
     .await
 }
 
@@ -176,13 +165,6 @@ pub async fn enable_endpoint(tx: &mut PgConnection, id: AgentId) -> sqlx::Result
     )
     .fetch_optional(tx)
     .await
-}
-
-#[tracing::instrument(name = "sql agent exists", skip_all)]
-pub async fn exists(db: &PgPool, agent: AgentId) -> sqlx::Result<bool> {
-    let exists =
-        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT FROM agents WHERE id = $1) AS "exists!""#, agent.as_uuid());
-    exists.fetch_one(db).await
 }
 
 /// Where an agent's card is, the ETag it was last fetched with, and what of

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::domain::{AgentId, ClientId, DeliveryId, EventId, JobId};
 use shared::redrive::Recipient;
@@ -22,13 +22,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{recipient_of, require_recipient};
-use crate::features::jobs::find_for_party;
-use crate::http::auth::{Authenticated, Principal};
+use super::{RecipientId, recipient_of, require_recipient};
+use crate::http::auth::Authenticated;
 use crate::http::cursor;
 use crate::http::error::{ApiError, Problem, SignedRequestRefusals};
-use crate::http::extract::{ValidQuery, path_id};
+use crate::http::extract::ValidQuery;
+use crate::http::path_id::PathId;
 use crate::http::state::AppState;
+use crate::resources::job;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -198,15 +199,14 @@ impl TryFrom<DeliveryQuery> for Filter {
 
 /// The deliveries of one job (signed by its client or agent).
 #[utoipa::path(get, path = "/v1/jobs/{id}/deliveries", tag = "deliveries",
-    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    params(PathId<JobId>),
     responses((status = 200, body = Vec<Delivery>), (status = 404, description = "no such job of yours", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn job_deliveries(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<JobId>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
-    let id: JobId = path_id(&id)?;
-    find_for_party(&state, id, &principal).await?;
+    job::find_for_party(&state, id, &principal).await?;
     let (agent, client) = recipient_of(&principal).map_or((None, None), Recipient::columns);
     // Each party sees its own deliveries: the other's answers are not its business.
     let ids = sqlx::query_scalar!(
@@ -223,39 +223,39 @@ async fn job_deliveries(
 
 /// The deliveries to an agent's endpoint, newest first (signed by the agent).
 #[utoipa::path(get, path = "/v1/agents/{id}/deliveries", tag = "deliveries",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$"), DeliveryQuery),
+    params(PathId<AgentId>, DeliveryQuery),
     responses((status = 404, description = "no such agent, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = DeliveryPage), SignedRequestRefusals))]
 async fn agent_deliveries(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ValidQuery(query): ValidQuery<DeliveryQuery>,
-    Authenticated(principal): Authenticated,
+    state: State<AppState>,
+    id: PathId<AgentId>,
+    query: ValidQuery<DeliveryQuery>,
+    signed: Authenticated,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    let id: AgentId = path_id(&id)?;
-    recipient_page(&state, &principal, Recipient::Agent(id), query).await
+    recipient_deliveries(state, id, query, signed).await
 }
 
 /// The callbacks of a client's jobs, newest first (signed by the client).
 #[utoipa::path(get, path = "/v1/clients/{id}/deliveries", tag = "deliveries",
-    params(("id" = String, Path, description = "client id, `cli_…`", pattern = "^cli_[0-9a-fA-F]{32}$"), DeliveryQuery),
+    params(PathId<ClientId>, DeliveryQuery),
     responses((status = 404, description = "no such client, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = DeliveryPage), SignedRequestRefusals))]
 async fn client_deliveries(
+    state: State<AppState>,
+    id: PathId<ClientId>,
+    query: ValidQuery<DeliveryQuery>,
+    signed: Authenticated,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    recipient_deliveries(state, id, query, signed).await
+}
+
+/// Both recipients' listing: only the recipient's own key reads it.
+async fn recipient_deliveries<R: RecipientId>(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<R>,
     ValidQuery(query): ValidQuery<DeliveryQuery>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    let id: ClientId = path_id(&id)?;
-    recipient_page(&state, &principal, Recipient::Client(id), query).await
-}
-
-async fn recipient_page(
-    state: &AppState,
-    principal: &Principal,
-    recipient: Recipient,
-    query: DeliveryQuery,
-) -> Result<Json<DeliveryPage>, ApiError> {
-    require_recipient(principal, recipient)?;
+    let recipient = id.recipient();
+    require_recipient(&principal, recipient)?;
     let filter = Filter::try_from(query)?;
     let mut ids = page_ids(&state.db, recipient, &filter).await?;
     let has_more = ids.len() > usize::from(filter.limit);

@@ -7,15 +7,34 @@ mod listing;
 mod recover;
 mod resend;
 
+use shared::domain::{AgentId, ClientId};
 use shared::redrive::Recipient;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::http::path_id::PathIdKind;
+use crate::http::principal::Principal;
 use crate::http::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     listing::router().merge(resend::router()).merge(recover::router())
+}
+
+/// The id of a recipient of deliveries: an agent or a client.
+trait RecipientId: PathIdKind {
+    fn recipient(self) -> Recipient;
+}
+
+impl RecipientId for AgentId {
+    fn recipient(self) -> Recipient {
+        Recipient::Agent(self)
+    }
+}
+
+impl RecipientId for ClientId {
+    fn recipient(self) -> Recipient {
+        Recipient::Client(self)
+    }
 }
 
 /// The recipient a principal is, if any.

@@ -5,7 +5,7 @@
 //! (the answer says whether more remain), one call a minute per recipient.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use fred::prelude::KeysInterface;
 use fred::types::{Expiration, SetOptions};
@@ -17,10 +17,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::require_recipient;
-use crate::http::auth::{Principal, Signed};
+use super::{RecipientId, require_recipient};
+use crate::http::auth::Signed;
 use crate::http::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
-use crate::http::extract::path_id;
+use crate::http::path_id::PathId;
 use crate::http::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -60,7 +60,7 @@ pub struct Recovered {
 /// Queue again the deliveries to the agent's endpoint that died since a
 /// time (signed by the agent).
 #[utoipa::path(post, path = "/v1/agents/{id}/deliveries/recover", tag = "deliveries", request_body = Recover,
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$")),
+    params(PathId<AgentId>),
     responses((status = 404, description = "no such agent, or not yours", body = Problem, content_type = "application/problem+json"), 
         (status = 202, description = "queued again", body = Recovered),
         (status = 409, description = "the endpoint is disabled: enable it first", body = Problem, content_type = "application/problem+json"),
@@ -68,39 +68,38 @@ pub struct Recovered {
         (status = 429, description = "`too-soon`: this agent recovered less than a minute ago (see `Retry-After`); `rate-limited`: too many writes from this key", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn recover_agent_deliveries(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Signed { principal, body, .. }: Signed<Recover>,
+    state: State<AppState>,
+    id: PathId<AgentId>,
+    signed: Signed<Recover>,
 ) -> Result<(StatusCode, Json<Recovered>), ApiError> {
-    let id: AgentId = path_id(&id)?;
-    recover(&state, &principal, Recipient::Agent(id), body).await
+    recover(state, id, signed).await
 }
 
 /// Queue again the callbacks of the client's jobs that died since a time
 /// (signed by the client).
 #[utoipa::path(post, path = "/v1/clients/{id}/deliveries/recover", tag = "deliveries", request_body = Recover,
-    params(("id" = String, Path, description = "client id, `cli_…`", pattern = "^cli_[0-9a-fA-F]{32}$")),
+    params(PathId<ClientId>),
     responses((status = 404, description = "no such client, or not yours", body = Problem, content_type = "application/problem+json"), 
         (status = 202, description = "queued again", body = Recovered),
         SignedRequestRefusals, BodyRefusals,
         (status = 429, description = "`too-soon`: this client recovered less than a minute ago (see `Retry-After`); `rate-limited`: too many writes from this key", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn recover_client_deliveries(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Signed { principal, body, .. }: Signed<Recover>,
+    state: State<AppState>,
+    id: PathId<ClientId>,
+    signed: Signed<Recover>,
 ) -> Result<(StatusCode, Json<Recovered>), ApiError> {
-    let id: ClientId = path_id(&id)?;
-    recover(&state, &principal, Recipient::Client(id), body).await
+    recover(state, id, signed).await
 }
 
-async fn recover(
-    state: &AppState,
-    principal: &Principal,
-    recipient: Recipient,
-    Recover { since, until }: Recover,
+/// Both recipients' recover: only the recipient's own key may.
+async fn recover<R: RecipientId>(
+    State(state): State<AppState>,
+    PathId(id): PathId<R>,
+    Signed { principal, body: Recover { since, until }, .. }: Signed<Recover>,
 ) -> Result<(StatusCode, Json<Recovered>), ApiError> {
-    require_recipient(principal, recipient)?;
+    let recipient = id.recipient();
+    require_recipient(&principal, recipient)?;
     let now = OffsetDateTime::now_utc();
     if since < now - MAX_WINDOW {
         return Err(ApiError::invalid("since", "must be at most 14 days ago"));
@@ -111,14 +110,14 @@ async fn recover(
     if until.is_some_and(|until| until <= since) {
         return Err(ApiError::invalid("until", "must be later than since"));
     }
-    let marker = Marker::take(state, recipient).await?;
+    let marker = Marker::take(&state, recipient).await?;
     let traceparent = shared::telemetry::current_traceparent();
     let window = Redrive { recipient, since, until, limit: PER_CALL };
     let redriven = match redrive::redrive(&state.db, window, traceparent.as_deref(), false).await {
         Ok(redriven) => redriven,
         Err(error) => {
             // A refused or failed recover does not count against the minute.
-            marker.release(state).await;
+            marker.release(&state).await;
             return Err(match error {
                 RedriveError::NoSuchRecipient(_) => ApiError::NotFound(format!("no recipient {recipient}")),
                 RedriveError::EndpointDisabled(agent) => ApiError::Conflict(format!(

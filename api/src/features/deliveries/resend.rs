@@ -3,7 +3,7 @@
 //! checked by the statement that starts the round; when it starts nothing,
 //! a read says why.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use shared::domain::DeliveryId;
 use shared::redrive::{self, MAX_RESENDS, RESEND_INTERVAL_SECONDS, Recipient, Restart};
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::recipient_of;
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem, SignedRequestRefusals};
-use crate::http::extract::path_id;
+use crate::http::path_id::PathId;
 use crate::http::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -24,7 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// (signed by its recipient: the agent for its endpoint, the client for its
 /// callbacks). At most once a minute and 20 times per delivery.
 #[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries",
-    params(("id" = String, Path, description = "delivery id, `dlv_…`", pattern = "^dlv_[0-9a-fA-F]{32}$")),
+    params(PathId<DeliveryId>),
     responses(
         (status = 202, description = "queued again"),
         (status = 404, description = "no such delivery of yours", body = Problem, content_type = "application/problem+json"),
@@ -34,10 +34,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn resend_delivery(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<DeliveryId>,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    let id: DeliveryId = path_id(&id)?;
     let Some(recipient) = recipient_of(&principal) else {
         return Err(not_yours(id));
     };

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::features::agents::model::AgentRow;
 use crate::http::cursor;
+use crate::resources::agent::AgentRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {

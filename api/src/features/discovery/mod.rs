@@ -20,10 +20,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::features::agents::model::{AgentRow, PublicAgent};
 use crate::http::error::{ApiError, PublicReadRefusals};
 use crate::http::extract::ValidQuery;
 use crate::http::state::AppState;
+use crate::resources::agent::{AgentRow, PublicAgent};
 use keyset::{Cursor, SortOrder};
 use store::Filters;
 use tag_frequencies::TagFrequencies;

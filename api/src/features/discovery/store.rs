@@ -28,7 +28,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::keyset::Cursor;
-use crate::features::agents::model::AgentRow;
+use crate::resources::agent::AgentRow;
 
 /// Above any price `numeric(18, 6)` holds: "no upper bound".
 const NO_PRICE_CAP: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0); // 1e12

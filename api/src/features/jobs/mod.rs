@@ -1,6 +1,6 @@
 //! Jobs: a client hires an agent; the agent accepts (before `accept_by`),
 //! completes (before the `deadline`) or fails it; the client may cancel; a
-//! job left pending or accepted past its window expires ([`crate::background::expiry`]).
+//! job left pending or accepted past its window expires (the expiry task).
 //! Every change writes its event and webhook deliveries in the same
 //! transaction (see [`crate::outbox`]).
 
@@ -8,7 +8,7 @@ pub mod model;
 mod store;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -25,13 +25,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::features::receipts;
-use crate::http::auth::{Authenticated, Principal, Signed};
+use crate::http::auth::{Authenticated, Signed};
 use crate::http::cursor;
 use crate::http::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
-use crate::http::extract::{ValidQuery, path_id};
+use crate::http::extract::{ValidQuery, require_allowed_scheme};
+use crate::http::path_id::PathId;
+use crate::http::principal::Principal;
 use crate::http::state::AppState;
 use crate::outbox;
-use model::{CompleteJob, CreateJob, FailJob, Job, JobPage, MAX_FAILURE_REASON_CHARS};
+use crate::resources::job::{self, Job};
+use model::{CompleteJob, CreateJob, FailJob, JobPage, MAX_FAILURE_REASON_CHARS};
 use store::NewJob;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -72,7 +75,7 @@ async fn create_job(
     let key = idempotency_key(&headers)?;
     let request_hash = Sha256::digest(serde_json::to_vec(&body).map_err(anyhow::Error::from)?).to_vec();
     if let Some(url) = &body.callback_url {
-        crate::features::agents::require_allowed_scheme(&state, "callback_url", url)?;
+        require_allowed_scheme(&state, "callback_url", url)?;
     }
 
     // A new key (the common case) costs no lookup: a used one shows up as
@@ -208,7 +211,7 @@ async fn replay(
     if first_hash != request_hash {
         return Err(ApiError::invalid("Idempotency-Key", "was already used for a different request"));
     }
-    let row = store::find(&state.db, id).await?.ok_or_else(|| anyhow::anyhow!("idempotent job {id} vanished"))?;
+    let row = job::find(&state.db, id).await?.ok_or_else(|| anyhow::anyhow!("idempotent job {id} vanished"))?;
     Ok(Some(Job::try_from(row)?))
 }
 
@@ -225,7 +228,7 @@ fn created(job: Job, replayed: bool) -> Response {
     get,
     path = "/v1/jobs/{id}",
     tag = "jobs",
-    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    params(PathId<JobId>),
     responses(
         (status = 200, body = Job),
         (status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"),
@@ -234,19 +237,10 @@ fn created(job: Job, replayed: bool) -> Response {
 )]
 async fn get_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<JobId>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Job>, ApiError> {
-    let id = path_id(&id)?;
-    Ok(Json(find_for_party(&state, id, &principal).await?))
-}
-
-/// The job, if `principal` is its client or agent; otherwise it is not found
-/// (its existence is nobody else's business).
-pub async fn find_for_party(state: &AppState, id: JobId, principal: &Principal) -> Result<Job, ApiError> {
-    let row = store::find(&state.db, id).await?.filter(|row| principal.is_party(row.agent_id, row.client_id));
-    let job = Job::try_from(row.ok_or_else(|| job_not_found(id))?)?;
-    Ok(if matches!(principal, Principal::Agent(_)) { job.for_agent() } else { job })
+    Ok(Json(job::find_for_party(&state, id, &principal).await?))
 }
 
 /// The `role` a job listing is for.
@@ -307,35 +301,35 @@ async fn list_jobs(
 
 /// Accept a pending job before its `accept_by` (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/accept", tag = "jobs",
-    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    params(PathId<JobId>),
     responses((status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = Job), (status = 409, description = "not pending, or its accept window passed (`accept_by`)", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn accept_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<JobId>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Job>, ApiError> {
-    transition(&state, &id, &principal, JobTransition::Accept, None, None).await
+    transition(&state, id, &principal, JobTransition::Accept, None, None).await
 }
 
 /// Complete an accepted job with its result before its `deadline` (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/complete", tag = "jobs", request_body = CompleteJob,
-    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    params(PathId<JobId>),
     responses((status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = Job), (status = 409, description = "not accepted, or its deadline passed", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals, BodyRefusals))]
 async fn complete_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<JobId>,
     Signed { principal, body, .. }: Signed<CompleteJob>,
 ) -> Result<Json<Job>, ApiError> {
-    transition(&state, &id, &principal, JobTransition::Complete, Some(&body.result), None).await
+    transition(&state, id, &principal, JobTransition::Complete, Some(&body.result), None).await
 }
 
 /// Fail a pending or accepted job, saying why (signed by its agent).
 #[utoipa::path(post, path = "/v1/jobs/{id}/fail", tag = "jobs", request_body = FailJob,
-    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    params(PathId<JobId>),
     responses((status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals, BodyRefusals))]
 async fn fail_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<JobId>,
     Signed { principal, body, .. }: Signed<FailJob>,
 ) -> Result<Json<Job>, ApiError> {
     let reason = body.reason.trim();
@@ -346,19 +340,19 @@ async fn fail_job(
     if reason.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(ApiError::invalid("reason", "must not contain control characters"));
     }
-    transition(&state, &id, &principal, JobTransition::Fail, None, Some(reason)).await
+    transition(&state, id, &principal, JobTransition::Fail, None, Some(reason)).await
 }
 
 /// Cancel a pending or accepted job (signed by its client).
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
-    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    params(PathId<JobId>),
     responses((status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"), (status = 200, body = Job), (status = 409, description = "already finished", body = Problem, content_type = "application/problem+json"), SignedRequestRefusals))]
 async fn cancel_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<JobId>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Job>, ApiError> {
-    transition(&state, &id, &principal, JobTransition::Cancel, None, None).await
+    transition(&state, id, &principal, JobTransition::Cancel, None, None).await
 }
 
 /// One conditional update moves the job, and the event, its deliveries and
@@ -366,13 +360,12 @@ async fn cancel_job(
 /// when the update matches nothing, a read says why.
 async fn transition(
     state: &AppState,
-    id: &str,
+    id: JobId,
     principal: &Principal,
     transition: JobTransition,
     result: Option<&serde_json::Value>,
     failure_reason: Option<&str>,
 ) -> Result<Json<Job>, ApiError> {
-    let id = path_id(id)?;
     let party = match (principal, transition.by_agent()) {
         (Principal::Agent(agent), true) => agent.as_uuid(),
         (Principal::Client(client), false) => client.as_uuid(),
@@ -384,7 +377,7 @@ async fn transition(
     let mut tx = state.db.begin().await?;
     let Some(row) = store::transition(&mut tx, id, party, transition, result, failure_reason).await? else {
         drop(tx);
-        let job = find_for_party(state, id, principal).await?;
+        let job = job::find_for_party(state, id, principal).await?;
         return Err(ApiError::Conflict(refusal(&job, transition)));
     };
     let job = Job::try_from(row)?;
@@ -437,8 +430,4 @@ fn refusal(job: &Job, transition: JobTransition) -> String {
         }
         (status, ..) => format!("job {} is {status}; it cannot {verb}", job.id),
     }
-}
-
-pub(crate) fn job_not_found(id: JobId) -> ApiError {
-    ApiError::NotFound(format!("no job {id} of yours"))
 }

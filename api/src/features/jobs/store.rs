@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::model::{Job, JobRow};
+use crate::resources::job::{Job, JobRow};
 
 /// A job to create: the job as it will be answered (already checked), and
 /// what is stored beside it.
@@ -102,19 +102,6 @@ pub async fn find_by_idempotency_key(
     .fetch_optional(db)
     .await?;
     Ok(row.map(|row| (JobId::from_uuid(row.id), row.request_hash)))
-}
-
-#[tracing::instrument(name = "sql find", skip_all)]
-pub async fn find(db: &PgPool, id: JobId) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as!(
-        JobRow,
-        "SELECT id, client_id, agent_id, status, input, result, failure_reason, price, fee, callback_url,
-                accept_by, deadline, expired_because, created_at, updated_at
-         FROM jobs WHERE id = $1",
-        id.as_uuid(),
-    )
-    .fetch_optional(db)
-    .await
 }
 
 /// Moves the job if `party` (the agent for agent moves, the client for

@@ -8,19 +8,22 @@ pub mod model;
 mod store;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use shared::domain::{JobId, JobStatus};
+use shared::domain::{AgentId, JobId, JobStatus};
 use shared::events::{self, Aggregate};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::features::{agents, jobs, receipts};
-use crate::http::auth::{Principal, Signed};
+use crate::features::receipts;
+use crate::http::auth::Signed;
 use crate::http::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::http::extract::{PageQuery, ValidQuery, path_id};
+use crate::http::extract::{PageQuery, ValidQuery};
+use crate::http::path_id::PathId;
+use crate::http::principal::Principal;
 use crate::http::state::AppState;
 use crate::outbox;
+use crate::resources::{agent, job, paging};
 use model::{JobRated, JobRating, RateJob, RatingPage};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,7 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/v1/jobs/{id}/rating",
     tag = "ratings",
     request_body = RateJob,
-    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    params(PathId<JobId>),
     responses(
         (status = 201, description = "rated", body = JobRating),
         SignedRequestRefusals, BodyRefusals,
@@ -45,10 +48,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn rate_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<JobId>,
     Signed { principal, body, .. }: Signed<RateJob>,
 ) -> Result<(StatusCode, Json<JobRating>), ApiError> {
-    let id: JobId = path_id(&id)?;
     let Principal::Client(client) = principal else {
         return Err(ApiError::Forbidden("only the job's client may rate it; sign with your cli_… keyid".into()));
     };
@@ -64,7 +66,7 @@ async fn rate_job(
     let event = events::record(&mut tx, Aggregate::Job(id), events::JOB_RATED, &rated).await?;
     outbox::deliver_to_agent(&mut tx, event, id, rating.agent_id).await?;
     tx.commit().await?;
-    agents::changed(&state, rating.agent_id);
+    agent::changed(&state, rating.agent_id);
     tracing::info!(job_id = %id, agent_id = %rating.agent_id, score = rating.score, "job rated");
     Ok((StatusCode::CREATED, Json(rating)))
 }
@@ -72,7 +74,7 @@ async fn rate_job(
 /// The refusal for a rating that was not written: the job is not the
 /// caller's (404), not finished, or already rated (409).
 async fn why_not_rated(state: &AppState, id: JobId, principal: &Principal) -> ApiError {
-    match jobs::find_for_party(state, id, principal).await {
+    match job::find_for_party(state, id, principal).await {
         Ok(job) if matches!(job.status, JobStatus::Completed | JobStatus::Failed) => {
             ApiError::Conflict(format!("job {id} is already rated; a job is rated once"))
         }
@@ -88,7 +90,7 @@ async fn why_not_rated(state: &AppState, id: JobId, principal: &Principal) -> Ap
     get,
     path = "/v1/agents/{id}/ratings",
     tag = "ratings",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$"), PageQuery),
+    params(PathId<AgentId>, PageQuery),
     responses(
         PublicReadRefusals,
         (status = 200, body = RatingPage),
@@ -97,11 +99,11 @@ async fn why_not_rated(state: &AppState, id: JobId, principal: &Principal) -> Ap
 )]
 async fn list_ratings(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
     ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<RatingPage>, ApiError> {
     let list = |agent, before, limit| store::list(&state.db, agent, before, limit);
     let (rows, next_cursor) =
-        agents::records_page(&state.db, &id, &query, "ratings", list, |row| (row.created_at, row.job_id)).await?;
+        paging::agent_records(&state.db, id, &query, "ratings", list, |row| (row.created_at, row.job_id)).await?;
     Ok(Json(RatingPage { ratings: rows.into_iter().map(JobRating::from).collect(), next_cursor }))
 }

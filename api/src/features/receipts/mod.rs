@@ -11,22 +11,23 @@ pub mod model;
 mod store;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use shared::domain::JobId;
+use shared::domain::{AgentId, JobId};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::features::agents;
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::http::extract::{PageQuery, ValidQuery, path_id};
+use crate::http::extract::{PageQuery, ValidQuery};
+use crate::http::path_id::PathId;
 use crate::http::platform_keys::PlatformKeys;
 use crate::http::state::AppState;
+use crate::resources::{job, paging};
 pub use model::FinishedJob;
 use model::{JobReceipt, ReceiptClaims, ReceiptPage};
 
@@ -75,7 +76,7 @@ pub fn result_sha256(result: &serde_json::Value) -> anyhow::Result<String> {
     get,
     path = "/v1/jobs/{id}/receipt",
     tag = "identity",
-    params(("id" = String, Path, description = "job id, `job_…`", pattern = "^job_[0-9a-fA-F]{32}$")),
+    params(PathId<JobId>),
     responses(
         (status = 200, body = JobReceipt),
         (status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"),
@@ -85,12 +86,11 @@ pub fn result_sha256(result: &serde_json::Value) -> anyhow::Result<String> {
 )]
 async fn get_receipt(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<JobId>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<JobReceipt>, ApiError> {
-    let id: JobId = path_id(&id)?;
     let found = store::find(&state.db, id).await?.filter(|job| principal.is_party(job.agent_id, job.client_id));
-    let job = found.ok_or_else(|| crate::features::jobs::job_not_found(id))?;
+    let job = found.ok_or_else(|| job::not_found(id))?;
     match job.receipt {
         Some(receipt) => Ok(Json(receipt.into())),
         None => Err(ApiError::Conflict(format!(
@@ -106,7 +106,7 @@ async fn get_receipt(
     get,
     path = "/v1/agents/{id}/receipts",
     tag = "identity",
-    params(("id" = String, Path, description = "agent id, `agt_…`", pattern = "^agt_[0-9a-fA-F]{32}$"), PageQuery),
+    params(PathId<AgentId>, PageQuery),
     responses(
         PublicReadRefusals,
         (status = 200, body = ReceiptPage),
@@ -115,11 +115,11 @@ async fn get_receipt(
 )]
 async fn list_receipts(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
     ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<ReceiptPage>, ApiError> {
     let list = |agent, before, limit| store::list(&state.db, agent, before, limit);
     let (rows, next_cursor) =
-        agents::records_page(&state.db, &id, &query, "receipts", list, |row| (row.finished_at, row.job_id)).await?;
+        paging::agent_records(&state.db, id, &query, "receipts", list, |row| (row.finished_at, row.job_id)).await?;
     Ok(Json(ReceiptPage { receipts: rows.into_iter().map(JobReceipt::from).collect(), next_cursor }))
 }

@@ -1,101 +1,25 @@
 //! Who is calling. Every write is signed (RFC 9421, Ed25519); the
 //! [`Signed`] and [`Authenticated`] extractors verify the signature, the
 //! body's digest, the freshness of `created` (and `expires`) and the nonce,
-//! then spend a token of the caller's write bucket. Handlers decide what the
-//! principal may do.
+//! then spend a token of the caller's write bucket. [`Own`] adds the path's
+//! `{id}` and lets only that agent's or client's own key through; other
+//! handlers decide what the principal may do.
 
-mod keys;
 mod signature;
 
-use std::fmt;
-
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::response::{IntoResponse, Response};
 use ed25519_dalek::VerifyingKey;
 use serde::de::DeserializeOwned;
-use shared::domain::{AgentId, ClientId, PublicKey};
-use uuid::Uuid;
 
 use crate::http::error::ApiError;
 use crate::http::extract::{parse_json, read_body};
+use crate::http::path_id::PathId;
+use crate::http::principal::{Principal, PrincipalId};
 use crate::http::rate_limit::{self, Class};
 use crate::http::state::AppState;
 
-pub use keys::{KNOWN_KEY_TTL, KnownKeys, UNKNOWN_KEY_TTL};
 pub use signature::AuthFailure;
-
-/// The verified signer of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Agent(AgentId),
-    Client(ClientId),
-    /// A key not registered yet, signing its own registration (`keyid` is
-    /// the base64 public key).
-    NewKey(PublicKey),
-}
-
-impl Principal {
-    /// The principal a keyid names (`agt_…`, `cli_…`, or a base64 public
-    /// key); `None` when it names none. Printed back it is canonical
-    /// (lower-case ids, padded base64), so every spelling of one key shares
-    /// its cache entry, its nonces and its bucket.
-    pub fn from_keyid(keyid: &str) -> Option<Self> {
-        if let Ok(id) = keyid.parse() {
-            Some(Self::Agent(id))
-        } else if let Ok(id) = keyid.parse() {
-            Some(Self::Client(id))
-        } else {
-            keyid.parse().ok().map(Self::NewKey)
-        }
-    }
-
-    /// The agent this principal is, or 403.
-    pub fn require_agent(&self, agent: AgentId) -> Result<(), ApiError> {
-        match self {
-            Self::Agent(id) if *id == agent => Ok(()),
-            _ => Err(ApiError::Forbidden(format!("only agent {agent}'s own key may change it"))),
-        }
-    }
-
-    /// The client this principal is, or 403.
-    pub fn require_client(&self, client: ClientId) -> Result<(), ApiError> {
-        match self {
-            Self::Client(id) if *id == client => Ok(()),
-            _ => Err(ApiError::Forbidden(format!("only client {client}'s own key may change it"))),
-        }
-    }
-
-    /// Whether this principal is the agent or the client of a job (given by
-    /// their ids): the parties who may read it.
-    pub fn is_party(&self, agent: Uuid, client: Uuid) -> bool {
-        match self {
-            Self::Agent(id) => id.as_uuid() == agent,
-            Self::Client(id) => id.as_uuid() == client,
-            Self::NewKey(_) => false,
-        }
-    }
-
-    /// A registration must be signed by the key it registers (proof of
-    /// possession), or 403.
-    pub fn require_new_key(&self, key: &PublicKey) -> Result<(), ApiError> {
-        match self {
-            Self::NewKey(signer) if signer == key => Ok(()),
-            _ => Err(ApiError::Forbidden(
-                "sign a registration with the key being registered, keyid = its base64 public_key".into(),
-            )),
-        }
-    }
-}
-
-/// The canonical keyid.
-impl fmt::Display for Principal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Agent(id) => id.fmt(f),
-            Self::Client(id) => id.fmt(f),
-            Self::NewKey(key) => key.fmt(f),
-        }
-    }
-}
 
 /// A signed request with a JSON body.
 pub struct Signed<T> {
@@ -132,6 +56,45 @@ impl FromRequest<AppState> for Authenticated {
     }
 }
 
+/// What a signed request's extractor knows: who signed it.
+pub trait SignedBy {
+    fn principal(&self) -> &Principal;
+}
+
+impl<T> SignedBy for Signed<T> {
+    fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl SignedBy for Authenticated {
+    fn principal(&self) -> &Principal {
+        &self.0
+    }
+}
+
+/// A signed request (`E`: [`Signed`] or [`Authenticated`]) by the agent or
+/// client the path's `{id}` names, with that id: only its own key may change
+/// it (403 otherwise). The id is read first, as [`PathId`] reads it.
+pub struct Own<Id, E = Authenticated>(pub Id, pub E);
+
+impl<Id, E> FromRequest<AppState> for Own<Id, E>
+where
+    Id: PrincipalId,
+    E: FromRequest<AppState, Rejection = ApiError> + SignedBy,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let PathId(id) = PathId::<Id>::from_request_parts(&mut parts, state).await?;
+        let signed =
+            E::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+        signed.principal().require_owner(id).map_err(IntoResponse::into_response)?;
+        Ok(Self(id, signed))
+    }
+}
+
 /// Verifies, then stores the nonce and spends a token (one Redis call):
 /// signed reads from the principal's read bucket, writes from its write
 /// bucket. Buckets are keyed by the canonical
@@ -161,23 +124,4 @@ async fn authenticate(
         .map_err(|error| rate_limit::unavailable(&error, "the request's nonce and rate limit"))?;
     rate_limit::admit(decision.ok_or(AuthFailure::ReplayedNonce)?)?;
     Ok((principal, key))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_keyid_prints_back_in_one_canonical_spelling() {
-        let id = AgentId::generate().to_string();
-        let shouted = format!("agt_{}", id[4..].to_uppercase());
-        assert_eq!(Principal::from_keyid(&shouted).unwrap().to_string(), id);
-        let key = "JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=";
-        assert_eq!(Principal::from_keyid(key.trim_end_matches('=')).unwrap().to_string(), key, "padding restored");
-        let client = ClientId::generate().to_string();
-        assert_eq!(Principal::from_keyid(&client), Some(Principal::Client(client.parse().unwrap())));
-        for nothing in ["", "AGT_0123", "cli_", "not base64!", "agt_0123456789abcdef0123456789abcdeg"] {
-            assert_eq!(Principal::from_keyid(nothing), None, "{nothing}");
-        }
-    }
 }

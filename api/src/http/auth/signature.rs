@@ -4,7 +4,7 @@
 //! §2.5): the `httpsig` crate re-serialises them in an order of its own, so
 //! it rejects correct signatures from other libraries. The policy (what must
 //! be covered, how fresh, each nonce once) is here too; which key a keyid
-//! names is `keys.rs`.
+//! names is [`crate::http::known_keys`].
 
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use shared::settings::MAX_CLOCK_SKEW_SECONDS;
 use shared::signing::{COVERED_COMPONENTS, DIGEST_COMPONENT, IDEMPOTENCY_KEY};
 
-use super::Principal;
 use crate::http::error::ApiError;
+use crate::http::principal::Principal;
 use crate::http::state::AppState;
 
 const MAX_NONCE_LEN: usize = 128;
@@ -70,7 +70,7 @@ impl AuthFailure {
 
 impl From<AuthFailure> for ApiError {
     fn from(failure: AuthFailure) -> Self {
-        Self::Unauthorized(failure)
+        Self::Unauthorized { slug: failure.slug(), message: failure.to_string() }
     }
 }
 

@@ -18,8 +18,8 @@ use moka::future::Cache;
 use shared::domain::PublicKey;
 use sqlx::PgPool;
 
-use super::Principal;
 use crate::http::error::ApiError;
+use crate::http::principal::Principal;
 
 /// The longest another instance accepts a rotated-away or deactivated key.
 pub const KNOWN_KEY_TTL: Duration = Duration::from_secs(5);
