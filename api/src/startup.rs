@@ -16,16 +16,15 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error;
-use crate::expiry::Expiry;
-use crate::maintenance::Maintenance;
-use crate::openapi::{self, ApiDoc};
-use crate::publisher::EventPublisher;
-use crate::relay::Relay;
-use crate::state::AppState;
-use crate::{
-    agent_cards, agents, clients, deliveries, discovery, health, jobs, platform_keys, rate_limit, ratings, receipts,
-};
+use crate::background::expiry::Expiry;
+use crate::background::maintenance::Maintenance;
+use crate::background::publisher::EventPublisher;
+use crate::background::relay::Relay;
+use crate::features::{agent_cards, agents, clients, deliveries, discovery, jobs, jwks, ratings, receipts};
+use crate::http::error;
+use crate::http::openapi::{self, ApiDoc};
+use crate::http::state::AppState;
+use crate::http::{health, rate_limit};
 
 /// After the server stopped, how long the background tasks get to finish.
 const BACKGROUND_STOP_WAIT: Duration = Duration::from_secs(1);
@@ -99,9 +98,10 @@ fn router(state: AppState) -> Router {
         .merge(deliveries::router())
         .merge(discovery::router())
         .merge(health::router())
-        .merge(platform_keys::router())
+        .merge(jwks::router())
         .split_for_parts();
-    openapi::complete(&mut api);
+    let sorts = discovery::SORT_ORDERS.map(|sort| sort.as_str());
+    openapi::complete(&mut api, &[("/v1/jobs", "role", &jobs::ROLES), ("/v1/agents", "sort", &sorts)]);
     let routes = routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
         .merge(openapi::router(api))

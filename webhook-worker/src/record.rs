@@ -75,7 +75,7 @@ pub async fn record(
 ///
 /// A success commits asynchronously (no wait for the WAL flush): losing it
 /// to a Postgres crash leaves the delivery dispatched with no task, and the
-/// sweep (`api::maintenance`) sends it again, which at-least-once delivery
+/// sweep (`api::background::maintenance`) sends it again, which at-least-once delivery
 /// allows (same `webhook-id`). A failure's record commits synchronously: the
 /// next attempt's task is named after it.
 async fn write(

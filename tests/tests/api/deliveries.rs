@@ -477,7 +477,8 @@ async fn retention_deletes_old_attempts_in_bounded_batches_and_keeps_recent_ones
         .bind(days_ago)
         .execute(&app.db)
     };
-    let per_call = api::retention::ATTEMPTS_PER_STATEMENT * api::retention::STATEMENTS_PER_CALL as i64;
+    let per_call =
+        api::background::retention::ATTEMPTS_PER_STATEMENT * api::background::retention::STATEMENTS_PER_CALL as i64;
     insert_attempts(i32::try_from(per_call).unwrap() + 3, 40).await.unwrap();
     insert_attempts(1, 29).await.unwrap();
     insert_attempts(1, 0).await.unwrap();
@@ -494,11 +495,11 @@ async fn retention_deletes_old_attempts_in_bounded_batches_and_keeps_recent_ones
         source.set("DELIVERY_ATTEMPTS_RETENTION_DAYS", "30");
     });
 
-    let first = api::retention::prune(&app.db, &settings).await.unwrap();
+    let first = api::background::retention::prune(&app.db, &settings).await.unwrap();
     assert_eq!(first.attempts as i64, per_call, "a bounded number of statements per call");
-    let second = api::retention::prune(&app.db, &settings).await.unwrap();
+    let second = api::background::retention::prune(&app.db, &settings).await.unwrap();
     assert_eq!(second.attempts, 3, "the next call goes on");
-    assert_eq!(api::retention::prune(&app.db, &settings).await.unwrap().attempts, 0);
+    assert_eq!(api::background::retention::prune(&app.db, &settings).await.unwrap().attempts, 0);
     let kept: Vec<i32> = sqlx::query_scalar(
         "SELECT (extract(day FROM now() - started_at))::int FROM delivery_attempts ORDER BY started_at",
     )

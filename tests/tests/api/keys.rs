@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use api::auth::{KNOWN_KEY_TTL, UNKNOWN_KEY_TTL};
+use api::http::known_keys::{KNOWN_KEY_TTL, UNKNOWN_KEY_TTL};
 use serde_json::{Value, json};
 use tests::{Method, RequestSigner, TestKey, signed_at, spawn_app};
 

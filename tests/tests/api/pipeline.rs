@@ -499,7 +499,10 @@ async fn a_receiver_down_past_the_whole_schedule_gets_everything_after_recover()
 #[tokio::test]
 async fn one_instance_at_a_time_holds_a_background_task() {
     let app = tests::spawn_app().await;
-    let (mine, theirs) = (api::singleton::Singleton::new("test", 30.0), api::singleton::Singleton::new("test", 30.0));
+    let (mine, theirs) = (
+        api::background::singleton::Singleton::new("test", 30.0),
+        api::background::singleton::Singleton::new("test", 30.0),
+    );
     assert!(mine.hold(&app.db).await.unwrap());
     assert!(mine.hold(&app.db).await.unwrap(), "the holder renews");
     assert!(!theirs.hold(&app.db).await.unwrap(), "another instance waits");

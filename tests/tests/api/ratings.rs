@@ -181,13 +181,17 @@ async fn a_changed_prior_rescores_every_agent_and_later_ratings_use_it() {
     }
 
     let prior = ReputationPrior { weight: Decimal::ONE, mean: Decimal::from(2) };
-    let rescored = api::reputation::follow_prior(&app.db, prior).await.unwrap();
+    let rescored = api::background::reputation::follow_prior(&app.db, prior).await.unwrap();
     assert_eq!(rescored, 4, "every agent moved: the rated one and the three unrated");
     assert_eq!(agent_now(&app, &agent).await["score"], "3.500000", "(1 × 2 + 5) / (1 + 1)");
     for other in &others {
         assert_eq!(agent_now(&app, other).await["score"], "2.000000");
     }
-    assert_eq!(api::reputation::follow_prior(&app.db, prior).await.unwrap(), 0, "the same prior changes nothing");
+    assert_eq!(
+        api::background::reputation::follow_prior(&app.db, prior).await.unwrap(),
+        0,
+        "the same prior changes nothing"
+    );
 
     let second = app.completed_job(&client, &agent, &json!({"text": "Hello"})).await;
     expect_status(rate(&app, &client, &second, &json!({"score": 2})).await, 201).await;

@@ -1,0 +1,16 @@
+//! The tasks that run beside the HTTP server, started and stopped by
+//! `startup`: the [`relay`] (deliveries to Cloud Tasks), the [`publisher`]
+//! (events to Pub/Sub), job [`expiry`] and [`maintenance`] (its sweeps,
+//! [`retention`] and [`reputation`]). The publisher, expiry and maintenance
+//! run on one instance at a time, through a [`singleton`] lease; the relay
+//! and the publisher pace their rounds with [`rounds`]. They may import
+//! every layer below them; no feature imports them.
+
+pub mod expiry;
+pub mod maintenance;
+pub mod publisher;
+pub mod relay;
+pub mod reputation;
+pub mod retention;
+pub mod rounds;
+pub mod singleton;

@@ -1,0 +1,109 @@
+//! Ratings: a job's client rates the finished job, once. In the same
+//! transaction the agent's mean, count and reputation score change, the
+//! job's receipt is signed again with the score, and a `job.rated` event and
+//! a webhook to the agent are written. Anyone may page
+//! through an agent's ratings (without the raters' ids).
+
+pub mod model;
+mod store;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use shared::domain::{AgentId, JobId, JobStatus};
+use shared::events::{self, Aggregate};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::features::receipts;
+use crate::http::auth::Signed;
+use crate::http::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
+use crate::http::extract::{PageQuery, ValidQuery};
+use crate::http::path_id::PathId;
+use crate::http::principal::Principal;
+use crate::http::state::AppState;
+use crate::outbox;
+use crate::resources::{agent, job, paging};
+use model::{JobRated, JobRating, RateJob, RatingPage};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(rate_job)).routes(routes!(list_ratings))
+}
+
+/// Rate a completed or failed job, once (signed by the job's client). The
+/// agent's `rating`, `rating_count` and `score` change with it, and the agent
+/// gets a `job.rated` webhook.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/rating",
+    tag = "ratings",
+    request_body = RateJob,
+    params(PathId<JobId>),
+    responses(
+        (status = 201, description = "rated", body = JobRating),
+        SignedRequestRefusals, BodyRefusals,
+        (status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the job is not completed or failed, or is already rated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn rate_job(
+    State(state): State<AppState>,
+    PathId(id): PathId<JobId>,
+    Signed { principal, body, .. }: Signed<RateJob>,
+) -> Result<(StatusCode, Json<JobRating>), ApiError> {
+    let Principal::Client(client) = principal else {
+        return Err(ApiError::Forbidden("only the job's client may rate it; sign with your cli_… keyid".into()));
+    };
+    let mut tx = state.db.begin().await?;
+    let Some(row) = store::insert(&mut tx, id, client, &body).await? else {
+        drop(tx); // Before reading on another connection.
+        return Err(why_not_rated(&state, id, &principal).await);
+    };
+    let rating = JobRating::from(row);
+    let agent = store::add_to_agent(&mut tx, rating.agent_id, body.score).await?;
+    receipts::add_rating(&mut tx, &state.platform_keys, id, rating.score).await?;
+    let rated = JobRated { rating: &rating, client_id: client, agent };
+    let event = events::record(&mut tx, Aggregate::Job(id), events::JOB_RATED, &rated).await?;
+    outbox::deliver_to_agent(&mut tx, event, id, rating.agent_id).await?;
+    tx.commit().await?;
+    agent::changed(&state, rating.agent_id);
+    tracing::info!(job_id = %id, agent_id = %rating.agent_id, score = rating.score, "job rated");
+    Ok((StatusCode::CREATED, Json(rating)))
+}
+
+/// The refusal for a rating that was not written: the job is not the
+/// caller's (404), not finished, or already rated (409).
+async fn why_not_rated(state: &AppState, id: JobId, principal: &Principal) -> ApiError {
+    match job::find_for_party(state, id, principal).await {
+        Ok(job) if matches!(job.status, JobStatus::Completed | JobStatus::Failed) => {
+            ApiError::Conflict(format!("job {id} is already rated; a job is rated once"))
+        }
+        Ok(job) => {
+            ApiError::Conflict(format!("job {id} is {}; only a completed or failed job can be rated", job.status))
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// An agent's ratings, newest first (public).
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/ratings",
+    tag = "ratings",
+    params(PathId<AgentId>, PageQuery),
+    responses(
+        PublicReadRefusals,
+        (status = 200, body = RatingPage),
+        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+        )
+)]
+async fn list_ratings(
+    State(state): State<AppState>,
+    PathId(id): PathId<AgentId>,
+    ValidQuery(query): ValidQuery<PageQuery>,
+) -> Result<Json<RatingPage>, ApiError> {
+    let list = |agent, before, limit| store::list(&state.db, agent, before, limit);
+    let (rows, next_cursor) =
+        paging::agent_records(&state.db, id, &query, "ratings", list, |row| (row.created_at, row.job_id)).await?;
+    Ok(Json(RatingPage { ratings: rows.into_iter().map(JobRating::from).collect(), next_cursor }))
+}

@@ -1,0 +1,125 @@
+//! Job receipts: when a job completes or fails, the platform signs a
+//! receipt of it (a compact JWS with the platform key, see
+//! [`crate::http::platform_keys`]) in the same transaction as the move, and signs
+//! it again with the score when the client rates the job. Receipts are
+//! stored as signed, so each one verifies offline against
+//! `/.well-known/jwks.json` as long as the key that signed it is published
+//! (the previous key stays there through a rotation). A job's parties read
+//! its receipt; anyone pages through an agent's receipts: its track record.
+
+pub mod model;
+mod store;
+
+use axum::Json;
+use axum::extract::State;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use shared::domain::{AgentId, JobId};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::auth::Authenticated;
+use crate::http::error::{ApiError, Problem, PublicReadRefusals, SignedRequestRefusals};
+use crate::http::extract::{PageQuery, ValidQuery};
+use crate::http::path_id::PathId;
+use crate::http::platform_keys::PlatformKeys;
+use crate::http::state::AppState;
+use crate::resources::{job, paging};
+pub use model::FinishedJob;
+use model::{JobReceipt, ReceiptClaims, ReceiptPage};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_receipt)).routes(routes!(list_receipts))
+}
+
+/// Signs and stores the receipt of a job that has just finished, in the
+/// transaction that finished it.
+pub async fn issue(tx: &mut PgConnection, keys: &PlatformKeys, job: FinishedJob<'_>) -> Result<(), ApiError> {
+    let result_sha256 = job.result.map(result_sha256).transpose()?;
+    let claims = ReceiptClaims { job: &job, result_sha256, iat: OffsetDateTime::now_utc().unix_timestamp() };
+    let jws = keys.sign_claims(&claims)?;
+    store::insert(tx, job.id, job.agent_id, job.finished_at, &jws).await?;
+    Ok(())
+}
+
+/// Signs the job's receipt again with the client's score, in the rating's
+/// transaction. A job finished before receipts existed has none to sign.
+pub async fn add_rating(tx: &mut PgConnection, keys: &PlatformKeys, job: JobId, score: i16) -> Result<(), ApiError> {
+    let Some(jws) = store::lock(tx, job).await? else {
+        return Ok(());
+    };
+    let mut claims = payload(&jws)?;
+    claims["rating"] = score.into();
+    claims["iat"] = OffsetDateTime::now_utc().unix_timestamp().into();
+    store::replace(tx, job, &keys.sign_claims(&claims)?).await?;
+    Ok(())
+}
+
+/// The claims of a receipt this API signed and stored.
+fn payload(jws: &str) -> anyhow::Result<serde_json::Value> {
+    let encoded = jws.split('.').nth(1).ok_or_else(|| anyhow::anyhow!("a stored receipt is not a compact JWS"))?;
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded)?)?)
+}
+
+/// Hex SHA-256 of `result` in RFC 8785 canonical form, so any verifier
+/// can recompute it from the result, whatever its JSON serialiser.
+pub fn result_sha256(result: &serde_json::Value) -> anyhow::Result<String> {
+    let canonical = serde_json_canonicalizer::to_vec(result)?;
+    Ok(format!("{:x}", Sha256::digest(canonical)))
+}
+
+/// The receipt of a completed or failed job (signed by its client or its agent).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/receipt",
+    tag = "identity",
+    params(PathId<JobId>),
+    responses(
+        (status = 200, body = JobReceipt),
+        (status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the job has no receipt: it has not completed or failed (or finished before receipts existed)", body = Problem, content_type = "application/problem+json"),
+        SignedRequestRefusals,
+    )
+)]
+async fn get_receipt(
+    State(state): State<AppState>,
+    PathId(id): PathId<JobId>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<JobReceipt>, ApiError> {
+    let found = store::find(&state.db, id).await?.filter(|job| principal.is_party(job.agent_id, job.client_id));
+    let job = found.ok_or_else(|| job::not_found(id))?;
+    match job.receipt {
+        Some(receipt) => Ok(Json(receipt.into())),
+        None => Err(ApiError::Conflict(format!(
+            "job {id} is {} and has no receipt; a receipt is issued when a job completes or fails",
+            job.status
+        ))),
+    }
+}
+
+/// An agent's job receipts, the most recently finished job first (public):
+/// its track record, each receipt verifiable offline against `/.well-known/jwks.json`.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/receipts",
+    tag = "identity",
+    params(PathId<AgentId>, PageQuery),
+    responses(
+        PublicReadRefusals,
+        (status = 200, body = ReceiptPage),
+        (status = 404, description = "no such agent", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_receipts(
+    State(state): State<AppState>,
+    PathId(id): PathId<AgentId>,
+    ValidQuery(query): ValidQuery<PageQuery>,
+) -> Result<Json<ReceiptPage>, ApiError> {
+    let list = |agent, before, limit| store::list(&state.db, agent, before, limit);
+    let (rows, next_cursor) =
+        paging::agent_records(&state.db, id, &query, "receipts", list, |row| (row.finished_at, row.job_id)).await?;
+    Ok(Json(ReceiptPage { receipts: rows.into_iter().map(JobReceipt::from).collect(), next_cursor }))
+}

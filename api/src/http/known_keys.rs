@@ -1,0 +1,87 @@
+//! The key a keyid names, found in Postgres and kept briefly in memory.
+//!
+//! A key can change (rotation) or stop signing (deactivation), and another
+//! instance may be the one that changed it, so nothing here is kept for
+//! long: a key found is trusted for [`KNOWN_KEY_TTL`], a keyid with no active
+//! key is refused from memory for [`UNKNOWN_KEY_TTL`] (a flood of one forged
+//! keyid costs one lookup per instance per interval). The instance that
+//! makes the change forgets the entry at once. Entries are keyed by the
+//! canonical keyid (see [`Principal::from_keyid`]), so case variants of one
+//! id share one entry, and concurrent misses for a keyid share one lookup.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::VerifyingKey;
+use moka::Expiry;
+use moka::future::Cache;
+use shared::domain::PublicKey;
+use sqlx::PgPool;
+
+use crate::http::error::ApiError;
+use crate::http::principal::Principal;
+
+/// The longest another instance accepts a rotated-away or deactivated key.
+pub const KNOWN_KEY_TTL: Duration = Duration::from_secs(5);
+/// How long a keyid with no active key is refused without asking Postgres.
+pub const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(2);
+/// A few hundred bytes each: tens of MB at most.
+const CAPACITY: u64 = 100_000;
+
+pub struct KnownKeys(Cache<String, Option<VerifyingKey>>);
+
+impl Default for KnownKeys {
+    fn default() -> Self {
+        Self(Cache::builder().max_capacity(CAPACITY).expire_after(ByOutcome).build())
+    }
+}
+
+/// Known keys and unknown keyids live for different times.
+struct ByOutcome;
+
+impl Expiry<String, Option<VerifyingKey>> for ByOutcome {
+    fn expire_after_create(&self, _: &String, key: &Option<VerifyingKey>, _: Instant) -> Option<Duration> {
+        Some(if key.is_some() { KNOWN_KEY_TTL } else { UNKNOWN_KEY_TTL })
+    }
+}
+
+impl KnownKeys {
+    /// The active key of `principal`; `None` when there is none. A key
+    /// being registered is its own keyid and needs no lookup.
+    pub async fn resolve(&self, db: &PgPool, principal: &Principal) -> Result<Option<VerifyingKey>, ApiError> {
+        if let Principal::NewKey(key) = principal {
+            return Ok(Some(*key.verifying_key()));
+        }
+        self.0.try_get_with(principal.to_string(), lookup(db, principal)).await.map_err(lookup_failed)
+    }
+
+    /// After this instance changed the principal's key or deactivated it.
+    pub async fn forget(&self, principal: &Principal) {
+        self.0.invalidate(&principal.to_string()).await;
+    }
+}
+
+#[tracing::instrument(name = "sql resolve key", skip_all)]
+async fn lookup(db: &PgPool, principal: &Principal) -> Result<Option<VerifyingKey>, sqlx::Error> {
+    let bytes = match principal {
+        Principal::Agent(id) => {
+            sqlx::query_scalar!("SELECT public_key FROM agents WHERE id = $1 AND active", id.as_uuid())
+                .fetch_optional(db)
+                .await?
+        }
+        Principal::Client(id) => {
+            sqlx::query_scalar!("SELECT public_key FROM clients WHERE id = $1 AND active", id.as_uuid())
+                .fetch_optional(db)
+                .await?
+        }
+        Principal::NewKey(key) => return Ok(Some(*key.verifying_key())),
+    };
+    Ok(bytes.and_then(|bytes| PublicKey::from_bytes(&bytes).ok()).map(|key| *key.verifying_key()))
+}
+
+/// Waiters on one lookup share its error, so it cannot be converted by
+/// value; any failure to read a key is the database being unavailable.
+fn lookup_failed(error: Arc<sqlx::Error>) -> ApiError {
+    tracing::warn!(%error, during = "key lookup", "database unavailable");
+    ApiError::Unavailable("cannot look the signing key up right now; retry shortly".into())
+}
