@@ -1,7 +1,7 @@
 //! Retention: delivery attempts are kept for
 //! `DELIVERY_ATTEMPTS_RETENTION_DAYS`, and the pacing row of a URL nobody
-//! has been held back from for a day is dropped. Run from the relay's
-//! housekeeping; each call does a bounded amount of work (short statements,
+//! has been held back from for a day is dropped. Run by the maintenance
+//! task; each call does a bounded amount of work (short statements,
 //! each holding few row locks), and the next call goes on.
 
 use shared::settings::Settings;

@@ -1,6 +1,6 @@
 //! One holder across API instances for a background task that must not run
-//! twice at once (the publisher: order; maintenance: no duplicated sweeps or
-//! pruning), without holding a connection: whoever holds the unexpired row
+//! twice at once (the publisher: order; maintenance and expiry: no duplicated
+//! sweeps or pruning), without holding a connection: whoever holds the unexpired row
 //! of `publisher_lease` under the task's name does the work, renewing it
 //! each round. (The table is named for its first user.)
 
