@@ -36,7 +36,7 @@ const BATCH: i64 = 200;
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Longer than a batch takes; the lease is renewed before every batch, and
 /// a holder that died is replaced after this.
-const LEASE_SECONDS: f64 = 15.0;
+const LEASE: Duration = Duration::from_secs(15);
 
 pub struct Expiry {
     db: PgPool,
@@ -64,7 +64,7 @@ impl Expired {
 
 impl Expiry {
     pub fn new(db: PgPool, wake: OutboxSignal) -> Self {
-        Self { db, wake, lease: Singleton::new("expiry", LEASE_SECONDS) }
+        Self { db, wake, lease: Singleton::new("expiry", LEASE) }
     }
 
     /// Runs until `stopping` turns true, then hands the lease back.

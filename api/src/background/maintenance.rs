@@ -49,7 +49,7 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 const LEGACY_BATCHES: usize = 50;
 /// Longer than a round usually takes; a holder that died is replaced after
 /// this (a round that takes longer may overlap the next holder's, safely).
-const LEASE_SECONDS: f64 = 60.0;
+const LEASE: Duration = Duration::from_secs(60);
 
 pub struct Maintenance {
     db: PgPool,
@@ -68,7 +68,7 @@ impl Maintenance {
             tasks,
             settings: state.settings.clone(),
             wake: state.outbox.clone(),
-            lease: Singleton::new("maintenance", LEASE_SECONDS),
+            lease: Singleton::new("maintenance", LEASE),
         }
     }
 

@@ -57,7 +57,7 @@ const PUBLISH_TIME_LIMIT: Duration = Duration::from_secs(10);
 /// How long a lease lasts unless renewed: longer than a round can take (two
 /// publish stages of at most `PUBLISH_TIME_LIMIT`), so it never lapses while
 /// its holder is publishing.
-const LEASE_SECONDS: f64 = 30.0;
+const LEASE: Duration = Duration::from_secs(30);
 const LEASE_NAME: &str = "outbox";
 
 pub struct EventPublisher {
@@ -89,7 +89,7 @@ impl EventPublisher {
             }
         }
         let client = builder.build().await.context("cannot build the Pub/Sub client")?;
-        let lease = Singleton::new(LEASE_NAME, LEASE_SECONDS);
+        let lease = Singleton::new(LEASE_NAME, LEASE);
         Ok(Self { db, client, settings: settings.clone(), signal, lease })
     }
 

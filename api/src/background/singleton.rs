@@ -4,6 +4,8 @@
 //! of `publisher_lease` under the task's name does the work, renewing it
 //! each round. (The table is named for its first user.)
 
+use std::time::Duration;
+
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -12,12 +14,12 @@ pub struct Singleton {
     /// This process, as the lease knows it.
     holder: Uuid,
     /// How long the lease outlives a holder that stopped renewing it.
-    seconds: f64,
+    lasts: Duration,
 }
 
 impl Singleton {
-    pub fn new(name: &'static str, seconds: f64) -> Self {
-        Self { name, holder: Uuid::new_v4(), seconds }
+    pub fn new(name: &'static str, lasts: Duration) -> Self {
+        Self { name, holder: Uuid::new_v4(), lasts }
     }
 
     /// Takes the lease when it is free or expired, or renews ours; whether
@@ -30,7 +32,7 @@ impl Singleton {
              RETURNING holder",
             self.name,
             self.holder,
-            self.seconds,
+            self.lasts.as_secs_f64(),
         )
         .fetch_optional(db)
         .await?;

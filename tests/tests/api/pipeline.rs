@@ -500,8 +500,8 @@ async fn a_receiver_down_past_the_whole_schedule_gets_everything_after_recover()
 async fn one_instance_at_a_time_holds_a_background_task() {
     let app = tests::spawn_app().await;
     let (mine, theirs) = (
-        api::background::singleton::Singleton::new("test", 30.0),
-        api::background::singleton::Singleton::new("test", 30.0),
+        api::background::singleton::Singleton::new("test", std::time::Duration::from_secs(30)),
+        api::background::singleton::Singleton::new("test", std::time::Duration::from_secs(30)),
     );
     assert!(mine.hold(&app.db).await.unwrap());
     assert!(mine.hold(&app.db).await.unwrap(), "the holder renews");
