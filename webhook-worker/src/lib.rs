@@ -6,11 +6,13 @@
 mod google_keys;
 mod health;
 mod lease;
+mod next_attempt;
 mod pacing;
+mod policy;
 mod push;
 mod push_auth;
 mod record;
-mod schedule;
 mod send;
 mod slots;
 pub mod startup;
+mod state;
