@@ -181,19 +181,19 @@ impl Policy {
                 (now - run.since >= self.disable_after).then_some(DisabledBecause::Failing)
             }
         });
-        let mut decision = Decision { outcome, next, error, disable_endpoint, pace_until: None };
-        if disable_endpoint.is_some() && outcome == Outcome::Retry {
+        let (outcome, next, error) = match (outcome, disable_endpoint) {
             // No point in another attempt: the endpoint gets nothing more.
-            decision.outcome = Outcome::Dead;
-            decision.next = None;
-            let error = decision.error.unwrap_or_default();
-            decision.error = Some(format!("{error}; {}", shared::webhooks::ENDPOINT_DISABLED));
-        }
-        if paces(sent) {
-            let next_at = decision.next.as_ref().map_or(now, |next| next.at);
-            decision.pace_until = Some(next_at.min(now + sent.retry_after.unwrap_or_default().max(LONGEST_PACE)));
-        }
-        decision
+            (Outcome::Retry, Some(_)) => {
+                let error = format!("{}; {}", error.unwrap_or_default(), shared::webhooks::ENDPOINT_DISABLED);
+                (Outcome::Dead, None, Some(error))
+            }
+            _ => (outcome, next, error),
+        };
+        let pace_until = paces(sent).then(|| {
+            let next_at = next.as_ref().map_or(now, |next| next.at);
+            next_at.min(now + sent.retry_after.unwrap_or_default().max(LONGEST_PACE))
+        });
+        Decision { outcome, next, error, disable_endpoint, pace_until }
     }
 
     /// The wait after failed attempt `attempt`: the step, jittered, but not

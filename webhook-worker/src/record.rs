@@ -106,7 +106,7 @@ async fn write(db: impl PgExecutor<'_>, attempted: &Attempted<'_>, decision: &De
         sent.status.map(i32::from),
         sent.body,
         *outcome as Outcome,
-        sent.succeeded(),
+        *outcome == Outcome::Delivered,
         leased.target_url,
         leased.agent_id,
     )
