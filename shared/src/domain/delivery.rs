@@ -46,7 +46,7 @@ impl fmt::Display for DeliveryStatus {
 }
 
 /// What one attempt came to, as recorded with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Outcome {
@@ -64,7 +64,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// As stored and shown.
+    /// As stored and shown (and in the attempt's trace span).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
@@ -87,12 +87,6 @@ impl Outcome {
     /// The delivery died with it.
     pub fn is_dead(self) -> bool {
         self.delivery_status() == DeliveryStatus::Dead
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
