@@ -1,7 +1,8 @@
 //! The webhook retry schedule (`WEBHOOK_RETRY_SCHEDULE`): the delays between
-//! a delivery's attempts, owned by the worker. A delivery gets one attempt
-//! more than the schedule has steps; each delay is jittered by ±20 % so the
-//! retries of deliveries that failed together do not arrive together again.
+//! a delivery's attempts, as the setting gives them. A delivery gets one
+//! attempt more than the schedule has steps. The worker's `policy` module
+//! decides from it (jittered by [`jittered`], with the receiver's
+//! `Retry-After`); this module only parses and reads the steps.
 
 use std::fmt;
 use std::str::FromStr;
@@ -39,17 +40,10 @@ impl RetrySchedule {
         let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
         self.steps.get(index).copied()
     }
-
-    /// When to try again after failed attempt `attempt`: the step, jittered,
-    /// but not before the receiver asked (`retry_after`, clamped to the
-    /// longest step). `None` after the last attempt.
-    pub fn delay_after(&self, attempt: i32, retry_after: Option<Duration>) -> Option<Duration> {
-        let step = jittered(self.step_after(attempt)?);
-        Some(step.max(retry_after.unwrap_or_default().min(self.longest_step())))
-    }
 }
 
-/// `delay` moved by up to ±20 %.
+/// `delay` moved by up to ±20 %, so the retries of deliveries that failed
+/// together do not arrive together again.
 pub fn jittered(delay: Duration) -> Duration {
     delay.mul_f64(rand::rng().random_range(1.0 - JITTER..=1.0 + JITTER))
 }
@@ -98,27 +92,16 @@ mod tests {
         assert_eq!(total.as_secs(), 5 + 30 + 300 + 1800 + 7200 + 18000 + 36000 + 36000);
         assert_eq!(schedule.total(), total);
         assert_eq!(schedule.step_after(9), None, "the last attempt has no next");
-        assert_eq!(schedule.delay_after(9, None), None);
         assert_eq!(schedule.longest_step(), Duration::from_secs(36000));
     }
 
     #[test]
     fn delays_are_jittered_within_a_fifth() {
-        let schedule: RetrySchedule = "100s".parse().unwrap();
-        let delays: Vec<Duration> = (0..200).filter_map(|_| schedule.delay_after(1, None)).collect();
+        let delays: Vec<Duration> = (0..200).map(|_| jittered(Duration::from_secs(100))).collect();
         assert!(delays.iter().all(|delay| (80.0..=120.0).contains(&delay.as_secs_f64())), "{delays:?}");
         assert!(
             delays.iter().any(|delay| delay.as_secs_f64() < 95.0) && delays.iter().any(|d| d.as_secs_f64() > 105.0)
         );
-    }
-
-    #[test]
-    fn a_receivers_retry_after_is_honoured_up_to_the_longest_step() {
-        let schedule: RetrySchedule = "1s,1h".parse().unwrap();
-        let asked = schedule.delay_after(1, Some(Duration::from_secs(600))).unwrap();
-        assert_eq!(asked, Duration::from_secs(600));
-        let clamped = schedule.delay_after(1, Some(Duration::from_secs(86_400))).unwrap();
-        assert_eq!(clamped, Duration::from_secs(3600), "clamped to the longest step");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use shared::delivery_tasks::Push;
-use shared::domain::{AgentId, ClientId};
+use shared::domain::{AgentId, ClientId, DeliveryStatus};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -115,7 +115,7 @@ pub async fn release(db: &PgPool, push: &Push, token: Uuid) {
 
 /// Where a delivery stands, for a push that could not take the lease.
 pub struct Current {
-    pub status: String,
+    pub status: DeliveryStatus,
     pub generation: i32,
     pub attempts: i32,
     pub task_name: Option<String>,
@@ -126,8 +126,8 @@ pub struct Current {
 pub async fn current(db: &PgPool, push: &Push) -> sqlx::Result<Option<Current>> {
     sqlx::query_as!(
         Current,
-        "SELECT status, generation, attempts, task_name, next_attempt_at, traceparent
-         FROM webhook_deliveries WHERE id = $1",
+        r#"SELECT status AS "status: DeliveryStatus", generation, attempts, task_name, next_attempt_at, traceparent
+           FROM webhook_deliveries WHERE id = $1"#,
         push.delivery_id.as_uuid()
     )
     .fetch_optional(db)

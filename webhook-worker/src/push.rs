@@ -1,7 +1,10 @@
-//! One Cloud Tasks push: authenticate it (`push_auth`), lease the delivery, pace it,
-//! send the webhook, record the attempt, schedule what follows, and answer.
-//! The worker owns the retry schedule, so Cloud Tasks hears of a receiver's
-//! failure only as a 2xx; its own retries are left for the worker's faults:
+//! One Cloud Tasks push, orchestrated: authenticate it (`push_auth`), lease
+//! the delivery (`lease`), take a send slot (`slots`), pace it (`pacing`),
+//! send the webhook (`send`), record the attempt (`record`) and enqueue what
+//! follows (`next_attempt`), then answer. What each attempt comes to and when
+//! the next runs is decided by `policy`, not here. The worker owns the
+//! retry schedule, so Cloud Tasks hears of a receiver's failure only as a
+//! 2xx; its own retries are left for the worker's faults:
 //!
 //! | what happened                              | recorded                      | answer |
 //! |--------------------------------------------|-------------------------------|--------|
@@ -21,7 +24,7 @@
 //! Never 429 or 503, and never a receiver's `Retry-After`: those slow the
 //! whole queue, so one receiver could slow every tenant's webhooks.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
@@ -31,17 +34,17 @@ use secrecy::{ExposeSecret, SecretString};
 use shared::delivery_tasks::Push;
 use shared::domain::EventId;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
 use url::Url;
 
 use crate::lease::{self, Leased};
+use crate::next_attempt::Next;
 use crate::pacing::{self, Pace};
+use crate::policy::{NotSent, Unsent};
 use crate::record::{self, Attempted};
-use crate::schedule::{self, Next};
 use crate::send::{self, Webhook};
-use crate::slots::{self, Slot};
-use crate::startup::WorkerState;
+use crate::slots::Slot;
+use crate::state::WorkerState;
 
 pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(push): Json<Push>) -> Response {
     if let Err(refused) = state.push_auth.check(&headers).await {
@@ -75,14 +78,8 @@ impl IntoResponse for Answer {
     }
 }
 
-/// How long a push holds its delivery (and its URL, when it probes): the
-/// send's timeout and some.
-fn hold(state: &WorkerState) -> Duration {
-    state.settings.webhook_timeout + Duration::from_secs(5)
-}
-
 async fn deliver(state: &WorkerState, push: &Push) -> anyhow::Result<Answer> {
-    let Some(leased) = lease::take(&state.db, push, hold(state)).await? else {
+    let Some(leased) = lease::take(&state.db, push, state.policy.hold()).await? else {
         return unclaimable(state, push).await;
     };
     let answer = attempt(state, push, &leased).await;
@@ -94,14 +91,14 @@ async fn deliver(state: &WorkerState, push: &Push) -> anyhow::Result<Answer> {
 
 async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::Result<Answer> {
     if leased.endpoint_disabled {
-        return kill_unsent(state, push, leased, shared::webhooks::ENDPOINT_DISABLED).await;
+        return not_sent(state, push, leased, NotSent::EndpointDisabled).await;
     }
     // Host only: a URL's path and query may hold an agent's secrets.
     let target_host = Url::parse(&leased.target_url).ok().and_then(|url| url.host_str().map(str::to_owned));
     let slot = match &target_host {
         Some(host) => match state.slots.take(host).await {
             Slot::Taken(slot) => Some(slot),
-            Slot::Busy => return defer(state, push, leased, slots::busy_wait(leased.deferrals)).await,
+            Slot::Busy => return not_sent(state, push, leased, NotSent::Busy).await,
         },
         None => None,
     };
@@ -119,19 +116,10 @@ async fn paced_attempt(
     leased: &Leased,
     target_host: Option<String>,
 ) -> anyhow::Result<Answer> {
-    match pacing::pace(&state.db, &leased.target_url, leased.paced_until, hold(state)).await? {
+    match pacing::pace(&state.db, &leased.target_url, leased.paced_until, state.policy.hold()).await? {
         Pace::Send => {}
-        Pace::WaitUntil(at) => {
-            // Waiting must not outlast the delivery's own schedule: a URL that
-            // keeps failing would otherwise hold its later deliveries forever.
-            let round_began = leased.dispatched_at.unwrap_or_else(OffsetDateTime::now_utc);
-            if at > round_began + state.settings.webhook_retry_schedule.total() {
-                return kill_unsent(state, push, leased, pacing::FAILING_ALL_SCHEDULE).await;
-            }
-            return defer(state, push, leased, (at - OffsetDateTime::now_utc()).unsigned_abs()).await;
-        }
-        // Short: the probe's outcome is known within its send's timeout.
-        Pace::ProbeInFlight => return defer(state, push, leased, slots::busy_wait(leased.deferrals)).await,
+        Pace::PacedUntil(until) => return not_sent(state, push, leased, NotSent::Paced(until)).await,
+        Pace::ProbeInFlight => return not_sent(state, push, leased, NotSent::Busy).await,
     }
 
     let span = tracing::info_span!(
@@ -142,47 +130,39 @@ async fn paced_attempt(
         status = tracing::field::Empty,
         outcome = tracing::field::Empty,
     );
-    let body = serde_json::to_vec(&serde_json::json!({
-        "type": leased.event_type,
-        "timestamp": leased.occurred_at.format(&Rfc3339)?,
-        "data": leased.data,
-    }))?;
     let secrets = open_secrets(state, leased).await?;
     let secrets: Vec<&str> = secrets.iter().map(ExposeSecret::expose_secret).collect();
     let webhook = Webhook {
         id: push.delivery_id,
         event: EventId::from_uuid(leased.event_id),
+        event_type: &leased.event_type,
+        occurred_at: leased.occurred_at,
+        data: &leased.data,
         target: &leased.target_url,
         secrets: &secrets,
-        body,
     };
     let started = OffsetDateTime::now_utc();
     let clock = Instant::now();
-    let timeout = state.settings.webhook_timeout;
-    let sent = send::send(&state.egress, webhook, timeout).instrument(span.clone()).await;
+    let sent = send::send(&state.egress, webhook, state.policy.send_timeout()).instrument(span.clone()).await;
     let latency_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
 
-    let schedule = &state.settings.webhook_retry_schedule;
-    let (outcome, next) = schedule::after_attempt(&sent, push, leased.attempt, schedule);
     let attempted = Attempted { push, leased, started, latency_ms, sent: &sent };
-    let disable_after = state.settings.endpoint_disable_after;
-    let Some(recorded) = record::record(&state.db, attempted, outcome, next, disable_after).await? else {
+    let Some(decision) = record::attempt(&state.db, attempted, &state.policy).await? else {
         tracing::warn!(delivery_id = %push.delivery_id, "lease lapsed during the send; the push that took over records");
         return Ok(Answer::Done);
     };
     span.record("status", sent.status);
-    span.record("outcome", recorded.outcome.as_str());
+    span.record("outcome", decision.outcome.as_str());
     span.in_scope(|| {
         tracing::info!(latency_ms, "delivery attempt");
         // The dead-deliveries metric and alert count this line.
-        if recorded.outcome.is_dead() {
+        if decision.outcome.is_dead() {
             tracing::warn!(error = sent.error.as_deref(), "delivery dead");
         }
     });
-    if let Some(next) = &recorded.next {
+    if let Some(next) = &decision.next {
         // The next attempt continues this one's trace.
-        let traceparent = span.in_scope(shared::telemetry::current_traceparent);
-        state.tasks.create(&next.task_name, &next.push, Some(next.at), traceparent).await?;
+        next.enqueue(&state.tasks, span.in_scope(shared::telemetry::current_traceparent)).await?;
     }
     Ok(Answer::Done)
 }
@@ -197,19 +177,21 @@ async fn open_secrets(state: &WorkerState, leased: &Leased) -> anyhow::Result<Ve
     Ok(secrets)
 }
 
-/// The delivery dies unsent (and reaches the dead-letter topic), `why`.
-async fn kill_unsent(state: &WorkerState, push: &Push, leased: &Leased, why: &str) -> anyhow::Result<Answer> {
-    record::killed_unsent(&state.db, push, leased.token, why).await?;
-    tracing::warn!(delivery_id = %push.delivery_id, error = why, "delivery dead");
-    Ok(Answer::Done)
-}
-
-/// Not now: the same attempt again after `wait`, as a task of its own.
-async fn defer(state: &WorkerState, push: &Push, leased: &Leased, wait: Duration) -> anyhow::Result<Answer> {
-    let next = Next::new(push, leased.attempt, OffsetDateTime::now_utc() + wait, true);
-    if record::deferred(&state.db, push, leased.token, &next).await? {
-        let traceparent = shared::telemetry::current_traceparent();
-        state.tasks.create(&next.task_name, &next.push, Some(next.at), traceparent).await?;
+/// Not sent now, because of `why`: the delivery dies unsent (and reaches
+/// the dead-letter topic), or the same attempt is put off as a task of its
+/// own, as `policy` decides.
+async fn not_sent(state: &WorkerState, push: &Push, leased: &Leased, why: NotSent) -> anyhow::Result<Answer> {
+    let now = OffsetDateTime::now_utc();
+    match state.policy.unsent(why, push, leased.attempt, leased.deferrals, leased.dispatched_at, now) {
+        Unsent::Die(why) => {
+            record::killed_unsent(&state.db, push, leased.token, why).await?;
+            tracing::warn!(delivery_id = %push.delivery_id, error = why, "delivery dead");
+        }
+        Unsent::Defer(next) => {
+            if record::deferred(&state.db, push, leased.token, &next).await? {
+                next.enqueue(&state.tasks, shared::telemetry::current_traceparent()).await?;
+            }
+        }
     }
     Ok(Answer::Done)
 }
@@ -222,16 +204,16 @@ async fn unclaimable(state: &WorkerState, push: &Push) -> anyhow::Result<Answer>
         tracing::warn!(delivery_id = %push.delivery_id, "push for an unknown delivery; dropped");
         return Ok(Answer::Done);
     };
-    if current.generation != push.generation || matches!(current.status.as_str(), "delivered" | "dead") {
+    if current.generation != push.generation || current.status.is_final() {
         return Ok(Answer::Done);
     }
     match push.attempt {
         Some(attempt) if current.attempts >= attempt => {
             // Recorded already. If the worker died before scheduling what
             // follows, this push of the same task makes sure it exists.
-            if let (true, Some(task_name)) = (current.attempts == attempt, &current.task_name) {
-                let next = Push { attempt: Some(attempt + 1), ..*push };
-                state.tasks.create(task_name, &next, current.next_attempt_at, current.traceparent).await?;
+            if let (true, Some(task_name)) = (current.attempts == attempt, current.task_name) {
+                let next = Next::recorded(push, attempt + 1, task_name, current.next_attempt_at);
+                next.enqueue(&state.tasks, current.traceparent).await?;
             }
             Ok(Answer::Done)
         }

@@ -1,18 +1,18 @@
 //! What the lease holder writes: an attempt (the attempt row, the
 //! delivery's new status and next attempt, the agent endpoint's health and
 //! the URL's pacing: one statement on a success, one transaction on a
-//! failure), a deferral, or a death unsent.
-
-use std::time::Duration;
+//! failure), a deferral, or a death unsent. It records what `policy`
+//! decided, and decides nothing itself.
 
 use shared::delivery_tasks::Push;
-use shared::domain::AgentId;
+use shared::domain::{AgentId, DeliveryStatus, Outcome};
 use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::lease::Leased;
-use crate::schedule::{Next, Outcome};
+use crate::next_attempt::Next;
+use crate::policy::{Decision, Policy};
 use crate::send::Sent;
 use crate::{health, pacing};
 
@@ -25,48 +25,38 @@ pub struct Attempted<'a> {
     pub sent: &'a Sent,
 }
 
-/// What was recorded: the outcome (`Dead` when this attempt disabled the
-/// endpoint) and the next attempt to schedule.
-pub struct Recorded {
-    pub outcome: Outcome,
-    pub next: Option<Next>,
-}
-
-/// Records the attempt; `None` when the lease was lost meanwhile (it lapsed
-/// and another push took the delivery over): that push records instead. A
-/// success is one statement; a failure also extends the endpoint's run of
-/// failures and paces its URL, in one transaction.
-pub async fn record(
-    db: &PgPool,
-    attempted: Attempted<'_>,
-    outcome: Outcome,
-    next: Option<Next>,
-    disable_after: Duration,
-) -> anyhow::Result<Option<Recorded>> {
-    let Attempted { leased, started, sent, .. } = &attempted;
+/// Records the attempt as `policy` decides it; returns the decision, or
+/// `None` when the lease was lost meanwhile (it lapsed and another push
+/// took the delivery over): that push records instead. A success is one
+/// statement; a failure also extends the agent endpoint's run of failures
+/// (which the decision reads), may disable the endpoint, and paces the URL,
+/// in one transaction.
+pub async fn attempt(db: &PgPool, attempted: Attempted<'_>, policy: &Policy) -> anyhow::Result<Option<Decision>> {
+    let Attempted { push, leased, started, sent, .. } = &attempted;
     if sent.succeeded() {
-        let written = write(db, &attempted, outcome, next.as_ref(), sent.error.as_deref()).await?;
-        return Ok(written.then_some(Recorded { outcome, next }));
+        let decision = policy.after_send(push, leased.attempt, sent, None, OffsetDateTime::now_utc());
+        return Ok(write(db, &attempted, &decision).await?.then_some(decision));
     }
-    let (mut outcome, mut next, mut error) = (outcome, next, sent.error.clone());
     let mut tx = db.begin().await?;
-    if let Some(agent) = leased.agent_id {
-        let agent = AgentId::from_uuid(agent);
-        let gone = outcome == Outcome::Gone;
-        let disabled =
-            health::agent_endpoint_failed(&mut tx, agent, &leased.target_url, gone, *started, disable_after).await?;
-        if disabled && outcome == Outcome::Retry {
-            (outcome, next) = (Outcome::Dead, None);
-            error = Some(format!("{}; {}", error.unwrap_or_default(), shared::webhooks::ENDPOINT_DISABLED));
-        }
+    let agent = leased.agent_id.map(AgentId::from_uuid);
+    let endpoint = match agent {
+        Some(agent) => health::failed(&mut tx, agent, &leased.target_url, *started).await?,
+        None => None,
+    };
+    let now = OffsetDateTime::now_utc();
+    let decision = policy.after_send(push, leased.attempt, sent, endpoint, now);
+    if let (Some(because), Some(agent), Some(run)) = (decision.disable_endpoint, agent, endpoint) {
+        health::disable(&mut tx, agent, &leased.target_url, run, because, now).await?;
     }
-    if !write(&mut *tx, &attempted, outcome, next.as_ref(), error.as_deref()).await? {
+    if !write(&mut *tx, &attempted, &decision).await? {
         tx.rollback().await?;
         return Ok(None);
     }
-    pacing::record_failure(&mut tx, &leased.target_url, sent, next.as_ref().map(|next| next.at)).await?;
+    if let Some(until) = decision.pace_until {
+        pacing::hold_back(&mut tx, &leased.target_url, until).await?;
+    }
     tx.commit().await?;
-    Ok(Some(Recorded { outcome, next }))
+    Ok(Some(decision))
 }
 
 /// One statement: the delivery (by the lease holder only), its attempt,
@@ -78,14 +68,9 @@ pub async fn record(
 /// sweep (`api::background::maintenance`) sends it again, which at-least-once delivery
 /// allows (same `webhook-id`). A failure's record commits synchronously: the
 /// next attempt's task is named after it.
-async fn write(
-    db: impl PgExecutor<'_>,
-    attempted: &Attempted<'_>,
-    outcome: Outcome,
-    next: Option<&Next>,
-    error: Option<&str>,
-) -> sqlx::Result<bool> {
+async fn write(db: impl PgExecutor<'_>, attempted: &Attempted<'_>, decision: &Decision) -> sqlx::Result<bool> {
     let Attempted { push, leased, started, latency_ms, sent } = attempted;
+    let Decision { outcome, next, error, .. } = decision;
     let recorded = sqlx::query!(
         "WITH async_commit AS (SELECT set_config('synchronous_commit', CASE WHEN $15 THEN 'off' ELSE current_setting('synchronous_commit') END, true)),
          updated AS (
@@ -108,20 +93,20 @@ async fn write(
              (delivery_id, generation, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
          SELECT id, $8, $3, $10, $11, $12, $13, $4, $14 FROM updated",
         push.delivery_id.as_uuid(),
-        outcome.delivery_status(),
+        outcome.delivery_status() as DeliveryStatus,
         leased.attempt,
-        error,
-        outcome != Outcome::Retry,
-        next.map(|next| next.at),
-        next.map(|next| next.task_name.as_str()),
+        error.as_deref(),
+        *outcome != Outcome::Retry,
+        next.as_ref().map(|next| next.at),
+        next.as_ref().map(|next| next.task_name.as_str()),
         push.generation,
         leased.token,
         started,
         latency_ms,
         sent.status.map(i32::from),
         sent.body,
-        outcome.as_str(),
-        sent.succeeded(),
+        *outcome as Outcome,
+        *outcome == Outcome::Delivered,
         leased.target_url,
         leased.agent_id,
     )

@@ -1,6 +1,7 @@
-//! Sending one webhook: the Standard Webhooks request (`webhook-id` is the
-//! delivery id, so a receiver can drop duplicates), through the SSRF-safe
-//! egress client, and what came back.
+//! Sending one webhook: the Standard Webhooks request (the body is the
+//! event's type, time and data; `webhook-id` is the delivery id, so a
+//! receiver can drop duplicates), signed with each of the recipient's
+//! secrets, through the SSRF-safe egress client, and what came back.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use axum::http::{HeaderValue, header};
 use reqwest::Method;
 use shared::domain::{DeliveryId, EventId};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use url::Url;
 
 use shared::egress::{EgressClient, EgressError};
@@ -36,23 +38,37 @@ impl Sent {
     }
 }
 
-/// One webhook to send.
+/// One webhook to send: a delivery of one event.
 pub struct Webhook<'a> {
     pub id: DeliveryId,
     pub event: EventId,
+    pub event_type: &'a str,
+    pub occurred_at: OffsetDateTime,
+    pub data: &'a serde_json::Value,
     pub target: &'a str,
     /// The current secret, then (during a rotation) the replaced one: each signs.
     pub secrets: &'a [&'a str],
-    pub body: Vec<u8>,
+}
+
+impl Webhook<'_> {
+    /// The Standard Webhooks payload: `{"data", "timestamp", "type"}`.
+    fn body(&self) -> Option<Vec<u8>> {
+        let timestamp = self.occurred_at.format(&Rfc3339).ok()?;
+        let payload = serde_json::json!({ "type": self.event_type, "timestamp": timestamp, "data": self.data });
+        serde_json::to_vec(&payload).ok()
+    }
 }
 
 pub async fn send(egress: &EgressClient, webhook: Webhook<'_>, timeout: Duration) -> Sent {
     let Ok(url) = Url::parse(webhook.target) else {
         return Sent::failed("the target URL is not a URL".into(), true);
     };
+    let Some(body) = webhook.body() else {
+        return Sent::failed("the event cannot be written as a webhook body".into(), true);
+    };
     let timestamp = OffsetDateTime::now_utc().unix_timestamp();
     let message_id = webhook.id.to_string();
-    let Ok(signature) = shared::webhooks::sign_with_each(webhook.secrets, &message_id, timestamp, &webhook.body) else {
+    let Ok(signature) = shared::webhooks::sign_with_each(webhook.secrets, &message_id, timestamp, &body) else {
         return Sent::failed("the webhook secret is malformed".into(), true);
     };
     let mut request = reqwest::Request::new(Method::POST, url);
@@ -70,7 +86,7 @@ pub async fn send(egress: &EgressClient, webhook: Webhook<'_>, timeout: Duration
     }
     // The receiver may join the trace as a child of this attempt.
     shared::telemetry::inject_traceparent(headers);
-    *request.body_mut() = Some(webhook.body.into());
+    *request.body_mut() = Some(body.into());
     *request.timeout_mut() = Some(timeout);
 
     match egress.send(request).await {
@@ -118,6 +134,22 @@ fn storable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_body_is_the_events_type_time_and_data() {
+        let data = serde_json::json!({ "job_id": "job_1" });
+        let webhook = Webhook {
+            id: DeliveryId::generate(),
+            event: EventId::generate(),
+            event_type: "job.created",
+            occurred_at: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+            data: &data,
+            target: "https://example.com/hook",
+            secrets: &[],
+        };
+        let body = String::from_utf8(webhook.body().unwrap()).unwrap();
+        assert_eq!(body, r#"{"data":{"job_id":"job_1"},"timestamp":"2027-01-15T08:00:00Z","type":"job.created"}"#);
+    }
 
     #[test]
     fn nul_bytes_cannot_stop_an_attempt_from_being_recorded() {

@@ -5,6 +5,7 @@
 //! sorted set scored by when it lapses, so a worker that dies holding one
 //! frees it after the lease time. Redis away: sends go on unlimited (logged);
 //! the limit protects receivers, and stopping deliveries would hurt more.
+//! (How long a push finding its host busy waits is `policy`'s decision.)
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -31,13 +32,6 @@ return 1
 "#,
     )
 });
-
-/// How long an attempt waits after finding its host's slots all taken for
-/// the `deferrals`-th time: 1 s doubling to a minute, ±20 %.
-pub fn busy_wait(deferrals: i32) -> Duration {
-    let seconds = 1u64 << deferrals.clamp(0, 6);
-    shared::retry_schedule::jittered(Duration::from_secs(seconds.min(60)))
-}
 
 pub struct Slots {
     redis: Pool,
@@ -84,18 +78,5 @@ impl Slots {
             // Lost: the slot lapses by itself after the lease.
             let _ = self.redis.zrem::<i64, _, _>(key, held.token).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_busy_host_is_asked_again_less_and_less_often() {
-        let waits: Vec<f64> = (0..9).map(|deferrals| busy_wait(deferrals).as_secs_f64()).collect();
-        assert!((0.8..=1.2).contains(&waits[0]), "{waits:?}");
-        assert!((3.2..=4.8).contains(&waits[2]), "{waits:?}");
-        assert!(waits[6..].iter().all(|wait| (48.0..=72.0).contains(wait)), "at most a minute: {waits:?}");
     }
 }

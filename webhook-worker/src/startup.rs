@@ -1,4 +1,6 @@
 //! Building and running the worker: the same code in `main` and in tests.
+//! Wires the pools, clients and delivery policy into [`WorkerState`] and
+//! routes Cloud Tasks' pushes to `push`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,34 +12,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use shared::db::Plans;
+use shared::delivery_tasks::DeliveryTasks;
+use shared::egress::EgressClient;
 use shared::sealing::Sealer;
 use shared::settings::Settings;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use shared::delivery_tasks::DeliveryTasks;
-
+use crate::policy::Policy;
 use crate::push;
 use crate::push_auth::PushAuth;
 use crate::slots::Slots;
-use shared::egress::EgressClient;
+use crate::state::WorkerState;
 
 /// The User-Agent of every webhook we send.
 pub const USER_AGENT: &str = concat!("agent-registry-webhooks/", env!("CARGO_PKG_VERSION"));
-
-#[derive(Clone)]
-pub struct WorkerState {
-    pub db: PgPool,
-    pub egress: EgressClient,
-    /// Where the next attempts (and deferrals) go.
-    pub tasks: DeliveryTasks,
-    pub slots: Arc<Slots>,
-    /// Who may push: Cloud Tasks' OIDC token, or the local shared secret.
-    pub push_auth: Arc<PushAuth>,
-    /// Opens the webhook secrets the worker signs with.
-    pub sealer: Arc<Sealer>,
-    pub settings: Arc<Settings>,
-}
 
 pub struct Worker {
     listener: TcpListener,
@@ -55,16 +43,16 @@ impl Worker {
     /// On a listener bound already, so a test knows the worker's URL (which
     /// the worker puts on the tasks it creates) before building it.
     pub async fn build_on(listener: TcpListener, settings: Settings) -> anyhow::Result<Self> {
-        let policy = settings.egress_policy.clone();
-        let timeout = settings.webhook_timeout;
-        let egress = EgressClient::new(policy, timeout, USER_AGENT).context("cannot build the webhook client")?;
+        let delivery_policy = Policy::from_settings(&settings);
+        let egress = EgressClient::new(settings.egress_policy.clone(), delivery_policy.send_timeout(), USER_AGENT)
+            .context("cannot build the webhook client")?;
         let shutdown_grace = settings.shutdown_grace;
         let push_auth = PushAuth::from_settings(&settings)?;
         let sealer = Sealer::from_settings(&settings).await?;
         let tasks = DeliveryTasks::connect(settings.cloud_tasks.clone()).await?;
         let redis = shared::redis::connect(&settings)?;
-        // A slot outlives its holder by at most the send's timeout and some.
-        let slot_lease = timeout + Duration::from_secs(5);
+        // A slot outlives its holder by at most the push's hold.
+        let slot_lease = delivery_policy.hold();
         let slots = Slots::new(redis, &settings.redis_key_prefix, settings.webhook_endpoint_concurrency, slot_lease);
         let state = WorkerState {
             db: shared::db::lazy_pool(&settings, settings.database_max_connections, Plans::Chosen)?,
@@ -73,7 +61,7 @@ impl Worker {
             slots: Arc::new(slots),
             push_auth: Arc::new(push_auth),
             sealer: Arc::new(sealer),
-            settings: Arc::new(settings),
+            policy: Arc::new(delivery_policy),
         };
         let routes = Router::new()
             .route("/tasks/deliver", post(push::handle))

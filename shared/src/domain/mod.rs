@@ -3,6 +3,7 @@
 //! caller next to the field name.
 
 mod agent;
+mod delivery;
 mod endpoint_url;
 mod ids;
 mod job;
@@ -13,6 +14,7 @@ mod webhook_secret;
 pub mod whole_number;
 
 pub use agent::{AgentDescription, AgentName, Capabilities, CapabilityTag, Rating};
+pub use delivery::{DeliveryStatus, Outcome};
 pub use endpoint_url::EndpointUrl;
 pub use ids::{AgentId, ClientId, DeliveryId, EventId, JobId};
 pub use job::{JobStatus, JobTransition, JobWindow};

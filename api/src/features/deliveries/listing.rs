@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use shared::domain::{AgentId, ClientId, DeliveryId, EventId, JobId};
+use shared::domain::{AgentId, ClientId, DeliveryId, DeliveryStatus, EventId, JobId, Outcome};
 use shared::redrive::Recipient;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -53,8 +53,7 @@ pub struct Delivery {
     pub job_id: Option<JobId>,
     pub target_url: String,
     /// `pending` (not yet queued), `dispatched`, `delivered` or `dead`.
-    #[schema(value_type = DeliveryStatus)]
-    pub status: String,
+    pub status: DeliveryStatus,
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -90,7 +89,8 @@ pub struct Attempt {
     pub response_body: Option<String>,
     pub error: Option<String>,
     /// `delivered`, `retry`, `dead`, `gone` (410: endpoint disabled) or `refused` (not a public address).
-    pub outcome: String,
+    #[schema(value_type = String)]
+    pub outcome: Outcome,
 }
 
 /// One page of deliveries, newest first.
@@ -126,26 +126,6 @@ pub struct DeliveryQuery {
     /// `next_cursor` of the previous page, with the same filters.
     #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending,
-    Dispatched,
-    Delivered,
-    Dead,
-}
-
-impl DeliveryStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Dispatched => "dispatched",
-            Self::Delivered => "delivered",
-            Self::Dead => "dead",
-        }
-    }
 }
 
 /// An event type's name, `<aggregate>.<what happened>`, e.g. `job.created`.
@@ -274,19 +254,18 @@ async fn recipient_deliveries<R: RecipientId>(
 /// One statement per kind of recipient, so each walks its own index in order.
 async fn page_ids(db: &PgPool, recipient: Recipient, filter: &Filter) -> sqlx::Result<Vec<Uuid>> {
     let Filter { status, event_type, since, before, limit } = filter;
-    let (status, event_type, fetch) =
-        (status.map(DeliveryStatus::as_str), event_type.as_deref(), i64::from(*limit) + 1);
+    let (status, event_type, fetch) = (*status, event_type.as_deref(), i64::from(*limit) + 1);
     match recipient {
         Recipient::Agent(agent) => sqlx::query_scalar!(
             "SELECT d.id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE d.agent_id = $1 AND d.created_at >= $2
              AND (d.created_at, d.id) < ($3, $4) AND ($5::text IS NULL OR d.status = $5) AND ($6::text IS NULL OR e.type = $6)
              ORDER BY d.created_at DESC, d.id DESC LIMIT $7",
-            agent.as_uuid(), since, before.0, before.1, status, event_type, fetch).fetch_all(db).await,
+            agent.as_uuid(), since, before.0, before.1, status as Option<DeliveryStatus>, event_type, fetch).fetch_all(db).await,
         Recipient::Client(client) => sqlx::query_scalar!(
             "SELECT d.id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = $1 AND d.created_at >= $2
              AND (d.created_at, d.id) < ($3, $4) AND ($5::text IS NULL OR d.status = $5) AND ($6::text IS NULL OR e.type = $6)
              ORDER BY d.created_at DESC, d.id DESC LIMIT $7",
-            client.as_uuid(), since, before.0, before.1, status, event_type, fetch).fetch_all(db).await,
+            client.as_uuid(), since, before.0, before.1, status as Option<DeliveryStatus>, event_type, fetch).fetch_all(db).await,
     }
 }
 
@@ -294,7 +273,8 @@ async fn page_ids(db: &PgPool, recipient: Recipient, filter: &Filter) -> sqlx::R
 /// attempts (a LATERAL subquery with a LIMIT per delivery) and their total.
 async fn describe(db: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Delivery>> {
     let rows = sqlx::query!(
-        r#"SELECT d.id, d.event_id, e.type AS event_type, d.job_id, d.target_url, d.status, d.last_error, d.created_at,
+        r#"SELECT d.id, d.event_id, e.type AS event_type, d.job_id, d.target_url, d.status AS "status: DeliveryStatus",
+                  d.last_error, d.created_at,
                   d.generation, d.resends,
                   CASE WHEN d.status IN ('pending', 'dispatched') THEN d.next_attempt_at END AS next_attempt_at,
                   (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS "attempt_count!"
@@ -309,7 +289,7 @@ async fn describe(db: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Delivery>> {
     for attempt in sqlx::query!(
         r#"SELECT newest.delivery_id AS "delivery_id!", newest.attempt AS "attempt!", newest.generation AS "generation!",
                   newest.started_at AS "started_at!", newest.latency_ms AS "latency_ms!", newest.response_status,
-                  newest.response_body, newest.error, newest.outcome AS "outcome!"
+                  newest.response_body, newest.error, newest.outcome AS "outcome!: Outcome"
            FROM unnest($1::uuid[]) AS listed (id)
            CROSS JOIN LATERAL (SELECT * FROM delivery_attempts a WHERE a.delivery_id = listed.id
                                ORDER BY a.id DESC LIMIT $2) newest

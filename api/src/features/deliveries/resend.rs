@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use shared::domain::DeliveryId;
+use shared::domain::{DeliveryId, DeliveryStatus};
 use shared::redrive::{self, MAX_RESENDS, RESEND_INTERVAL_SECONDS, Recipient, Restart};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -57,7 +57,7 @@ async fn resend_delivery(
 async fn why_not_resent(state: &AppState, id: DeliveryId, recipient: Recipient) -> Result<ApiError, ApiError> {
     let (agent, client) = recipient.columns();
     let Some(row) = sqlx::query!(
-        r#"SELECT d.status, d.resends,
+        r#"SELECT d.status AS "status: DeliveryStatus", d.resends,
                   ceil(extract(epoch FROM d.resent_at + make_interval(secs => $4::bigint) - now()))::bigint AS wait_seconds,
                   COALESCE(a.endpoint_disabled_at IS NOT NULL, false) AS "endpoint_disabled!"
            FROM webhook_deliveries d LEFT JOIN agents a ON a.id = d.agent_id
@@ -73,7 +73,7 @@ async fn why_not_resent(state: &AppState, id: DeliveryId, recipient: Recipient) 
         return Ok(not_yours(id));
     };
     let wait_seconds = row.wait_seconds.and_then(|wait| u64::try_from(wait).ok()).filter(|wait| *wait > 0);
-    Ok(match (row.resends >= MAX_RESENDS, wait_seconds, row.status.as_str()) {
+    Ok(match (row.resends >= MAX_RESENDS, wait_seconds, row.status) {
         (true, _, _) => ApiError::LimitReached(format!(
             "delivery {id} has been resent {MAX_RESENDS} times, the most allowed; it cannot be resent again"
         )),
@@ -81,7 +81,7 @@ async fn why_not_resent(state: &AppState, id: DeliveryId, recipient: Recipient) 
             message: format!("delivery {id} was resent less than a minute ago; resend it again in {wait} s"),
             retry_after_seconds: wait,
         },
-        (false, None, "pending" | "dispatched") => ApiError::Conflict(format!(
+        (false, None, DeliveryStatus::Pending | DeliveryStatus::Dispatched) => ApiError::Conflict(format!(
             "delivery {id} is {}: it is still being sent; resend it once it is delivered or dead",
             row.status
         )),
