@@ -21,9 +21,6 @@ const AGENT_CARD_USER_AGENT: &str = "agent-registry (A2A Agent Card fetch)";
 /// How long fetching an agent's card may take, start to end.
 const AGENT_CARD_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Discovery pages and agents kept at most per instance (a few KB each).
-const PUBLIC_READ_CACHE_ENTRIES: usize = 10_000;
-
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
@@ -50,7 +47,7 @@ impl AppState {
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         let (db, discovery_db) = database_pools(&settings)?;
         let redis = shared::redis::connect(&settings)?;
-        let public_reads = Arc::new(PageCache::new(settings.public_reads, PUBLIC_READ_CACHE_ENTRIES));
+        let public_reads = Arc::new(PageCache::new(settings.public_reads, settings.public_reads_max_bytes));
         let sealer = Arc::new(Sealer::from_settings(&settings).await?);
         let platform_keys = Arc::new(PlatformKeys::new(
             settings.platform_signing_key.as_ref(),

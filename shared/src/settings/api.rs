@@ -56,6 +56,8 @@ variables! {
     /// How long an instance serves a discovery page or an agent (GET /v1/agents/{id}) from memory before
     /// asking Postgres again: the most another instance's answer can be stale; 0: no cache.
     PUBLIC_READ_CACHE_MS: Duration = default("1000").parse(|raw| from_str(raw).map(Duration::from_millis));
+    /// The most memory, in bytes, an instance spends on those pages (each weighed by its size); 0: no cache.
+    PUBLIC_READ_CACHE_MAX_BYTES: u64 = default("33554432").parse(from_str);
     /// Oldest accepted `created` time of a request signature.
     SIGNATURE_MAX_AGE_SECONDS: Duration = default("30").parse(seconds);
     /// How long a signature nonce is remembered to refuse replays.

@@ -59,6 +59,8 @@ declare::settings! {
     rate_limits: RateLimitSettings = api::rate_limits,
     /// How long discovery pages and agents are served from memory (0: not at all).
     public_reads: Duration = api::PUBLIC_READ_CACHE_MS,
+    /// The memory those pages may take (0: none).
+    public_reads_max_bytes: u64 = api::PUBLIC_READ_CACHE_MAX_BYTES,
     signature_max_age: Duration = api::SIGNATURE_MAX_AGE_SECONDS,
     nonce_ttl: Duration = api::nonce_ttl,
     webhook_timeout: Duration = delivery::WEBHOOK_TIMEOUT_SECONDS,
