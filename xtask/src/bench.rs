@@ -1,10 +1,9 @@
 //! `cargo xtask bench`: builds release binaries, measures the box's ceiling
-//! with `pgbench` (select-only and one-row insert rates, on a database of its
-//! own, `agent_registry_bench_ceiling`, dropped afterwards), seeds a fresh
+//! with `pgbench` ([`ceiling`]), seeds a fresh
 //! database (`agent_registry_bench`, `--agents`, 100k by default, then
 //! `VACUUM ANALYZE`), starts the services as processes on ports of their own,
 //! drives each scenario from a separate load generator process
-//! (`tests/src/bin/load.rs`), and prints one table of the figures against
+//! (`tests/src/bin/load/`), and prints one table of the figures against
 //! the targets and as a ratio of the ceiling (also written to
 //! `target/bench/latest.md`).
 //!
@@ -15,27 +14,28 @@
 //! cache off (`PUBLIC_READ_CACHE_MS=0`) and drives each discovery query shape
 //! of `UNCACHED_SHAPES` on its own; the third runs the whole webhook pipeline
 //! (Cloud Tasks stand-in, worker, receiver) for the deliveries scenario,
-//! after the first run's undelivered rows are set aside. Every process
+//! after the first run's undelivered rows are set aside, and then for the
+//! [`soak`] (`--minutes`; the first two runs drive its traffic briefly with
+//! the cache on and off, to compare). Every process
 //! started is stopped on exit, also on error.
 
+mod ceiling;
 mod cpu;
 mod database;
 mod report;
+mod soak;
 mod stack;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sqlx::{Connection, Executor, PgConnection};
 use xshell::cmd;
 
 use crate::runner::Runner;
-use database::{
-    create_ceiling_insert_table, create_pick_tables, database_url_named, drop_database, recreate_database, seed,
-    set_aside_deliveries, wait_for_events_published,
-};
-use report::{Ceilings, Results, Scenario, is_uncached};
+use ceiling::{measure_ceilings, measure_create_statement};
+use database::{database_url_named, recreate_database, seed, set_aside_deliveries, wait_for_events_published};
+use report::{Results, Scenario, is_uncached};
 use stack::Stack;
 
 const API_PORT: u16 = 18080;
@@ -69,6 +69,8 @@ pub struct Options {
     pub connections: usize,
     pub jobs: usize,
     pub agents: u32,
+    /// How long the soak runs.
+    pub minutes: u64,
     /// Scenarios to run (`--only`, comma-separated; `uncached` names every
     /// uncached shape); empty: all. Start-up, RSS and the ceiling always run.
     pub only: Vec<String>,
@@ -82,7 +84,8 @@ impl Options {
 }
 
 pub fn parse(args: &[String]) -> anyhow::Result<Options> {
-    let mut options = Options { seconds: 10, connections: 32, jobs: 2000, agents: 100_000, only: Vec::new() };
+    let mut options =
+        Options { seconds: 10, connections: 32, jobs: 2000, agents: 100_000, minutes: 10, only: Vec::new() };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -91,16 +94,19 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--connections" => options.connections = value()?.parse().context("--connections needs a whole number")?,
             "--jobs" => options.jobs = value()?.parse().context("--jobs needs a whole number")?,
             "--agents" => options.agents = value()?.parse().context("--agents needs a whole number")?,
+            "--minutes" => options.minutes = value()?.parse().context("--minutes needs a whole number")?,
             "--only" => options.only = value()?.split(',').map(str::to_owned).collect(),
             other => bail!(
-                "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --only S1,S2)"
+                "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --minutes M, --only S1,S2)"
             ),
         }
     }
-    if options.seconds == 0 || options.connections == 0 || options.jobs == 0 || options.agents == 0 {
-        bail!("--seconds, --connections, --jobs and --agents must be at least 1");
+    if [options.seconds, options.connections as u64, options.jobs as u64, options.agents.into(), options.minutes]
+        .contains(&0)
+    {
+        bail!("--seconds, --connections, --jobs, --agents and --minutes must be at least 1");
     }
-    let known = ["discovery", "get-agent", "create-job", "uncached", "deliveries"];
+    let known = ["discovery", "get-agent", "create-job", "uncached", "deliveries", "soak"];
     if let Some(unknown) = options.only.iter().find(|only| !known.contains(&only.as_str())) {
         bail!("--only: no scenario {unknown} (one of {})", known.join(", "));
     }
@@ -203,6 +209,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             results.scenarios.push(report);
         }
     }
+    soak_comparisons(runner, &stack, &options, &api_url, true, &mut results)?;
     if options.wants("create-job") {
         // Publishing is part of a job's cost: the next scenarios must not
         // pay for create-job's backlog, and how long it lasted is reported.
@@ -236,6 +243,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             results.scenarios.push(report);
         }
     }
+    soak_comparisons(runner, &stack, &options, &api_url, false, &mut results)?;
     runner.step("read that API's peak RSS, stop it", || {
         results.rss_mb.push(stack.peak_rss_then_stop("api-uncached")?);
         Ok(())
@@ -305,6 +313,23 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     {
         results.scenarios.push(report);
     }
+    let mut soak_report = String::new();
+    if options.wants("soak") {
+        let memory = soak::Sampler::start(
+            stack.pids().into_iter().filter(|(name, _)| ["api", "webhook-worker"].contains(name)).collect(),
+        );
+        let soak_seconds = (options.minutes * 60).to_string();
+        let command = cmd!(sh, "{load} soak --url {api_url} --seconds {soak_seconds} --connections {connections}");
+        let minutes = format!("soak: {} minutes, whole pipeline (cache on)", options.minutes);
+        let long_run = run_load(runner, &stack, &minutes, command)?;
+        let memory = memory.finish();
+        results.scenarios.extend(long_run);
+        soak_report = soak::report(&memory, &results.scenarios);
+        if !runner.dry_run {
+            std::fs::create_dir_all(&bench_dir)?;
+            std::fs::write(bench_dir.join("soak-rss.csv"), memory.csv())?;
+        }
+    }
     runner.step("read the API's peak RSS again, stop every process", || {
         results.rss_mb.push(stack.peak_rss_then_stop("api")?);
         stack.stop_all();
@@ -312,69 +337,16 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     })?;
 
     runner.step("print the table, write target/bench/latest.md", || {
-        let table = format!("{}\n{}", results.table(), results.cpu_table());
+        let table = format!("{}\n{}\n{soak_report}", results.table(), results.cpu_table());
         println!("\n{table}");
         std::fs::create_dir_all(&bench_dir)?;
         let note = format!(
-            "cargo xtask bench --seconds {} --connections {} --jobs {} --agents {}; load generator and services on the same machine.\n\n",
-            options.seconds, options.connections, options.jobs, options.agents
+            "cargo xtask bench --seconds {} --connections {} --jobs {} --agents {} --minutes {}; load generator and services on the same machine.\n\n",
+            options.seconds, options.connections, options.jobs, options.agents, options.minutes
         );
         std::fs::write(bench_dir.join("latest.md"), note + &table)?;
         Ok(())
     })
-}
-
-/// The box's ceiling on a database of its own (`ceiling_url`, dropped at
-/// the end): `pgbench -S` (select-only) and a one-row `INSERT` script, on as
-/// many connections as the scenarios. `None` in a dry run.
-fn measure_ceilings(
-    runner: &Runner,
-    runtime: &tokio::runtime::Runtime,
-    ceiling_url: &str,
-    options: &Options,
-    bench_dir: &Path,
-) -> anyhow::Result<Option<Ceilings>> {
-    let sh = &runner.sh;
-    runner.step(&format!("drop and create the database {CEILING_DATABASE}"), || {
-        runtime.block_on(recreate_database(ceiling_url))
-    })?;
-    runner.run(cmd!(sh, "pgbench -i -s 10 {ceiling_url}"))?;
-    let (clients, seconds) = (options.connections.to_string(), options.seconds.to_string());
-    let select = run_pgbench(runner, cmd!(sh, "pgbench -S -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"))?;
-    let script = bench_dir.join("ceiling_insert.sql");
-    runner.step(&format!("create the table ceiling_insert; write {}: {CEILING_INSERT}", script.display()), || {
-        std::fs::create_dir_all(bench_dir)?;
-        std::fs::write(&script, format!("{CEILING_INSERT}\n"))?;
-        runtime.block_on(create_ceiling_insert_table(ceiling_url))
-    })?;
-    let insert = run_pgbench(
-        runner,
-        cmd!(sh, "pgbench -n -f {script} -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"),
-    )?;
-    runner.step(&format!("drop the database {CEILING_DATABASE}"), || runtime.block_on(drop_database(ceiling_url)))?;
-    Ok(select.zip(insert).map(|(select, insert)| Ceilings { select, insert }))
-}
-
-/// Runs a pgbench benchmark; its tps. `None` in a dry run.
-fn run_pgbench(runner: &Runner, command: xshell::Cmd<'_>) -> anyhow::Result<Option<f64>> {
-    if runner.dry_run {
-        println!("{command}");
-        return Ok(None);
-    }
-    eprintln!("$ {command}");
-    let output = command.read().context("pgbench failed")?;
-    let tps = parse_tps(&output)
-        .with_context(|| format!("no \"tps = N (without initial connection time)\" in:\n{output}"))?;
-    eprintln!("pgbench: {tps:.0} tps");
-    Ok(Some(tps))
-}
-
-/// The rate in pgbench's `tps = N (without initial connection time)` line.
-fn parse_tps(output: &str) -> Option<f64> {
-    output
-        .lines()
-        .find_map(|line| line.strip_prefix("tps = ")?.strip_suffix(" (without initial connection time)"))
-        .and_then(|tps| tps.trim().parse().ok())
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -407,6 +379,10 @@ fn run_load(runner: &Runner, stack: &Stack, name: &str, command: xshell::Cmd<'_>
         p999: number("p999_ms")?,
         errors: number("errors")? as u64,
         cost: Some(cpu::Cost::between(&before, &after, number("count")?)),
+        cache_hit_rate: report["cache_lookups"]
+            .as_f64()
+            .filter(|lookups| *lookups > 0.0)
+            .map(|lookups| report["cache_hits"].as_f64().unwrap_or(0.0) / lookups),
     };
     if let Some(error) = report["first_error"].as_str() {
         eprintln!("{}: {} errors, the first: {error}", scenario.name, scenario.errors);
@@ -415,53 +391,29 @@ fn run_load(runner: &Runner, stack: &Stack, name: &str, command: xshell::Cmd<'_>
     Ok(Some(scenario))
 }
 
-/// create-job's own statement run by `pgbench` alone (`xtask/bench/create_job.pgbench`,
-/// on the bench database, with no service running), for comparison with the
-/// create-job scenario; its events are then marked published, so the next
-/// runs do not publish them. `None` in a dry run.
-fn measure_create_statement(
+/// The soak's traffics for `--seconds` each against the running API, its
+/// page cache on or off, to compare the two.
+fn soak_comparisons(
     runner: &Runner,
-    runtime: &tokio::runtime::Runtime,
-    database_url: &str,
+    stack: &Stack,
     options: &Options,
-) -> anyhow::Result<Option<f64>> {
+    api_url: &str,
+    cache: bool,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     let sh = &runner.sh;
-    let (mut agents, mut clients) = (0, 0);
-    runner.step("pick 500 agents and the load's clients for pgbench", || {
-        (agents, clients) = runtime.block_on(create_pick_tables(database_url))?;
-        Ok(())
-    })?;
-    let script = runner.path("xtask/bench/create_job.pgbench");
-    let (connections, seconds) = (options.connections.to_string(), options.seconds.to_string());
-    let (agents, clients) = (format!("agents={agents}"), format!("clients={clients}"));
-    let tps = run_pgbench(
-        runner,
-        cmd!(
-            sh,
-            "pgbench -n -f {script} -D {agents} -D {clients} -M prepared -c {connections} -j 2 -T {seconds} {database_url}"
-        ),
-    )?;
-    runner.step("mark pgbench's job.created events published (nothing to publish)", || {
-        runtime.block_on(async {
-            let mut db = PgConnection::connect(database_url).await?;
-            db.execute("UPDATE events SET published_at = now() WHERE published_at IS NULL").await?;
-            anyhow::Ok(())
-        })
-    })?;
-    Ok(tps)
+    let load = target_dir(&runner.root).join("release/load");
+    let (seconds, connections) = (options.seconds.to_string(), options.connections.to_string());
+    for traffic in soak::TRAFFIC.into_iter().filter(|_| options.wants("soak")) {
+        let command = cmd!(sh, "{load} {traffic} --url {api_url} --seconds {seconds} --connections {connections}");
+        results.scenarios.extend(run_load(runner, stack, &soak::name(traffic, cache), command)?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pgbench_tps_is_parsed() {
-        let output = "number of failed transactions: 0 (0.000%)\nlatency average = 0.066 ms\n\
-                      initial connection time = 4.628 ms\ntps = 15137.253878 (without initial connection time)\n";
-        assert_eq!(parse_tps(output), Some(15137.253878));
-        assert_eq!(parse_tps("pgbench: error: connection failed"), None);
-    }
 
     #[test]
     fn options_have_defaults_and_reject_unknowns() {

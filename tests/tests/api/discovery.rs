@@ -159,6 +159,9 @@ async fn a_page_is_served_from_the_cache_for_at_most_its_ttl() {
     assert_eq!(names(&app, "capabilities=cached&sort=price").await.len(), 2, "another query: a page of its own");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(names(&app, "capabilities=cached").await, ["First", "Second"], "fresh once the TTL is over");
+    let cache_status = |response: reqwest::Response| response.headers()["cache-status"].to_str().unwrap().to_owned();
+    assert_eq!(cache_status(app.get("/v1/agents?capabilities=cached&limit=7").await), "agent-registry; fwd=miss");
+    assert_eq!(cache_status(app.get("/v1/agents?capabilities=cached&limit=7").await), "agent-registry; hit");
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@ pub struct Scenario {
     pub errors: u64,
     /// The CPU it cost, by process group (`None` where not measured).
     pub cost: Option<Cost>,
+    /// Of the answers that said how the page cache served them, the share of hits.
+    pub cache_hit_rate: Option<f64>,
 }
 
 /// The box's ceiling, measured by pgbench in the same run.
@@ -213,7 +215,16 @@ mod tests {
     use super::*;
 
     fn scenario(name: &str, rate: f64, p99: f64, errors: u64) -> Scenario {
-        Scenario { name: name.into(), rate, p50: p99 / 4.0, p99, p999: p99 * 2.0, errors, cost: None }
+        Scenario {
+            name: name.into(),
+            rate,
+            p50: p99 / 4.0,
+            p99,
+            p999: p99 * 2.0,
+            errors,
+            cost: None,
+            cache_hit_rate: None,
+        }
     }
 
     #[test]

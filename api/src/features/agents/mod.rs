@@ -14,8 +14,8 @@ mod store;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use shared::domain::{AgentDescription, AgentId, PublicKey, WebhookSecret};
@@ -115,17 +115,11 @@ async fn register_agent(
     )
 )]
 async fn get_agent(State(state): State<AppState>, PathId(id): PathId<AgentId>) -> Result<Response, ApiError> {
-    let key = agent::cache_key(id);
-    let agent = match state.public_reads.get(&key) {
-        Some(agent) => agent,
-        None => {
-            let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
-            let agent = Bytes::from(serde_json::to_vec(&PublicAgent::from(row)).map_err(anyhow::Error::from)?);
-            state.public_reads.put(key, agent.clone());
-            agent
-        }
+    let agent = async {
+        let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
+        Ok(Bytes::from(serde_json::to_vec(&PublicAgent::from(row)).map_err(anyhow::Error::from)?))
     };
-    Ok(([(header::CONTENT_TYPE, "application/json")], agent).into_response())
+    state.public_reads.json_response(agent::cache_key(id), agent).await
 }
 
 /// The agent's endpoint URL, which only the agent reads (signed by its key;

@@ -10,8 +10,7 @@ mod tag_frequencies;
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -98,18 +97,11 @@ async fn discover_agents(
     ValidQuery(query): ValidQuery<DiscoveryQuery>,
 ) -> Result<Response, ApiError> {
     let search = Search::try_from(query)?;
-    let key = search.cache_key();
-    let page = match state.public_reads.get(&key) {
-        Some(page) => page,
-        None => {
-            let page = Bytes::from(
-                serde_json::to_vec(&search.page(&state, &tag_frequencies).await?).map_err(anyhow::Error::from)?,
-            );
-            state.public_reads.put(key, page.clone());
-            page
-        }
+    let page = async {
+        let page = search.page(&state, &tag_frequencies).await?;
+        Ok(Bytes::from(serde_json::to_vec(&page).map_err(anyhow::Error::from)?))
     };
-    Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response())
+    state.public_reads.json_response(search.cache_key(), page).await
 }
 
 /// A validated search: every filter parsed, the cursor matching the sort.

@@ -17,6 +17,10 @@
 //!   to it, then polls `webhook_deliveries` in `--database-url` until all are delivered;
 //!   the rate is deliveries / (first create → last delivered), the latencies are each
 //!   delivery's `finished_at - created_at`.
+//! - `soak`: a long tail of distinct discovery queries with a Zipf-distributed
+//!   hot head, agent reads and signed job creations by many clients
+//!   ([`soak`]); `soak-hot`, the hot set's queries alone; `soak-tail`, a
+//!   pure long tail. Each counts the page cache's hits (`Cache-Status`).
 //!
 //! Requests run for `--seconds` on `--connections` keep-alive HTTP/1.1
 //! connections, each sending its next request when the last one is answered;
@@ -34,7 +38,9 @@ use rand::RngCore;
 use serde_json::{Value, json};
 use shared::signing::{IDEMPOTENCY_KEY, RequestSigner, SignOptions};
 
-const USAGE: &str = "usage: load <discovery|get-agent|create-job|deliveries> [--url U] [--seconds S] \
+mod soak;
+
+const USAGE: &str = "usage: load <discovery|get-agent|create-job|deliveries|soak|soak-hot|soak-tail> [--url U] [--seconds S] \
                      [--connections N] [--clients C] [--jobs K] [--receiver R] [--database-url D] \
                      [--query Q]...";
 
@@ -109,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
         "get-agent" => get_agent(&http, &options).await?,
         "create-job" => create_job(&http, &options).await?,
         "deliveries" => deliveries(&http, &options).await?,
+        "soak" | "soak-hot" | "soak-tail" => soak(&http, &options).await?,
         other => bail!("unknown scenario {other:?}\n{USAGE}"),
     };
     println!("{}", report.to_json(&options.scenario));
@@ -126,6 +133,9 @@ struct Report {
     errors: usize,
     /// The first error, to say what went wrong.
     first_error: Option<String>,
+    /// Answers that said how the page cache served them (`Cache-Status`), and the hits among them.
+    cache_lookups: usize,
+    cache_hits: usize,
 }
 
 impl Report {
@@ -148,6 +158,8 @@ impl Report {
             "p999_ms": self.percentile_ms(0.999),
             "errors": self.errors,
             "first_error": self.first_error,
+            "cache_lookups": self.cache_lookups,
+            "cache_hits": self.cache_hits,
         })
     }
 }
@@ -179,6 +191,10 @@ async fn drive<M: RequestMaker>(http: &reqwest::Client, options: &Options, maker
                 let sent = Instant::now();
                 let outcome = async {
                     let response = maker.request(&http, n).await?.send().await?;
+                    if let Some(cache) = response.headers().get("cache-status") {
+                        report.cache_lookups += 1;
+                        report.cache_hits += usize::from(cache.as_bytes().ends_with(b"; hit"));
+                    }
                     let status = response.status();
                     let body = response.bytes().await?;
                     if !status.is_success() {
@@ -203,6 +219,8 @@ async fn drive<M: RequestMaker>(http: &reqwest::Client, options: &Options, maker
         let report = task.await?;
         total.count += report.count;
         total.errors += report.errors;
+        total.cache_lookups += report.cache_lookups;
+        total.cache_hits += report.cache_hits;
         total.latencies.extend(report.latencies);
         if total.first_error.is_none() {
             total.first_error = report.first_error;
@@ -345,6 +363,21 @@ async fn create_job(http: &reqwest::Client, options: &Options) -> anyhow::Result
     drive(http, options, CreateJob { url, clients, agents, run: run_id() }).await
 }
 
+async fn soak(http: &reqwest::Client, options: &Options) -> anyhow::Result<Report> {
+    let draw = soak::Draw::named(&options.scenario)?;
+    let (agents, writes) = if matches!(draw, soak::Draw::Zipf(_)) {
+        let agents = known_agents(http, &options.url, 1000).await?;
+        let clients = register_clients(http, &options.url, soak::SOAK_CLIENTS).await?;
+        let url = format!("{}/v1/jobs", options.url);
+        let writes = CreateJob { url, clients, agents: agents.clone(), run: run_id() };
+        (agents, Some(writes))
+    } else {
+        (Vec::new(), None)
+    };
+    eprintln!("load: {} for {} s", options.scenario, options.seconds);
+    drive(http, options, soak::Soak::new(&options.url, draw, &agents, writes)?).await
+}
+
 async fn deliveries(http: &reqwest::Client, options: &Options) -> anyhow::Result<Report> {
     if options.database_url.is_empty() {
         bail!("deliveries needs --database-url (to count delivered rows)");
@@ -453,6 +486,7 @@ async fn deliveries(http: &reqwest::Client, options: &Options) -> anyhow::Result
         latencies: latencies.into_iter().map(|micros| micros.max(0) as u64).collect(),
         errors,
         first_error,
+        ..Report::default()
     })
 }
 

@@ -1,0 +1,116 @@
+//! What the box itself can do, measured with `pgbench` while no service
+//! runs: the select-only and one-row insert rates (on a database of its own,
+//! dropped afterwards), and create-job's own statement alone.
+
+use std::path::Path;
+
+use anyhow::Context;
+use sqlx::{Connection, Executor, PgConnection};
+use xshell::cmd;
+
+use super::database::{create_ceiling_insert_table, create_pick_tables, drop_database, recreate_database};
+use super::report::Ceilings;
+use super::{CEILING_DATABASE, CEILING_INSERT, Options};
+use crate::runner::Runner;
+
+/// The box's ceiling on a database of its own (`ceiling_url`, dropped at
+/// the end): `pgbench -S` (select-only) and a one-row `INSERT` script, on as
+/// many connections as the scenarios. `None` in a dry run.
+pub(super) fn measure_ceilings(
+    runner: &Runner,
+    runtime: &tokio::runtime::Runtime,
+    ceiling_url: &str,
+    options: &Options,
+    bench_dir: &Path,
+) -> anyhow::Result<Option<Ceilings>> {
+    let sh = &runner.sh;
+    runner.step(&format!("drop and create the database {CEILING_DATABASE}"), || {
+        runtime.block_on(recreate_database(ceiling_url))
+    })?;
+    runner.run(cmd!(sh, "pgbench -i -s 10 {ceiling_url}"))?;
+    let (clients, seconds) = (options.connections.to_string(), options.seconds.to_string());
+    let select = run_pgbench(runner, cmd!(sh, "pgbench -S -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"))?;
+    let script = bench_dir.join("ceiling_insert.sql");
+    runner.step(&format!("create the table ceiling_insert; write {}: {CEILING_INSERT}", script.display()), || {
+        std::fs::create_dir_all(bench_dir)?;
+        std::fs::write(&script, format!("{CEILING_INSERT}\n"))?;
+        runtime.block_on(create_ceiling_insert_table(ceiling_url))
+    })?;
+    let insert = run_pgbench(
+        runner,
+        cmd!(sh, "pgbench -n -f {script} -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"),
+    )?;
+    runner.step(&format!("drop the database {CEILING_DATABASE}"), || runtime.block_on(drop_database(ceiling_url)))?;
+    Ok(select.zip(insert).map(|(select, insert)| Ceilings { select, insert }))
+}
+
+/// Runs a pgbench benchmark; its tps. `None` in a dry run.
+fn run_pgbench(runner: &Runner, command: xshell::Cmd<'_>) -> anyhow::Result<Option<f64>> {
+    if runner.dry_run {
+        println!("{command}");
+        return Ok(None);
+    }
+    eprintln!("$ {command}");
+    let output = command.read().context("pgbench failed")?;
+    let tps = parse_tps(&output)
+        .with_context(|| format!("no \"tps = N (without initial connection time)\" in:\n{output}"))?;
+    eprintln!("pgbench: {tps:.0} tps");
+    Ok(Some(tps))
+}
+
+/// The rate in pgbench's `tps = N (without initial connection time)` line.
+fn parse_tps(output: &str) -> Option<f64> {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("tps = ")?.strip_suffix(" (without initial connection time)"))
+        .and_then(|tps| tps.trim().parse().ok())
+}
+
+/// create-job's own statement run by `pgbench` alone (`xtask/bench/create_job.pgbench`,
+/// on the bench database, with no service running), for comparison with the
+/// create-job scenario; its events are then marked published, so the next
+/// runs do not publish them. `None` in a dry run.
+pub(super) fn measure_create_statement(
+    runner: &Runner,
+    runtime: &tokio::runtime::Runtime,
+    database_url: &str,
+    options: &Options,
+) -> anyhow::Result<Option<f64>> {
+    let sh = &runner.sh;
+    let (mut agents, mut clients) = (0, 0);
+    runner.step("pick 500 agents and the load's clients for pgbench", || {
+        (agents, clients) = runtime.block_on(create_pick_tables(database_url))?;
+        Ok(())
+    })?;
+    let script = runner.path("xtask/bench/create_job.pgbench");
+    let (connections, seconds) = (options.connections.to_string(), options.seconds.to_string());
+    let (agents, clients) = (format!("agents={agents}"), format!("clients={clients}"));
+    let tps = run_pgbench(
+        runner,
+        cmd!(
+            sh,
+            "pgbench -n -f {script} -D {agents} -D {clients} -M prepared -c {connections} -j 2 -T {seconds} {database_url}"
+        ),
+    )?;
+    runner.step("mark pgbench's job.created events published (nothing to publish)", || {
+        runtime.block_on(async {
+            let mut db = PgConnection::connect(database_url).await?;
+            db.execute("UPDATE events SET published_at = now() WHERE published_at IS NULL").await?;
+            anyhow::Ok(())
+        })
+    })?;
+    Ok(tps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgbench_tps_is_parsed() {
+        let output = "number of failed transactions: 0 (0.000%)\nlatency average = 0.066 ms\n\
+                      initial connection time = 4.628 ms\ntps = 15137.253878 (without initial connection time)\n";
+        assert_eq!(parse_tps(output), Some(15137.253878));
+        assert_eq!(parse_tps("pgbench: error: connection failed"), None);
+    }
+}
