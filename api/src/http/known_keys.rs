@@ -25,14 +25,27 @@ use crate::http::principal::Principal;
 pub const KNOWN_KEY_TTL: Duration = Duration::from_secs(5);
 /// How long a keyid with no active key is refused without asking Postgres.
 pub const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(2);
-/// A few hundred bytes each: tens of MB at most.
-const CAPACITY: u64 = 100_000;
+/// The memory the keys may take: about 35,000 keyids. A flood of forged
+/// keyids cannot push out the keys in use (moka's TinyLFU admission keeps
+/// what is asked for often).
+const MAX_BYTES: u64 = 16 << 20;
+/// An entry beyond its keyid's bytes, estimated: the `VerifyingKey` (its
+/// compressed and decompressed point), the `String` header, moka's entry.
+const ENTRY_OVERHEAD: usize = 450;
 
 pub struct KnownKeys(Cache<String, Option<VerifyingKey>>);
 
 impl Default for KnownKeys {
     fn default() -> Self {
-        Self(Cache::builder().max_capacity(CAPACITY).expire_after(ByOutcome).build())
+        Self(
+            Cache::builder()
+                .max_capacity(MAX_BYTES)
+                .weigher(|keyid: &String, _: &Option<VerifyingKey>| {
+                    u32::try_from(keyid.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                })
+                .expire_after(ByOutcome)
+                .build(),
+        )
     }
 }
 
