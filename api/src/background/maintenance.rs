@@ -12,8 +12,9 @@
 //! - the reputation prior (every round): the settings' prior made the one
 //!   scores use, and agents rescored in batches after a change (`reputation`).
 //! - housekeeping (every minute): the outbox backlog metric, expired webhook
-//!   secrets dropped, plaintext ones (from an older revision) sealed, old
-//!   attempts pruned (`retention`).
+//!   secrets dropped, plaintext ones (from an older revision) sealed,
+//!   receipts an older revision issued made private
+//!   (`features::receipts::legacy`), old attempts pruned (`retention`).
 //!
 //! One API instance at a time does it (a `Singleton` lease, as the
 //! publisher's); each update is conditional on the row as it was read
@@ -33,6 +34,8 @@ use tokio::sync::watch;
 
 use crate::background::singleton::Singleton;
 use crate::background::{reputation, retention};
+use crate::features::receipts;
+use crate::http::platform_keys::PlatformKeys;
 use crate::http::state::AppState;
 use crate::outbox::OutboxSignal;
 
@@ -45,7 +48,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// One GetTask at most; a hung call must not stop the sweep.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
-/// Batches of plaintext secrets sealed per housekeeping round, at most.
+/// Batches of plaintext secrets sealed, and of receipts made private, per
+/// housekeeping round, at most.
 const LEGACY_BATCHES: usize = 50;
 /// Longer than a round usually takes; a holder that died is replaced after
 /// this (a round that takes longer may overlap the next holder's, safely).
@@ -54,6 +58,7 @@ const LEASE: Duration = Duration::from_secs(60);
 pub struct Maintenance {
     db: PgPool,
     sealer: Arc<Sealer>,
+    platform_keys: Arc<PlatformKeys>,
     tasks: DeliveryTasks,
     settings: Arc<Settings>,
     wake: OutboxSignal,
@@ -65,6 +70,7 @@ impl Maintenance {
         Self {
             db: state.db.clone(),
             sealer: state.sealer.clone(),
+            platform_keys: state.platform_keys.clone(),
             tasks,
             settings: state.settings.clone(),
             wake: state.outbox.clone(),
@@ -103,6 +109,9 @@ impl Maintenance {
             // Rows an older revision wrote in plaintext during a roll-out.
             if let Err(error) = shared::sealing::seal_legacy_secrets(&self.db, &self.sealer, LEGACY_BATCHES).await {
                 tracing::warn!(error = format!("{error:#}"), "cannot seal plaintext webhook secrets");
+            }
+            if let Err(error) = receipts::legacy::make_private(&self.db, &self.platform_keys, LEGACY_BATCHES).await {
+                tracing::warn!(error = format!("{error:#}"), "cannot make receipts private");
             }
             if let Err(error) = retention::prune(&self.db, &self.settings).await {
                 tracing::warn!(%error, "cannot prune old delivery attempts");

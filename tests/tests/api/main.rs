@@ -16,6 +16,7 @@ mod liveness;
 mod pipeline;
 mod rate_limits;
 mod ratings;
+mod receipt_privacy;
 mod receipts;
 mod secrets_at_rest;
 mod signatures;

@@ -1,9 +1,10 @@
 //! Job receipts: a job that completes or fails gets a receipt signed with the
 //! platform key, which an independent JOSE library (joserfc) verifies against
 //! `/.well-known/jwks.json`; its `result_sha256` is the job's result's; any
-//! change breaks it; rating signs it again with the score; anyone pages
-//! through an agent's receipts; and a key rotation keeps old receipts
-//! verifiable while the previous key is published.
+//! change breaks it; rating signs the full receipt again with the score;
+//! anyone pages through an agent's public receipts; and a key rotation keeps
+//! old receipts verifiable while the previous key is published. What the
+//! public form hides is `receipt_privacy`'s.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -65,6 +66,7 @@ async fn a_finished_job_has_a_receipt_that_verifies_and_breaks_when_changed() {
     let jws = served["receipt"].as_str().unwrap();
 
     let claims = verify(&keys, jws).expect("the receipt verifies with joserfc against the JWKS");
+    assert_eq!(claims["form"], "full");
     for name in ["agent_id", "client_id", "status", "price", "fee", "created_at"] {
         assert_eq!(claims[name], job[name], "{name}");
     }
@@ -86,7 +88,12 @@ async fn a_finished_job_has_a_receipt_that_verifies_and_breaks_when_changed() {
     forged.replace_range(at..=at, changed);
     verify(&keys, &forged).expect_err("a changed signature does not verify");
 
-    // Rated: signed again, with the score.
+    let public = verify(&keys, served["public_receipt"].as_str().unwrap()).expect("the public receipt verifies");
+    for name in ["job_id", "agent_id", "status", "price", "fee", "created_at", "finished_at", "result_sha256"] {
+        assert_eq!(public[name], claims[name], "{name}");
+    }
+
+    // Rated: the full receipt signed again, with the score; the public one unchanged.
     expect_status(
         app.signed(
             &client,
@@ -101,6 +108,7 @@ async fn a_finished_job_has_a_receipt_that_verifies_and_breaks_when_changed() {
     let rated = expect_status(receipt(&app, &client, &job).await, 200).await;
     let claims = verify(&keys, rated["receipt"].as_str().unwrap()).unwrap();
     assert_eq!(claims["rating"], 5);
+    assert_eq!(rated["public_receipt"], served["public_receipt"]);
     assert_eq!(claims["result_sha256"], format!("{:x}", Sha256::digest(canonical)));
 
     // A failed job's receipt says so and has no result hash.
@@ -132,7 +140,8 @@ async fn anyone_pages_through_an_agent_s_receipts_most_recent_first() {
     assert_eq!(ids, [&jobs[2]["id"], &jobs[1]["id"], &jobs[0]["id"]]);
     let keys = jwks(&app).await;
     for receipt in listed {
-        verify(&keys, receipt["receipt"].as_str().unwrap()).expect("every listed receipt verifies");
+        let claims = verify(&keys, receipt["receipt"].as_str().unwrap()).expect("every listed receipt verifies");
+        assert_eq!(claims["form"], "public");
     }
 
     let other = app.register_agent(json!({})).await;

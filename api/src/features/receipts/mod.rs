@@ -1,12 +1,18 @@
-//! Job receipts: when a job completes or fails, the platform signs a
-//! receipt of it (a compact JWS with the platform key, see
-//! [`crate::http::platform_keys`]) in the same transaction as the move, and signs
-//! it again with the score when the client rates the job. Receipts are
-//! stored as signed, so each one verifies offline against
-//! `/.well-known/jwks.json` as long as the key that signed it is published
-//! (the previous key stays there through a rotation). A job's parties read
-//! its receipt; anyone pages through an agent's receipts: its track record.
+//! Job receipts: when a job completes or fails, the platform signs its
+//! receipt (compact JWS with the platform key, see
+//! [`crate::http::platform_keys`]) in the same transaction as the move, in
+//! two forms (`forms`): the full one, for the job's two parties, names the
+//! client (and, once rated, the rating: rating signs it again), and the
+//! public one, signed once and never changed, states the job with a salted
+//! commitment to its client instead, so an agent's track record names none
+//! of its clients and none of their ratings. Receipts are stored as signed,
+//! so each verifies offline against `/.well-known/jwks.json` as long as the
+//! key that signed it is published (the previous key stays there through a
+//! rotation). A job's parties read both; anyone pages through an agent's
+//! public receipts.
 
+mod forms;
+pub mod legacy;
 pub mod model;
 mod store;
 
@@ -14,6 +20,7 @@ use axum::Json;
 use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use shared::domain::{AgentId, JobId};
 use sqlx::PgConnection;
@@ -29,39 +36,49 @@ use crate::http::platform_keys::PlatformKeys;
 use crate::http::state::AppState;
 use crate::resources::{job, paging};
 pub use model::FinishedJob;
-use model::{JobReceipt, ReceiptClaims, ReceiptPage};
+use model::{FullReceipt, JobReceipt, ReceiptFacts, ReceiptPage};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_receipt)).routes(routes!(list_receipts))
 }
 
-/// Signs and stores the receipt of a job that has just finished, in the
+/// Signs and stores both receipts of a job that has just finished, in the
 /// transaction that finished it.
 pub async fn issue(tx: &mut PgConnection, keys: &PlatformKeys, job: FinishedJob<'_>) -> Result<(), ApiError> {
     let result_sha256 = job.result.map(result_sha256).transpose()?;
-    let claims = ReceiptClaims { job: &job, result_sha256, iat: OffsetDateTime::now_utc().unix_timestamp() };
-    let jws = keys.sign_claims(&claims)?;
-    store::insert(tx, job.id, job.agent_id, job.finished_at, &jws).await?;
+    let facts = serde_json::to_value(ReceiptFacts { job: &job, result_sha256 }).map_err(anyhow::Error::from)?;
+    let signed = forms::sign(keys, object(facts)?, forms::Salt::random())?;
+    store::insert(tx, job.id, job.agent_id, job.finished_at, &signed).await?;
     Ok(())
 }
 
-/// Signs the job's receipt again with the client's score, in the rating's
-/// transaction. A job finished before receipts existed has none to sign.
+/// Signs the job's full receipt again with the client's score, in the
+/// rating's transaction; the public receipt stays as it was signed at the
+/// finish, so it shows neither the score nor when it was given. A job
+/// finished before receipts existed has none to sign.
 pub async fn add_rating(tx: &mut PgConnection, keys: &PlatformKeys, job: JobId, score: i16) -> Result<(), ApiError> {
     let Some(jws) = store::lock(tx, job).await? else {
         return Ok(());
     };
     let mut claims = payload(&jws)?;
-    claims["rating"] = score.into();
-    claims["iat"] = OffsetDateTime::now_utc().unix_timestamp().into();
+    claims.insert("rating".into(), score.into());
+    claims.insert("iat".into(), OffsetDateTime::now_utc().unix_timestamp().into());
     store::replace(tx, job, &keys.sign_claims(&claims)?).await?;
     Ok(())
 }
 
 /// The claims of a receipt this API signed and stored.
-fn payload(jws: &str) -> anyhow::Result<serde_json::Value> {
+fn payload(jws: &str) -> anyhow::Result<Map<String, Value>> {
     let encoded = jws.split('.').nth(1).ok_or_else(|| anyhow::anyhow!("a stored receipt is not a compact JWS"))?;
-    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded)?)?)
+    object(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded)?)?)
+}
+
+/// Claims are a JSON object.
+fn object(claims: Value) -> anyhow::Result<Map<String, Value>> {
+    match claims {
+        Value::Object(claims) => Ok(claims),
+        _ => anyhow::bail!("a receipt's claims are not a JSON object"),
+    }
 }
 
 /// Hex SHA-256 of `result` in RFC 8785 canonical form, so any verifier
@@ -71,14 +88,15 @@ pub fn result_sha256(result: &serde_json::Value) -> anyhow::Result<String> {
     Ok(format!("{:x}", Sha256::digest(canonical)))
 }
 
-/// The receipt of a completed or failed job (signed by its client or its agent).
+/// The full receipt of a completed or failed job, and its public receipt
+/// (signed by its client or its agent).
 #[utoipa::path(
     get,
     path = "/v1/jobs/{id}/receipt",
     tag = "identity",
     params(PathId<JobId>),
     responses(
-        (status = 200, body = JobReceipt),
+        (status = 200, body = FullReceipt),
         (status = 404, description = "no such job, or not yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the job has no receipt: it has not completed or failed (or finished before receipts existed)", body = Problem, content_type = "application/problem+json"),
         SignedRequestRefusals,
@@ -88,20 +106,37 @@ async fn get_receipt(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<JobReceipt>, ApiError> {
+) -> Result<Json<FullReceipt>, ApiError> {
     let found = store::find(&state.db, id).await?.filter(|job| principal.is_party(job.agent_id, job.client_id));
     let job = found.ok_or_else(|| job::not_found(id))?;
-    match job.receipt {
-        Some(receipt) => Ok(Json(receipt.into())),
-        None => Err(ApiError::Conflict(format!(
+    let Some(mut receipt) = job.receipt else {
+        return Err(ApiError::Conflict(format!(
             "job {id} is {} and has no receipt; a receipt is issued when a job completes or fails",
             job.status
-        ))),
+        )));
+    };
+    if receipt.public_jws.is_none() {
+        // Issued by an older revision: made private now, not at the next maintenance round.
+        legacy::sign_and_store(&state.db, &state.platform_keys, vec![(id.as_uuid(), receipt.full.jws)]).await?;
+        receipt = store::find(&state.db, id).await?.and_then(|job| job.receipt).ok_or_else(|| job::not_found(id))?;
     }
+    let Some(public_receipt) = receipt.public_jws else {
+        return Err(ApiError::Unavailable(format!("the receipt of job {id} changed while it was made private; retry")));
+    };
+    let full = receipt.full;
+    Ok(Json(FullReceipt {
+        job_id: id,
+        agent_id: AgentId::from_uuid(full.agent_id),
+        finished_at: full.finished_at,
+        issued_at: full.issued_at,
+        receipt: full.jws,
+        public_receipt,
+    }))
 }
 
-/// An agent's job receipts, the most recently finished job first (public):
-/// its track record, each receipt verifiable offline against `/.well-known/jwks.json`.
+/// An agent's public job receipts, the most recently finished job first
+/// (public): its track record, each receipt verifiable offline against
+/// `/.well-known/jwks.json`, naming neither the client nor the rating.
 #[utoipa::path(
     get,
     path = "/v1/agents/{id}/receipts",

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// A job that has just completed or failed, as its receipt states it.
+/// A job that has just completed or failed, as its full receipt states it.
 /// Amounts are decimal strings without a currency; times are RFC 3339.
 #[derive(Debug, Serialize)]
 pub struct FinishedJob<'a> {
@@ -27,19 +27,19 @@ pub struct FinishedJob<'a> {
     pub result: Option<&'a serde_json::Value>,
 }
 
-/// The payload of a receipt's JWS when it is issued (rating it adds `rating`).
+/// What a receipt states about its job when it is issued: the claims of
+/// its full form before `forms::sign` adds the commitment, salt, `form` and
+/// `iat` (rating the job adds `rating`).
 #[derive(Debug, Serialize)]
-pub struct ReceiptClaims<'a> {
+pub struct ReceiptFacts<'a> {
     #[serde(flatten)]
     pub job: &'a FinishedJob<'a>,
     /// Hex SHA-256 of the job's result in RFC 8785 (JCS) canonical form;
     /// `null` for a failed job, which has no result.
     pub result_sha256: Option<String>,
-    /// When this receipt was signed (seconds since the epoch).
-    pub iat: i64,
 }
 
-/// A job receipt as the API serves it.
+/// A job's public receipt, as anyone may read it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobReceipt {
     #[schema(value_type = String, example = "job_3f6c0e8a9b2d4c1e8f7a6b5c4d3e2f10")]
@@ -49,17 +49,46 @@ pub struct JobReceipt {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub finished_at: OffsetDateTime,
-    /// When the receipt was signed: when the job finished, or when it was rated.
+    /// When the public receipt was signed: when the job finished (or, for a
+    /// job finished before receipts were private, when it was made private).
+    /// A rating never changes it.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub issued_at: OffsetDateTime,
-    /// The receipt: a compact JWS (`alg` EdDSA, `kid` a key of
-    /// `/.well-known/jwks.json`) whose payload holds `job_id`, `agent_id`,
-    /// `client_id`, `status`, `price`, `fee`, `created_at`, `finished_at`,
-    /// `result_sha256`, `rating` (once rated) and `iat`. Trust the payload
-    /// only after verifying the signature.
+    /// The public receipt: a compact JWS (`alg` EdDSA, `kid` a key of
+    /// `/.well-known/jwks.json`) whose payload holds `form` (`public`),
+    /// `job_id`, `agent_id`, `client_commitment`, `status`, `price`, `fee`,
+    /// `created_at`, `finished_at`, `result_sha256` and `iat`; no client id
+    /// and no rating. Trust the payload only after verifying the signature.
     #[schema(example = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJqb2JfaWQiOiIuLi4ifQ.c2lnbmF0dXJl")]
     pub receipt: String,
+}
+
+/// A job's full receipt, as its client and its agent read it, with the
+/// public receipt it matches.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FullReceipt {
+    #[schema(value_type = String, example = "job_3f6c0e8a9b2d4c1e8f7a6b5c4d3e2f10")]
+    pub job_id: JobId,
+    #[schema(value_type = String, example = "agt_0b7e4f3c9a1d4e2f8c6b5a4d3e2f1a0b")]
+    pub agent_id: AgentId,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub finished_at: OffsetDateTime,
+    /// When the full receipt was signed: when the job finished, or when it was rated.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub issued_at: OffsetDateTime,
+    /// The full receipt: a compact JWS like the public one whose payload
+    /// holds `form` (`full`), `job_id`, `agent_id`, `client_id`,
+    /// `client_salt` (64 hex digits), `client_commitment`, `status`,
+    /// `price`, `fee`, `created_at`, `finished_at`, `result_sha256`,
+    /// `rating` (once rated) and `iat`. Only the job's parties can read it.
+    #[schema(example = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJqb2JfaWQiOiIuLi4ifQ.c2lnbmF0dXJl")]
+    pub receipt: String,
+    /// The job's public receipt (as `GET /v1/agents/{id}/receipts` lists it).
+    #[schema(example = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJqb2JfaWQiOiIuLi4ifQ.c2lnbmF0dXJl")]
+    pub public_receipt: String,
 }
 
 /// One page of an agent's receipts, the most recently finished job first.
