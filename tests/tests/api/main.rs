@@ -17,6 +17,7 @@ mod pipeline;
 mod rate_limits;
 mod ratings;
 mod receipts;
+mod reputation;
 mod secrets_at_rest;
 mod signatures;
 mod validation;
