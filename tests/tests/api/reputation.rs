@@ -87,27 +87,28 @@ async fn genuine_move(app: &TestApp, others: &[TestAgent]) -> Decimal {
     decimal(&standing["score"]) - Decimal::from(3)
 }
 
-/// 50 fresh clients each hire `agent` at `price`, and rate the job 5.
-async fn farm(app: &TestApp, agent: &TestAgent, price: &str) -> Vec<Value> {
+/// 50 fresh clients each hire a new agent at `price` and rate the job 5;
+/// asserts that this moves its score less than one genuine 5 moves
+/// another's. The agent, its standing, and the ratings as answered.
+async fn farm(app: &TestApp, price: &str) -> (TestAgent, Value, Vec<Value>) {
+    let others = counterparties(app).await;
+    let genuine = genuine_move(app, &others).await;
+    let agent = app.register_agent(json!({})).await;
     let mut ratings = Vec::new();
     for _ in 0..50 {
         let (client, _) = app.register_client().await;
-        let job = finished_job(app, &client, agent, price).await;
+        let job = finished_job(app, &client, &agent, price).await;
         ratings.push(rate(app, &client, &job, 5).await);
     }
-    ratings
+    let standing = expect_status(app.get(&agent.path()).await, 200).await;
+    assert!(decimal(&standing["score"]) - Decimal::from(3) < genuine, "{standing}");
+    (agent, standing, ratings)
 }
 
 #[tokio::test]
 async fn fifty_free_jobs_rated_five_move_the_score_less_than_one_genuine_five() {
     let app = spawn_app().await;
-    let others = counterparties(&app).await;
-    let genuine = genuine_move(&app, &others).await;
-
-    let farmed = app.register_agent(json!({})).await;
-    let ratings = farm(&app, &farmed, "0").await;
-    let standing = expect_status(app.get(&farmed.path()).await, 200).await;
-    assert!(decimal(&standing["score"]) - Decimal::from(3) < genuine, "{standing}");
+    let (farmed, standing, ratings) = farm(&app, "0").await;
     for rating in ratings {
         assert_eq!(
             (&rating["counted"], &rating["uncounted_reason"], &rating["weight"]),
@@ -134,13 +135,7 @@ async fn fifty_free_jobs_rated_five_move_the_score_less_than_one_genuine_five() 
 #[tokio::test]
 async fn fifty_fresh_clients_paying_the_minimum_move_the_score_less_than_one_genuine_five() {
     let app = spawn_app().await;
-    let others = counterparties(&app).await;
-    let genuine = genuine_move(&app, &others).await;
-
-    let farmed = app.register_agent(json!({})).await;
-    let ratings = farm(&app, &farmed, "1.00").await;
-    let standing = expect_status(app.get(&farmed.path()).await, 200).await;
-    assert!(decimal(&standing["score"]) - Decimal::from(3) < genuine, "{standing}");
+    let (farmed, standing, ratings) = farm(&app, "1.00").await;
     for rating in ratings {
         assert_eq!((&rating["counted"], &rating["uncounted_reason"]), (&json!(true), &Value::Null), "{rating}");
         assert!(decimal(&rating["weight"]) < Decimal::new(1, 3), "new and single-agent: {rating}");
@@ -269,7 +264,8 @@ async fn the_migration_rescores_existing_ratings_under_the_new_rules() {
     let database = database_before(REPUTATION_MIGRATION).await;
     let db = PgPool::connect(&database.url).await.unwrap();
     let (free_agent, paid_agent, fresh, aged) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    for agent in [free_agent, paid_agent] {
+    let others: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    for agent in [free_agent, paid_agent].iter().chain(&others) {
         sqlx::query(
             "INSERT INTO agents (id, name, capabilities, endpoint_url, public_key, price, webhook_secret_sealed)
              VALUES ($1, 'Old', '{translation}', 'https://old.example.com/', $2, 10, '\\x00')",
@@ -293,18 +289,6 @@ async fn the_migration_rescores_existing_ratings_under_the_new_rules() {
         .unwrap();
     }
     // Rated as the previous revision did: every rating counted, once each.
-    let others: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
-    for other in &others {
-        sqlx::query(
-            "INSERT INTO agents (id, name, capabilities, endpoint_url, public_key, price, webhook_secret_sealed)
-             VALUES ($1, 'Other', '{translation}', 'https://other.example.com/', $2, 10, '\\x00')",
-        )
-        .bind(other)
-        .bind(Uuid::new_v4().as_bytes().repeat(2))
-        .execute(&db)
-        .await
-        .unwrap();
-    }
     let jobs = [(fresh, free_agent, "0", Some(5)), (aged, paid_agent, "10", Some(5))]
         .into_iter()
         .chain(others.iter().map(|other| (aged, *other, "10", None)));
