@@ -9,8 +9,10 @@
 //!   keeps its attempts. A task merely scheduled far ahead is never touched.
 //!   The sweep walks overdue rows in order, so rows whose task still exists
 //!   do not hide the ones behind them.
-//! - the reputation prior (every round): the settings' prior made the one
-//!   scores use, and agents rescored in batches after a change (`reputation`).
+//! - reputation (every round): the settings' prior and rating minimum price
+//!   made the ones ratings use, agents rescored in batches after the prior
+//!   changed, and a batch of rated agents refreshed, as their raters'
+//!   weights grow (`reputation`).
 //! - housekeeping (every minute): the outbox backlog metric, expired webhook
 //!   secrets dropped, plaintext ones (from an older revision) sealed,
 //!   receipts an older revision issued made private
@@ -99,8 +101,11 @@ impl Maintenance {
 
     /// One round as the lease holder: a sweep, and housekeeping when due.
     async fn round(&self, last_housekeeping: &mut tokio::time::Instant, swept_to: &mut Option<OffsetDateTime>) {
-        if let Err(error) = reputation::follow_prior(&self.db, self.settings.reputation_prior).await {
-            tracing::warn!(%error, "cannot rescore agents for the reputation prior");
+        let settings = &self.settings;
+        if let Err(error) =
+            reputation::follow_settings(&self.db, settings.reputation_prior, settings.rating_min_price).await
+        {
+            tracing::warn!(%error, "cannot rescore agents");
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
             *last_housekeeping = tokio::time::Instant::now();

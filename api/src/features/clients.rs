@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use crate::features::key_rotation::{self, KeyHolder, RotateKey, RotationRefusals};
 use crate::http::auth::{Authenticated, Own, Signed};
 use crate::http::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
+use crate::http::extract::RegistrationAddress;
 use crate::http::path_id::PathId;
 use crate::http::state::AppState;
 
@@ -68,6 +69,7 @@ pub struct Client {
 )]
 async fn register_client(
     State(state): State<AppState>,
+    RegistrationAddress(address): RegistrationAddress,
     Signed { principal, body: client, .. }: Signed<RegisterClient>,
 ) -> Result<(StatusCode, Json<Client>), ApiError> {
     principal.require_new_key(&client.public_key)?;
@@ -75,11 +77,13 @@ async fn register_client(
     let secret = WebhookSecret::generate();
     let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;
     let created_at = sqlx::query_scalar!(
-        "INSERT INTO clients (id, name, public_key, webhook_secret_sealed) VALUES ($1, $2, $3, $4) RETURNING created_at",
+        "INSERT INTO clients (id, name, public_key, webhook_secret_sealed, registered_from)
+         VALUES ($1, $2, $3, $4, $5::text::inet) RETURNING created_at",
         id.as_uuid(),
         client.name.as_str(),
         client.public_key.as_bytes().as_slice(),
         sealed,
+        address,
     )
     .fetch_one(&state.db)
     .await?;

@@ -13,6 +13,7 @@ use shared::domain::EndpointUrl;
 use utoipa::IntoParams;
 
 use crate::http::error::ApiError;
+use crate::http::rate_limit;
 use crate::http::state::AppState;
 
 /// The whole body, within `REQUEST_BODY_LIMIT_BYTES`.
@@ -81,6 +82,19 @@ fn field_error(path: &str, message: &str) -> ApiError {
 /// A query string deserialized into `T`, with the same field-naming errors
 /// as JSON bodies.
 pub struct ValidQuery<T>(pub T);
+
+/// Where a registration came from, as it is recorded (never shown): the
+/// caller's IPv4 address or IPv6 /64; `None` when unknown or local (see
+/// [`rate_limit::registration_address`]).
+pub struct RegistrationAddress(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RegistrationAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(rate_limit::registration_address(&parts.headers, &parts.extensions)))
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ValidQuery<T> {
     type Rejection = ApiError;

@@ -233,18 +233,28 @@ pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next:
 /// only the last one is trusted. Without the header (local runs), the peer
 /// address.
 pub fn client_ip(headers: &HeaderMap, extensions: &axum::http::Extensions) -> String {
+    // Anything unparseable shares one bucket rather than getting one per spelling.
+    caller_address(headers, extensions).map_or_else(|| "unknown".to_owned(), bucket_of)
+}
+
+/// The address a registration is recorded as coming from (its bucket, as
+/// [`client_ip`]): `None` when unknown, or loopback (this host itself: local
+/// runs, where every caller shares it; behind Cloud Run no caller has it).
+pub fn registration_address(headers: &HeaderMap, extensions: &axum::http::Extensions) -> Option<String> {
+    caller_address(headers, extensions).filter(|address| !address.to_canonical().is_loopback()).map(bucket_of)
+}
+
+fn caller_address(headers: &HeaderMap, extensions: &axum::http::Extensions) -> Option<IpAddr> {
     let forwarded = headers
         .get("x-forwarded-for")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.rsplit(',').next())
         .map(str::trim)
         .filter(|ip| !ip.is_empty());
-    let address = match forwarded {
+    match forwarded {
         Some(ip) => ip.parse::<IpAddr>().ok(),
         None => extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip()),
-    };
-    // Anything unparseable shares one bucket rather than getting one per spelling.
-    address.map_or_else(|| "unknown".to_owned(), bucket_of)
+    }
 }
 
 fn bucket_of(address: IpAddr) -> String {
@@ -272,5 +282,20 @@ mod tests {
         assert_eq!(bucket("spoofed, 203.0.113.7"), "203.0.113.7");
         assert_eq!(bucket("::ffff:203.0.113.7"), "203.0.113.7", "an IPv4-mapped address is its IPv4 address");
         assert_eq!(bucket("not an address"), "unknown");
+    }
+
+    #[test]
+    fn a_registration_records_the_callers_bucket_but_not_this_host() {
+        let address = |forwarded_for: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", HeaderValue::from_str(forwarded_for).unwrap());
+            registration_address(&headers, &axum::http::Extensions::new())
+        };
+        assert_eq!(address("203.0.113.7").as_deref(), Some("203.0.113.7"));
+        assert_eq!(address("2001:db8:1:2::1").as_deref(), Some("2001:db8:1:2::/64"));
+        assert_eq!(address("127.0.0.1"), None);
+        assert_eq!(address("::1"), None);
+        assert_eq!(address("::ffff:127.0.0.1"), None);
+        assert_eq!(address("not an address"), None);
     }
 }

@@ -25,14 +25,22 @@ pub struct AgentProfile {
     pub public_key: String,
     #[schema(value_type = String, example = "12.5")]
     pub price: Price,
-    /// Plain average of the agent's ratings, always two decimals; `"0.00"` before the first.
+    /// Plain average of the agent's counted ratings (each rating once,
+    /// unweighted), always two decimals; `"0.00"` before the first.
     #[schema(value_type = String, example = "4.75")]
     #[serde(with = "rust_decimal::serde::str")]
     pub rating: Decimal,
+    /// How many of its ratings count toward `rating` and `score`.
     pub rating_count: i32,
-    /// What discovery's `sort=rating` orders by: the Bayesian average
-    /// `(RATING_PRIOR_WEIGHT × RATING_PRIOR_MEAN + Σ scores) / (RATING_PRIOR_WEIGHT + rating_count)`,
-    /// six decimals. Few ratings move it little from the prior's mean.
+    /// How many ratings are kept and listed but do not count: a job below
+    /// `RATING_MIN_PRICE`, or client and agent not independent (see the
+    /// ratings listing for each one's reason).
+    pub uncounted_rating_count: i32,
+    /// What discovery's `sort=rating` orders by: the Bayesian mean of the
+    /// per-client means `m_i` of the counted ratings, each client weighted by
+    /// `w_i` (its age and distinct paid counterparties):
+    /// `(RATING_PRIOR_WEIGHT × RATING_PRIOR_MEAN + Σ w_i·m_i) / (RATING_PRIOR_WEIGHT + Σ w_i)`,
+    /// six decimals. Few, new or idle clients move it little from the prior's mean.
     #[schema(value_type = String, example = "3.181818")]
     #[serde(with = "rust_decimal::serde::str")]
     pub score: Decimal,
@@ -101,6 +109,7 @@ pub struct AgentRow {
     pub price: Decimal,
     pub rating: Decimal,
     pub rating_count: i32,
+    pub uncounted_rating_count: i32,
     pub score: Decimal,
     pub last_seen_at: Option<OffsetDateTime>,
     pub active: bool,
@@ -151,6 +160,7 @@ impl From<AgentRow> for AgentProfile {
             price: Price::from_stored(row.price),
             rating: two_decimals(row.rating),
             rating_count: row.rating_count,
+            uncounted_rating_count: row.uncounted_rating_count,
             score: row.score,
             last_seen_at: row.last_seen_at,
             active: row.active,
@@ -171,7 +181,7 @@ fn two_decimals(mut value: Decimal) -> Decimal {
 pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as!(
         AgentRow,
-        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at
+        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at
          FROM agents WHERE id = $1",
         id.as_uuid(),
     )

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 
 use super::declare::{Refusal, Setting, default, from_str, in_range, optional_from_str, positive, seconds, variables};
 use super::source::{SettingsError, SettingsSource};
+use crate::domain::Price;
 use crate::platform_key::PlatformSigningKey;
 
 /// The longest accept window, whether set here or asked by a request: a week.
@@ -33,6 +34,9 @@ variables! {
     /// The score, 1 to 5, an agent's reputation starts from and is pulled toward while it has few
     /// ratings.
     RATING_PRIOR_MEAN: Decimal = default("3").parse(|raw| in_range(raw, Decimal::ONE, Decimal::from(5)));
+    /// The lowest job price whose rating counts toward an agent's reputation score; ratings of cheaper
+    /// jobs are kept and listed as uncounted. A change applies to ratings given after it.
+    RATING_MIN_PRICE: Price = default("1.00").parse(from_str);
     /// How long an agent has to accept a job whose request sets no `accept_within_seconds` (1 to
     /// 604800); then the job expires.
     JOB_ACCEPT_TIMEOUT_SECONDS: Duration = default("86400")

@@ -32,6 +32,7 @@ pub use self::delivery::{CloudTasksSettings, MAX_DELIVERY_QUEUES, PubSubSettings
 pub use self::http::{LogFormat, TraceSettings};
 pub use self::source::{SettingsError, SettingsSource};
 pub use self::stores::WebhookSecretKey;
+use crate::domain::Price;
 use crate::egress::EgressPolicy;
 use crate::platform_key::PlatformSigningKey;
 use crate::retry_schedule::RetrySchedule;
@@ -54,6 +55,8 @@ declare::settings! {
     allow_http_endpoints: bool = api::ALLOW_HTTP_ENDPOINTS,
     platform_fee: Fraction = api::PLATFORM_FEE_PERCENT,
     reputation_prior: ReputationPrior = api::reputation_prior,
+    /// The least a job must cost for its rating to count toward the score.
+    rating_min_price: Price = api::RATING_MIN_PRICE,
     /// The accept window of a job whose request names none.
     job_accept_timeout: Duration = api::JOB_ACCEPT_TIMEOUT_SECONDS,
     rate_limits: RateLimitSettings = api::rate_limits,

@@ -110,7 +110,14 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
     expect_status(app.signed(&agent.signer, Method::PATCH, &path, &json!({"price": "15"})).await, 200).await;
     let rotate = format!("{path}/webhook-secret");
     expect_status(app.signed(&agent.signer, Method::POST, &rotate, &json!({})).await, 200).await;
-    let (client, _) = app.register_client().await;
+    let (client, client_registered) = app.register_client().await;
+    // Established (its weight: its age, full, × one paid counterparty of five), so its rating moves the score.
+    let client_id = uuid::Uuid::parse_str(&id(&client_registered)[4..]).unwrap();
+    sqlx::query("UPDATE clients SET created_at = now() - interval '60 days' WHERE id = $1")
+        .bind(client_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
 
     let finished = job_from(&app, &client, &agent.registered, None).await;
     let jobs = format!("/v1/jobs/{}", id(&finished));
@@ -163,7 +170,10 @@ async fn every_event_type_arrives_as_documented_in_order_per_aggregate() {
     assert!(of_type("agent.webhook_secret_rotated")["previous_secret_expires_at"].is_string());
     assert_eq!(of_type("job.completed")["result"], result["result"]);
     assert_eq!(of_type("job.failed")["failure_reason"], "unreadable scan");
-    assert_eq!(of_type("job.rated")["agent"], json!({"rating": "4.00", "rating_count": 1, "score": "3.090909"}));
+    assert_eq!(
+        of_type("job.rated")["agent"],
+        json!({"rating": "4.00", "rating_count": 1, "uncounted_rating_count": 0, "score": "3.019608"})
+    );
     let all_marked = eventually(5, || async {
         let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL")
             .fetch_one(&app.db)

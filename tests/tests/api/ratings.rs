@@ -1,7 +1,8 @@
 //! Ratings and reputation: a client rates a finished job once, the agent's
 //! mean, count and score follow in the same transaction with an event and a
 //! webhook; discovery ranks by the shrunk score; anyone pages through an
-//! agent's ratings; a changed prior rescores every agent.
+//! agent's ratings; a changed prior rescores every agent. (What does not
+//! count, and how much each client weighs: `reputation.rs`.)
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -17,6 +18,17 @@ async fn rate(app: &TestApp, client: &RequestSigner, job: &Value, body: &Value) 
     app.signed(client, Method::POST, &format!("/v1/jobs/{}/rating", id(job)), body).await
 }
 
+/// Backdates the client's registration a year: its weight is then its
+/// distinct paid counterparties over five (docs/API.md, "Reputation").
+async fn aged(app: &TestApp, client: &Value) {
+    let id = uuid::Uuid::parse_str(&id(client)[4..]).unwrap();
+    sqlx::query("UPDATE clients SET created_at = now() - interval '1 year' WHERE id = $1")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+}
+
 async fn agent_now(app: &TestApp, agent: &TestAgent) -> Value {
     // Past the public-read cache of another request, if any.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -28,7 +40,8 @@ async fn a_client_rates_a_finished_job_once_and_the_agent_hears_of_it() {
     let pipeline = spawn_pipeline().await;
     let app = &pipeline.app;
     let agent = pipeline.agent().await;
-    let (client, _) = pipeline.client().await;
+    let (client, registered) = pipeline.client().await;
+    aged(app, &registered).await; // Weight 0.2: a year old, one paid counterparty (this agent).
     let (stranger, _) = pipeline.client().await;
 
     let pending = app.hire(&client, &agent).await;
@@ -66,7 +79,7 @@ async fn a_client_rates_a_finished_job_once_and_the_agent_hears_of_it() {
 
     let standing = agent_now(app, &agent).await;
     assert_eq!((standing["rating"].as_str(), standing["rating_count"].as_i64()), (Some("2.50"), Some(2)));
-    assert_eq!(standing["score"], "2.916667", "(10 × 3 + 4 + 1) / (10 + 2)");
+    assert_eq!(standing["score"], "2.990196", "one client, its mean 2.5 at weight 0.2: (10 × 3 + 0.2 × 2.5) / 10.2");
 
     let events: Vec<Value> = sqlx::query_scalar("SELECT data FROM events WHERE type = 'job.rated' ORDER BY position")
         .fetch_all(&app.db)
@@ -75,7 +88,9 @@ async fn a_client_rates_a_finished_job_once_and_the_agent_hears_of_it() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[0]["job_id"], job["id"]);
     assert_eq!(events[0]["client_id"], job["client_id"]);
-    assert_eq!(events[0]["agent"], json!({"rating": "4.00", "rating_count": 1, "score": "3.090909"}));
+    let standing = json!({"rating": "4.00", "rating_count": 1, "uncounted_rating_count": 0, "score": "3.019608"});
+    assert_eq!(events[0]["agent"], standing, "(10 × 3 + 0.2 × 4) / 10.2");
+    assert_eq!((events[0]["counted"].as_bool(), events[0]["weight"].as_str()), (Some(true), Some("0.200000")));
     assert_eq!(events[1]["agent"]["rating_count"], 2);
 
     // The agent's endpoint gets both as webhooks.
@@ -90,22 +105,23 @@ async fn a_client_rates_a_finished_job_once_and_the_agent_hears_of_it() {
 #[tokio::test]
 async fn one_five_star_rating_does_not_outrank_many_near_five() {
     let app = spawn_app().await;
-    let (client, _) = app.register_client().await;
     let lucky = app.register_agent(json!({"name": "Lucky", "capabilities": ["translation", "legal"]})).await;
     let steady = app.register_agent(json!({"name": "Steady", "capabilities": ["translation", "legal"]})).await;
     let unrated = app.register_agent(json!({"name": "Unrated", "capabilities": ["translation", "legal"]})).await;
 
-    let job = app.completed_job(&client, &lucky, &json!({"text": "Hello"})).await;
-    expect_status(rate(&app, &client, &job, &json!({"score": 5})).await, 201).await;
-    for score in [5, 5, 5, 5, 4, 5, 5, 5, 5, 4] {
-        let job = app.completed_job(&client, &steady, &json!({"text": "Hello"})).await;
+    // Each by an aged client with one paid counterparty: weight 0.2 each.
+    for (agent, score) in [(&lucky, 5)].into_iter().chain([5, 5, 5, 5, 4, 5, 5, 5, 5, 4].map(|score| (&steady, score)))
+    {
+        let (client, registered) = app.register_client().await;
+        aged(&app, &registered).await;
+        let job = app.completed_job(&client, agent, &json!({"text": "Hello"})).await;
         expect_status(rate(&app, &client, &job, &json!({"score": score})).await, 201).await;
     }
 
     let lucky_now = agent_now(&app, &lucky).await;
     let steady_now = agent_now(&app, &steady).await;
-    assert_eq!((lucky_now["rating"].as_str(), lucky_now["score"].as_str()), (Some("5.00"), Some("3.181818")));
-    assert_eq!((steady_now["rating"].as_str(), steady_now["score"].as_str()), (Some("4.80"), Some("3.900000")));
+    assert_eq!((lucky_now["rating"].as_str(), lucky_now["score"].as_str()), (Some("5.00"), Some("3.039216")));
+    assert_eq!((steady_now["rating"].as_str(), steady_now["score"].as_str()), (Some("4.80"), Some("3.300000")));
 
     // Untagged (the agents table's score index) and tagged (agent_tags), in pages of one.
     for query in ["/v1/agents?limit=1", "/v1/agents?capabilities=legal,translation&limit=1"] {
@@ -168,10 +184,16 @@ async fn an_agents_ratings_page_newest_first() {
     expect_status(app.get(&jobs_cursor).await, 422).await;
 }
 
+/// `RATING_MIN_PRICE` as the test app has it (the default).
+fn app_min_price() -> shared::domain::Price {
+    "1.00".parse().unwrap()
+}
+
 #[tokio::test]
 async fn a_changed_prior_rescores_every_agent_and_later_ratings_use_it() {
     let app = spawn_app().await;
-    let (client, _) = app.register_client().await;
+    let (client, registered) = app.register_client().await;
+    aged(&app, &registered).await;
     let agent = app.register_agent(json!({})).await;
     let job = app.completed_job(&client, &agent, &json!({"text": "Hello"})).await;
     expect_status(rate(&app, &client, &job, &json!({"score": 5})).await, 201).await;
@@ -181,21 +203,22 @@ async fn a_changed_prior_rescores_every_agent_and_later_ratings_use_it() {
     }
 
     let prior = ReputationPrior { weight: Decimal::ONE, mean: Decimal::from(2) };
-    let rescored = api::background::reputation::follow_prior(&app.db, prior).await.unwrap();
+    let min_price = app_min_price();
+    let rescored = api::background::reputation::follow_settings(&app.db, prior, min_price).await.unwrap();
     assert_eq!(rescored, 4, "every agent moved: the rated one and the three unrated");
-    assert_eq!(agent_now(&app, &agent).await["score"], "3.500000", "(1 × 2 + 5) / (1 + 1)");
+    assert_eq!(agent_now(&app, &agent).await["score"], "2.500000", "(1 × 2 + 0.2 × 5) / (1 + 0.2)");
     for other in &others {
         assert_eq!(agent_now(&app, other).await["score"], "2.000000");
     }
     assert_eq!(
-        api::background::reputation::follow_prior(&app.db, prior).await.unwrap(),
+        api::background::reputation::follow_settings(&app.db, prior, min_price).await.unwrap(),
         0,
         "the same prior changes nothing"
     );
 
     let second = app.completed_job(&client, &agent, &json!({"text": "Hello"})).await;
     expect_status(rate(&app, &client, &second, &json!({"score": 2})).await, 201).await;
-    assert_eq!(agent_now(&app, &agent).await["score"], "3.000000", "(1 × 2 + 5 + 2) / (1 + 2)");
+    assert_eq!(agent_now(&app, &agent).await["score"], "2.250000", "its mean 3.5: (1 × 2 + 0.2 × 3.5) / (1 + 0.2)");
     let newcomer = app.register_agent(json!({})).await;
     assert_eq!(agent_now(&app, &newcomer).await["score"], "2.000000", "a new agent starts at the prior's mean");
     let sorted = expect_status(app.get("/v1/agents?limit=1").await, 200).await;

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 use crate::features::key_rotation::{self, KeyHolder, RotateKey, RotationRefusals};
 use crate::http::auth::{Authenticated, Own, Signed};
 use crate::http::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::http::extract::require_allowed_scheme;
+use crate::http::extract::{RegistrationAddress, require_allowed_scheme};
 use crate::http::path_id::PathId;
 use crate::http::principal::PrincipalId;
 use crate::http::state::AppState;
@@ -64,6 +64,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn register_agent(
     State(state): State<AppState>,
+    RegistrationAddress(address): RegistrationAddress,
     Signed { principal, body: agent, .. }: Signed<RegisterAgent>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
     principal.require_new_key(&agent.public_key)?;
@@ -87,6 +88,7 @@ async fn register_agent(
         endpoint_url: &agent.endpoint_url,
         public_key: &agent.public_key,
         price: agent.price,
+        registered_from: address.as_deref(),
     };
     let secret = WebhookSecret::generate();
     let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;

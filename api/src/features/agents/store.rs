@@ -18,6 +18,8 @@ pub struct NewAgent<'a> {
     pub endpoint_url: &'a EndpointUrl,
     pub public_key: &'a PublicKey,
     pub price: Price,
+    /// The caller's address, for the reputation's independence check.
+    pub registered_from: Option<&'a str>,
 }
 
 #[tracing::instrument(name = "sql insert", skip_all)]
@@ -29,9 +31,9 @@ pub async fn insert(
 ) -> sqlx::Result<AgentRow> {
     sqlx::query_as!(
         AgentRow,
-        "INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, webhook_secret_sealed)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
+        "INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, webhook_secret_sealed, registered_from)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::inet)
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         agent.name.as_str(),
         agent.description.as_str(),
@@ -40,6 +42,7 @@ pub async fn insert(
         agent.public_key.as_bytes().as_slice(),
         agent.price.value(),
         sealed_secret,
+        agent.registered_from,
     )
     .fetch_one(tx)
     .await
@@ -76,7 +79,7 @@ pub async fn update(tx: &mut PgConnection, id: AgentId, changes: &UpdateAgent) -
              price = COALESCE($6, price),
              updated_at = now()
          WHERE id = $1 AND active
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         changes.name.as_ref().map(|name| name.as_str()),
         changes.description.as_ref().map(|description| description.as_str()),
@@ -96,7 +99,7 @@ pub async fn deactivate(tx: &mut PgConnection, id: AgentId) -> sqlx::Result<Opti
         AgentRow,
         "UPDATE agents SET active = false, deactivated_at = now(), updated_at = now()
          WHERE id = $1 AND active
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
     )
     .fetch_optional(tx)
@@ -117,7 +120,7 @@ pub async fn rotate_key(
         AgentRow,
         "UPDATE agents SET public_key = $3, updated_at = now()
          WHERE id = $1 AND active AND public_key = $2
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         current.as_bytes().as_slice(),
         new.as_bytes().as_slice(),
@@ -160,7 +163,7 @@ pub async fn enable_endpoint(tx: &mut PgConnection, id: AgentId) -> sqlx::Result
         AgentRow,
         "UPDATE agents SET endpoint_disabled_at = NULL, endpoint_failing_since = NULL, updated_at = now()
          WHERE id = $1 AND active AND endpoint_disabled_at IS NOT NULL
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
     )
     .fetch_optional(tx)

@@ -60,7 +60,7 @@ pub async fn fetch(
     let min_rating = min_rating.unwrap_or(Decimal::ZERO);
     match after {
         Cursor::Score(score, id) => sqlx::query_as!(AgentRow,
-            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
+            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.uncounted_rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1
                  AND ($5::text IS NULL OR t.search @@ (SELECT websearch_to_tsquery('english', $5)))
@@ -70,7 +70,7 @@ pub async fn fetch(
                ORDER BY t.score DESC, t.agent_id DESC LIMIT $8"#,
             walk, tags, max_price, min_rating, text, score, id, fetch, seen_since).fetch_all(db).await,
         Cursor::Price(price, id) => sqlx::query_as!(AgentRow,
-            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
+            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.uncounted_rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
                  AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
@@ -79,7 +79,7 @@ pub async fn fetch(
                ORDER BY t.price, t.agent_id LIMIT $8"#,
             walk, tags, max_price, min_rating, text, price, id, fetch, seen_since).fetch_all(db).await,
         Cursor::Newest(created_at, id) => sqlx::query_as!(AgentRow,
-            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
+            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.uncounted_rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
                  AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
@@ -96,19 +96,19 @@ async fn fetch_untagged(db: &PgPool, filters: &Filters<'_>, after: Cursor, fetch
     let Filters { text, max_price, min_rating, seen_since, .. } = *filters;
     match after {
         Cursor::Score(score, id) => sqlx::query_as!(AgentRow,
-            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
+            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
              WHERE active AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1)) AND ($2::numeric IS NULL OR price <= $2) AND ($3::numeric IS NULL OR rating >= $3)
              AND ($7::timestamptz IS NULL OR last_seen_at >= $7)
              AND (score, id) < ($4, $5) ORDER BY score DESC, id DESC LIMIT $6",
             text, max_price, min_rating, score, id, fetch, seen_since).fetch_all(db).await,
         Cursor::Price(price, id) => sqlx::query_as!(AgentRow,
-            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
+            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
              WHERE active AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1)) AND ($2::numeric IS NULL OR price <= $2) AND ($3::numeric IS NULL OR rating >= $3)
              AND ($7::timestamptz IS NULL OR last_seen_at >= $7)
              AND (price, id) > ($4, $5) ORDER BY price, id LIMIT $6",
             text, max_price, min_rating, price, id, fetch, seen_since).fetch_all(db).await,
         Cursor::Newest(created_at, id) => sqlx::query_as!(AgentRow,
-            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
+            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
              WHERE active AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1)) AND ($2::numeric IS NULL OR price <= $2) AND ($3::numeric IS NULL OR rating >= $3)
              AND ($7::timestamptz IS NULL OR last_seen_at >= $7)
              AND (created_at, id) < ($4, $5) ORDER BY created_at DESC, id DESC LIMIT $6",

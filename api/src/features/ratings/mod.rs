@@ -1,8 +1,12 @@
 //! Ratings: a job's client rates the finished job, once. In the same
-//! transaction the agent's mean, count and reputation score change, the
+//! transaction the agent's standing is computed again from its ratings, the
 //! job's receipt is signed again with the score, and a `job.rated` event and
-//! a webhook to the agent are written. Anyone may page
-//! through an agent's ratings (without the raters' ids).
+//! a webhook to the agent are written. A rating counts toward the standing
+//! only for a job of at least `RATING_MIN_PRICE` between independent parties,
+//! and each client counts once per agent, weighted by its age and paid
+//! counterparties (docs/API.md, "Reputation"). Anyone may page through an
+//! agent's ratings, each with whether it counts, why not, and its weight
+//! (without the raters' ids).
 
 pub mod model;
 mod store;
@@ -31,8 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Rate a completed or failed job, once (signed by the job's client). The
-/// agent's `rating`, `rating_count` and `score` change with it, and the agent
-/// gets a `job.rated` webhook.
+/// agent's standing is computed again (a rating of a job below
+/// `RATING_MIN_PRICE`, or between related parties, is kept but does not
+/// count: the answer says why), and the agent gets a `job.rated` webhook.
 #[utoipa::path(
     post,
     path = "/v1/jobs/{id}/rating",
@@ -55,19 +60,19 @@ async fn rate_job(
         return Err(ApiError::Forbidden("only the job's client may rate it; sign with your cli_… keyid".into()));
     };
     let mut tx = state.db.begin().await?;
-    let Some(row) = store::insert(&mut tx, id, client, &body).await? else {
+    let Some(agent_id) = store::insert(&mut tx, id, client, &body).await? else {
         drop(tx); // Before reading on another connection.
         return Err(why_not_rated(&state, id, &principal).await);
     };
-    let rating = JobRating::from(row);
-    let agent = store::add_to_agent(&mut tx, rating.agent_id, body.score).await?;
+    let agent = store::rescore_agent(&mut tx, agent_id).await?;
+    let rating = JobRating::from(store::find(&mut tx, id).await?);
     receipts::add_rating(&mut tx, &state.platform_keys, id, rating.score).await?;
     let rated = JobRated { rating: &rating, client_id: client, agent };
     let event = events::record(&mut tx, Aggregate::Job(id), events::JOB_RATED, &rated).await?;
     outbox::deliver_to_agent(&mut tx, event, id, rating.agent_id).await?;
     tx.commit().await?;
     agent::changed(&state, rating.agent_id);
-    tracing::info!(job_id = %id, agent_id = %rating.agent_id, score = rating.score, "job rated");
+    tracing::info!(job_id = %id, agent_id = %rating.agent_id, score = rating.score, counted = rating.counted, "job rated");
     Ok((StatusCode::CREATED, Json(rating)))
 }
 
@@ -85,7 +90,8 @@ async fn why_not_rated(state: &AppState, id: JobId, principal: &Principal) -> Ap
     }
 }
 
-/// An agent's ratings, newest first (public).
+/// An agent's ratings, newest first (public), each with whether it counts
+/// toward the score, why not, and its weight; never who gave it.
 #[utoipa::path(
     get,
     path = "/v1/agents/{id}/ratings",

@@ -20,6 +20,22 @@ pub struct RateJob {
     pub comment: Option<RatingComment>,
 }
 
+// Why a rating does not count toward its agent's reputation, as
+// `job_ratings.uncounted_reason` stores it (decided when it is given). No
+// `///` on the type: utoipa would make it the description of every field
+// that uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum UncountedReason {
+    /// The job cost less than `RATING_MIN_PRICE`.
+    BelowMinPrice,
+    /// The client and the agent have used the same signing key.
+    SameSigningKey,
+    /// The client and the agent registered from the same address within 24 hours.
+    SameRegistrationAddress,
+}
+
 /// A rating of one job. Who rated it is not shown publicly.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobRating {
@@ -33,6 +49,17 @@ pub struct JobRating {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    /// Whether it counts toward the agent's `rating`, `rating_count` and `score`.
+    pub counted: bool,
+    /// Why it does not count; `null` when it counts.
+    pub uncounted_reason: Option<UncountedReason>,
+    /// Its weight in the score now (six decimals): its client's weight, 0
+    /// to 1 (the client's age and distinct paid counterparties), split evenly
+    /// over that client's counted ratings of this agent; `"0"` when it does
+    /// not count. Clients' weights grow, so this can rise later.
+    #[schema(value_type = String, example = "0.500000")]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub weight: Decimal,
 }
 
 /// One page of an agent's ratings, newest first.
@@ -43,13 +70,15 @@ pub struct RatingPage {
     pub next_cursor: Option<String>,
 }
 
-/// The agent's standing after a rating: its plain mean (two decimals), how
-/// many ratings it has, and its reputation score.
+/// The agent's standing after a rating: the plain mean of its counted
+/// ratings (two decimals), how many count and how many do not, and its
+/// reputation score.
 #[derive(Debug, Serialize)]
 pub struct Reputation {
     #[serde(with = "rust_decimal::serde::str")]
     pub rating: Decimal,
     pub rating_count: i32,
+    pub uncounted_rating_count: i32,
     #[serde(with = "rust_decimal::serde::str")]
     pub score: Decimal,
 }
@@ -70,6 +99,8 @@ pub struct RatingRow {
     pub score: i16,
     pub comment: Option<String>,
     pub created_at: OffsetDateTime,
+    pub uncounted_reason: Option<UncountedReason>,
+    pub weight: Decimal,
 }
 
 impl From<RatingRow> for JobRating {
@@ -80,6 +111,9 @@ impl From<RatingRow> for JobRating {
             score: row.score,
             comment: row.comment,
             created_at: row.created_at,
+            counted: row.uncounted_reason.is_none(),
+            uncounted_reason: row.uncounted_reason,
+            weight: row.weight,
         }
     }
 }
