@@ -49,15 +49,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn rate_job(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Signed { principal, body, .. }: Signed<RateJob>,
+    Signed { signer, body }: Signed<RateJob>,
 ) -> Result<(StatusCode, Json<JobRating>), ApiError> {
-    let Principal::Client(client) = principal else {
+    let Principal::Client(client) = signer.principal else {
         return Err(ApiError::Forbidden("only the job's client may rate it; sign with your cli_… keyid".into()));
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = signer.begin_write(&state.db).await?;
     let Some(row) = store::insert(&mut tx, id, client, &body).await? else {
         drop(tx); // Before reading on another connection.
-        return Err(why_not_rated(&state, id, &principal).await);
+        return Err(why_not_rated(&state, id, &signer.principal).await);
     };
     let rating = JobRating::from(row);
     let agent = store::add_to_agent(&mut tx, rating.agent_id, body.score).await?;
