@@ -74,7 +74,7 @@ pub struct CardSignature {
 /// A fetch's outcome: the card, or (asked with its ETag) unchanged.
 pub enum Fetched {
     Unchanged,
-    Card(ImportedCard),
+    Card(Box<ImportedCard>),
 }
 
 /// The fields of a card the registry reads; the A2A proto marks them
@@ -126,7 +126,7 @@ pub async fn fetch(egress: &EgressClient, url: &EndpointUrl, etag: Option<&str>)
         .ok_or_else(|| ApiError::invalid(FIELD, format!("the card is larger than {MAX_CARD_BYTES} bytes")))?;
     let mut card = read(&body)?;
     card.etag = etag.filter(|etag| etag.len() <= 256);
-    Ok(Fetched::Card(card))
+    Ok(Fetched::Card(Box::new(card)))
 }
 
 /// The JSON at `url` (a 2xx answer of at most `max` bytes), fetched through

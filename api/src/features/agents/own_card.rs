@@ -23,7 +23,7 @@ use crate::resources::agent::{self, Agent, deactivated};
 pub(super) async fn fetch(state: &AppState, url: &EndpointUrl) -> Result<(ImportedCard, Proven), ApiError> {
     require_allowed_scheme(state, "agent_card_url", url)?;
     match card_import::fetch(&state.egress, url, None).await? {
-        Fetched::Card(card) => Ok(proven(state, url, card).await),
+        Fetched::Card(card) => Ok(proven(state, url, *card).await),
         Fetched::Unchanged => Err(anyhow::anyhow!("a card fetched without an ETag came back unchanged").into()),
     }
 }
@@ -68,7 +68,7 @@ pub(super) async fn refresh_agent_card(
             let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
             return if row.active { Ok(Json(row.into())) } else { Err(deactivated(id)) };
         }
-        Fetched::Card(card) => proven(&state, &url, card).await,
+        Fetched::Card(card) => proven(&state, &url, *card).await,
     };
     let (card, proven) = card;
     let changes = UpdateAgent {

@@ -137,7 +137,7 @@ async fn redrive_bound(
 ) -> Result<redrive::Redriven, ApiError> {
     let recipient = window.recipient;
     let mut tx = signer.begin_write(&state.db).await?;
-    let redriven = redrive::redrive(&mut *tx, window, traceparent, false).await.map_err(|error| match error {
+    let redriven = redrive::redrive(&mut tx, window, traceparent, false).await.map_err(|error| match error {
         RedriveError::NoSuchRecipient(_) => ApiError::NotFound(format!("no recipient {recipient}")),
         RedriveError::EndpointDisabled(agent) => ApiError::Conflict(format!(
             "agent {agent}'s endpoint is disabled: enable it (POST /v1/agents/{agent}/endpoint/enable), then recover"
