@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -65,7 +65,7 @@ pub enum Restart {
 /// statement: of two racing resends the second re-checks the row the first
 /// changed, no longer matches, and starts nothing.
 pub async fn start_new_round(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     recipient: Recipient,
     ids: &[Uuid],
     restart: Restart,
@@ -130,8 +130,10 @@ pub struct Redriven {
 
 /// Queues the deliveries `redrive` names again, each as a new round (see
 /// [`start_new_round`]) joining `traceparent`; a `dry_run` only counts them.
+/// On the pool, or in the caller's transaction (the API's, bound to the
+/// signing key).
 pub async fn redrive(
-    db: &PgPool,
+    db: &mut PgConnection,
     redrive: Redrive,
     traceparent: Option<&str>,
     dry_run: bool,
@@ -144,7 +146,7 @@ pub async fn redrive(
         agent,
         client,
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *db)
     .await?;
     match (endpoint_disabled, recipient) {
         (None, _) => return Err(RedriveError::NoSuchRecipient(recipient)),
@@ -152,14 +154,14 @@ pub async fn redrive(
         (Some(_), _) => {}
     }
     // One more than the limit, to know whether more remain.
-    let mut dead = dead_between(db, recipient, since, until, i64::from(limit) + 1).await?;
+    let mut dead = dead_between(&mut *db, recipient, since, until, i64::from(limit) + 1).await?;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let more = dead.len() > limit;
     dead.truncate(limit);
     let queued = if dry_run {
         u64::try_from(dead.len()).unwrap_or(u64::MAX)
     } else {
-        start_new_round(db, recipient, &dead, Restart::Redrive, traceparent).await?
+        start_new_round(&mut *db, recipient, &dead, Restart::Redrive, traceparent).await?
     };
     Ok(Redriven { queued, more })
 }
@@ -168,7 +170,7 @@ pub async fn redrive(
 /// oldest death first, at most `limit`. One statement per kind of
 /// recipient, so each walks its own index.
 async fn dead_between(
-    db: &PgPool,
+    db: &mut PgConnection,
     recipient: Recipient,
     since: OffsetDateTime,
     until: Option<OffsetDateTime>,

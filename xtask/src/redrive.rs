@@ -86,12 +86,13 @@ async fn redrive_all(db: &PgPool, recipient: Recipient, since: OffsetDateTime, d
     let until = Some(OffsetDateTime::now_utc());
     if dry_run {
         let every = Redrive { recipient, since, until, limit: u32::MAX };
-        return Ok(shared::redrive::redrive(db, every, None, true).await?.queued);
+        return Ok(shared::redrive::redrive(&mut *db.acquire().await?, every, None, true).await?.queued);
     }
     let batch = Redrive { recipient, since, until, limit: BATCH };
     let mut queued = 0;
+    let mut db = db.acquire().await?;
     loop {
-        let redriven = shared::redrive::redrive(db, batch, None, false).await?;
+        let redriven = shared::redrive::redrive(&mut db, batch, None, false).await?;
         queued += redriven.queued;
         if !redriven.more {
             return Ok(queued);

@@ -70,9 +70,9 @@ pub struct Client {
 async fn register_client(
     State(state): State<AppState>,
     RegistrationAddress(address): RegistrationAddress,
-    Signed { principal, body: client, .. }: Signed<RegisterClient>,
+    Signed { signer, body: client }: Signed<RegisterClient>,
 ) -> Result<(StatusCode, Json<Client>), ApiError> {
-    principal.require_new_key(&client.public_key)?;
+    signer.principal.require_new_key(&client.public_key)?;
     let id = ClientId::generate();
     let secret = WebhookSecret::generate();
     let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;
@@ -161,12 +161,14 @@ impl KeyHolder for ClientId {
 )]
 async fn deactivate_client(
     State(state): State<AppState>,
-    Own(id, Authenticated(principal)): Own<ClientId>,
+    Own(id, Authenticated(signer)): Own<ClientId>,
 ) -> Result<StatusCode, ApiError> {
+    let mut tx = signer.begin_write(&state.db).await?;
     sqlx::query!("UPDATE clients SET active = false, deactivated_at = now() WHERE id = $1 AND active", id.as_uuid())
-        .execute(&state.db)
+        .execute(&mut *tx)
         .await?;
-    state.known_keys.forget(&principal).await;
+    tx.commit().await?;
+    state.known_keys.forget(&signer.principal).await;
     tracing::info!(client_id = %id, "client deactivated");
     Ok(StatusCode::NO_CONTENT)
 }

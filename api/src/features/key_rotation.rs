@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use shared::domain::PublicKey;
 use utoipa::{IntoResponses, ToSchema};
 
-use crate::http::auth::{Own, Signed};
+use crate::http::auth::{AuthFailure, Own, Signed};
 use crate::http::error::{ApiError, Problem};
 use crate::http::principal::PrincipalId;
 use crate::http::state::AppState;
@@ -39,14 +39,16 @@ pub trait KeyHolder: PrincipalId {
 }
 
 /// Replaces the signing key of the principal `{id}` names, signed by its
-/// current key. The current key stops working at once on this instance.
+/// current key. The current key stops working at once on this instance. A
+/// key that is no longer current (another instance may still trust it for a
+/// moment) replaces nothing: 401, as an unknown key.
 pub async fn rotate<K: KeyHolder>(
     State(state): State<AppState>,
-    Own(id, Signed { principal, key, body }): Own<K, Signed<RotateKey>>,
+    Own(id, Signed { signer, body }): Own<K, Signed<RotateKey>>,
 ) -> Result<Json<K::Rotated>, ApiError> {
-    let new_key = body.checked(&id, &key)?;
-    let rotated = K::replace_key(&state, id, &key, new_key).await?.ok_or_else(|| raced(&id))?;
-    state.known_keys.forget(&principal).await;
+    let new_key = body.checked(&id, signer.key())?;
+    let rotated = K::replace_key(&state, id, signer.key(), new_key).await?.ok_or(AuthFailure::BadSignature)?;
+    state.known_keys.forget(&signer.principal).await;
     tracing::info!(%id, "{} key rotated", K::NAME);
     Ok(Json(rotated))
 }
@@ -104,15 +106,9 @@ impl RotateKey {
 /// a body's refusals.
 #[derive(IntoResponses)]
 pub enum RotationRefusals {
-    /// The new key is registered already, or the key changed while this request was checked.
+    /// The new key is registered already.
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(Problem),
-}
-
-/// The key that verified the request is no longer the principal's active
-/// key: a concurrent rotation or deactivation came first.
-fn raced(id: &impl Display) -> ApiError {
-    ApiError::Conflict(format!("{id}'s key was replaced or deactivated while this request was checked"))
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 //! changes, and its `ETag` makes revalidation a 304 until the agent changes.
 //! Agents registered from their own card (a local card server) take its
 //! fields, are found by its skill tags and refresh with its ETag; a card on a
-//! private address, too large or invalid is a 422 saying why.
+//! private address, too large or invalid is a 422 saying why. A card's
+//! provider and interfaces are signed as the agent's only when proven for its
+//! endpoint's site: fetched from that site, or signed (A2A §8.4) by a key
+//! that site publishes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,18 +115,30 @@ async fn only_active_agents_have_a_card() {
 
 /// A card server on the loopback: serves the current card at `/card.json`
 /// with a strong ETag (its version), and 304 to an `If-None-Match` of it.
-struct CardServer {
+pub(crate) struct CardServer {
     base: String,
+    port: u16,
     card: Arc<Mutex<(u32, Vec<u8>)>>,
     not_modified: Arc<AtomicUsize>,
+    /// Served at `/jwks.json`.
+    jwks: Arc<Mutex<Value>>,
 }
 
 impl CardServer {
-    async fn start(card: Value) -> Self {
+    pub(crate) async fn start(card: Value) -> Self {
         let state = Arc::new(Mutex::new((1, serde_json::to_vec(&card).unwrap())));
         let not_modified = Arc::new(AtomicUsize::new(0));
         let (served, counted) = (state.clone(), not_modified.clone());
+        let jwks = Arc::new(Mutex::new(json!({"keys": []})));
+        let published = jwks.clone();
         let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let published = published.clone();
+                async move { axum::Json(published.lock().unwrap().clone()) }
+            }),
+        );
+        let app = app.route(
             "/card.json",
             axum::routing::get(move |headers: axum::http::HeaderMap| {
                 let (served, counted) = (served.clone(), counted.clone());
@@ -141,10 +156,15 @@ impl CardServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base: format!("http://localhost:{port}"), card: state, not_modified }
+        Self { base: format!("http://localhost:{port}"), port, card: state, not_modified, jwks }
     }
 
-    fn url(&self) -> String {
+    /// An origin of this server under another name: `http://<host>:<port>`.
+    fn origin(&self, host: &str) -> String {
+        format!("http://{host}:{}", self.port)
+    }
+
+    pub(crate) fn url(&self) -> String {
         format!("{}/card.json", self.base)
     }
 
@@ -154,7 +174,7 @@ impl CardServer {
     }
 }
 
-fn a2a_card(name: &str) -> Value {
+pub(crate) fn a2a_card(name: &str) -> Value {
     json!({
         "name": name,
         "description": "Plans routes that avoid traffic.",
@@ -182,7 +202,7 @@ async fn register_from_card(app: &TestApp, url: &str) -> (reqwest::Response, Tes
 }
 
 /// An API that may fetch cards from the loopback (and over plain http), as a local card server needs.
-async fn app_reaching_loopback() -> TestApp {
+pub(crate) async fn app_reaching_loopback() -> TestApp {
     spawn_app_with(|source, _| {
         source.set("EGRESS_ALLOW_CIDRS", "127.0.0.0/8,::1/128");
         source.set("ALLOW_HTTP_ENDPOINTS", "true");
@@ -202,10 +222,12 @@ async fn an_agent_registered_from_its_card_takes_its_fields_is_found_by_skill_ta
     let id = registered["id"].as_str().unwrap();
     let agent = TestAgent { signer: key.signer(id), registered: registered.clone() };
 
-    // Its card here declares the interface and provider its own card did, and is still valid and signed.
+    // Its card here leaves out the interface and provider its own card claimed: a card on
+    // localhost cannot speak for geo.example.com. It is still valid and signed.
     let served: Value = card(&app, &agent.path(), None).await.json().await.unwrap();
-    assert_eq!(served["supportedInterfaces"], a2a_card("")["supportedInterfaces"]);
-    assert_eq!(served["provider"]["organization"], "Example Geo");
+    assert_eq!(served["supportedInterfaces"], json!([]));
+    assert_eq!(served.get("provider"), None);
+    assert_eq!(served["capabilities"]["extensions"][0]["params"]["card_proof"], "unverified");
     assert_eq!(agent_card_problems(&served), Vec::<String>::new(), "{served:#}");
     let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
     verify_signed("card", &json!({"jwks": jwks, "card": served})).expect("the card verifies");
@@ -279,4 +301,95 @@ async fn a_card_on_a_private_address_too_large_or_invalid_is_a_422_saying_why() 
     let problem =
         expect_status(app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &body).await, 422).await;
     assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+}
+
+/// A card whose provider and interface are on `origin`.
+fn card_claiming(origin: &str) -> Value {
+    let mut card = a2a_card("Claimant");
+    card["provider"] = json!({"organization": "Loopback Labs", "url": origin});
+    card["supportedInterfaces"] =
+        json!([{"url": format!("{origin}/a2a"), "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}]);
+    card
+}
+
+/// `card` with an A2A §8.4 signature by `key` (EdDSA): a detached JWS over
+/// the RFC 8785 form of the card, its protected header naming `kid` and `jku`.
+fn signed_card(mut card: Value, key: &ed25519_dalek::SigningKey, kid: &str, jku: &str) -> Value {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ed25519_dalek::Signer;
+    let protected =
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json!({"alg": "EdDSA", "kid": kid, "jku": jku})).unwrap());
+    let payload = URL_SAFE_NO_PAD.encode(serde_json_canonicalizer::to_vec(&card).unwrap());
+    let signature = key.sign(format!("{protected}.{payload}").as_bytes());
+    card["signatures"] = json!([{"protected": protected, "signature": URL_SAFE_NO_PAD.encode(signature.to_bytes())}]);
+    card
+}
+
+/// Registers an agent from the card at `card_url` with its endpoint at
+/// `endpoint_url`; its card as the registry serves it.
+async fn served_card_of(app: &TestApp, card_url: &str, endpoint_url: &str) -> Value {
+    let key = TestKey::generate();
+    let body = key.registration(json!({"agent_card_url": card_url, "endpoint_url": endpoint_url}));
+    let registered =
+        expect_status(app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &body).await, 201).await;
+    let path = format!("/v1/agents/{}", registered["id"].as_str().unwrap());
+    let served: Value = expect_status(card(app, &path, None).await, 200).await;
+    assert_eq!(agent_card_problems(&served), Vec::<String>::new(), "{served:#}");
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    verify_signed("card", &json!({"jwks": jwks, "card": served})).expect("the card verifies");
+    served
+}
+
+/// Whether `served` signs the claims of `claimed` as the agent's, and the proof its listing names.
+fn claims_and_proof(served: &Value, claimed: &Value) -> (bool, String) {
+    let signed =
+        served["provider"] == claimed["provider"] && served["supportedInterfaces"] == claimed["supportedInterfaces"];
+    let unsigned = served.get("provider").is_none() && served["supportedInterfaces"] == json!([]);
+    assert!(signed || unsigned, "all of the claims or none: {served:#}");
+    (signed, served["capabilities"]["extensions"][0]["params"]["card_proof"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_cards_provider_and_interfaces_are_signed_only_when_its_endpoints_site_vouches_for_them() {
+    let app = app_reaching_loopback().await;
+    let server = CardServer::start(Value::Null).await;
+    let (here, elsewhere) = (server.origin("localhost"), server.origin("127.0.0.1"));
+    let claimed = card_claiming(&here);
+    server.serve(serde_json::to_vec(&claimed).unwrap());
+
+    // Fetched from the site its claims name, for an endpoint on that site: signed.
+    let served = served_card_of(&app, &format!("{here}/card.json"), &format!("{here}/hooks")).await;
+    assert_eq!(claims_and_proof(&served, &claimed), (true, "card_host".into()));
+    // The same card for an endpoint on another host: the claims are not the agent's.
+    let served = served_card_of(&app, &format!("{here}/card.json"), &format!("{elsewhere}/hooks")).await;
+    assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()));
+    // Served from a foreign host, unsigned: a copy proves nothing.
+    let served = served_card_of(&app, &format!("{elsewhere}/card.json"), &format!("{here}/hooks")).await;
+    assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()));
+
+    // From a foreign host but signed by a key the claims' site publishes: signed.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let x = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, key.verifying_key().as_bytes());
+    *server.jwks.lock().unwrap() =
+        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "card-key", "alg": "EdDSA"}]});
+    server.serve(
+        serde_json::to_vec(&signed_card(claimed.clone(), &key, "card-key", &format!("{here}/jwks.json"))).unwrap(),
+    );
+    let served = served_card_of(&app, &format!("{elsewhere}/card.json"), &format!("{here}/hooks")).await;
+    assert_eq!(claims_and_proof(&served, &claimed), (true, "jws".into()));
+
+    // Not when the keys are published elsewhere, or by a key not there, or the card changed after signing.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[10; 32]);
+    let mut tampered = signed_card(claimed.clone(), &key, "card-key", &format!("{here}/jwks.json"));
+    tampered["description"] = json!("Changed after signing.");
+    for refused in [
+        signed_card(claimed.clone(), &key, "card-key", &format!("{elsewhere}/jwks.json")),
+        signed_card(claimed.clone(), &stranger, "card-key", &format!("{here}/jwks.json")),
+        tampered,
+    ] {
+        server.serve(serde_json::to_vec(&refused).unwrap());
+        let served = served_card_of(&app, &format!("{elsewhere}/card.json"), &format!("{here}/hooks")).await;
+        assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()), "{refused:#}");
+    }
 }

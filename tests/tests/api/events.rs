@@ -266,7 +266,9 @@ async fn an_operator_redrives_the_dead_deliveries_of_an_endpoint_since_a_time() 
 
     let db = &pipeline.app.db;
     let since = |since| Redrive { recipient: Recipient::Agent(agent_id), since, until: None, limit: 1_000 };
-    let redrive = |window, dry_run| async move { shared::redrive::redrive(db, window, None, dry_run).await.unwrap() };
+    let redrive = |window, dry_run| async move {
+        shared::redrive::redrive(&mut db.acquire().await.unwrap(), window, None, dry_run).await.unwrap()
+    };
     assert_eq!(redrive(since(before), true).await, Redriven { queued: 2, more: false }, "a dry run counts");
     let statuses: Vec<String> =
         sqlx::query_scalar("SELECT status FROM webhook_deliveries").fetch_all(db).await.unwrap();
@@ -393,7 +395,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_a_success_resets_it_and_t
         until: None,
         limit: 1,
     };
-    let redrive = shared::redrive::redrive(&app.db, window, None, false).await;
+    let redrive = shared::redrive::redrive(&mut app.db.acquire().await.unwrap(), window, None, false).await;
     assert!(matches!(redrive, Err(shared::redrive::RedriveError::EndpointDisabled(_))), "{redrive:?}");
     let letters = app.pubsub.dead_letters.wait_for(2, WAIT).await;
     let dead_ids: Vec<Value> =

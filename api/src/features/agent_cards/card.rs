@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use crate::features::agents::card_import::{AgentInterface, AgentProvider};
+use crate::features::agents::card_proof::Claims;
 use crate::http::platform_keys::PlatformKeys;
 use crate::resources::agent::AgentProfile;
 
@@ -30,10 +31,10 @@ pub struct AgentCard {
     /// The agent's description (may be empty).
     pub description: String,
     /// How to reach the agent over A2A, as its own card (`agent_card_url`)
-    /// declared; empty when it declared none (it is then hired through this
-    /// registry's jobs).
+    /// declared, when that is proven (see the listing's `card_proof`); empty
+    /// otherwise (it is then hired through this registry's jobs).
     pub supported_interfaces: Vec<AgentInterface>,
-    /// Who provides the agent, as its own card declared; absent otherwise.
+    /// Who provides the agent, as its own card declared, when that is proven; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<AgentProvider>,
     /// When the agent's registration last changed (RFC 3339).
@@ -67,7 +68,9 @@ pub struct AgentExtension {
     /// `agent_id`; `price` (decimal string); `rating` (mean score, two
     /// decimals) and `rating_count`; `score` (reputation); `last_seen_at`
     /// (RFC 3339, absent before the first heartbeat); `receipts` (where the
-    /// agent's signed job receipts are listed).
+    /// agent's signed job receipts are listed); `card_proof` (with an
+    /// imported card: `card_host` or `jws`, how its provider and interfaces
+    /// were proven, or `unverified`, and then they are left out).
     #[schema(value_type = Object)]
     pub params: serde_json::Value,
 }
@@ -89,13 +92,12 @@ pub struct AgentCardSignature {
 }
 
 impl AgentCard {
-    /// The card of `agent` (an active one), with what its own card declared
-    /// (`declared`: interfaces and provider), unsigned.
-    pub fn of(
-        agent: &AgentProfile,
-        declared: Option<(Vec<AgentInterface>, Option<AgentProvider>)>,
-    ) -> anyhow::Result<Self> {
-        let (supported_interfaces, provider) = declared.unwrap_or_default();
+    /// The card of `agent` (an active one), with what of its own card's
+    /// claims are proven for it (`claims`: interfaces and provider), unsigned.
+    pub fn of(agent: &AgentProfile, claims: Option<Claims>) -> anyhow::Result<Self> {
+        let proof = claims.as_ref().map(|claims| claims.proof);
+        let (supported_interfaces, provider) =
+            claims.map(|claims| (claims.interfaces, claims.provider)).unwrap_or_default();
         let mut params = json!({
             "agent_id": agent.id,
             "price": agent.price,
@@ -106,6 +108,9 @@ impl AgentCard {
         });
         if let Some(seen) = agent.last_seen_at {
             params["last_seen_at"] = seen.format(&Rfc3339)?.into();
+        }
+        if let Some(proof) = proof {
+            params["card_proof"] = serde_json::to_value(proof)?;
         }
         let listing = AgentExtension {
             uri: LISTING_EXTENSION_URI.into(),

@@ -34,7 +34,12 @@ const CARD_CACHE_CONTROL: &str = "public, max-age=60";
 /// per A2A §8.4: `signatures[0]` is a detached JWS (EdDSA) over the RFC 8785
 /// canonical card without `signatures`; verify it against
 /// `/.well-known/jwks.json`. The registry's price, ratings and last heartbeat
-/// are in the `urn:agent-registry:a2a:listing:v1` extension.
+/// are in the `urn:agent-registry:a2a:listing:v1` extension. An imported
+/// card's `provider` and `supportedInterfaces` are in it only when proven:
+/// the card was fetched from the site (registrable domain) they name, or its
+/// own A2A signature verified with a key published there, and the agent's
+/// endpoint is on that site; the listing's `card_proof` says which, or
+/// `unverified`.
 #[utoipa::path(
     get,
     path = "/v1/agents/{id}/agent-card.json",
@@ -66,8 +71,8 @@ async fn agent_card(
     if !agent.profile.active {
         return Err(ApiError::NotFound(format!("agent {id} is deactivated and has no card")));
     }
-    let declared = imported_card(&state.db, id).await?;
-    let card = AgentCard::of(&agent.profile, declared)?.sign(&state.platform_keys)?;
+    let claims = imported_card(&state.db, id).await?.map(|declared| declared.claims_for(&agent.endpoint_url));
+    let card = AgentCard::of(&agent.profile, claims)?.sign(&state.platform_keys)?;
     let body = serde_json::to_vec(&card).map_err(anyhow::Error::from)?;
     // Ed25519 signatures are deterministic: the same card is the same bytes.
     let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&Sha256::digest(&body)[..18]));

@@ -3,7 +3,8 @@
 //! only, no redirects, a timeout and a size cap), validated against the A2A
 //! v1.0 JSON Schema and the fields the A2A proto marks REQUIRED, and gives
 //! the agent its name, description, capabilities (its skills' tags),
-//! interfaces and provider. The card's `ETag` is kept, so a refresh asks
+//! interfaces and provider (whether those are the agent's to claim is
+//! `card_proof`'s question). The card's `ETag` is kept, so a refresh asks
 //! with `If-None-Match` and an unchanged card costs nothing.
 
 use std::collections::HashMap;
@@ -12,7 +13,8 @@ use std::sync::LazyLock;
 use axum::http::header;
 use serde::{Deserialize, Serialize};
 use shared::domain::{AgentDescription, AgentName, Capabilities, CapabilityTag, EndpointUrl};
-use shared::egress::EgressClient;
+use shared::egress::{EgressClient, EgressError};
+use url::Url;
 use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
@@ -55,12 +57,24 @@ pub struct ImportedCard {
     pub provider: Option<AgentProvider>,
     /// The card's `ETag`, when its server sent one.
     pub etag: Option<String>,
+    /// Its A2A §8.4 signatures, if any.
+    pub signatures: Vec<CardSignature>,
+    /// What they sign: the RFC 8785 form of the card without `signatures`
+    /// (empty when it has none).
+    pub signed_payload: Vec<u8>,
+}
+
+/// One of a card's signatures (A2A `AgentCardSignature`): a detached JWS.
+#[derive(Debug, Deserialize)]
+pub struct CardSignature {
+    pub protected: String,
+    pub signature: String,
 }
 
 /// A fetch's outcome: the card, or (asked with its ETag) unchanged.
 pub enum Fetched {
     Unchanged,
-    Card(ImportedCard),
+    Card(Box<ImportedCard>),
 }
 
 /// The fields of a card the registry reads; the A2A proto marks them
@@ -77,6 +91,8 @@ struct Card {
     supported_interfaces: Vec<AgentInterface>,
     skills: Vec<Skill>,
     provider: Option<AgentProvider>,
+    #[serde(default)]
+    signatures: Vec<CardSignature>,
 }
 
 #[derive(Deserialize)]
@@ -104,28 +120,49 @@ pub async fn fetch(egress: &EgressClient, url: &EndpointUrl, etag: Option<&str>)
         return Err(ApiError::invalid(FIELD, format!("answered {status}, not the card")));
     }
     let etag = response.headers().get(header::ETAG).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    let too_large = || ApiError::invalid(FIELD, format!("the card is larger than {MAX_CARD_BYTES} bytes"));
-    if response.content_length().is_some_and(|length| length > MAX_CARD_BYTES as u64) {
-        return Err(too_large());
+    let body = read_bounded(&mut response, MAX_CARD_BYTES)
+        .await
+        .map_err(|error| ApiError::invalid(FIELD, format!("could not be read: {error}")))?
+        .ok_or_else(|| ApiError::invalid(FIELD, format!("the card is larger than {MAX_CARD_BYTES} bytes")))?;
+    let mut card = read(&body)?;
+    card.etag = etag.filter(|etag| etag.len() <= 256);
+    Ok(Fetched::Card(Box::new(card)))
+}
+
+/// The JSON at `url` (a 2xx answer of at most `max` bytes), fetched through
+/// the egress client; why not otherwise.
+pub(super) async fn get_bounded(egress: &EgressClient, url: &Url, max: usize) -> Result<Vec<u8>, String> {
+    let mut request = reqwest::Request::new(reqwest::Method::GET, url.clone());
+    request.headers_mut().insert(header::ACCEPT, header::HeaderValue::from_static("application/json"));
+    let mut response = egress.send(request).await.map_err(|error| format!("{url} could not be fetched: {error}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    read_bounded(&mut response, max)
+        .await
+        .map_err(|error| format!("{url} could not be read: {error}"))?
+        .ok_or_else(|| format!("{url} is larger than {max} bytes"))
+}
+
+/// The body, when it is at most `max` bytes (`None` when larger), read no further than that.
+async fn read_bounded(response: &mut reqwest::Response, max: usize) -> Result<Option<Vec<u8>>, EgressError> {
+    if response.content_length().is_some_and(|length| length > max as u64) {
+        return Ok(None);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|error| {
-        ApiError::invalid(FIELD, format!("could not be read: {}", shared::egress::EgressError::from(error)))
-    })? {
-        if body.len() + chunk.len() > MAX_CARD_BYTES {
-            return Err(too_large());
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
         }
         body.extend_from_slice(&chunk);
     }
-    let mut card = read(&body)?;
-    card.etag = etag.filter(|etag| etag.len() <= 256);
-    Ok(Fetched::Card(card))
+    Ok(Some(body))
 }
 
 /// A card's bytes as what the registry takes from it.
 fn read(body: &[u8]) -> Result<ImportedCard, ApiError> {
     let invalid = |why: String| ApiError::invalid(FIELD, format!("is not a valid A2A v1.0 Agent Card: {why}"));
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|error| invalid(format!("not JSON ({error})")))?;
     if let Some(error) = A2A_AGENT_CARD.iter_errors(&value).next() {
         return Err(invalid(format!("{}: {error}", error.instance_path())));
@@ -152,7 +189,24 @@ fn read(body: &[u8]) -> Result<ImportedCard, ApiError> {
     for interface in &mut interfaces {
         interface.tenant = interface.tenant.take().filter(|tenant| !tenant.is_empty());
     }
-    Ok(ImportedCard { name, description, capabilities, interfaces, provider: card.provider, etag: None })
+    let signed_payload = match value.as_object_mut() {
+        Some(fields) if !card.signatures.is_empty() => {
+            fields.remove("signatures");
+            serde_json_canonicalizer::to_vec(&value)
+                .map_err(|error| invalid(format!("not canonicalisable ({error})")))?
+        }
+        _ => Vec::new(),
+    };
+    Ok(ImportedCard {
+        name,
+        description,
+        capabilities,
+        interfaces,
+        provider: card.provider,
+        etag: None,
+        signatures: card.signatures,
+        signed_payload,
+    })
 }
 
 /// The A2A v1.0 JSON Schema of an Agent Card (`tests/a2a`, its source noted

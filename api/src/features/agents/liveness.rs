@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use crate::http::auth::{Authenticated, Own};
+use crate::http::auth::{Authenticated, Own, Signer};
 use crate::http::error::{ApiError, Problem, SignedRequestRefusals};
 use crate::http::path_id::PathId;
 use crate::http::state::AppState;
@@ -53,7 +53,7 @@ pub struct Heartbeat {
 )]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    Own(id, _): Own<AgentId, Authenticated>,
+    Own(id, Authenticated(signer)): Own<AgentId, Authenticated>,
 ) -> Result<Json<Heartbeat>, ApiError> {
     let now = shared::db::now_in_microseconds();
     let now_text = now.format(&Rfc3339).map_err(anyhow::Error::from)?;
@@ -67,10 +67,8 @@ pub async fn heartbeat(
     if let Some(last_seen_at) = recorded.and_then(|text| OffsetDateTime::parse(&text, &Rfc3339).ok()) {
         return Ok(Json(Heartbeat { agent_id: id, last_seen_at }));
     }
-    let written = sqlx::query!("UPDATE agents SET last_seen_at = $2 WHERE id = $1 AND active", id.as_uuid(), now)
-        .execute(&state.db)
-        .await;
-    if !matches!(written, Ok(ref done) if done.rows_affected() == 1) {
+    let written = record(&state, &signer, id, now).await;
+    if !matches!(written, Ok(true)) {
         // Not recorded: the next heartbeat must try again.
         if let Err(error) = state.redis.del::<i64, _>(&key).await {
             tracing::warn!(%error, during = "heartbeat release", "redis unavailable");
@@ -80,4 +78,15 @@ pub async fn heartbeat(
     }
     state.public_reads.forget(&agent::cache_key(id));
     Ok(Json(Heartbeat { agent_id: id, last_seen_at: now }))
+}
+
+/// Writes `last_seen_at`, bound to the key that signed the heartbeat;
+/// whether the agent was active.
+async fn record(state: &AppState, signer: &Signer, id: AgentId, now: OffsetDateTime) -> Result<bool, ApiError> {
+    let mut tx = signer.begin_write(&state.db).await?;
+    let written = sqlx::query!("UPDATE agents SET last_seen_at = $2 WHERE id = $1 AND active", id.as_uuid(), now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(written.rows_affected() == 1)
 }

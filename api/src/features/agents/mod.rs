@@ -7,6 +7,7 @@
 //! transaction.
 
 pub mod card_import;
+pub mod card_proof;
 mod liveness;
 pub mod model;
 mod own_card;
@@ -65,22 +66,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn register_agent(
     State(state): State<AppState>,
     RegistrationAddress(address): RegistrationAddress,
-    Signed { principal, body: agent, .. }: Signed<RegisterAgent>,
+    Signed { signer, body: agent }: Signed<RegisterAgent>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
-    principal.require_new_key(&agent.public_key)?;
+    signer.principal.require_new_key(&agent.public_key)?;
     require_allowed_scheme(&state, "endpoint_url", &agent.endpoint_url)?;
     let id = AgentId::generate();
     let card = match &agent.agent_card_url {
         Some(url) => Some(own_card::fetch(&state, url).await?),
         None => None,
     };
-    let name = agent.name.as_ref().or(card.as_ref().map(|card| &card.name));
+    let name = agent.name.as_ref().or(card.as_ref().map(|(card, _)| &card.name));
     let name = name.ok_or_else(|| ApiError::invalid("name", "is required unless agent_card_url gives it"))?;
-    let capabilities = agent.capabilities.as_ref().or(card.as_ref().map(|card| &card.capabilities));
+    let capabilities = agent.capabilities.as_ref().or(card.as_ref().map(|(card, _)| &card.capabilities));
     let capabilities = capabilities
         .ok_or_else(|| ApiError::invalid("capabilities", "are required unless agent_card_url gives them"))?;
     let no_description = AgentDescription::default();
-    let description = agent.description.as_ref().or(card.as_ref().map(|card| &card.description));
+    let description = agent.description.as_ref().or(card.as_ref().map(|(card, _)| &card.description));
     let new = store::NewAgent {
         name,
         description: description.unwrap_or(&no_description),
@@ -94,8 +95,8 @@ async fn register_agent(
     let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;
     let mut tx = state.db.begin().await?;
     let registered = Agent::from(store::insert(&mut tx, id, &new, &sealed).await?);
-    if let (Some(url), Some(card)) = (&agent.agent_card_url, &card) {
-        store::save_card_import(&mut tx, id, url.as_str(), card).await?;
+    if let (Some(url), Some((card, proven))) = (&agent.agent_card_url, &card) {
+        store::save_card_import(&mut tx, id, url.as_str(), card, proven).await?;
     }
     events::record(&mut tx, Aggregate::Agent(id), events::AGENT_REGISTERED, &registered).await?;
     tx.commit().await?;
@@ -140,9 +141,9 @@ async fn get_agent(State(state): State<AppState>, PathId(id): PathId<AgentId>) -
 async fn get_endpoint(
     State(state): State<AppState>,
     PathId(id): PathId<AgentId>,
-    Authenticated(principal): Authenticated,
+    Authenticated(signer): Authenticated,
 ) -> Result<Json<AgentEndpoint>, ApiError> {
-    if !id.signs_as(&principal) {
+    if !id.signs_as(&signer.principal) {
         return Err(ApiError::Forbidden(format!("only agent {id}'s own key may read its endpoint URL")));
     }
     let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
@@ -164,7 +165,7 @@ async fn get_endpoint(
 )]
 async fn update_agent(
     State(state): State<AppState>,
-    Own(id, Signed { body: changes, .. }): Own<AgentId, Signed<UpdateAgent>>,
+    Own(id, Signed { signer, body: changes }): Own<AgentId, Signed<UpdateAgent>>,
 ) -> Result<Json<Agent>, ApiError> {
     if let Some(url) = &changes.endpoint_url {
         require_allowed_scheme(&state, "endpoint_url", url)?;
@@ -184,19 +185,19 @@ async fn update_agent(
         Some(url) => Some(own_card::fetch(&state, url).await?),
         None => None,
     };
-    if let Some(card) = &card {
+    if let Some((card, _)) = &card {
         changes.name.get_or_insert_with(|| card.name.clone());
         changes.description.get_or_insert_with(|| card.description.clone());
         changes.capabilities.get_or_insert_with(|| card.capabilities.clone());
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = signer.begin_write(&state.db).await?;
     // A new endpoint URL enables a disabled endpoint: that is news of its own.
     let was_disabled = changes.endpoint_url.is_some() && store::endpoint_disabled(&mut tx, id).await?;
     match store::update(&mut tx, id, &changes).await? {
         Some(row) => {
             let agent = Agent::from(row);
-            if let (Some(url), Some(card)) = (&changes.agent_card_url, &card) {
-                store::save_card_import(&mut tx, id, url.as_str(), card).await?;
+            if let (Some(url), Some((card, proven))) = (&changes.agent_card_url, &card) {
+                store::save_card_import(&mut tx, id, url.as_str(), card, proven).await?;
             }
             events::record(&mut tx, Aggregate::Agent(id), events::AGENT_UPDATED, &agent).await?;
             if was_disabled {
@@ -229,15 +230,15 @@ async fn update_agent(
 )]
 async fn deactivate_agent(
     State(state): State<AppState>,
-    Own(id, Authenticated(principal)): Own<AgentId>,
+    Own(id, Authenticated(signer)): Own<AgentId>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = signer.begin_write(&state.db).await?;
     match store::deactivate(&mut tx, id).await? {
         Some(row) => {
             events::record(&mut tx, Aggregate::Agent(id), events::AGENT_DEACTIVATED, &Agent::from(row)).await?;
             tx.commit().await?;
             agent::changed(&state, id);
-            state.known_keys.forget(&principal).await;
+            state.known_keys.forget(&signer.principal).await;
             tracing::info!(agent_id = %id, "agent deactivated");
         }
         None => {
@@ -310,13 +311,13 @@ impl KeyHolder for AgentId {
 )]
 async fn rotate_webhook_secret(
     State(state): State<AppState>,
-    Own(id, Signed { body: rotation, .. }): Own<AgentId, Signed<RotateWebhookSecret>>,
+    Own(id, Signed { signer, body: rotation }): Own<AgentId, Signed<RotateWebhookSecret>>,
 ) -> Result<Json<RotatedWebhookSecret>, ApiError> {
     let grace = rotation.grace_period()?;
     let previous_expires_at = (!grace.is_zero()).then(|| OffsetDateTime::now_utc() + grace);
     let secret = WebhookSecret::generate();
     let sealed = state.sealer.seal(secret.expose(), &id.to_string()).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = signer.begin_write(&state.db).await?;
     if !store::rotate_secret(&mut tx, id, &sealed, previous_expires_at).await? {
         drop(tx);
         return Err(inactive_or_missing(&state, id).await);
@@ -347,8 +348,11 @@ async fn rotate_webhook_secret(
         AgentChangeRefusals,
     )
 )]
-async fn enable_endpoint(State(state): State<AppState>, Own(id, _): Own<AgentId>) -> Result<Json<Agent>, ApiError> {
-    let mut tx = state.db.begin().await?;
+async fn enable_endpoint(
+    State(state): State<AppState>,
+    Own(id, Authenticated(signer)): Own<AgentId>,
+) -> Result<Json<Agent>, ApiError> {
+    let mut tx = signer.begin_write(&state.db).await?;
     if let Some(row) = store::enable_endpoint(&mut tx, id).await? {
         let agent = Agent::from(row);
         let enabled = EndpointEnabled { agent_id: id, endpoint_url: agent.endpoint_url.clone() };

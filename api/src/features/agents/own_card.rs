@@ -7,7 +7,8 @@ use axum::extract::State;
 use shared::domain::{AgentId, EndpointUrl};
 use shared::events::{self, Aggregate};
 
-use super::card_import::{self, AgentInterface, AgentProvider, Fetched, ImportedCard};
+use super::card_import::{self, Fetched, ImportedCard};
+use super::card_proof::{self, Declared, Proven};
 use super::model::UpdateAgent;
 use super::{inactive_or_missing, store};
 use crate::http::auth::{Authenticated, Own};
@@ -17,13 +18,19 @@ use crate::http::path_id::PathId;
 use crate::http::state::AppState;
 use crate::resources::agent::{self, Agent, deactivated};
 
-/// The card at `url`, fetched without an ETag (so never "unchanged").
-pub(super) async fn fetch(state: &AppState, url: &EndpointUrl) -> Result<ImportedCard, ApiError> {
+/// The card at `url`, fetched without an ETag (so never "unchanged"), and
+/// how its claims are proven.
+pub(super) async fn fetch(state: &AppState, url: &EndpointUrl) -> Result<(ImportedCard, Proven), ApiError> {
     require_allowed_scheme(state, "agent_card_url", url)?;
     match card_import::fetch(&state.egress, url, None).await? {
-        Fetched::Card(card) => Ok(card),
+        Fetched::Card(card) => Ok(proven(state, url, *card).await),
         Fetched::Unchanged => Err(anyhow::anyhow!("a card fetched without an ETag came back unchanged").into()),
     }
+}
+
+async fn proven(state: &AppState, url: &EndpointUrl, card: ImportedCard) -> (ImportedCard, Proven) {
+    let proven = card_proof::prove(&state.egress, state.settings.allow_http_endpoints, url.as_url(), &card).await;
+    (card, proven)
 }
 
 /// Read the agent's A2A Agent Card again from its `agent_card_url` (signed by
@@ -44,7 +51,7 @@ pub(super) async fn fetch(state: &AppState, url: &EndpointUrl) -> Result<Importe
 )]
 pub(super) async fn refresh_agent_card(
     State(state): State<AppState>,
-    Own(id, _): Own<AgentId, Authenticated>,
+    Own(id, Authenticated(signer)): Own<AgentId, Authenticated>,
 ) -> Result<Json<Agent>, ApiError> {
     let Some(import) = store::card_import(&state.db, id).await? else {
         return Err(match agent::find(&state.db, id).await? {
@@ -55,12 +62,15 @@ pub(super) async fn refresh_agent_card(
     let url: EndpointUrl = import.url.parse().map_err(|error| anyhow::anyhow!("a stored card URL: {error}"))?;
     let card = match card_import::fetch(&state.egress, &url, import.etag.as_deref()).await? {
         Fetched::Unchanged => {
-            store::card_unchanged(&state.db, id).await?;
+            let mut tx = signer.begin_write(&state.db).await?;
+            store::card_unchanged(&mut tx, id).await?;
+            tx.commit().await?;
             let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
             return if row.active { Ok(Json(row.into())) } else { Err(deactivated(id)) };
         }
-        Fetched::Card(card) => card,
+        Fetched::Card(card) => proven(&state, &url, *card).await,
     };
+    let (card, proven) = card;
     let changes = UpdateAgent {
         name: Some(card.name.clone()),
         description: Some(card.description.clone()),
@@ -69,13 +79,13 @@ pub(super) async fn refresh_agent_card(
         price: None,
         agent_card_url: None,
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = signer.begin_write(&state.db).await?;
     let Some(row) = store::update(&mut tx, id, &changes).await? else {
         drop(tx);
         return Err(inactive_or_missing(&state, id).await);
     };
     let agent = Agent::from(row);
-    store::save_card_import(&mut tx, id, url.as_str(), &card).await?;
+    store::save_card_import(&mut tx, id, url.as_str(), &card, &proven).await?;
     events::record(&mut tx, Aggregate::Agent(id), events::AGENT_UPDATED, &agent).await?;
     tx.commit().await?;
     agent::changed(&state, id);
@@ -83,12 +93,11 @@ pub(super) async fn refresh_agent_card(
     Ok(Json(agent))
 }
 
-/// The interfaces and provider the agent's imported card declared, if any.
-pub(crate) async fn imported_card(
-    db: &sqlx::PgPool,
-    id: AgentId,
-) -> anyhow::Result<Option<(Vec<AgentInterface>, Option<AgentProvider>)>> {
+/// The interfaces and provider the agent's imported card declared, if any,
+/// and how they were proven.
+pub(crate) async fn imported_card(db: &sqlx::PgPool, id: AgentId) -> anyhow::Result<Option<Declared>> {
     let Some(import) = store::card_import(db, id).await? else { return Ok(None) };
     let provider = import.provider.map(serde_json::from_value).transpose()?;
-    Ok(Some((serde_json::from_value(import.interfaces)?, provider)))
+    let proven = Proven { proof: import.proof, site: import.proven_site };
+    Ok(Some(Declared { interfaces: serde_json::from_value(import.interfaces)?, provider, proven }))
 }

@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use super::card_import::ImportedCard;
+use super::card_proof::{Proof, Proven};
 use super::model::UpdateAgent;
 use crate::resources::agent::AgentRow;
 
@@ -171,21 +172,25 @@ pub async fn enable_endpoint(tx: &mut PgConnection, id: AgentId) -> sqlx::Result
 }
 
 /// Where an agent's card is, the ETag it was last fetched with, and what of
-/// it the registry serves back.
+/// it the registry serves back, with how that was proven.
 pub struct CardImportRow {
     pub url: String,
     pub etag: Option<String>,
     pub interfaces: serde_json::Value,
     pub provider: Option<serde_json::Value>,
+    pub proof: Proof,
+    pub proven_site: Option<String>,
 }
 
-/// Records (or replaces) the card the agent was just given from `url`.
+/// Records (or replaces) the card the agent was just given from `url`, and
+/// how its claims were proven.
 #[tracing::instrument(name = "sql save card import", skip_all)]
 pub async fn save_card_import(
     tx: &mut PgConnection,
     agent: AgentId,
     url: &str,
     card: &ImportedCard,
+    proven: &Proven,
 ) -> sqlx::Result<()> {
     let interfaces = serde_json::to_value(&card.interfaces).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     let provider = card
@@ -195,13 +200,17 @@ pub async fn save_card_import(
         .transpose()
         .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     sqlx::query!(
-        "INSERT INTO agent_card_imports (agent_id, url, etag, interfaces, provider) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (agent_id) DO UPDATE SET url = $2, etag = $3, interfaces = $4, provider = $5, fetched_at = now()",
+        "INSERT INTO agent_card_imports (agent_id, url, etag, interfaces, provider, proof, proven_site)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (agent_id) DO UPDATE
+         SET url = $2, etag = $3, interfaces = $4, provider = $5, proof = $6, proven_site = $7, fetched_at = now()",
         agent.as_uuid(),
         url,
         card.etag.as_deref(),
         interfaces,
         provider,
+        proven.proof as Proof,
+        proven.site.as_deref(),
     )
     .execute(tx)
     .await?;
@@ -210,9 +219,9 @@ pub async fn save_card_import(
 
 /// A refresh found the card unchanged.
 #[tracing::instrument(name = "sql card unchanged", skip_all)]
-pub async fn card_unchanged(db: &PgPool, agent: AgentId) -> sqlx::Result<()> {
+pub async fn card_unchanged(tx: &mut PgConnection, agent: AgentId) -> sqlx::Result<()> {
     sqlx::query!("UPDATE agent_card_imports SET fetched_at = now() WHERE agent_id = $1", agent.as_uuid())
-        .execute(db)
+        .execute(tx)
         .await?;
     Ok(())
 }
@@ -221,7 +230,8 @@ pub async fn card_unchanged(db: &PgPool, agent: AgentId) -> sqlx::Result<()> {
 pub async fn card_import(db: &PgPool, agent: AgentId) -> sqlx::Result<Option<CardImportRow>> {
     sqlx::query_as!(
         CardImportRow,
-        "SELECT url, etag, interfaces, provider FROM agent_card_imports WHERE agent_id = $1",
+        r#"SELECT url, etag, interfaces, provider, proof AS "proof: Proof", proven_site
+           FROM agent_card_imports WHERE agent_id = $1"#,
         agent.as_uuid(),
     )
     .fetch_optional(db)

@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{RecipientId, recipient_of, require_recipient};
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, Signer};
 use crate::http::cursor;
 use crate::http::error::{ApiError, Problem, SignedRequestRefusals};
 use crate::http::extract::ValidQuery;
@@ -184,7 +184,7 @@ impl TryFrom<DeliveryQuery> for Filter {
 async fn job_deliveries(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Authenticated(principal): Authenticated,
+    Authenticated(Signer { principal, .. }): Authenticated,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
     job::find_for_party(&state, id, &principal).await?;
     let (agent, client) = recipient_of(&principal).map_or((None, None), Recipient::columns);
@@ -232,7 +232,7 @@ async fn recipient_deliveries<R: RecipientId>(
     State(state): State<AppState>,
     PathId(id): PathId<R>,
     ValidQuery(query): ValidQuery<DeliveryQuery>,
-    Authenticated(principal): Authenticated,
+    Authenticated(Signer { principal, .. }): Authenticated,
 ) -> Result<Json<DeliveryPage>, ApiError> {
     let recipient = id.recipient();
     require_recipient(&principal, recipient)?;

@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{RecipientId, require_recipient};
-use crate::http::auth::Signed;
+use crate::http::auth::{Signed, Signer};
 use crate::http::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
 use crate::http::path_id::PathId;
 use crate::http::state::AppState;
@@ -96,10 +96,10 @@ async fn recover_client_deliveries(
 async fn recover<R: RecipientId>(
     State(state): State<AppState>,
     PathId(id): PathId<R>,
-    Signed { principal, body: Recover { since, until }, .. }: Signed<Recover>,
+    Signed { signer, body: Recover { since, until } }: Signed<Recover>,
 ) -> Result<(StatusCode, Json<Recovered>), ApiError> {
     let recipient = id.recipient();
-    require_recipient(&principal, recipient)?;
+    require_recipient(&signer.principal, recipient)?;
     let now = OffsetDateTime::now_utc();
     if since < now - MAX_WINDOW {
         return Err(ApiError::invalid("since", "must be at most 14 days ago"));
@@ -113,18 +113,12 @@ async fn recover<R: RecipientId>(
     let marker = Marker::take(&state, recipient).await?;
     let traceparent = shared::telemetry::current_traceparent();
     let window = Redrive { recipient, since, until, limit: PER_CALL };
-    let redriven = match redrive::redrive(&state.db, window, traceparent.as_deref(), false).await {
+    let redriven = match redrive_bound(&state, &signer, window, traceparent.as_deref()).await {
         Ok(redriven) => redriven,
         Err(error) => {
             // A refused or failed recover does not count against the minute.
             marker.release(&state).await;
-            return Err(match error {
-                RedriveError::NoSuchRecipient(_) => ApiError::NotFound(format!("no recipient {recipient}")),
-                RedriveError::EndpointDisabled(agent) => ApiError::Conflict(format!(
-                    "agent {agent}'s endpoint is disabled: enable it (POST /v1/agents/{agent}/endpoint/enable), then recover"
-                )),
-                RedriveError::Database(error) => error.into(),
-            });
+            return Err(error);
         }
     };
     if redriven.queued > 0 {
@@ -132,6 +126,26 @@ async fn recover<R: RecipientId>(
     }
     tracing::info!(%recipient, queued = redriven.queued, more = redriven.more, "deliveries recovered");
     Ok((StatusCode::ACCEPTED, Json(Recovered { queued: redriven.queued, more: redriven.more })))
+}
+
+/// The redrive, in a transaction bound to the key that signed the recover.
+async fn redrive_bound(
+    state: &AppState,
+    signer: &Signer,
+    window: Redrive,
+    traceparent: Option<&str>,
+) -> Result<redrive::Redriven, ApiError> {
+    let recipient = window.recipient;
+    let mut tx = signer.begin_write(&state.db).await?;
+    let redriven = redrive::redrive(&mut tx, window, traceparent, false).await.map_err(|error| match error {
+        RedriveError::NoSuchRecipient(_) => ApiError::NotFound(format!("no recipient {recipient}")),
+        RedriveError::EndpointDisabled(agent) => ApiError::Conflict(format!(
+            "agent {agent}'s endpoint is disabled: enable it (POST /v1/agents/{agent}/endpoint/enable), then recover"
+        )),
+        RedriveError::Database(error) => error.into(),
+    })?;
+    tx.commit().await?;
+    Ok(redriven)
 }
 
 /// A recipient's one recover a minute: a Redis key (`SET NX EX`, so two

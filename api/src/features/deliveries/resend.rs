@@ -35,16 +35,17 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 async fn resend_delivery(
     State(state): State<AppState>,
     PathId(id): PathId<DeliveryId>,
-    Authenticated(principal): Authenticated,
+    Authenticated(signer): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    let Some(recipient) = recipient_of(&principal) else {
+    let Some(recipient) = recipient_of(&signer.principal) else {
         return Err(not_yours(id));
     };
     // The new round joins this request's trace.
     let traceparent = shared::telemetry::current_traceparent();
+    let mut tx = signer.begin_write(&state.db).await?;
     let started =
-        redrive::start_new_round(&state.db, recipient, &[id.as_uuid()], Restart::Resend, traceparent.as_deref())
-            .await?;
+        redrive::start_new_round(&mut *tx, recipient, &[id.as_uuid()], Restart::Resend, traceparent.as_deref()).await?;
+    tx.commit().await?;
     if started == 0 {
         return Err(why_not_resent(&state, id, recipient).await?);
     }

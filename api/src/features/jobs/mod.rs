@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::features::receipts;
-use crate::http::auth::{Authenticated, Signed};
+use crate::http::auth::{Authenticated, Signed, Signer};
 use crate::http::cursor;
 use crate::http::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
 use crate::http::extract::{ValidQuery, require_allowed_scheme};
@@ -67,9 +67,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create_job(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Signed { principal, body, .. }: Signed<CreateJob>,
+    Signed { signer, body }: Signed<CreateJob>,
 ) -> Result<Response, ApiError> {
-    let Principal::Client(client) = principal else {
+    let Principal::Client(client) = signer.principal else {
         return Err(ApiError::Forbidden("only clients create jobs; sign with your cli_… keyid".into()));
     };
     let key = idempotency_key(&headers)?;
@@ -112,7 +112,10 @@ async fn create_job(
         event: (EventId::generate(), &event_data),
         traceparent: shared::telemetry::current_traceparent(),
     };
-    let refusal = match store::create(&state.db, &new_job).await? {
+    let mut tx = signer.begin_write(&state.db).await?;
+    let creation = store::create(&mut tx, &new_job).await?;
+    tx.commit().await?;
+    let refusal = match creation {
         None => ApiError::invalid("agent_id", format!("no agent with id {}", job.agent_id)),
         Some(terms) if !terms.agent_active => ApiError::Conflict(format!("agent {} is deactivated", job.agent_id)),
         Some(terms) if job.price.value() > terms.agent_price => {
@@ -239,9 +242,9 @@ fn created(job: Job, replayed: bool) -> Response {
 async fn get_job(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Authenticated(principal): Authenticated,
+    Authenticated(signer): Authenticated,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(job::find_for_party(&state, id, &principal).await?))
+    Ok(Json(job::find_for_party(&state, id, &signer.principal).await?))
 }
 
 /// The `role` a job listing is for.
@@ -278,9 +281,9 @@ pub struct JobQuery {
 async fn list_jobs(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<JobQuery>,
-    Authenticated(principal): Authenticated,
+    Authenticated(signer): Authenticated,
 ) -> Result<Json<JobPage>, ApiError> {
-    let (party, as_agent) = match (&principal, query.role.as_deref()) {
+    let (party, as_agent) = match (&signer.principal, query.role.as_deref()) {
         (Principal::Client(client), None | Some("client")) => (client.as_uuid(), false),
         (Principal::Agent(agent), None | Some("agent")) => (agent.as_uuid(), true),
         (_, Some(role)) if !ROLES.contains(&role) => {
@@ -307,9 +310,9 @@ async fn list_jobs(
 async fn accept_job(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Authenticated(principal): Authenticated,
+    Authenticated(signer): Authenticated,
 ) -> Result<Json<Job>, ApiError> {
-    transition(&state, id, &principal, JobTransition::Accept, None, None).await
+    transition(&state, id, &signer, JobTransition::Accept, None, None).await
 }
 
 /// Complete an accepted job with its result before its `deadline` (signed by its agent).
@@ -319,9 +322,9 @@ async fn accept_job(
 async fn complete_job(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Signed { principal, body, .. }: Signed<CompleteJob>,
+    Signed { signer, body }: Signed<CompleteJob>,
 ) -> Result<Json<Job>, ApiError> {
-    transition(&state, id, &principal, JobTransition::Complete, Some(&body.result), None).await
+    transition(&state, id, &signer, JobTransition::Complete, Some(&body.result), None).await
 }
 
 /// Fail a pending or accepted job, saying why (signed by its agent).
@@ -331,7 +334,7 @@ async fn complete_job(
 async fn fail_job(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Signed { principal, body, .. }: Signed<FailJob>,
+    Signed { signer, body }: Signed<FailJob>,
 ) -> Result<Json<Job>, ApiError> {
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_FAILURE_REASON_CHARS {
@@ -341,7 +344,7 @@ async fn fail_job(
     if reason.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(ApiError::invalid("reason", "must not contain control characters"));
     }
-    transition(&state, id, &principal, JobTransition::Fail, None, Some(reason)).await
+    transition(&state, id, &signer, JobTransition::Fail, None, Some(reason)).await
 }
 
 /// Cancel a pending or accepted job (signed by its client).
@@ -351,9 +354,9 @@ async fn fail_job(
 async fn cancel_job(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Authenticated(principal): Authenticated,
+    Authenticated(signer): Authenticated,
 ) -> Result<Json<Job>, ApiError> {
-    transition(&state, id, &principal, JobTransition::Cancel, None, None).await
+    transition(&state, id, &signer, JobTransition::Cancel, None, None).await
 }
 
 /// One conditional update moves the job, and the event, its deliveries and
@@ -362,11 +365,12 @@ async fn cancel_job(
 async fn transition(
     state: &AppState,
     id: JobId,
-    principal: &Principal,
+    signer: &Signer,
     transition: JobTransition,
     result: Option<&serde_json::Value>,
     failure_reason: Option<&str>,
 ) -> Result<Json<Job>, ApiError> {
+    let principal = &signer.principal;
     let party = match (principal, transition.by_agent()) {
         (Principal::Agent(agent), true) => agent.as_uuid(),
         (Principal::Client(client), false) => client.as_uuid(),
@@ -375,7 +379,7 @@ async fn transition(
             return Err(ApiError::Forbidden(format!("only {who} may {} it", transition.verb())));
         }
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = signer.begin_write(&state.db).await?;
     let Some(row) = store::transition(&mut tx, id, party, transition, result, failure_reason).await? else {
         drop(tx);
         let job = job::find_for_party(state, id, principal).await?;

@@ -32,14 +32,13 @@ pub struct Creation {
 }
 
 /// Writes the job, its `job.created` event and the delivery to the agent's
-/// endpoint in one statement: one round trip, atomic without a transaction.
-/// Only when the agent is active and asks at least the price; its row is
+/// endpoint in one statement. Only when the agent is active and asks at least the price; its row is
 /// locked (`FOR SHARE`) so it cannot be deactivated or repriced meanwhile.
 /// `None` when there is no such agent. The delivery follows
 /// [`crate::outbox::deliver_to_agent`]: dead from the start while the
 /// endpoint is disabled.
 #[tracing::instrument(name = "sql create job", skip_all)]
-pub async fn create(db: &PgPool, new: &NewJob<'_>) -> sqlx::Result<Option<Creation>> {
+pub async fn create(tx: &mut PgConnection, new: &NewJob<'_>) -> sqlx::Result<Option<Creation>> {
     sqlx::query_as!(
         Creation,
         r#"WITH agent AS (
@@ -82,7 +81,7 @@ pub async fn create(db: &PgPool, new: &NewJob<'_>) -> sqlx::Result<Option<Creati
         new.job.accept_by,
         new.job.deadline,
     )
-    .fetch_optional(db)
+    .fetch_optional(tx)
     .await
 }
 

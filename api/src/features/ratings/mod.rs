@@ -54,15 +54,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn rate_job(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Signed { principal, body, .. }: Signed<RateJob>,
+    Signed { signer, body }: Signed<RateJob>,
 ) -> Result<(StatusCode, Json<JobRating>), ApiError> {
-    let Principal::Client(client) = principal else {
+    let Principal::Client(client) = signer.principal else {
         return Err(ApiError::Forbidden("only the job's client may rate it; sign with your cli_… keyid".into()));
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = signer.begin_write(&state.db).await?;
     let Some(agent_id) = store::insert(&mut tx, id, client, &body).await? else {
         drop(tx); // Before reading on another connection.
-        return Err(why_not_rated(&state, id, &principal).await);
+        return Err(why_not_rated(&state, id, &signer.principal).await);
     };
     let agent = store::rescore_agent(&mut tx, agent_id).await?;
     let rating = JobRating::from(store::find(&mut tx, id).await?);

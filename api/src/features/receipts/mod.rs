@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, Signer};
 use crate::http::error::{ApiError, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::http::extract::{PageQuery, ValidQuery};
 use crate::http::path_id::PathId;
@@ -105,7 +105,7 @@ pub fn result_sha256(result: &serde_json::Value) -> anyhow::Result<String> {
 async fn get_receipt(
     State(state): State<AppState>,
     PathId(id): PathId<JobId>,
-    Authenticated(principal): Authenticated,
+    Authenticated(Signer { principal, .. }): Authenticated,
 ) -> Result<Json<FullReceipt>, ApiError> {
     let found = store::find(&state.db, id).await?.filter(|job| principal.is_party(job.agent_id, job.client_id));
     let job = found.ok_or_else(|| job::not_found(id))?;

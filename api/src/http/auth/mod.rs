@@ -3,13 +3,14 @@
 //! body's digest, the freshness of `created` (and `expires`) and the nonce,
 //! then spend a token of the caller's write bucket. [`Own`] adds the path's
 //! `{id}` and lets only that agent's or client's own key through; other
-//! handlers decide what the principal may do.
+//! handlers decide what the principal may do. Every write opens its
+//! transaction with [`Signer::begin_write`], bound to the key that signed it.
 
 mod signature;
+mod signer;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
-use ed25519_dalek::VerifyingKey;
 use serde::de::DeserializeOwned;
 
 use crate::http::error::ApiError;
@@ -20,12 +21,11 @@ use crate::http::rate_limit::{self, Class};
 use crate::http::state::AppState;
 
 pub use signature::AuthFailure;
+pub use signer::Signer;
 
 /// A signed request with a JSON body.
 pub struct Signed<T> {
-    pub principal: Principal,
-    /// The key the signature verified with: what a key rotation replaces.
-    pub key: VerifyingKey,
+    pub signer: Signer,
     pub body: T,
 }
 
@@ -35,13 +35,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Signed<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let body = read_body(Request::from_parts(parts.clone(), body), state).await?;
-        let (principal, key) = authenticate(&parts, &body, state).await?;
-        Ok(Self { principal, key, body: parse_json(&parts.headers, &body)? })
+        let signer = authenticate(&parts, &body, state).await?;
+        Ok(Self { signer, body: parse_json(&parts.headers, &body)? })
     }
 }
 
 /// A signed request without a body (e.g. `DELETE`).
-pub struct Authenticated(pub Principal);
+pub struct Authenticated(pub Signer);
 
 impl FromRequest<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -52,23 +52,23 @@ impl FromRequest<AppState> for Authenticated {
         if !body.is_empty() {
             return Err(ApiError::invalid("body", "this request takes no body"));
         }
-        Ok(Self(authenticate(&parts, &body, state).await?.0))
+        Ok(Self(authenticate(&parts, &body, state).await?))
     }
 }
 
-/// What a signed request's extractor knows: who signed it.
+/// What a signed request's extractor knows: who signed it, with which key.
 pub trait SignedBy {
-    fn principal(&self) -> &Principal;
+    fn signer(&self) -> &Signer;
 }
 
 impl<T> SignedBy for Signed<T> {
-    fn principal(&self) -> &Principal {
-        &self.principal
+    fn signer(&self) -> &Signer {
+        &self.signer
     }
 }
 
 impl SignedBy for Authenticated {
-    fn principal(&self) -> &Principal {
+    fn signer(&self) -> &Signer {
         &self.0
     }
 }
@@ -90,7 +90,7 @@ where
         let PathId(id) = PathId::<Id>::from_request_parts(&mut parts, state).await?;
         let signed =
             E::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
-        signed.principal().require_owner(id).map_err(IntoResponse::into_response)?;
+        signed.signer().principal.require_owner(id).map_err(IntoResponse::into_response)?;
         Ok(Self(id, signed))
     }
 }
@@ -100,11 +100,7 @@ where
 /// bucket. Buckets are keyed by the canonical
 /// principal (not the keyid as spelled), and registrations — a fresh key
 /// each time — by client IP.
-async fn authenticate(
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-    state: &AppState,
-) -> Result<(Principal, VerifyingKey), ApiError> {
+async fn authenticate(parts: &axum::http::request::Parts, body: &[u8], state: &AppState) -> Result<Signer, ApiError> {
     let signature::Verified { principal, key, nonce_key } = signature::verify(parts, body, state).await?;
     let class = match parts.method {
         axum::http::Method::GET | axum::http::Method::HEAD => Class::Read,
@@ -123,5 +119,5 @@ async fn authenticate(
         .await
         .map_err(|error| rate_limit::unavailable(&error, "the request's nonce and rate limit"))?;
     rate_limit::admit(decision.ok_or(AuthFailure::ReplayedNonce)?)?;
-    Ok((principal, key))
+    Ok(Signer::new(principal, key))
 }
