@@ -409,7 +409,11 @@ async fn recover_queues_a_recipients_dead_deliveries_since_a_time_once_a_minute(
 
     let client_path = format!("/v1/clients/{}", id_of(&registered));
     let recovered = expect(recover(&app, &client, &client_path, now - Duration::hours(1)).await, 202).await;
-    assert_eq!(recovered, json!({"queued": 1, "more": false, "at_cap": 0, "refused": 0}), "each recipient has its own minute");
+    assert_eq!(
+        recovered,
+        json!({"queued": 1, "more": false, "at_cap": 0, "refused": 0}),
+        "each recipient has its own minute"
+    );
     assert_eq!(round_of(&app.db, &callback[0]).await.0, "pending");
     assert_eq!(round_of(&app.db, &theirs).await.0, "dead");
 }

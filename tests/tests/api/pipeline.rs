@@ -495,7 +495,10 @@ async fn a_receiver_down_past_the_whole_schedule_gets_everything_after_recover()
     let body = json!({"since": since.format(&Rfc3339).unwrap()});
     let recovered = pipeline.app.signed(&agent.signer, Method::POST, &recover, &body).await;
     assert_eq!(recovered.status(), 202);
-    assert_eq!(recovered.json::<Value>().await.unwrap(), json!({"queued": 3, "more": false, "at_cap": 0, "refused": 0}));
+    assert_eq!(
+        recovered.json::<Value>().await.unwrap(),
+        json!({"queued": 3, "more": false, "at_cap": 0, "refused": 0})
+    );
     assert!(pipeline.receiver.wait_for(3, 20).await, "everything arrives once the receiver is back");
     let mut ids: Vec<Value> =
         pipeline.receiver.received().iter().map(|received| received.json()["data"]["id"].clone()).collect();
@@ -646,7 +649,8 @@ async fn a_client_with_fifty_hanging_callback_hosts_does_not_slow_another_client
     let (hog, _) = pipeline.client().await;
     let (hanging, _listeners) = hanging_hosts(50).await;
     for callback_url in &hanging {
-        let body = json!({"agent_id": agent.registered["id"], "input": {}, "price": "10", "callback_url": callback_url});
+        let body =
+            json!({"agent_id": agent.registered["id"], "input": {}, "price": "10", "callback_url": callback_url});
         let job: Value = pipeline.app.signed(&hog, Method::POST, "/v1/jobs", &body).await.json().await.unwrap();
         let accept = format!("/v1/jobs/{}/accept", job["id"].as_str().unwrap());
         assert_eq!(pipeline.app.signed(&agent.signer, Method::POST, &accept, &Value::Null).await.status(), 200);
@@ -660,9 +664,11 @@ async fn a_client_with_fifty_hanging_callback_hosts_does_not_slow_another_client
     assert_eq!(pipeline.app.signed(&agent.signer, Method::POST, &accept, &Value::Null).await.status(), 200);
     let started = tokio::time::Instant::now();
     let arrived = || async {
-        pipeline.receiver.received().iter().any(|received| {
-            received.path == "/client" && received.json()["data"]["id"] == job["id"]
-        })
+        pipeline
+            .receiver
+            .received()
+            .iter()
+            .any(|received| received.path == "/client" && received.json()["data"]["id"] == job["id"])
     };
     assert!(
         tests::eventually(4, arrived).await,
@@ -670,4 +676,3 @@ async fn a_client_with_fifty_hanging_callback_hosts_does_not_slow_another_client
     );
     assert!(started.elapsed() < Duration::from_secs(4));
 }
-

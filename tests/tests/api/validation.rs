@@ -86,8 +86,12 @@ async fn webhook_targets_on_ip_literals_or_private_names_are_refused_at_registra
         assert!(problem["detail"].as_str().unwrap().contains("must"), "{target}: {problem}");
 
         let change = json!({"endpoint_url": target});
-        assert_problem(app.signed(&agent.signer, Method::PATCH, &agent.path(), &change).await, 422, Some("endpoint_url"))
-            .await;
+        assert_problem(
+            app.signed(&agent.signer, Method::PATCH, &agent.path(), &change).await,
+            422,
+            Some("endpoint_url"),
+        )
+        .await;
 
         let job = json!({"agent_id": agent.registered["id"], "input": {}, "price": "12.50", "callback_url": target});
         assert_problem(app.signed(&client, Method::POST, "/v1/jobs", &job).await, 422, Some("callback_url")).await;
