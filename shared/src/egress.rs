@@ -95,7 +95,57 @@ impl EgressPolicy {
     fn check_ip(&self, ip: IpAddr) -> Result<(), EgressError> {
         if self.permits(ip) { Ok(()) } else { Err(EgressError::Refused(format!("{ip} is not a public address"))) }
     }
+
+    /// Whether a webhook target given at registration (an agent's endpoint,
+    /// a job's callback) can be delivered to, as early as it can be told:
+    /// an IP literal only when the allow-list names it (a public address
+    /// too: a target is named by its host name), a metadata host never, and
+    /// a name not when it resolves only to addresses the policy refuses.
+    /// The lookup waits at most [`REGISTRATION_LOOKUP_TIMEOUT`]; a name that
+    /// does not resolve now (no such name, DNS failing or slow) is accepted,
+    /// as every delivery resolves it again and is refused then. `Err` is a
+    /// sentence to put after the field's name.
+    pub async fn check_target(&self, url: &Url) -> Result<(), String> {
+        let literal = |ip: IpAddr| {
+            let canonical = ip.to_canonical();
+            if self.allowed.iter().any(|range| range.contains(canonical)) {
+                Ok(())
+            } else {
+                Err(format!("must name its host, not an IP address ({ip})"))
+            }
+        };
+        match url.host() {
+            None => Err("must name a host".into()),
+            Some(Host::Ipv4(ip)) => literal(ip.into()),
+            Some(Host::Ipv6(ip)) => literal(ip.into()),
+            Some(Host::Domain(name)) => {
+                check_host_name(name).map_err(|_| format!("must not name a metadata server ({name})"))?;
+                let lookup = tokio::net::lookup_host((name, url.port_or_known_default().unwrap_or(443)));
+                match tokio::time::timeout(REGISTRATION_LOOKUP_TIMEOUT, lookup).await {
+                    Ok(Ok(addresses)) => {
+                        let addresses: Vec<SocketAddr> = addresses.collect();
+                        if addresses.is_empty() || addresses.iter().any(|address| self.permits(address.ip())) {
+                            Ok(())
+                        } else {
+                            Err(format!("must be reachable: {name} resolves only to non-public addresses"))
+                        }
+                    }
+                    Ok(Err(error)) => {
+                        tracing::info!(host = name, %error, "target not resolvable at registration; accepted");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::warn!(host = name, "DNS lookup of a target timed out at registration; accepted");
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
 }
+
+/// The longest a registration waits for the DNS answer about a target's host.
+pub const REGISTRATION_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether `ip` is a globally routable unicast address. Addresses that embed an IPv4 address
 /// (IPv4-mapped, IPv4-compatible, NAT64) are judged by the embedded address.

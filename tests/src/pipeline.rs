@@ -39,7 +39,8 @@ pub struct PipelineOptions {
     pub standin: StandInConfig,
     /// What the receiver answers, in turn (`NO_ANSWER`: hold the request); 200 afterwards.
     pub statuses: Vec<u16>,
-    /// The worker's `EGRESS_ALLOW_CIDRS`: loopback by default, so the receiver is reachable.
+    /// The worker's `EGRESS_ALLOW_CIDRS`: loopback by default, so the receiver is reachable. (The
+    /// API's is loopback always, so it accepts the receiver as a target.)
     pub egress_allow: &'static str,
     /// The worker's `WEBHOOK_RETRY_SCHEDULE`: by default five attempts within a second.
     pub retry_schedule: &'static str,
@@ -168,6 +169,8 @@ pub async fn spawn_pipeline_with(options: PipelineOptions) -> Pipeline {
         source.set("CLOUD_TASKS_ENDPOINT", endpoint);
         source.set("WEBHOOK_WORKER_URL", push_url);
         source.set("ALLOW_HTTP_ENDPOINTS", "true");
+        // So the API accepts the receiver's loopback URLs as targets (whatever the worker may reach).
+        source.set("EGRESS_ALLOW_CIDRS", "127.0.0.0/8,::1/128");
         for (name, value) in options.api_settings {
             source.set(name, value);
         }

@@ -18,7 +18,7 @@
 //!   but at most [`LONGEST_PACE`] unless the receiver asked for longer.
 //!
 //! Before a send ([`Policy::unsent`]): a disabled endpoint's delivery dies
-//! unsent; a busy host (or a URL being probed) puts the attempt off 1 s,
+//! unsent; a busy host or recipient (or a URL being probed) puts the attempt off 1 s,
 //! doubling to a minute; a paced URL puts it off until the pacing ends
 //! (plus 0.5–5 s, so the waiting deliveries do not arrive at once), or
 //! kills it when that is past the delivery's whole schedule.
@@ -63,8 +63,9 @@ pub struct Policy {
 pub enum NotSent {
     /// The agent's endpoint is disabled.
     EndpointDisabled,
-    /// All of the host's send slots are taken, or another delivery is
-    /// probing the URL (its outcome is known within a send's timeout).
+    /// All of the host's (or the recipient's) send slots are taken, or
+    /// another delivery is probing the URL (its outcome is known within a
+    /// send's timeout).
     Busy,
     /// The URL is paced until then.
     Paced(OffsetDateTime),

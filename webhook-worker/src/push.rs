@@ -1,5 +1,6 @@
 //! One Cloud Tasks push, orchestrated: authenticate it (`push_auth`), lease
-//! the delivery (`lease`), take a send slot (`slots`), pace it (`pacing`),
+//! the delivery (`lease`), take the recipient's and the host's send slots
+//! (`slots`), pace it (`pacing`),
 //! send the webhook (`send`), record the attempt (`record`) and enqueue what
 //! follows (`next_attempt`), then answer. What each attempt comes to and when
 //! the next runs is decided by `policy`, not here. The worker owns the
@@ -15,7 +16,7 @@
 //! | other failure, last attempt                | dead                          | 200 |
 //! | failure that ends the endpoint's health    | dead (endpoint disabled)      | 200 |
 //! | endpoint disabled (not sent)               | delivery dead                 | 200 |
-//! | URL paced or its host's slots busy (not sent) | a task for the same attempt, later | 200 |
+//! | URL paced, or its host's or recipient's slots busy (not sent) | a task for the same attempt, later | 200 |
 //! | URL paced past the delivery's whole schedule | dead, not sent               | 200 |
 //! | attempt already recorded (a duplicate push) | — (its next task made sure of) | 200 |
 //! | another push holds the lease               | —                             | 409 |
@@ -43,7 +44,7 @@ use crate::pacing::{self, Pace};
 use crate::policy::{NotSent, Unsent};
 use crate::record::{self, Attempted};
 use crate::send::{self, Webhook};
-use crate::slots::Slot;
+use crate::slots::{Holder, Slot};
 use crate::state::WorkerState;
 
 pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(push): Json<Push>) -> Response {
@@ -95,17 +96,26 @@ async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::R
     }
     // Host only: a URL's path and query may hold an agent's secrets.
     let target_host = Url::parse(&leased.target_url).ok().and_then(|url| url.host_str().map(str::to_owned));
-    let slot = match &target_host {
-        Some(host) => match state.slots.take(host).await {
+    // The recipient's slot first, then the host's: a push that finds the
+    // host busy gives the recipient's back at once.
+    let Slot::Taken(recipient_slot) = state.slots.take(Holder::Recipient(&leased.owner)).await else {
+        return not_sent(state, push, leased, NotSent::Busy).await;
+    };
+    let host_slot = match &target_host {
+        Some(host) => match state.slots.take(Holder::Host(host)).await {
             Slot::Taken(slot) => Some(slot),
-            Slot::Busy => return not_sent(state, push, leased, NotSent::Busy).await,
+            Slot::Busy => {
+                state.slots.give_back(recipient_slot).await;
+                return not_sent(state, push, leased, NotSent::Busy).await;
+            }
         },
         None => None,
     };
     let answer = paced_attempt(state, push, leased, target_host).await;
-    if let Some(slot) = slot {
+    if let Some(slot) = host_slot {
         state.slots.give_back(slot).await;
     }
+    state.slots.give_back(recipient_slot).await;
     answer
 }
 

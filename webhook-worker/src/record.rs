@@ -75,7 +75,7 @@ async fn write(db: impl PgExecutor<'_>, attempted: &Attempted<'_>, decision: &De
         "WITH async_commit AS (SELECT set_config('synchronous_commit', CASE WHEN $15 THEN 'off' ELSE current_setting('synchronous_commit') END, true)),
          updated AS (
              UPDATE webhook_deliveries
-             SET status = $2, attempts = $3, last_error = $4, lease_until = NULL, lease_token = NULL,
+             SET status = $2, attempts = $3, last_error = $4, last_outcome = $14, lease_until = NULL, lease_token = NULL,
                  finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
                  next_attempt_at = $6, task_name = COALESCE($7, task_name), deferrals = 0,
                  -- A push can come before the relay marked the row (a task from an earlier try).

@@ -1,11 +1,14 @@
-//! Send slots per endpoint host, shared by every worker instance through
-//! Redis: at most `WEBHOOK_ENDPOINT_CONCURRENCY` webhooks in flight to one
-//! host, so one tenant's slow or bursty receiver cannot take every sender,
-//! and no receiver is flooded by our concurrency. A slot is a member of a
-//! sorted set scored by when it lapses, so a worker that dies holding one
-//! frees it after the lease time. Redis away: sends go on unlimited (logged);
-//! the limit protects receivers, and stopping deliveries would hurt more.
-//! (How long a push finding its host busy waits is `policy`'s decision.)
+//! Send slots shared by every worker instance through Redis: at most
+//! `WEBHOOK_ENDPOINT_CONCURRENCY` webhooks in flight to one host, so no
+//! receiver is flooded by our concurrency, and at most
+//! `WEBHOOK_RECIPIENT_CONCURRENCY` to one recipient (an agent's endpoint, or
+//! a client's job callbacks on however many hosts), so one tenant's slow or
+//! hanging receivers cannot take every sender. A push holds one slot of
+//! each. A slot is a member of a sorted set scored by when it lapses, so a
+//! worker that dies holding one frees it after the lease time. Redis away:
+//! sends go on unlimited (logged); the limits protect receivers and tenants
+//! from each other, and stopping deliveries would hurt more. (How long a push
+//! finding no slot waits is `policy`'s decision.)
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -15,8 +18,8 @@ use fred::prelude::Pool;
 use fred::types::scripts::Script;
 use uuid::Uuid;
 
-/// KEYS[1]: the host's slots. ARGV: limit, holder token, lease (ms).
-/// Returns 1 when a slot was taken.
+/// KEYS[1]: the slots of one host or recipient. ARGV: limit, holder token,
+/// lease (ms). Returns 1 when a slot was taken.
 static TAKE_SLOT: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -36,14 +39,22 @@ return 1
 pub struct Slots {
     redis: Pool,
     prefix: String,
-    limit: u32,
+    per_host: u32,
+    per_recipient: u32,
     lease: Duration,
+}
+
+/// Whose slots: a target host's, or a recipient's (its prefixed id).
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    Host(&'a str),
+    Recipient(&'a str),
 }
 
 /// The outcome of asking for a slot.
 pub enum Slot {
     Taken(SlotHeld),
-    /// All of the host's slots are in use.
+    /// All of the host's (or the recipient's) slots are in use.
     Busy,
 }
 
@@ -54,20 +65,23 @@ pub struct SlotHeld {
 }
 
 impl Slots {
-    pub fn new(redis: Pool, prefix: &str, limit: u32, lease: Duration) -> Self {
-        Self { redis, prefix: prefix.to_owned(), limit, lease }
+    pub fn new(redis: Pool, prefix: &str, per_host: u32, per_recipient: u32, lease: Duration) -> Self {
+        Self { redis, prefix: prefix.to_owned(), per_host, per_recipient, lease }
     }
 
-    pub async fn take(&self, host: &str) -> Slot {
-        let key = format!("{}slots:{host}", self.prefix);
+    pub async fn take(&self, holder: Holder<'_>) -> Slot {
+        let (key, limit) = match holder {
+            Holder::Host(host) => (format!("{}slots:{host}", self.prefix), self.per_host),
+            Holder::Recipient(recipient) => (format!("{}recipient-slots:{recipient}", self.prefix), self.per_recipient),
+        };
         let token = Uuid::new_v4().simple().to_string();
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
-        let args = vec![self.limit.to_string(), token.clone(), lease_ms.to_string()];
+        let args = vec![limit.to_string(), token.clone(), lease_ms.to_string()];
         match TAKE_SLOT.evalsha_with_reload::<i64, _, _>(self.redis.next(), vec![key.clone()], args).await {
             Ok(1) => Slot::Taken(SlotHeld { key: Some(key), token }),
             Ok(_) => Slot::Busy,
             Err(error) => {
-                tracing::warn!(%error, "redis unavailable; endpoint concurrency not limited");
+                tracing::warn!(%error, ?holder, "redis unavailable; send concurrency not limited");
                 Slot::Taken(SlotHeld { key: None, token })
             }
         }

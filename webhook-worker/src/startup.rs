@@ -53,7 +53,13 @@ impl Worker {
         let redis = shared::redis::connect(&settings)?;
         // A slot outlives its holder by at most the push's hold.
         let slot_lease = delivery_policy.hold();
-        let slots = Slots::new(redis, &settings.redis_key_prefix, settings.webhook_endpoint_concurrency, slot_lease);
+        let slots = Slots::new(
+            redis,
+            &settings.redis_key_prefix,
+            settings.webhook_endpoint_concurrency,
+            settings.webhook_recipient_concurrency,
+            slot_lease,
+        );
         let state = WorkerState {
             db: shared::db::lazy_pool(&settings, settings.database_max_connections, Plans::Chosen)?,
             egress,

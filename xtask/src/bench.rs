@@ -275,9 +275,11 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         // The worker creates retries' tasks itself.
         ("CLOUD_TASKS_ENDPOINT", format!("http://127.0.0.1:{STANDIN_PORT}")),
         ("WEBHOOK_WORKER_URL", format!("http://127.0.0.1:{WORKER_PORT}/tasks/deliver")),
-        // Every bench webhook goes to one receiver host; the per-host limit
-        // (10 by default) would measure that limit, not the pipeline.
+        // Every bench webhook goes to one receiver host; the per-host and
+        // per-recipient limits (10 and 20 by default) would measure those
+        // limits, not the pipeline.
         ("WEBHOOK_ENDPOINT_CONCURRENCY", "1000".into()),
+        ("WEBHOOK_RECIPIENT_CONCURRENCY", "1000".into()),
         ("EGRESS_ALLOW_CIDRS", "127.0.0.0/8".into()),
         ("ALLOW_HTTP_ENDPOINTS", "true".into()),
         ("LOG_FORMAT", "json".into()),

@@ -136,7 +136,7 @@ impl Maintenance {
     async fn report_backlog(&self) {
         let age = sqlx::query_scalar!(
             r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - LEAST(
-                   (SELECT min(created_at) FROM webhook_deliveries WHERE status = 'pending'),
+                   (SELECT min(queued_at) FROM webhook_deliveries WHERE status = 'pending'),
                    (SELECT min(occurred_at) FROM events WHERE published_at IS NULL),
                    (SELECT min(finished_at) FROM webhook_deliveries WHERE status = 'dead' AND dead_lettered_at IS NULL),
                    (SELECT min(COALESCE(next_attempt_at, dispatched_at)) FROM webhook_deliveries

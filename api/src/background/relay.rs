@@ -10,6 +10,19 @@
 //! the sweep in `maintenance` re-queued it mid-schedule); the worker makes
 //! the later ones (it owns the retry schedule).
 //!
+//! Each batch is shared between recipients (an agent's endpoint, a client's
+//! callbacks), round robin: the relay walks the recipients that have pending
+//! deliveries from where the last batch stopped (at most [`BATCH`] of them),
+//! and takes first each one's oldest queued delivery, then each one's
+//! second, and so on. A recipient's backlog (a recover of 1,000) thus takes
+//! one delivery per recipient's turn, and another recipient's new delivery
+//! goes in the next batch whenever fewer than [`BATCH`] recipients are
+//! waiting (otherwise within their round). Within a recipient, deliveries go
+//! in the order they were queued (`queued_at`: a new round is queued when
+//! it starts, not when the delivery was first created). A batch costs at
+//! most [`BATCH`] + 1 index probes to find recipients and [`BATCH`] rows per
+//! recipient, whatever the backlog.
+//!
 //! Each task is created in a `create_task` span, a child of the trace of the
 //! request that wrote the delivery, and carries that span's `traceparent` to
 //! the worker.
@@ -18,7 +31,7 @@ use std::time::Duration;
 
 use shared::delivery_tasks::{DeliveryTasks, Push};
 use shared::domain::DeliveryId;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -40,15 +53,18 @@ pub struct Relay {
     db: PgPool,
     tasks: DeliveryTasks,
     wake: OutboxSignal,
+    /// The last recipient served: the next batch walks the recipients from
+    /// the one after it (wrapping around), so each has its turn.
+    last_served: Option<Uuid>,
 }
 
 impl Relay {
     pub fn new(db: PgPool, tasks: DeliveryTasks, wake: OutboxSignal) -> Self {
-        Self { db, tasks, wake }
+        Self { db, tasks, wake, last_served: None }
     }
 
     /// Relays until `stopping` turns true.
-    pub async fn run(self, mut stopping: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
         loop {
             let round = self.relay_batch().await.map(|relayed| relayed == BATCH as usize);
             if let Err(error) = &round {
@@ -65,15 +81,33 @@ impl Relay {
     /// marks those created as dispatched; failed ones stay pending. A
     /// delivery's task is for its next attempt (the first, unless the sweep
     /// re-queued it mid-schedule).
-    async fn relay_batch(&self) -> anyhow::Result<usize> {
+    async fn relay_batch(&mut self) -> anyhow::Result<usize> {
         let mut tx = self.db.begin().await?;
+        let recipients = waiting_recipients(&mut tx, self.last_served).await?;
+        // Each recipient's oldest queued rows, ranked; the batch takes every
+        // recipient's first before anyone's second. Rows another relay holds
+        // are skipped (and their recipient's next ones taken instead).
         let pending = sqlx::query!(
-            "SELECT id, generation, attempts, traceparent FROM webhook_deliveries WHERE status = 'pending'
-             ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            r#"SELECT d.id, d.generation, d.attempts, d.traceparent, turn.recipient AS "recipient!"
+               FROM unnest($1::uuid[]) WITH ORDINALITY AS turn (recipient, position)
+               CROSS JOIN LATERAL (
+                   SELECT w.id, row_number() OVER (ORDER BY w.queued_at) AS rank FROM webhook_deliveries w
+                   WHERE w.status = 'pending' AND COALESCE(w.agent_id, w.client_id) = turn.recipient
+                   ORDER BY w.queued_at LIMIT $2) queued
+               JOIN webhook_deliveries d ON d.id = queued.id
+               WHERE d.status = 'pending'
+               ORDER BY queued.rank, turn.position
+               LIMIT $2
+               FOR UPDATE OF d SKIP LOCKED"#,
+            &recipients,
             BATCH
         )
         .fetch_all(&mut *tx)
         .await?;
+        // The turn goes on after the last recipient this batch reached.
+        let position = |recipient: &Uuid| recipients.iter().position(|r| r == recipient);
+        self.last_served = pending.iter().map(|row| row.recipient).max_by_key(position);
+        let tasks = &self.tasks;
         let created = futures_util::future::join_all(pending.iter().map(|delivery| async move {
             let id = DeliveryId::from_uuid(delivery.id);
             let push = Push { delivery_id: id, generation: delivery.generation, attempt: Some(delivery.attempts + 1) };
@@ -83,7 +117,7 @@ impl Relay {
             }
             let name = push.task_name(None);
             let traceparent = span.in_scope(shared::telemetry::current_traceparent);
-            let task = self.tasks.create(&name, &push, None, traceparent).instrument(span);
+            let task = tasks.create(&name, &push, None, traceparent).instrument(span);
             let outcome = match tokio::time::timeout(CREATE_TIMEOUT, task).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(anyhow::anyhow!("CreateTask timed out")),
@@ -122,4 +156,41 @@ impl Relay {
         tx.commit().await?;
         rounds::round_result(dispatched.len(), failure, "tasks not created")
     }
+}
+
+/// Up to [`BATCH`] recipients with pending deliveries, in id order from the
+/// one after `after`, wrapping around to the first: a skip scan of the
+/// pending index by recipient (one probe per recipient), so its cost does
+/// not grow with the backlog.
+async fn waiting_recipients(tx: &mut PgConnection, after: Option<Uuid>) -> sqlx::Result<Vec<Uuid>> {
+    let mut recipients = walk_recipients(&mut *tx, after, BATCH).await?;
+    let short = BATCH - i64::try_from(recipients.len()).unwrap_or(BATCH);
+    if let (Some(after), true) = (after, short > 0) {
+        let wrapped = walk_recipients(&mut *tx, None, short).await?;
+        recipients.extend(wrapped.into_iter().take_while(|recipient| *recipient <= after));
+    }
+    Ok(recipients)
+}
+
+/// Up to `limit` recipients with pending deliveries, after `after`, in order.
+async fn walk_recipients(tx: &mut PgConnection, after: Option<Uuid>, limit: i64) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        r#"WITH RECURSIVE walk (recipient) AS (
+               (SELECT COALESCE(agent_id, client_id) FROM webhook_deliveries
+                -- The nil uuid (no recipient has it) starts from the first; a plain
+                -- comparison keeps the index condition in a generic plan too.
+                WHERE status = 'pending' AND COALESCE(agent_id, client_id) > COALESCE($1, '00000000-0000-0000-0000-000000000000'::uuid)
+                ORDER BY 1 LIMIT 1)
+               UNION ALL
+               SELECT (SELECT COALESCE(w.agent_id, w.client_id) FROM webhook_deliveries w
+                       WHERE w.status = 'pending' AND COALESCE(w.agent_id, w.client_id) > walk.recipient
+                       ORDER BY 1 LIMIT 1)
+               FROM walk WHERE walk.recipient IS NOT NULL
+           )
+           SELECT recipient AS "recipient!" FROM walk WHERE recipient IS NOT NULL LIMIT $2"#,
+        after,
+        limit
+    )
+    .fetch_all(tx)
+    .await
 }

@@ -131,6 +131,16 @@ pub fn require_allowed_scheme(state: &AppState, field: &str, url: &EndpointUrl) 
     }
 }
 
+/// A webhook target (an agent's endpoint, a job's callback) the worker could
+/// deliver to: an allowed scheme, and as far as can be told now, an address
+/// the egress policy permits (`shared::egress::EgressPolicy::check_target`:
+/// no IP literal outside the allow-list, no name resolving only to
+/// non-public addresses; a name that does not resolve now is accepted).
+pub async fn require_deliverable(state: &AppState, field: &str, url: &EndpointUrl) -> Result<(), ApiError> {
+    require_allowed_scheme(state, field, url)?;
+    state.settings.egress_policy.check_target(url.as_url()).await.map_err(|why| ApiError::invalid(field, why))
+}
+
 /// The page size every listing takes as `limit`: 1 to 100, 20 when absent.
 pub fn page_size(limit: Option<u16>) -> Result<u16, ApiError> {
     const DEFAULT: u16 = 20;

@@ -26,6 +26,10 @@ variables! {
     /// Most webhooks in flight at once to one endpoint host, across all worker instances (kept in
     /// Redis); others wait a few seconds.
     WEBHOOK_ENDPOINT_CONCURRENCY: u32 = default("10").parse(positive);
+    /// Most webhooks in flight at once to one recipient (an agent's endpoint, or all of a client's job
+    /// callbacks, whatever their hosts), across all worker instances (kept in Redis); others wait a few
+    /// seconds.
+    WEBHOOK_RECIPIENT_CONCURRENCY: u32 = default("20").parse(positive);
     /// Delivery attempts older than this are deleted (the deliveries themselves stay).
     DELIVERY_ATTEMPTS_RETENTION_DAYS: Duration =
         default("30").parse(|raw| positive(raw).map(|days: u32| Duration::from_secs(u64::from(days) * SECONDS_PER_DAY)));

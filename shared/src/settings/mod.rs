@@ -69,6 +69,7 @@ declare::settings! {
     webhook_timeout: Duration = delivery::WEBHOOK_TIMEOUT_SECONDS,
     webhook_retry_schedule: RetrySchedule = delivery::WEBHOOK_RETRY_SCHEDULE,
     webhook_endpoint_concurrency: u32 = delivery::WEBHOOK_ENDPOINT_CONCURRENCY,
+    webhook_recipient_concurrency: u32 = delivery::WEBHOOK_RECIPIENT_CONCURRENCY,
     delivery_attempts_retention: Duration = delivery::DELIVERY_ATTEMPTS_RETENTION_DAYS,
     cloud_tasks: CloudTasksSettings = delivery::cloud_tasks,
     pubsub: PubSubSettings = delivery::pubsub,

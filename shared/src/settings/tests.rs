@@ -33,6 +33,7 @@ fn defaults_come_from_seed_001() {
     assert_eq!(settings.webhook_retry_schedule.step_after(8), Some(Duration::from_secs(36_000)));
     assert_eq!(settings.webhook_retry_schedule.step_after(9), None, "nine attempts");
     assert_eq!(settings.webhook_endpoint_concurrency, 10);
+    assert_eq!(settings.webhook_recipient_concurrency, 20);
     assert_eq!(settings.cloud_tasks.queues(), ["projects/local/locations/local/queues/webhook-delivery"]);
     assert!(settings.cloud_tasks.endpoint.is_none() && settings.worker_shared_secret.is_none());
     assert!(!settings.allow_http_endpoints);

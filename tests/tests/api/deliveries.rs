@@ -147,7 +147,7 @@ async fn a_delivery_is_resent_at_most_once_a_minute_and_twenty_times_in_all() {
     let (status, headers, problem) = answer(resend_now().await).await;
     assert_eq!(status, 429, "the 21st resend: {problem}");
     assert_eq!(problem["type"], "urn:agent-registry:problem:limit-reached");
-    assert!(problem["detail"].as_str().unwrap().contains("resent 20 times, the most allowed"), "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("started over 20 times"), "{problem}");
     assert!(headers.get("retry-after").is_none(), "waiting does not help");
     assert_eq!(round_of(&app.db, &id).await, ("dead".to_owned(), 20, 20), "nothing changed");
     assert_eq!(job_deliveries(&app, &agent.signer, &job).await[0]["resends"], 20);
@@ -391,10 +391,10 @@ async fn recover_queues_a_recipients_dead_deliveries_since_a_time_once_a_minute(
     expect(recover(&app, &neighbour.signer, &agent.path(), now - Duration::hours(2)).await, 403).await;
 
     let recovered = expect(recover(&app, &agent.signer, &agent.path(), now - Duration::hours(2)).await, 202).await;
-    assert_eq!(recovered, json!({"queued": 2, "more": false}));
+    assert_eq!(recovered, json!({"queued": 2, "more": false, "at_cap": 0, "refused": 0}));
     assert_eq!(round_of(&app.db, &mine[0]).await.0, "dead", "died before the time");
     for id in &mine[1..] {
-        assert_eq!(round_of(&app.db, id).await, ("pending".to_owned(), 1, 0), "a new round, not a resend");
+        assert_eq!(round_of(&app.db, id).await, ("pending".to_owned(), 1, 1), "a new round, counted like a resend");
     }
     assert_eq!(round_of(&app.db, &theirs).await.0, "dead", "another agent's are untouched");
     assert_eq!(round_of(&app.db, &callback[0]).await.0, "dead", "so are the client's");
@@ -409,9 +409,88 @@ async fn recover_queues_a_recipients_dead_deliveries_since_a_time_once_a_minute(
 
     let client_path = format!("/v1/clients/{}", id_of(&registered));
     let recovered = expect(recover(&app, &client, &client_path, now - Duration::hours(1)).await, 202).await;
-    assert_eq!(recovered, json!({"queued": 1, "more": false}), "each recipient has its own minute");
+    assert_eq!(
+        recovered,
+        json!({"queued": 1, "more": false, "at_cap": 0, "refused": 0}),
+        "each recipient has its own minute"
+    );
     assert_eq!(round_of(&app.db, &callback[0]).await.0, "pending");
     assert_eq!(round_of(&app.db, &theirs).await.0, "dead");
+}
+
+/// Sets how many new rounds the delivery has had.
+async fn had_rounds(db: &PgPool, id: &str, rounds: i32) {
+    sqlx::query("UPDATE webhook_deliveries SET resends = $2 WHERE id = $1")
+        .bind(uuid_of(id))
+        .bind(rounds)
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn recoveries_and_resends_share_one_cap_of_twenty_rounds() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let (client, _) = app.register_client().await;
+    let below = agent_delivery(&app, &agent, &create_job(&app, &client, &agent).await).await;
+    let at_cap = agent_delivery(&app, &agent, &create_job(&app, &client, &agent).await).await;
+    for (id, rounds) in [(&below, 19), (&at_cap, 20)] {
+        died(&app.db, id, 5).await;
+        had_rounds(&app.db, id, rounds).await;
+    }
+
+    let since = OffsetDateTime::now_utc() - Duration::hours(1);
+    let recovered = expect(recover(&app, &agent.signer, &agent.path(), since).await, 202).await;
+    assert_eq!(recovered, json!({"queued": 1, "more": false, "at_cap": 1, "refused": 0}), "the capped one stays dead");
+    assert_eq!(round_of(&app.db, &below).await, ("pending".to_owned(), 1, 20), "the 20th round");
+    assert_eq!(round_of(&app.db, &at_cap).await, ("dead".to_owned(), 0, 20));
+
+    // The recovered round counted: a resend after it is refused, naming the delivery.
+    died(&app.db, &below, 0).await;
+    let (status, _, problem) =
+        answer(app.signed(&agent.signer, Method::POST, &format!("/v1/deliveries/{below}/resend"), &Value::Null).await)
+            .await;
+    assert_eq!(status, 429, "{problem}");
+    assert_eq!(problem["type"], "urn:agent-registry:problem:limit-reached");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains(&below) && detail.contains("started over 20 times"), "{problem}");
+    assert_eq!(round_of(&app.db, &below).await, ("dead".to_owned(), 1, 20), "nothing changed");
+}
+
+#[tokio::test]
+async fn a_delivery_the_egress_policy_refused_starts_over_only_once_the_endpoint_changes() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let (client, _) = app.register_client().await;
+    let id = agent_delivery(&app, &agent, &create_job(&app, &client, &agent).await).await;
+    // As the worker records it when the endpoint's host resolves to a private address.
+    died(&app.db, &id, 5).await;
+    sqlx::query("UPDATE webhook_deliveries SET last_outcome = 'refused' WHERE id = $1")
+        .bind(uuid_of(&id))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let resend = format!("/v1/deliveries/{id}/resend");
+
+    let refused = expect(app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 409).await;
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains(&id) && detail.contains("egress policy refused"), "{refused}");
+    let since = OffsetDateTime::now_utc() - Duration::hours(1);
+    let recovered = expect(recover(&app, &agent.signer, &agent.path(), since).await, 202).await;
+    assert_eq!(recovered, json!({"queued": 0, "more": false, "at_cap": 0, "refused": 1}));
+    assert_eq!(round_of(&app.db, &id).await, ("dead".to_owned(), 0, 0), "not started over");
+
+    let moved = json!({"endpoint_url": "https://elsewhere.example.com/hooks"});
+    expect(app.signed(&agent.signer, Method::PATCH, &agent.path(), &moved).await, 200).await;
+    expect(app.signed(&agent.signer, Method::POST, &resend, &Value::Null).await, 202).await;
+    assert_eq!(round_of(&app.db, &id).await, ("pending".to_owned(), 1, 1), "to the new endpoint");
+    let target: String = sqlx::query_scalar("SELECT target_url FROM webhook_deliveries WHERE id = $1")
+        .bind(uuid_of(&id))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(target, "https://elsewhere.example.com/hooks");
 }
 
 #[tokio::test]
@@ -435,7 +514,7 @@ async fn recover_queues_at_most_a_thousand_oldest_death_first() {
     let recovered =
         expect(recover(&app, &agent.signer, &agent.path(), OffsetDateTime::now_utc() - Duration::days(1)).await, 202)
             .await;
-    assert_eq!(recovered, json!({"queued": 1000, "more": true}));
+    assert_eq!(recovered, json!({"queued": 1000, "more": true, "at_cap": 0, "refused": 0}));
     let left: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM webhook_deliveries WHERE status = 'dead'").fetch_all(&app.db).await.unwrap();
     assert_eq!(left, [uuid_of(&first)], "the newest death waits for the next call");
@@ -457,7 +536,7 @@ async fn recover_waits_for_a_disabled_endpoint_and_a_refusal_costs_no_minute() {
     let enable = format!("{}/endpoint/enable", agent.path());
     expect(app.signed(&agent.signer, Method::POST, &enable, &Value::Null).await, 200).await;
     let recovered = expect(recover(&app, &agent.signer, &agent.path(), since).await, 202).await;
-    assert_eq!(recovered, json!({"queued": 1, "more": false}));
+    assert_eq!(recovered, json!({"queued": 1, "more": false, "at_cap": 0, "refused": 0}));
 }
 
 #[tokio::test]

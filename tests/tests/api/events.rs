@@ -269,15 +269,27 @@ async fn an_operator_redrives_the_dead_deliveries_of_an_endpoint_since_a_time() 
     let redrive = |window, dry_run| async move {
         shared::redrive::redrive(&mut db.acquire().await.unwrap(), window, None, dry_run).await.unwrap()
     };
-    assert_eq!(redrive(since(before), true).await, Redriven { queued: 2, more: false }, "a dry run counts");
+    assert_eq!(
+        redrive(since(before), true).await,
+        Redriven { queued: 2, more: false, at_cap: 0, refused: 0 },
+        "a dry run counts"
+    );
     let statuses: Vec<String> =
         sqlx::query_scalar("SELECT status FROM webhook_deliveries").fetch_all(db).await.unwrap();
     assert_eq!(statuses, ["dead", "dead"], "and changes nothing");
     let later = OffsetDateTime::now_utc();
     assert_eq!(redrive(since(later), false).await.queued, 0, "none since later");
     let first = Redrive { limit: 1, ..since(before) };
-    assert_eq!(redrive(first, false).await, Redriven { queued: 1, more: true }, "bounded by the limit");
-    assert_eq!(redrive(since(before), false).await, Redriven { queued: 1, more: false }, "and the rest");
+    assert_eq!(
+        redrive(first, false).await,
+        Redriven { queued: 1, more: true, at_cap: 0, refused: 0 },
+        "bounded by the limit"
+    );
+    assert_eq!(
+        redrive(since(before), false).await,
+        Redriven { queued: 1, more: false, at_cap: 0, refused: 0 },
+        "and the rest"
+    );
 
     for job in &jobs {
         let delivered =

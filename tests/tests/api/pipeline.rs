@@ -180,7 +180,16 @@ async fn non_public_targets_are_refused_without_a_request_leaving() {
     ];
     let mut jobs = Vec::new();
     for target in &targets {
-        let agent = pipeline.app.register_agent(json!({"endpoint_url": target})).await;
+        // Refused at registration too: set behind the API's back, as a name
+        // that resolved to a public address then and a private one now would.
+        let agent = pipeline.app.register_agent(json!({})).await;
+        let id = agent.registered["id"].as_str().unwrap().trim_start_matches("agt_");
+        sqlx::query("UPDATE agents SET endpoint_url = $1 WHERE id = $2")
+            .bind(target)
+            .bind(uuid::Uuid::parse_str(id).unwrap())
+            .execute(&pipeline.app.db)
+            .await
+            .unwrap();
         jobs.push((pipeline.create_job(&client, &agent).await, agent));
     }
     let all_dead = async || {
@@ -486,7 +495,10 @@ async fn a_receiver_down_past_the_whole_schedule_gets_everything_after_recover()
     let body = json!({"since": since.format(&Rfc3339).unwrap()});
     let recovered = pipeline.app.signed(&agent.signer, Method::POST, &recover, &body).await;
     assert_eq!(recovered.status(), 202);
-    assert_eq!(recovered.json::<Value>().await.unwrap(), json!({"queued": 3, "more": false}));
+    assert_eq!(
+        recovered.json::<Value>().await.unwrap(),
+        json!({"queued": 3, "more": false, "at_cap": 0, "refused": 0})
+    );
     assert!(pipeline.receiver.wait_for(3, 20).await, "everything arrives once the receiver is back");
     let mut ids: Vec<Value> =
         pipeline.receiver.received().iter().map(|received| received.json()["data"]["id"].clone()).collect();
@@ -556,4 +568,111 @@ async fn deliveries_spread_over_the_queues_and_each_keeps_to_its_own() {
     }
     assert!(later_tasks >= 1, "the worker deferred some: {tasks:?}");
     assert!(used.len() >= 2, "twelve deliveries all in {used:?}");
+}
+
+/// The uuid of a prefixed id (`dlv_…`), as task names and columns hold it.
+fn uuid_of(id: &Value) -> uuid::Uuid {
+    uuid::Uuid::parse_str(id.as_str().unwrap().split_once('_').unwrap().1).unwrap()
+}
+
+#[tokio::test]
+async fn a_recipients_recovered_backlog_delays_anothers_new_delivery_by_at_most_one_relay_batch() {
+    const RELAY_BATCH: usize = 32;
+    let pipeline = spawn_pipeline().await;
+    // Cloud Tasks away: everything written stays pending until it is back.
+    pipeline.standin.set_available(false);
+    let busy = pipeline.agent().await;
+    let other = pipeline.agent().await;
+    let (client, _) = pipeline.client().await;
+    let job = pipeline.app.hire(&client, &busy).await;
+    let first = uuid_of(&pipeline.deliveries(&busy.signer, &job).await[0]["id"]);
+    // 1,000 deliveries to `busy` made 13 days ago, dead an hour ago.
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, status, created_at, finished_at,
+                                         dead_lettered_at, last_error)
+         SELECT gen_random_uuid(), event_id, job_id, agent_id, target_url, 'dead', now() - interval '13 days',
+                now() - interval '1 hour' + make_interval(secs => n), now(), 'answered 503'
+         FROM webhook_deliveries, generate_series(1, 1000) AS n WHERE id = $1",
+    )
+    .bind(first)
+    .execute(&pipeline.app.db)
+    .await
+    .unwrap();
+    let recover = format!("{}/deliveries/recover", busy.path());
+    let since = (OffsetDateTime::now_utc() - time::Duration::hours(2)).format(&Rfc3339).unwrap();
+    let recovered = pipeline.app.signed(&busy.signer, Method::POST, &recover, &json!({"since": since})).await;
+    assert_eq!(recovered.json::<Value>().await.unwrap()["queued"], 1000);
+
+    let fresh = pipeline.app.hire(&client, &other).await;
+    let fresh = uuid_of(&pipeline.deliveries(&other.signer, &fresh).await[0]["id"]).simple().to_string();
+    pipeline.standin.set_available(true);
+    let created = || pipeline.standin.created_tasks().iter().position(|task| task.name.contains(&fresh));
+    assert!(tests::eventually(30, || async { created().is_some() }).await, "the new delivery is relayed");
+    let position = created().unwrap();
+    assert!(position < RELAY_BATCH, "{position} of the backlog's deliveries were relayed before the new one");
+}
+
+/// Listeners on 127.0.0.2, 127.0.0.3, … (each a host of its own) that
+/// accept connections and never answer: callback URLs on each.
+async fn hanging_hosts(count: u8) -> (Vec<String>, tokio::task::JoinSet<()>) {
+    let mut listeners = tokio::task::JoinSet::new();
+    let mut urls = Vec::new();
+    for host in 0..count {
+        let address = std::net::Ipv4Addr::new(127, 0, 0, host + 2);
+        let listener = tokio::net::TcpListener::bind((address, 0)).await.unwrap();
+        urls.push(format!("http://{}/hang", listener.local_addr().unwrap()));
+        listeners.spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+    }
+    (urls, listeners)
+}
+
+#[tokio::test]
+async fn a_client_with_fifty_hanging_callback_hosts_does_not_slow_another_clients_deliveries() {
+    let pipeline = spawn_pipeline_with(PipelineOptions {
+        // The fleet's shared budget of sends in flight: fewer than the hanging hosts.
+        standin: StandInConfig {
+            max_concurrent_dispatches: 20,
+            dispatch_deadline: Duration::from_secs(30),
+            ..StandInConfig::fast_for_tests()
+        },
+        webhook_timeout: Duration::from_secs(15),
+        shared_settings: vec![("WEBHOOK_RECIPIENT_CONCURRENCY", "4".to_owned())],
+        ..Default::default()
+    })
+    .await;
+    let agent = pipeline.agent().await;
+    let (hog, _) = pipeline.client().await;
+    let (hanging, _listeners) = hanging_hosts(50).await;
+    for callback_url in &hanging {
+        let body =
+            json!({"agent_id": agent.registered["id"], "input": {}, "price": "10", "callback_url": callback_url});
+        let job: Value = pipeline.app.signed(&hog, Method::POST, "/v1/jobs", &body).await.json().await.unwrap();
+        let accept = format!("/v1/jobs/{}/accept", job["id"].as_str().unwrap());
+        assert_eq!(pipeline.app.signed(&agent.signer, Method::POST, &accept, &Value::Null).await.status(), 200);
+    }
+    // Its job.accepted callbacks are out, hanging.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let (client, _) = pipeline.client().await;
+    let job = pipeline.create_job(&client, &agent).await;
+    let accept = format!("/v1/jobs/{}/accept", job["id"].as_str().unwrap());
+    assert_eq!(pipeline.app.signed(&agent.signer, Method::POST, &accept, &Value::Null).await.status(), 200);
+    let started = tokio::time::Instant::now();
+    let arrived = || async {
+        pipeline
+            .receiver
+            .received()
+            .iter()
+            .any(|received| received.path == "/client" && received.json()["data"]["id"] == job["id"])
+    };
+    assert!(
+        tests::eventually(4, arrived).await,
+        "the other client's callback waits behind the hanging ones (15 s timeout)"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
 }

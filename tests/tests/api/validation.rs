@@ -52,8 +52,53 @@ async fn each_invalid_registration_field_is_named() {
 
 #[tokio::test]
 async fn http_endpoints_are_accepted_only_when_allowed() {
-    let app = tests::spawn_app_with(|source, _| source.set("ALLOW_HTTP_ENDPOINTS", "true")).await;
+    let app = tests::spawn_app_with(|source, _| {
+        source.set("ALLOW_HTTP_ENDPOINTS", "true");
+        source.set("EGRESS_ALLOW_CIDRS", "127.0.0.0/8");
+    })
+    .await;
     app.register_agent(json!({"endpoint_url": "http://127.0.0.1:9000/hook"})).await;
+}
+
+#[tokio::test]
+async fn webhook_targets_on_ip_literals_or_private_names_are_refused_at_registration() {
+    // As in production: the egress policy permits public addresses only.
+    let app = tests::spawn_app_with(|source, _| source.set("EGRESS_ALLOW_CIDRS", "")).await;
+    let refused = [
+        "https://127.0.0.1/hooks",
+        "https://10.0.0.8/hooks",
+        "https://169.254.169.254/computeMetadata/v1/",
+        "https://[::1]/hooks",
+        "https://[::ffff:192.168.0.1]/hooks",
+        // Public, but a literal: a target is named by its host name.
+        "https://8.8.8.8/hooks",
+        // Resolves to loopback only.
+        "https://localhost/hooks",
+        "https://metadata.google.internal/computeMetadata/v1/",
+    ];
+    let agent = app.register_agent(json!({})).await;
+    let (client, _) = app.register_client().await;
+    for target in refused {
+        let key = TestKey::generate();
+        let registration = key.registration(json!({"endpoint_url": target}));
+        let response = app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &registration).await;
+        let problem = assert_problem(response, 422, Some("endpoint_url")).await;
+        assert!(problem["detail"].as_str().unwrap().contains("must"), "{target}: {problem}");
+
+        let change = json!({"endpoint_url": target});
+        assert_problem(
+            app.signed(&agent.signer, Method::PATCH, &agent.path(), &change).await,
+            422,
+            Some("endpoint_url"),
+        )
+        .await;
+
+        let job = json!({"agent_id": agent.registered["id"], "input": {}, "price": "12.50", "callback_url": target});
+        assert_problem(app.signed(&client, Method::POST, "/v1/jobs", &job).await, 422, Some("callback_url")).await;
+    }
+    let public_name = json!({"endpoint_url": "https://agent.example.com/hooks"});
+    let response = app.signed(&agent.signer, Method::PATCH, &agent.path(), &public_name).await;
+    assert_eq!(response.status(), 200, "a name that does not resolve here is accepted: each delivery checks again");
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use crate::features::key_rotation::{self, KeyHolder, RotateKey, RotationRefusals};
 use crate::http::auth::{Authenticated, Own, Signed};
 use crate::http::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
-use crate::http::extract::{RegistrationAddress, require_allowed_scheme};
+use crate::http::extract::{RegistrationAddress, require_deliverable};
 use crate::http::path_id::PathId;
 use crate::http::principal::PrincipalId;
 use crate::http::state::AppState;
@@ -69,7 +69,7 @@ async fn register_agent(
     Signed { signer, body: agent }: Signed<RegisterAgent>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
     signer.principal.require_new_key(&agent.public_key)?;
-    require_allowed_scheme(&state, "endpoint_url", &agent.endpoint_url)?;
+    require_deliverable(&state, "endpoint_url", &agent.endpoint_url).await?;
     let id = AgentId::generate();
     let card = match &agent.agent_card_url {
         Some(url) => Some(own_card::fetch(&state, url).await?),
@@ -168,7 +168,7 @@ async fn update_agent(
     Own(id, Signed { signer, body: changes }): Own<AgentId, Signed<UpdateAgent>>,
 ) -> Result<Json<Agent>, ApiError> {
     if let Some(url) = &changes.endpoint_url {
-        require_allowed_scheme(&state, "endpoint_url", url)?;
+        require_deliverable(&state, "endpoint_url", url).await?;
     }
     let UpdateAgent { name, description, capabilities, endpoint_url, price, agent_card_url } = &changes;
     if name.is_none()

@@ -3,6 +3,10 @@
 //! statements as the operator's `cargo xtask redrive` (`shared::redrive`),
 //! bounded: a window of at most 14 days, at most 1,000 deliveries per call
 //! (the answer says whether more remain), one call a minute per recipient.
+//! Each delivery recovered starts a new round, which counts toward its cap
+//! (`shared::redrive::MAX_ROUNDS`, with resends); those at the cap, and those
+//! the egress policy refused whose URL is unchanged, stay dead and are
+//! counted in the answer.
 
 use axum::Json;
 use axum::extract::State;
@@ -11,7 +15,7 @@ use fred::prelude::KeysInterface;
 use fred::types::{Expiration, SetOptions};
 use serde::{Deserialize, Serialize};
 use shared::domain::{AgentId, ClientId};
-use shared::redrive::{self, Recipient, Redrive, RedriveError};
+use shared::redrive::{self, Recipient, Redrive, RedriveError, Redriven};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -55,6 +59,14 @@ pub struct Recovered {
     /// More dead deliveries remain in the window (at most 1,000 are queued
     /// per call): call again, after a minute.
     more: bool,
+    /// Dead deliveries in the window left dead because they were started
+    /// over 20 times already (resends and recoveries; counted up to 1,000).
+    at_cap: u64,
+    /// Dead deliveries in the window left dead because the egress policy
+    /// refused their URL (not a public address) and it is still the same:
+    /// an agent changes its `endpoint_url` first; a job's callback cannot
+    /// change (counted up to 1,000).
+    refused: u64,
 }
 
 /// Queue again the deliveries to the agent's endpoint that died since a
@@ -124,8 +136,9 @@ async fn recover<R: RecipientId>(
     if redriven.queued > 0 {
         state.outbox.committed();
     }
-    tracing::info!(%recipient, queued = redriven.queued, more = redriven.more, "deliveries recovered");
-    Ok((StatusCode::ACCEPTED, Json(Recovered { queued: redriven.queued, more: redriven.more })))
+    let Redriven { queued, more, at_cap, refused } = redriven;
+    tracing::info!(%recipient, queued, more, at_cap, refused, "deliveries recovered");
+    Ok((StatusCode::ACCEPTED, Json(Recovered { queued, more, at_cap, refused })))
 }
 
 /// The redrive, in a transaction bound to the key that signed the recover.

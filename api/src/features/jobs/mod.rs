@@ -28,7 +28,7 @@ use crate::features::receipts;
 use crate::http::auth::{Authenticated, Signed, Signer};
 use crate::http::cursor;
 use crate::http::error::{ApiError, BodyRefusals, Problem, SignedRequestRefusals};
-use crate::http::extract::{ValidQuery, require_allowed_scheme};
+use crate::http::extract::{ValidQuery, require_deliverable};
 use crate::http::path_id::PathId;
 use crate::http::principal::Principal;
 use crate::http::state::AppState;
@@ -75,7 +75,7 @@ async fn create_job(
     let key = idempotency_key(&headers)?;
     let request_hash = Sha256::digest(serde_json::to_vec(&body).map_err(anyhow::Error::from)?).to_vec();
     if let Some(url) = &body.callback_url {
-        require_allowed_scheme(&state, "callback_url", url)?;
+        require_deliverable(&state, "callback_url", url).await?;
     }
 
     // A new key (the common case) costs no lookup: a used one shows up as
