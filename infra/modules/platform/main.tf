@@ -373,6 +373,7 @@ module "api" {
     DATABASE_MAX_CONNECTIONS = tostring(var.api.db_pool_size)
     # Of those, discovery's tag walks (generic plans).
     DISCOVERY_DATABASE_CONNECTIONS = tostring(var.api.discovery_db_connections)
+    PUBLIC_READ_CACHE_MAX_BYTES    = tostring(var.api.page_cache_mib * 1048576)
     # The worker's push route; also the audience of the tasks' OIDC token.
     WEBHOOK_WORKER_URL  = local.worker_push_url
     PUBSUB_EVENTS_TOPIC = module.pubsub.topic_ids["registry-events"]

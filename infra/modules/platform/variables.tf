@@ -111,6 +111,8 @@ variable "api" {
     timeout_seconds          = optional(number, 300)
     db_pool_size             = number
     discovery_db_connections = optional(number, 1)
+    # PUBLIC_READ_CACHE_MAX_BYTES, in MiB: the page cache's bound.
+    page_cache_mib = optional(number, 32)
   })
 
   validation {
@@ -121,6 +123,13 @@ variable "api" {
   validation {
     condition     = var.api.discovery_db_connections >= 0 && floor(var.api.discovery_db_connections) == var.api.discovery_db_connections && (var.api.discovery_db_connections == 0 || var.api.discovery_db_connections < var.api.db_pool_size)
     error_message = "api.discovery_db_connections must be a whole number, 0 or below db_pool_size, which it is carved from."
+  }
+
+  # In the soak (docs/PERFORMANCE.md) the API peaked at ~82 MB with a 32 MiB
+  # page cache, so ~50 MB without: 128 MiB for it leaves headroom.
+  validation {
+    condition     = var.api.page_cache_mib >= 0 && var.api.page_cache_mib + 128 <= tonumber(regex("^[0-9]+", var.api.memory)) * (can(regex("Gi$", var.api.memory)) ? 1024 : 1)
+    error_message = "api.page_cache_mib plus 128 MiB for the API itself must fit in api.memory."
   }
 }
 
