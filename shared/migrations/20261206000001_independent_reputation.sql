@@ -73,8 +73,9 @@ LANGUAGE sql STABLE AS $$
     END
 $$;
 
--- The agents each client finished a job with that would count (paid at
--- least the minimum then, unrelated parties): a client's distinct paid
+-- The agents each client had a job completed by that would count (priced
+-- at least the minimum then, unrelated parties; a failed job proves no
+-- work): a client's distinct paid
 -- counterparties, read at most N_FULL (5) rows at a time.
 CREATE TABLE client_counterparties (
     client_id  uuid NOT NULL REFERENCES clients (id),
@@ -83,7 +84,7 @@ CREATE TABLE client_counterparties (
 );
 INSERT INTO client_counterparties (client_id, agent_id)
 SELECT DISTINCT client_id, agent_id FROM jobs
-WHERE status IN ('completed', 'failed') AND why_uncounted(client_id, agent_id, price) IS NULL;
+WHERE status = 'completed' AND why_uncounted(client_id, agent_id, price) IS NULL;
 
 CREATE FUNCTION remember_counterparty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -94,7 +95,7 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER jobs_counterparties AFTER UPDATE OF status ON jobs
-    FOR EACH ROW WHEN (NEW.status IN ('completed', 'failed') AND OLD.status IS DISTINCT FROM NEW.status)
+    FOR EACH ROW WHEN (NEW.status = 'completed' AND OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION remember_counterparty();
 
 -- Set when the rating is given (by the rules then in force), NULL: counted.
@@ -107,15 +108,16 @@ FROM jobs j WHERE j.id = r.job_id;
 CREATE INDEX job_ratings_counted ON job_ratings (agent_id, client_id) INCLUDE (score) WHERE uncounted_reason IS NULL;
 CREATE INDEX job_ratings_uncounted ON job_ratings (agent_id) WHERE uncounted_reason IS NOT NULL;
 
--- How much a client's ratings weigh, 0 to 1: its age over AGE_FULL (30
--- days) times its distinct paid counterparties over N_FULL (5), each capped
+-- How much a client's ratings weigh, 0 to 1: its age in whole days over
+-- AGE_FULL (30 days; whole days, so a published weight does not give away
+-- the client's registration time) times its distinct paid counterparties over N_FULL (5), each capped
 -- at 1. Many new, idle or single-agent clients weigh little; weights only
 -- grow, which the periodic refresh follows. A one-row table function, so
 -- the planner inlines it into a rescoring's join (half the time of a call
 -- per client).
 CREATE FUNCTION rater_weight(client uuid) RETURNS TABLE (weight numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT least(1, greatest(0, extract(epoch FROM now() - c.created_at)) / 2592000)
+    SELECT least(1, greatest(0, floor(extract(epoch FROM now() - c.created_at) / 86400)) / 30)
          * least(1, (SELECT count(*) FROM (
                SELECT FROM client_counterparties p WHERE p.client_id = rater_weight.client LIMIT 5
            ) AS five) / 5.0)
@@ -130,9 +132,10 @@ LANGUAGE sql STABLE AS $$
     WHERE r.agent_id = rating_weight.agent AND r.client_id = rating_weight.client AND r.uncounted_reason IS NULL
 $$;
 
--- An agent's standing, from its ratings: the sum, count and plain mean
--- (two decimals) of its counted ratings, how many did not count, and its
--- score, the Bayesian mean of the per-client means m_i weighted by w_i:
+-- An agent's standing, from its ratings: the sum and count of its counted
+-- ratings, how many did not count, their weighted mean `rating` (Σ w_i·m_i
+-- / Σ w_i, two decimals; 0 while no rater weighs anything: a plain mean
+-- would let weightless clients pass `min_rating`), and its score, the Bayesian mean of the per-client means m_i weighted by w_i:
 -- (prior.weight · prior.mean + Σ w_i·m_i) / (prior.weight + Σ w_i), six
 -- decimals. The one definition of the score. VOLATILE: a rescoring that
 -- waited for a rating's row lock computes it again on a fresh snapshot.
@@ -151,7 +154,7 @@ LANGUAGE sql VOLATILE AS $$
            COALESCE(sum(n), 0)::integer,
            (SELECT count(*) FROM job_ratings r
             WHERE r.agent_id = agent_standing.agent AND r.uncounted_reason IS NOT NULL)::integer,
-           COALESCE(round(sum(total)::numeric / sum(n), 2), 0),
+           COALESCE(round(sum(w * total / n) / NULLIF(sum(w), 0), 2), 0),
            round((p.weight * p.mean + COALESCE(sum(w * total / n), 0)) / (p.weight + COALESCE(sum(w), 0)), 6)
     FROM reputation_prior p LEFT JOIN weighted ON true
     GROUP BY p.weight, p.mean

@@ -25,8 +25,9 @@ pub struct AgentProfile {
     pub public_key: String,
     #[schema(value_type = String, example = "12.5")]
     pub price: Price,
-    /// Plain average of the agent's counted ratings (each rating once,
-    /// unweighted), always two decimals; `"0.00"` before the first.
+    /// Weighted mean of the agent's counted ratings (each client's mean,
+    /// weighted as in `score`), always two decimals; `"0.00"` before the
+    /// first rating that weighs anything.
     #[schema(value_type = String, example = "4.75")]
     #[serde(with = "rust_decimal::serde::str")]
     pub rating: Decimal,

@@ -90,7 +90,7 @@ async fn a_client_rates_a_finished_job_once_and_the_agent_hears_of_it() {
     assert_eq!(events[0]["client_id"], job["client_id"]);
     let standing = json!({"rating": "4.00", "rating_count": 1, "uncounted_rating_count": 0, "score": "3.019608"});
     assert_eq!(events[0]["agent"], standing, "(10 × 3 + 0.2 × 4) / 10.2");
-    assert_eq!((events[0]["counted"].as_bool(), events[0]["weight"].as_str()), (Some(true), Some("0.200000")));
+    assert_eq!((events[0]["counted"].as_bool(), events[0]["weight"].as_str()), (Some(true), Some("0.2")));
     assert_eq!(events[1]["agent"]["rating_count"], 2);
 
     // The agent's endpoint gets both as webhooks.

@@ -53,11 +53,12 @@ pub struct JobRating {
     pub counted: bool,
     /// Why it does not count; `null` when it counts.
     pub uncounted_reason: Option<UncountedReason>,
-    /// Its weight in the score now (six decimals): its client's weight, 0
-    /// to 1 (the client's age and distinct paid counterparties), split evenly
+    /// Its weight in the score now, to one decimal (finer would tell one
+    /// client's ratings apart across agents): its client's weight, 0 to 1
+    /// (the client's age and distinct paid counterparties), split evenly
     /// over that client's counted ratings of this agent; `"0"` when it does
     /// not count. Clients' weights grow, so this can rise later.
-    #[schema(value_type = String, example = "0.500000")]
+    #[schema(value_type = String, example = "0.5")]
     #[serde(with = "rust_decimal::serde::str")]
     pub weight: Decimal,
 }
@@ -70,7 +71,7 @@ pub struct RatingPage {
     pub next_cursor: Option<String>,
 }
 
-/// The agent's standing after a rating: the plain mean of its counted
+/// The agent's standing after a rating: the weighted mean of its counted
 /// ratings (two decimals), how many count and how many do not, and its
 /// reputation score.
 #[derive(Debug, Serialize)]

@@ -65,7 +65,7 @@ pub async fn find(tx: &mut PgConnection, job: JobId) -> sqlx::Result<RatingRow> 
         RatingRow,
         r#"SELECT job_id, agent_id, score, comment, created_at,
                uncounted_reason AS "uncounted_reason: UncountedReason",
-               CASE WHEN uncounted_reason IS NULL THEN round(rating_weight(agent_id, client_id), 6) ELSE 0 END
+               CASE WHEN uncounted_reason IS NULL THEN round(rating_weight(agent_id, client_id), 1) ELSE 0 END
                    AS "weight!"
            FROM job_ratings WHERE job_id = $1"#,
         job.as_uuid(),
@@ -90,7 +90,7 @@ pub async fn list(
                WHERE agent_id = $1 AND (created_at, job_id) < ($2, $3)
                ORDER BY created_at DESC, job_id DESC LIMIT $4
            ), weights AS (
-               SELECT client_id, round(rating_weight($1, client_id), 6) AS weight
+               SELECT client_id, round(rating_weight($1, client_id), 1) AS weight
                FROM (SELECT DISTINCT client_id FROM page WHERE uncounted_reason IS NULL) AS raters
            )
            SELECT p.job_id, p.agent_id, p.score, p.comment, p.created_at,
