@@ -163,7 +163,7 @@ async fn deactivate_client(
     State(state): State<AppState>,
     Own(id, Authenticated(signer)): Own<ClientId>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = signer.begin_write(&state.db).await?;
+    let mut tx = signer.begin_deactivation(&state.db).await?;
     sqlx::query!("UPDATE clients SET active = false, deactivated_at = now() WHERE id = $1 AND active", id.as_uuid())
         .execute(&mut *tx)
         .await?;

@@ -359,3 +359,24 @@ async fn a_rotated_away_key_is_refused_on_every_owner_write_where_it_is_still_tr
     }
     panic!("the other instance never kept a replaced key through the writes: too slow a machine to tell");
 }
+
+/// A write already checked against the key holds the principal's row until
+/// it commits; a deactivation waits for it, so nothing the key signed
+/// commits after the deactivation has answered.
+#[tokio::test]
+async fn a_deactivation_waits_for_the_writes_already_checked_against_the_key() {
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let id = agent.registered["id"].as_str().unwrap();
+    let uuid: uuid::Uuid = id.trim_start_matches("agt_").parse().unwrap();
+    // A write in flight: its check's lock, held.
+    let mut in_flight = app.db.begin().await.unwrap();
+    sqlx::query("SELECT FROM agents WHERE id = $1 FOR KEY SHARE").bind(uuid).execute(&mut *in_flight).await.unwrap();
+    let (path, no_body) = (agent.path(), Value::Null);
+    let deactivation = app.signed(&agent.signer, Method::DELETE, &path, &no_body);
+    tokio::pin!(deactivation);
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut deactivation).await;
+    assert!(early.is_err(), "the deactivation answered while a checked write was in flight");
+    in_flight.commit().await.unwrap();
+    assert_eq!(deactivation.await.status(), 204);
+}

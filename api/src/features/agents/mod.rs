@@ -232,7 +232,7 @@ async fn deactivate_agent(
     State(state): State<AppState>,
     Own(id, Authenticated(signer)): Own<AgentId>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = signer.begin_write(&state.db).await?;
+    let mut tx = signer.begin_deactivation(&state.db).await?;
     match store::deactivate(&mut tx, id).await? {
         Some(row) => {
             events::record(&mut tx, Aggregate::Agent(id), events::AGENT_DEACTIVATED, &Agent::from(row)).await?;

@@ -9,8 +9,9 @@
 //! key, and holds the principal's row `FOR KEY SHARE` until the write
 //! commits. A rotation changes `public_key`, a unique (key) column, so it
 //! waits for that lock: no rotation commits between the check and the write.
-//! Other updates of the row (deactivation included) do not conflict with it,
-//! so two writes of one principal never wait for each other here. A key
+//! Other updates of the row do not conflict with it, so two writes of one
+//! principal never wait for each other here; a deactivation locks the row
+//! `FOR UPDATE` instead, so it waits for the writes in flight. A key
 //! rotation is bound by its own statement (`UPDATE … WHERE public_key = <the
 //! verifying key>`), which needs the stronger lock and so cannot take this one.
 
@@ -44,28 +45,66 @@ impl Signer {
     /// otherwise the 401 an unknown key gets. A registration's key (a
     /// [`Principal::NewKey`]) is its own keyid: nothing to check.
     pub async fn begin_write(&self, db: &PgPool) -> Result<Transaction<'static, Postgres>, ApiError> {
+        self.begin(db, Lock::KeyShare).await
+    }
+
+    /// As [`Self::begin_write`], for the write that ends the principal
+    /// (deactivation): it locks the row `FOR UPDATE`, so it waits for the
+    /// writes already checked against the key, and none commits after it.
+    pub async fn begin_deactivation(&self, db: &PgPool) -> Result<Transaction<'static, Postgres>, ApiError> {
+        self.begin(db, Lock::Update).await
+    }
+
+    async fn begin(&self, db: &PgPool, lock: Lock) -> Result<Transaction<'static, Postgres>, ApiError> {
         let mut tx = db.begin().await?;
         let key = self.key.as_bytes().as_slice();
-        let current = match &self.principal {
-            Principal::Agent(id) => sqlx::query_scalar!(
+        let current = match (&self.principal, lock) {
+            (Principal::Agent(id), Lock::KeyShare) => sqlx::query_scalar!(
                 r#"SELECT true AS "current!" FROM agents WHERE id = $1 AND active AND public_key = $2 FOR KEY SHARE"#,
                 id.as_uuid(),
                 key,
             )
             .fetch_optional(&mut *tx)
             .await?,
-            Principal::Client(id) => sqlx::query_scalar!(
+            (Principal::Agent(id), Lock::Update) => {
+                sqlx::query_scalar!(
+                    r#"SELECT true AS "current!" FROM agents WHERE id = $1 AND active AND public_key = $2 FOR UPDATE"#,
+                    id.as_uuid(),
+                    key,
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            (Principal::Client(id), Lock::KeyShare) => sqlx::query_scalar!(
                 r#"SELECT true AS "current!" FROM clients WHERE id = $1 AND active AND public_key = $2 FOR KEY SHARE"#,
                 id.as_uuid(),
                 key,
             )
             .fetch_optional(&mut *tx)
             .await?,
-            Principal::NewKey(_) => Some(true),
+            (Principal::Client(id), Lock::Update) => {
+                sqlx::query_scalar!(
+                    r#"SELECT true AS "current!" FROM clients WHERE id = $1 AND active AND public_key = $2 FOR UPDATE"#,
+                    id.as_uuid(),
+                    key,
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            (Principal::NewKey(_), _) => Some(true),
         };
         match current {
             Some(_) => Ok(tx),
             None => Err(AuthFailure::BadSignature.into()),
         }
     }
+}
+
+/// How the principal's row is held until the write commits.
+#[derive(Clone, Copy)]
+enum Lock {
+    /// Blocks a key change only.
+    KeyShare,
+    /// Blocks every other write's check too.
+    Update,
 }
