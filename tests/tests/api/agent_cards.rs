@@ -5,9 +5,11 @@
 //! Agents registered from their own card (a local card server) take its
 //! fields, are found by its skill tags and refresh with its ETag; a card on a
 //! private address, too large or invalid is a 422 saying why. A card's
-//! provider and interfaces are signed as the agent's only when proven for its
-//! endpoint's site: fetched from that site, or signed (A2A §8.4) by a key
-//! that site publishes.
+//! provider and interfaces are signed as the agent's only when the card names
+//! the agent's signing key and is proven for its endpoint's site: fetched
+//! from that site, or signed (A2A §8.4) by a key that site publishes; another
+//! agent cannot take a site's card, and a key rotation unproves it until the
+//! card names the new key.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -407,21 +409,19 @@ async fn a_cards_provider_and_interfaces_are_signed_only_when_its_endpoints_site
     // signing, or the signed card does not name the agent.
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[10; 32]);
     let jku_elsewhere = format!("{elsewhere}/jwks.json");
-    let refusals: [Box<dyn Fn(&TestKey) -> Value>; 4] = [
-        Box::new(|agent: &TestKey| {
-            signed_card(naming(claimed.clone(), &agent.public_key), &key, "card-key", &jku_elsewhere)
-        }),
-        Box::new(|agent: &TestKey| {
-            signed_card(naming(claimed.clone(), &agent.public_key), &stranger, "card-key", &jku)
-        }),
-        Box::new(|agent: &TestKey| {
-            let mut tampered = signed(agent);
-            tampered["description"] = json!("Changed after signing.");
-            tampered
-        }),
-        Box::new(|_: &TestKey| signed_card(claimed.clone(), &key, "card-key", &jku)),
-    ];
-    for (case, refused) in refusals.iter().enumerate() {
+    let refusals = |agent: &TestKey| {
+        let named = naming(claimed.clone(), &agent.public_key);
+        let mut tampered = signed(agent);
+        tampered["description"] = json!("Changed after signing.");
+        [
+            signed_card(named.clone(), &key, "card-key", &jku_elsewhere),
+            signed_card(named, &stranger, "card-key", &jku),
+            tampered,
+            signed_card(claimed.clone(), &key, "card-key", &jku),
+        ]
+    };
+    for case in 0..4 {
+        let refused = |agent: &TestKey| refusals(agent).into_iter().nth(case).unwrap();
         let (served, _) = served_card_of(&app, &server, refused, &at_elsewhere, &hooks_here).await;
         assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()), "case {case}");
     }
