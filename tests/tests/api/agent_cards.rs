@@ -5,9 +5,11 @@
 //! Agents registered from their own card (a local card server) take its
 //! fields, are found by its skill tags and refresh with its ETag; a card on a
 //! private address, too large or invalid is a 422 saying why. A card's
-//! provider and interfaces are signed as the agent's only when proven for its
-//! endpoint's site: fetched from that site, or signed (A2A §8.4) by a key
-//! that site publishes.
+//! provider and interfaces are signed as the agent's only when the card names
+//! the agent's signing key and is proven for its endpoint's site: fetched
+//! from that site, or signed (A2A §8.4) by a key that site publishes; another
+//! agent cannot take a site's card, and a key rotation unproves it until the
+//! card names the new key.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -326,15 +328,35 @@ fn signed_card(mut card: Value, key: &ed25519_dalek::SigningKey, kid: &str, jku:
     card
 }
 
-/// Registers an agent from the card at `card_url` with its endpoint at
-/// `endpoint_url`; its card as the registry serves it.
-async fn served_card_of(app: &TestApp, card_url: &str, endpoint_url: &str) -> Value {
+/// `card` naming `public_key` as its agent's signing key (the agent-key extension).
+fn naming(mut card: Value, public_key: &str) -> Value {
+    card["capabilities"]["extensions"] =
+        json!([{"uri": "urn:agent-registry:a2a:agent-key:v1", "params": {"public_key": public_key}}]);
+    card
+}
+
+/// Registers a fresh key as an agent whose endpoint is `endpoint_url`, from
+/// the card `card(key)` that `server` serves at `card_url`; its card as the
+/// registry serves it, and the agent.
+async fn served_card_of(
+    app: &TestApp,
+    server: &CardServer,
+    card: impl Fn(&TestKey) -> Value,
+    card_url: &str,
+    endpoint_url: &str,
+) -> (Value, TestAgent) {
     let key = TestKey::generate();
+    server.serve(serde_json::to_vec(&card(&key)).unwrap());
     let body = key.registration(json!({"agent_card_url": card_url, "endpoint_url": endpoint_url}));
     let registered =
         expect_status(app.signed(&key.registration_signer(), Method::POST, "/v1/agents", &body).await, 201).await;
-    let path = format!("/v1/agents/{}", registered["id"].as_str().unwrap());
-    let served: Value = expect_status(card(app, &path, None).await, 200).await;
+    let agent = TestAgent { signer: key.signer(registered["id"].as_str().unwrap()), registered };
+    (served_card(app, &agent).await, agent)
+}
+
+/// The agent's card as the registry serves it, checked valid and signed.
+async fn served_card(app: &TestApp, agent: &TestAgent) -> Value {
+    let served: Value = expect_status(card(app, &agent.path(), None).await, 200).await;
     assert_eq!(agent_card_problems(&served), Vec::<String>::new(), "{served:#}");
     let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
     verify_signed("card", &json!({"jwks": jwks, "card": served})).expect("the card verifies");
@@ -356,40 +378,118 @@ async fn a_cards_provider_and_interfaces_are_signed_only_when_its_endpoints_site
     let server = CardServer::start(Value::Null).await;
     let (here, elsewhere) = (server.origin("localhost"), server.origin("127.0.0.1"));
     let claimed = card_claiming(&here);
-    server.serve(serde_json::to_vec(&claimed).unwrap());
+    let (at_here, at_elsewhere) = (format!("{here}/card.json"), format!("{elsewhere}/card.json"));
+    let (hooks_here, hooks_elsewhere) = (format!("{here}/hooks"), format!("{elsewhere}/hooks"));
+    let names_agent = |key: &TestKey| naming(claimed.clone(), &key.public_key);
 
-    // Fetched from the site its claims name, for an endpoint on that site: signed.
-    let served = served_card_of(&app, &format!("{here}/card.json"), &format!("{here}/hooks")).await;
+    // Fetched from the site its claims name, naming the agent, for an endpoint on that site: signed.
+    let (served, _) = served_card_of(&app, &server, names_agent, &at_here, &hooks_here).await;
     assert_eq!(claims_and_proof(&served, &claimed), (true, "card_host".into()));
     // The same card for an endpoint on another host: the claims are not the agent's.
-    let served = served_card_of(&app, &format!("{here}/card.json"), &format!("{elsewhere}/hooks")).await;
+    let (served, _) = served_card_of(&app, &server, names_agent, &at_here, &hooks_elsewhere).await;
     assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()));
     // Served from a foreign host, unsigned: a copy proves nothing.
-    let served = served_card_of(&app, &format!("{elsewhere}/card.json"), &format!("{here}/hooks")).await;
+    let (served, _) = served_card_of(&app, &server, names_agent, &at_elsewhere, &hooks_here).await;
+    assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()));
+    // From the site, but not naming the agent's key: it is not the agent's card.
+    let (served, _) = served_card_of(&app, &server, |_| claimed.clone(), &at_here, &hooks_here).await;
     assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()));
 
-    // From a foreign host but signed by a key the claims' site publishes: signed.
+    // From a foreign host but signed by a key the claims' site publishes, naming the agent: signed.
     let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     let x = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, key.verifying_key().as_bytes());
     *server.jwks.lock().unwrap() =
         json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "card-key", "alg": "EdDSA"}]});
-    server.serve(
-        serde_json::to_vec(&signed_card(claimed.clone(), &key, "card-key", &format!("{here}/jwks.json"))).unwrap(),
-    );
-    let served = served_card_of(&app, &format!("{elsewhere}/card.json"), &format!("{here}/hooks")).await;
+    let jku = format!("{here}/jwks.json");
+    let signed = |agent: &TestKey| signed_card(naming(claimed.clone(), &agent.public_key), &key, "card-key", &jku);
+    let (served, _) = served_card_of(&app, &server, signed, &at_elsewhere, &hooks_here).await;
     assert_eq!(claims_and_proof(&served, &claimed), (true, "jws".into()));
 
-    // Not when the keys are published elsewhere, or by a key not there, or the card changed after signing.
+    // Not when the keys are published elsewhere, or by a key not there, or the card changed after
+    // signing, or the signed card does not name the agent.
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[10; 32]);
-    let mut tampered = signed_card(claimed.clone(), &key, "card-key", &format!("{here}/jwks.json"));
-    tampered["description"] = json!("Changed after signing.");
-    for refused in [
-        signed_card(claimed.clone(), &key, "card-key", &format!("{elsewhere}/jwks.json")),
-        signed_card(claimed.clone(), &stranger, "card-key", &format!("{here}/jwks.json")),
-        tampered,
-    ] {
-        server.serve(serde_json::to_vec(&refused).unwrap());
-        let served = served_card_of(&app, &format!("{elsewhere}/card.json"), &format!("{here}/hooks")).await;
-        assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()), "{refused:#}");
+    let jku_elsewhere = format!("{elsewhere}/jwks.json");
+    let refusals = |agent: &TestKey| {
+        let named = naming(claimed.clone(), &agent.public_key);
+        let mut tampered = signed(agent);
+        tampered["description"] = json!("Changed after signing.");
+        [
+            signed_card(named.clone(), &key, "card-key", &jku_elsewhere),
+            signed_card(named, &stranger, "card-key", &jku),
+            tampered,
+            signed_card(claimed.clone(), &key, "card-key", &jku),
+        ]
+    };
+    for case in 0..4 {
+        let refused = |agent: &TestKey| refusals(agent).into_iter().nth(case).unwrap();
+        let (served, _) = served_card_of(&app, &server, refused, &at_elsewhere, &hooks_here).await;
+        assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()), "case {case}");
     }
+}
+
+#[tokio::test]
+async fn another_agent_cannot_take_a_sites_card_by_putting_its_endpoint_on_that_site() {
+    let app = app_reaching_loopback().await;
+    let server = CardServer::start(Value::Null).await;
+    let (victim_site, attacker_site) = (server.origin("localhost"), server.origin("127.0.0.1"));
+    let claimed = card_claiming(&victim_site);
+    let at_victim = format!("{victim_site}/card.json");
+    let hooks_at_victim = format!("{victim_site}/x");
+
+    // The victim's own card, proven for the victim.
+    let (served, victim) =
+        served_card_of(&app, &server, |key| naming(claimed.clone(), &key.public_key), &at_victim, &hooks_at_victim)
+            .await;
+    assert_eq!(claims_and_proof(&served, &claimed), (true, "card_host".into()));
+    let victims_card = naming(claimed.clone(), victim.registered["public_key"].as_str().unwrap());
+
+    // The attacker imports it, from the victim's host, with its endpoint there: not the attacker's.
+    let (served, _) = served_card_of(&app, &server, |_| victims_card.clone(), &at_victim, &hooks_at_victim).await;
+    assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()));
+
+    // Nor a copy of the victim's JWS-signed card, verbatim from the attacker's host.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let x = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, key.verifying_key().as_bytes());
+    *server.jwks.lock().unwrap() =
+        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "card-key", "alg": "EdDSA"}]});
+    let signed_by_victim = signed_card(victims_card.clone(), &key, "card-key", &format!("{victim_site}/jwks.json"));
+    let at_attacker = format!("{attacker_site}/card.json");
+    let (served, _) = served_card_of(&app, &server, |_| signed_by_victim.clone(), &at_attacker, &hooks_at_victim).await;
+    assert_eq!(claims_and_proof(&served, &claimed), (false, "unverified".into()));
+}
+
+#[tokio::test]
+async fn a_key_rotation_leaves_a_card_unverified_until_it_names_the_new_key() {
+    let app = app_reaching_loopback().await;
+    let server = CardServer::start(Value::Null).await;
+    let here = server.origin("localhost");
+    let claimed = card_claiming(&here);
+    let (served, agent) = served_card_of(
+        &app,
+        &server,
+        |key| naming(claimed.clone(), &key.public_key),
+        &format!("{here}/card.json"),
+        &format!("{here}/hooks"),
+    )
+    .await;
+    assert_eq!(claims_and_proof(&served, &claimed), (true, "card_host".into()));
+
+    let new_key = TestKey::generate();
+    let id = agent.registered["id"].as_str().unwrap();
+    let rotation = new_key.rotation_to(id, agent.registered["public_key"].as_str().unwrap());
+    expect_status(app.signed(&agent.signer, Method::POST, &format!("{}/keys", agent.path()), &rotation).await, 200)
+        .await;
+    assert_eq!(claims_and_proof(&served_card(&app, &agent).await, &claimed), (false, "unverified".into()));
+
+    // A refresh reads the card again (not "unchanged"): still the old key, still unverified.
+    let rotated = TestAgent { signer: new_key.signer(id), registered: agent.registered.clone() };
+    let refresh = format!("{}/agent-card/refresh", agent.path());
+    expect_status(app.signed(&rotated.signer, Method::POST, &refresh, &Value::Null).await, 200).await;
+    assert_eq!(server.not_modified.load(Ordering::SeqCst), 0, "the refresh after a rotation reads the card");
+    assert_eq!(claims_and_proof(&served_card(&app, &agent).await, &claimed), (false, "unverified".into()));
+
+    // The card names the new key: proven again.
+    server.serve(serde_json::to_vec(&naming(claimed.clone(), &new_key.public_key)).unwrap());
+    expect_status(app.signed(&rotated.signer, Method::POST, &refresh, &Value::Null).await, 200).await;
+    assert_eq!(claims_and_proof(&served_card(&app, &agent).await, &claimed), (true, "card_host".into()));
 }

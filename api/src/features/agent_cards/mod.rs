@@ -36,10 +36,11 @@ const CARD_CACHE_CONTROL: &str = "public, max-age=60";
 /// `/.well-known/jwks.json`. The registry's price, ratings and last heartbeat
 /// are in the `urn:agent-registry:a2a:listing:v1` extension. An imported
 /// card's `provider` and `supportedInterfaces` are in it only when proven:
-/// the card was fetched from the site (registrable domain) they name, or its
-/// own A2A signature verified with a key published there, and the agent's
-/// endpoint is on that site; the listing's `card_proof` says which, or
-/// `unverified`.
+/// the card names the agent's current signing key (extension
+/// `urn:agent-registry:a2a:agent-key:v1`), it was fetched from the site
+/// (registrable domain) they name or its own A2A signature verified with a
+/// key published there, and the agent's endpoint is on that site; the
+/// listing's `card_proof` says which, or `unverified`.
 #[utoipa::path(
     get,
     path = "/v1/agents/{id}/agent-card.json",

@@ -4,15 +4,16 @@
 //! v1.0 JSON Schema and the fields the A2A proto marks REQUIRED, and gives
 //! the agent its name, description, capabilities (its skills' tags),
 //! interfaces and provider (whether those are the agent's to claim is
-//! `card_proof`'s question). The card's `ETag` is kept, so a refresh asks
-//! with `If-None-Match` and an unchanged card costs nothing.
+//! `card_proof`'s question, which starts from the agent signing keys the
+//! card declares). The card's `ETag` is kept, so a refresh asks with
+//! `If-None-Match` and an unchanged card costs nothing.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use axum::http::header;
 use serde::{Deserialize, Serialize};
-use shared::domain::{AgentDescription, AgentName, Capabilities, CapabilityTag, EndpointUrl};
+use shared::domain::{AgentDescription, AgentName, Capabilities, CapabilityTag, EndpointUrl, PublicKey};
 use shared::egress::{EgressClient, EgressError};
 use url::Url;
 use utoipa::ToSchema;
@@ -24,6 +25,10 @@ pub const MAX_CARD_BYTES: usize = 64 * 1024;
 /// The most interfaces kept from a card.
 const MAX_INTERFACES: usize = 8;
 const FIELD: &str = "agent_card_url";
+/// The URI of the card extension (`capabilities.extensions[]`) by which a
+/// card names the registry agent it speaks for: its `params.public_key` is
+/// that agent's Ed25519 signing key, base64 as the API takes it.
+pub const AGENT_KEY_EXTENSION_URI: &str = "urn:agent-registry:a2a:agent-key:v1";
 
 /// A way to reach the agent over A2A, as its card declares it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -55,6 +60,8 @@ pub struct ImportedCard {
     pub capabilities: Capabilities,
     pub interfaces: Vec<AgentInterface>,
     pub provider: Option<AgentProvider>,
+    /// The agent signing keys the card declares ([`AGENT_KEY_EXTENSION_URI`]).
+    pub agent_keys: Vec<PublicKey>,
     /// The card's `ETag`, when its server sent one.
     pub etag: Option<String>,
     /// Its A2A §8.4 signatures, if any.
@@ -92,7 +99,22 @@ struct Card {
     skills: Vec<Skill>,
     provider: Option<AgentProvider>,
     #[serde(default)]
+    capabilities: CardCapabilities,
+    #[serde(default)]
     signatures: Vec<CardSignature>,
+}
+
+#[derive(Default, Deserialize)]
+struct CardCapabilities {
+    #[serde(default)]
+    extensions: Vec<CardExtension>,
+}
+
+#[derive(Deserialize)]
+struct CardExtension {
+    uri: String,
+    #[serde(default)]
+    params: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +211,19 @@ fn read(body: &[u8]) -> Result<ImportedCard, ApiError> {
     for interface in &mut interfaces {
         interface.tenant = interface.tenant.take().filter(|tenant| !tenant.is_empty());
     }
+    let agent_keys = card
+        .capabilities
+        .extensions
+        .iter()
+        .enumerate()
+        .filter(|(_, extension)| extension.uri == AGENT_KEY_EXTENSION_URI)
+        .map(|(index, extension)| {
+            let at = format!("capabilities.extensions[{index}].params.public_key");
+            let key = extension.params.get("public_key").and_then(serde_json::Value::as_str);
+            let key = key.ok_or_else(|| invalid(format!("{at} is required by {AGENT_KEY_EXTENSION_URI}")))?;
+            key.parse::<PublicKey>().map_err(|error| invalid(format!("{at} {error}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let signed_payload = match value.as_object_mut() {
         Some(fields) if !card.signatures.is_empty() => {
             fields.remove("signatures");
@@ -203,6 +238,7 @@ fn read(body: &[u8]) -> Result<ImportedCard, ApiError> {
         capabilities,
         interfaces,
         provider: card.provider,
+        agent_keys,
         etag: None,
         signatures: card.signatures,
         signed_payload,
@@ -278,6 +314,23 @@ mod tests {
         assert_eq!(imported.capabilities.to_strings(), ["cartography", "maps", "route-planning"]);
         assert_eq!(imported.interfaces[0].protocol_binding, "JSONRPC");
         assert_eq!(imported.provider.unwrap().organization, "Example Geo");
+        assert!(imported.agent_keys.is_empty());
+    }
+
+    #[test]
+    fn a_card_names_its_agents_signing_key_in_the_agent_key_extension() {
+        let key = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+        let mut named = card();
+        named["capabilities"]["extensions"] = json!([
+            {"uri": "urn:example:other", "params": {"public_key": "not ours to read"}},
+            {"uri": AGENT_KEY_EXTENSION_URI, "params": {"public_key": key}}
+        ]);
+        let imported = read(&serde_json::to_vec(&named).unwrap()).unwrap();
+        assert_eq!(imported.agent_keys, [key.parse::<PublicKey>().unwrap()]);
+        named["capabilities"]["extensions"][1]["params"]["public_key"] = json!("c2hvcnQ=");
+        assert!(refusal(&named).contains("capabilities.extensions[1].params.public_key"), "{}", refusal(&named));
+        named["capabilities"]["extensions"][1]["params"] = json!({});
+        assert!(refusal(&named).contains("is required by"), "{}", refusal(&named));
     }
 
     #[test]

@@ -2,6 +2,13 @@
 //! interfaces — are proven, so that the registry may sign them as the
 //! agent's (see `agent_cards`).
 //!
+//! The proof must name the agent: the card declares the agent's current
+//! signing key ([`AGENT_KEY_EXTENSION_URI`](card_import::AGENT_KEY_EXTENSION_URI)),
+//! or nothing is proven — else anyone could import a site's public (or
+//! signed) card with an endpoint URL on that site they do not control. A key
+//! rotation drops the proof (`store::forget_card_proof`) until the card is
+//! fetched again.
+//!
 //! The claims name one site (a registrable domain, by the Public Suffix
 //! List; an IP address or a name without one stands for itself): every
 //! claimed URL must be on it, or nothing is proven. That site vouches for
@@ -18,6 +25,7 @@ use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::VerifyingKey;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
@@ -88,8 +96,18 @@ impl Declared {
     }
 }
 
-/// How the claims of `card`, fetched from `card_url`, are proven.
-pub async fn prove(egress: &EgressClient, allow_http: bool, card_url: &Url, card: &ImportedCard) -> Proven {
+/// How the claims of `card`, fetched from `card_url`, are proven for the
+/// agent whose signing key is `agent_key`.
+pub async fn prove(
+    egress: &EgressClient,
+    allow_http: bool,
+    card_url: &Url,
+    card: &ImportedCard,
+    agent_key: &VerifyingKey,
+) -> Proven {
+    if !names_agent(card, agent_key) {
+        return Proven::UNVERIFIED;
+    }
     let Some(site) = claimed_site(&card.interfaces, card.provider.as_ref()) else {
         return Proven::UNVERIFIED;
     };
@@ -103,6 +121,12 @@ pub async fn prove(egress: &EgressClient, allow_http: bool, card_url: &Url, card
         }
     }
     Proven::UNVERIFIED
+}
+
+/// Whether the card declares `agent_key` as its agent's signing key (inside
+/// what a card signature covers: everything but `signatures`).
+fn names_agent(card: &ImportedCard, agent_key: &VerifyingKey) -> bool {
+    card.agent_keys.iter().any(|declared| declared.verifying_key() == agent_key)
 }
 
 /// The one site every claimed URL is on; `None` when there are no claims,

@@ -72,7 +72,7 @@ async fn register_agent(
     require_deliverable(&state, "endpoint_url", &agent.endpoint_url).await?;
     let id = AgentId::generate();
     let card = match &agent.agent_card_url {
-        Some(url) => Some(own_card::fetch(&state, url).await?),
+        Some(url) => Some(own_card::fetch(&state, url, agent.public_key.verifying_key()).await?),
         None => None,
     };
     let name = agent.name.as_ref().or(card.as_ref().map(|(card, _)| &card.name));
@@ -182,7 +182,7 @@ async fn update_agent(
     }
     let mut changes = changes;
     let card = match &changes.agent_card_url {
-        Some(url) => Some(own_card::fetch(&state, url).await?),
+        Some(url) => Some(own_card::fetch(&state, url, signer.key()).await?),
         None => None,
     };
     if let Some((card, _)) = &card {
@@ -285,6 +285,7 @@ impl KeyHolder for AgentId {
             return Ok(None);
         };
         let agent = Agent::from(row);
+        store::forget_card_proof(&mut tx, id).await?;
         events::record(&mut tx, Aggregate::Agent(id), events::AGENT_KEY_ROTATED, &agent).await?;
         tx.commit().await?;
         agent::changed(state, id);

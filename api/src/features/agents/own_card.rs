@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use ed25519_dalek::VerifyingKey;
 use shared::domain::{AgentId, EndpointUrl};
 use shared::events::{self, Aggregate};
 
@@ -19,17 +20,27 @@ use crate::http::state::AppState;
 use crate::resources::agent::{self, Agent, deactivated};
 
 /// The card at `url`, fetched without an ETag (so never "unchanged"), and
-/// how its claims are proven.
-pub(super) async fn fetch(state: &AppState, url: &EndpointUrl) -> Result<(ImportedCard, Proven), ApiError> {
+/// how its claims are proven for the agent whose signing key is `agent_key`.
+pub(super) async fn fetch(
+    state: &AppState,
+    url: &EndpointUrl,
+    agent_key: &VerifyingKey,
+) -> Result<(ImportedCard, Proven), ApiError> {
     require_allowed_scheme(state, "agent_card_url", url)?;
     match card_import::fetch(&state.egress, url, None).await? {
-        Fetched::Card(card) => Ok(proven(state, url, *card).await),
+        Fetched::Card(card) => Ok(proven(state, url, *card, agent_key).await),
         Fetched::Unchanged => Err(anyhow::anyhow!("a card fetched without an ETag came back unchanged").into()),
     }
 }
 
-async fn proven(state: &AppState, url: &EndpointUrl, card: ImportedCard) -> (ImportedCard, Proven) {
-    let proven = card_proof::prove(&state.egress, state.settings.allow_http_endpoints, url.as_url(), &card).await;
+async fn proven(
+    state: &AppState,
+    url: &EndpointUrl,
+    card: ImportedCard,
+    agent_key: &VerifyingKey,
+) -> (ImportedCard, Proven) {
+    let allow_http = state.settings.allow_http_endpoints;
+    let proven = card_proof::prove(&state.egress, allow_http, url.as_url(), &card, agent_key).await;
     (card, proven)
 }
 
@@ -68,7 +79,7 @@ pub(super) async fn refresh_agent_card(
             let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
             return if row.active { Ok(Json(row.into())) } else { Err(deactivated(id)) };
         }
-        Fetched::Card(card) => proven(&state, &url, *card).await,
+        Fetched::Card(card) => proven(&state, &url, *card, signer.key()).await,
     };
     let (card, proven) = card;
     let changes = UpdateAgent {

@@ -217,6 +217,21 @@ pub async fn save_card_import(
     Ok(())
 }
 
+/// The agent's signing key changed: its imported card's proof named the old
+/// one, so its claims are unverified until the card is fetched again, and the
+/// ETag is dropped so that the next refresh reads (and proves) it afresh.
+#[tracing::instrument(name = "sql forget card proof", skip_all)]
+pub async fn forget_card_proof(tx: &mut PgConnection, agent: AgentId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE agent_card_imports SET proof = $2, proven_site = NULL, etag = NULL WHERE agent_id = $1",
+        agent.as_uuid(),
+        Proof::Unverified as Proof,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// A refresh found the card unchanged.
 #[tracing::instrument(name = "sql card unchanged", skip_all)]
 pub async fn card_unchanged(tx: &mut PgConnection, agent: AgentId) -> sqlx::Result<()> {
