@@ -10,25 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use super::report::Scenario;
+use super::stack::memory_mb;
 
 /// How often memory is sampled.
 const EVERY: Duration = Duration::from_secs(5);
 /// The API's memory target (docs/PERFORMANCE.md).
 const API_RSS_TARGET_MB: f64 = 100.0;
-
-/// `VmRSS` of a process: its resident set now, in MB.
-fn rss_mb(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("cannot read /proc/<pid>/status")?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc/<pid>/status")?;
-    Ok(kb / 1024.0)
-}
 
 /// One sample: seconds since the soak began, and each process's MB.
 pub struct Sample {
@@ -53,7 +41,7 @@ impl Sampler {
             let start = Instant::now();
             let mut samples = Vec::new();
             while !stopped.load(Ordering::Relaxed) {
-                let mb = processes.iter().map(|(_, pid)| rss_mb(*pid).unwrap_or(f64::NAN)).collect();
+                let mb = processes.iter().map(|(_, pid)| memory_mb(*pid, "VmRSS").unwrap_or(f64::NAN)).collect();
                 samples.push(Sample { at: start.elapsed().as_secs_f64(), mb });
                 let next = Instant::now() + EVERY;
                 while Instant::now() < next && !stopped.load(Ordering::Relaxed) {

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// `VmHWM` of a process: its peak resident set, in MB.
-fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+/// A memory figure of a process from `/proc/<pid>/status`, in MB: `VmHWM`
+/// (its peak resident set) or `VmRSS` (its resident set now).
+pub(super) fn memory_mb(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("cannot read /proc/<pid>/status")?;
     let kb: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/<pid>/status")?;
+        .with_context(|| format!("no {field} in /proc/<pid>/status"))?;
     Ok(kb / 1024.0)
 }
 
@@ -117,7 +118,7 @@ impl Stack {
             .iter()
             .find(|(child_name, _)| *child_name == name)
             .with_context(|| format!("the {name} is not running"))?;
-        let mb = peak_rss_mb(child.id())?;
+        let mb = memory_mb(child.id(), "VmHWM")?;
         self.stop(name);
         Ok(mb)
     }
@@ -153,4 +154,17 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_figures_are_read_from_proc() {
+        let pid = std::process::id();
+        let (now, peak) = (memory_mb(pid, "VmRSS").unwrap(), memory_mb(pid, "VmHWM").unwrap());
+        assert!(now > 0.0 && peak >= now, "VmRSS {now} MB, VmHWM {peak} MB");
+        assert!(memory_mb(pid, "Vm").is_err(), "a prefix of a field is not the field");
+    }
 }

@@ -231,11 +231,12 @@ async fn drive<M: RequestMaker>(http: &reqwest::Client, options: &Options, maker
     Ok(total)
 }
 
-struct Discovery {
+/// `GET`s of a fixed list of URLs, in turn.
+struct Gets {
     urls: Vec<String>,
 }
 
-impl RequestMaker for Discovery {
+impl RequestMaker for Gets {
     async fn request(&self, http: &reqwest::Client, n: usize) -> anyhow::Result<reqwest::RequestBuilder> {
         Ok(http.get(&self.urls[n % self.urls.len()]))
     }
@@ -248,7 +249,7 @@ async fn discovery(http: &reqwest::Client, options: &Options) -> anyhow::Result<
         options.queries.iter().map(String::as_str).collect()
     };
     let urls = queries.iter().map(|query| format!("{}/v1/agents?{query}", options.url)).collect();
-    drive(http, options, Discovery { urls }).await
+    drive(http, options, Gets { urls }).await
 }
 
 /// Agents found by discovery: `(id, price)`.
@@ -282,21 +283,11 @@ async fn known_agents(http: &reqwest::Client, base_url: &str, wanted: usize) -> 
     Ok(agents)
 }
 
-struct GetAgent {
-    urls: Vec<String>,
-}
-
-impl RequestMaker for GetAgent {
-    async fn request(&self, http: &reqwest::Client, n: usize) -> anyhow::Result<reqwest::RequestBuilder> {
-        Ok(http.get(&self.urls[n % self.urls.len()]))
-    }
-}
-
 async fn get_agent(http: &reqwest::Client, options: &Options) -> anyhow::Result<Report> {
     let agents = known_agents(http, &options.url, 1000).await?;
     eprintln!("load: get-agent over {} agent ids", agents.len());
     let urls = agents.iter().map(|(id, _)| format!("{}/v1/agents/{id}", options.url)).collect();
-    drive(http, options, GetAgent { urls }).await
+    drive(http, options, Gets { urls }).await
 }
 
 /// Registers `count` clients (a fresh key each), concurrently; returns their signers.
