@@ -38,7 +38,7 @@ impl PageCache {
         Self(Some(cache))
     }
 
-    pub fn get(&self, key: &str) -> Option<Bytes> {
+    fn get(&self, key: &str) -> Option<Bytes> {
         self.0.as_ref()?.get(key)
     }
 
@@ -49,7 +49,7 @@ impl PageCache {
         }
     }
 
-    pub fn put(&self, key: String, body: Bytes) {
+    fn put(&self, key: String, body: Bytes) {
         if let Some(cache) = &self.0 {
             cache.insert(key, body);
         }
