@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use api::startup::Application;
+use shared::progress::Report;
 use shared::serve::{run_binary, shutdown_signal};
 use shared::settings::Settings;
 
@@ -30,7 +31,7 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     shared::db::migrate(&settings).await?;
     let sealer = shared::sealing::Sealer::from_settings(&settings).await?;
     let db = shared::db::lazy_pool(&settings, settings.database_max_connections, shared::db::Plans::Chosen)?;
-    let sealed = shared::sealing::seal_legacy_secrets(&db, &sealer, usize::MAX).await?;
+    let sealed = shared::sealing::seal_legacy_secrets(&db, &sealer, usize::MAX, Report::Log).await?;
     tracing::info!(sealed, "plaintext webhook secrets sealed");
     Ok(())
 }

@@ -324,16 +324,14 @@ impl From<reqwest::Error> for EgressError {
         if error.is_timeout() {
             return Self::Timeout;
         }
-        let mut chain = vec![error.to_string()];
         let mut source = error.source();
         while let Some(err) = source {
             if let Some(refused) = err.downcast_ref::<ResolveRefused>() {
                 return Self::Refused(refused.0.clone());
             }
-            chain.push(err.to_string());
             source = err.source();
         }
-        Self::Transport(chain.join(": "))
+        Self::Transport(crate::error_chain::render(&error))
     }
 }
 

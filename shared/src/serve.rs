@@ -32,7 +32,7 @@ where
     match outcome.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::error_chain::render(&*error));
             ExitCode::FAILURE
         }
     }

@@ -620,10 +620,7 @@ async fn dispatch(shared: Arc<Shared>, task: Arc<Task>) {
             Err(error) if error.is_timeout() => {
                 (Err(format!("no response within {:?}", task.deadline)), "DEADLINE_EXCEEDED".to_owned(), None)
             }
-            Err(error) => {
-                let causes = std::iter::successors(Some(&error as &dyn std::error::Error), |error| error.source());
-                (Err(causes.map(ToString::to_string).collect::<Vec<_>>().join(": ")), "UNAVAILABLE".to_owned(), None)
-            }
+            Err(error) => (Err(shared::error_chain::render(&error)), "UNAVAILABLE".to_owned(), None),
         };
         let attempt = retry + 1;
         let done = matches!(response, Ok(status) if (200..300).contains(&status));

@@ -435,7 +435,7 @@ fn python_script(script: &str, args: &[&str], input: &Value) -> std::process::Ou
     child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("Traceback"), "{script} runs (pip install -r tests/scripts/requirements.txt): {stderr}");
+    assert!(!stderr.contains("Traceback"), "{script} runs (`cargo xtask test` provides the Python tools): {stderr}");
     output
 }
 

@@ -6,6 +6,7 @@
 //! the endpoint. One fetch at a time; when a fetch fails, the keys held
 //! stay in use.
 
+use shared::error_chain::Causes;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ impl GoogleKeys {
                 Ok(fetched) => *self.held.write().await = fetched,
                 Err(error) => {
                     tracing::warn!(
-                        error = format!("{error:#}"),
+                        error = %Causes(&**error),
                         "cannot fetch Google's signing keys; keeping those held"
                     );
                     // Counts as a fetch for the refetch bound.

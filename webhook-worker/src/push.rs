@@ -34,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use shared::delivery_tasks::Push;
 use shared::domain::EventId;
+use shared::error_chain::Causes;
 use time::OffsetDateTime;
 use tracing::Instrument;
 use url::Url;
@@ -56,7 +57,7 @@ pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(p
         Ok(answer) => answer.into_response(),
         Err(error) => {
             // Our fault (Postgres, Cloud Tasks): Cloud Tasks pushes again later.
-            tracing::error!(delivery_id = %push.delivery_id, error = format!("{error:#}"), "delivery failed");
+            tracing::error!(delivery_id = %push.delivery_id, error = %Causes(&**error), "delivery failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

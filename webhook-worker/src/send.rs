@@ -151,6 +151,28 @@ mod tests {
         assert_eq!(body, r#"{"data":{"job_id":"job_1"},"timestamp":"2027-01-15T08:00:00Z","type":"job.created"}"#);
     }
 
+    /// What the worker records (and the deliveries API shows) when the
+    /// receiver refuses the connection: each cause once.
+    #[tokio::test]
+    async fn a_refused_connection_is_told_once() {
+        // A port that refuses: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let egress = EgressClient::new("127.0.0.0/8".parse().unwrap(), Duration::from_secs(5), "test").unwrap();
+        let (data, target) = (serde_json::json!({}), format!("http://127.0.0.1:{port}/hook"));
+        let webhook = Webhook {
+            id: DeliveryId::generate(),
+            event: EventId::generate(),
+            event_type: "job.created",
+            occurred_at: OffsetDateTime::now_utc(),
+            data: &data,
+            target: &target,
+            secrets: &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        };
+        let sent = send(&egress, webhook, Duration::from_secs(5)).await;
+        assert!(!sent.refused && sent.status.is_none());
+        assert_eq!(sent.error.as_deref(), Some("PIN"));
+    }
+
     #[test]
     fn nul_bytes_cannot_stop_an_attempt_from_being_recorded() {
         assert_eq!(storable("ok\0done"), "ok\u{FFFD}done");

@@ -1,4 +1,5 @@
-//! `cargo xtask ci`: what CI runs, in the order that fails fastest.
+//! `cargo xtask ci`: what CI runs, in the order that fails fastest: the
+//! tools the tests need first, so a machine without them is told at once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,14 +7,15 @@ use std::path::Path;
 use xshell::cmd;
 
 use crate::runner::Runner;
-use crate::{prepare, test};
+use crate::{prepare, test, tools};
 
 pub fn run(runner: &Runner) -> anyhow::Result<()> {
     let sh = &runner.sh;
+    tools::provide(runner)?;
     runner.run(cmd!(sh, "cargo fmt --all -- --check"))?;
     check_sqlx_offline_data(runner)?;
     runner.run(cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings"))?;
-    test::run(runner)
+    test::run_tests(runner)
 }
 
 /// Regenerates the offline data into a scratch folder and compares it with

@@ -571,7 +571,10 @@ impl<'a> Deploy<'a> {
             );
             match self.exec.run(&update) {
                 Ok(()) => outcomes.push(format!("rolled {service} back to {revision}")),
-                Err(error) => outcomes.push(format!("ROLLBACK OF {service} TO {revision} FAILED ({error:#})")),
+                Err(error) => outcomes.push(format!(
+                    "ROLLBACK OF {service} TO {revision} FAILED ({})",
+                    shared::error_chain::Causes(&*error)
+                )),
             }
         }
         outcomes.join(", ")

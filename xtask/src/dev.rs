@@ -3,7 +3,11 @@
 //! the emulator is not installed), the Cloud Tasks stand-in, the webhook
 //! worker, a local webhook receiver and the API, each a process of its own
 //! (and a process group of its own, so that stopping one stops what it
-//! started: `cargo run`'s program, the emulator's JVM).
+//! started: the emulator's JVM). Every binary is built by one `cargo build`
+//! ([`binaries`]) and then run as built; the emulator starts before the
+//! build, so its JVM warms up meanwhile.
+
+mod binaries;
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
@@ -15,20 +19,23 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use shared::settings::Settings;
-use xshell::cmd;
 
 use crate::local::{DEMO_RECEIVER_PORT, EVENTS_SUBSCRIPTION, PUBSUB_PORT, local_settings, pubsub_endpoint};
 use crate::runner::Runner;
+use crate::tools::emulator_installed;
+use binaries::Binaries;
 
-/// Checks the stores, migrates, then runs the API in the foreground.
+/// The packages whose binaries the stack runs.
+const PACKAGES: &[&str] = &["api", "webhook-worker", "tests"];
+
+/// Checks the stores, migrates, builds, then runs the stack until Ctrl-C.
 pub fn run(runner: &Runner) -> anyhow::Result<()> {
+    let started = Instant::now();
     let settings = prepare_environment(runner)?;
     runner.step("check that Redis answers at REDIS_URL", || {
         check_reachable("Redis", settings.redis_url.expose_secret(), 6379, REDIS_REMEDY)
     })?;
     apply_migrations(runner, &settings)?;
-    let sh = &runner.sh;
-    runner.run(cmd!(sh, "cargo build --package api --package webhook-worker --package tests --bins"))?;
     let pubsub = if emulator_installed() {
         eprintln!(
             "Pub/Sub: Google's emulator on 127.0.0.1:{PUBSUB_PORT} (topics and the ordered subscription {EVENTS_SUBSCRIPTION} are created; tail it with `cargo xtask events`)"
@@ -43,19 +50,39 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
         );
         PubSub::StandIn
     };
-    let processes = local_processes(&settings, pubsub)?;
+    let bins = binaries_run(pubsub);
     if runner.dry_run {
-        for process in &processes {
-            println!("{process}");
+        if pubsub == PubSub::Emulator {
+            println!("{}", emulator_process(&settings)?);
         }
+        let built = binaries::build(runner, PACKAGES, &bins)?;
         if pubsub == PubSub::Emulator {
             for step in topology_steps(&settings) {
                 println!("# {step}");
             }
         }
+        for process in built_processes(&settings, pubsub, &built)? {
+            println!("{process}");
+        }
         return Ok(());
     }
-    run_together(processes, &settings, pubsub)
+    let stop = stop_requested()?;
+    let mut stack = Stack::default();
+    if pubsub == PubSub::Emulator {
+        stack.spawn(emulator_process(&settings)?)?;
+    }
+    let built = match binaries::build(runner, PACKAGES, &bins) {
+        // Ctrl-C reached cargo too: that is no failure.
+        Err(_) if stop.load(Ordering::SeqCst) => return Ok(()),
+        built => built?,
+    };
+    if let Some((_, emulator)) = stack.children.first_mut() {
+        create_topology(&settings, emulator)?;
+    }
+    for process in built_processes(&settings, pubsub, &built)? {
+        stack.spawn(process)?;
+    }
+    stack.run(&stop, &format!("http://127.0.0.1:{}", settings.port), started)
 }
 
 /// What serves Pub/Sub locally.
@@ -67,26 +94,8 @@ enum PubSub {
     StandIn,
 }
 
-/// Whether `gcloud beta emulators pubsub` can run here (gcloud, the
-/// component, Java).
-fn emulator_installed() -> bool {
-    let on_path = |program: &str| {
-        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-    };
-    on_path("java")
-        && on_path("gcloud")
-        && Command::new("gcloud")
-            .args(["beta", "emulators", "pubsub", "--help"])
-            .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-}
-
-/// One process of the local stack: a program (`cargo run …`, or gcloud for
-/// the emulator) with extra environment.
+/// One process of the local stack: a program (a built binary, or gcloud
+/// for the emulator) with extra environment.
 struct Process {
     name: &'static str,
     command: Vec<String>,
@@ -95,9 +104,15 @@ struct Process {
 }
 
 impl Process {
-    fn cargo_run(name: &'static str, args: &[&str], env: Vec<(&'static str, String, bool)>) -> Self {
-        let command = ["cargo", "run", "--quiet"].iter().chain(args).map(|arg| (*arg).to_owned()).collect();
-        Self { name, command, env }
+    fn built(
+        name: &'static str,
+        built: &Binaries,
+        bin: &str,
+        args: &[&str],
+        env: Vec<(&'static str, String, bool)>,
+    ) -> anyhow::Result<Self> {
+        let command = std::iter::once(built.path(bin)?).chain(args.iter().map(|arg| (*arg).to_owned())).collect();
+        Ok(Self { name, command, env })
     }
 }
 
@@ -111,13 +126,39 @@ impl std::fmt::Display for Process {
     }
 }
 
+/// The binaries [`built_processes`] runs.
+fn binaries_run(pubsub: PubSub) -> Vec<&'static str> {
+    let mut bins = vec!["cloud_tasks_standin", "webhook-worker", "webhook_receiver", "api"];
+    if pubsub == PubSub::StandIn {
+        bins.insert(0, "pubsub_standin");
+    }
+    bins
+}
+
+/// Google's emulator on [`PUBSUB_PORT`], in the project of the topics.
+fn emulator_process(settings: &Settings) -> anyhow::Result<Process> {
+    Ok(Process {
+        name: "pub/sub emulator",
+        command: ["gcloud", "beta", "emulators", "pubsub", "start"]
+            .into_iter()
+            .map(String::from)
+            .chain([
+                format!("--host-port=127.0.0.1:{PUBSUB_PORT}"),
+                format!("--project={}", emulator_project(settings)?),
+            ])
+            .collect(),
+        env: vec![("CLOUDSDK_CORE_DISABLE_PROMPTS", "1".into(), false)],
+    })
+}
+
 /// Ports come from the settings: the Cloud Tasks stand-in's from
 /// `CLOUD_TASKS_ENDPOINT`, the worker's from `WEBHOOK_WORKER_URL`; that
 /// stand-in presents `WORKER_SHARED_SECRET` as the worker expects. The Pub/Sub
 /// emulator (or stand-in) listens on [`PUBSUB_PORT`], and the worker and the
 /// API are pointed at it through `PUBSUB_ENDPOINT` whatever `.env` says, so
-/// that nothing is published to Google from a laptop.
-fn local_processes(settings: &Settings, pubsub: PubSub) -> anyhow::Result<Vec<Process>> {
+/// that nothing is published to Google from a laptop. The API comes last:
+/// what it calls runs by then.
+fn built_processes(settings: &Settings, pubsub: PubSub, built: &Binaries) -> anyhow::Result<Vec<Process>> {
     let port_of = |setting: &str, url: &str| -> anyhow::Result<String> {
         let url = url::Url::parse(url).with_context(|| format!("{setting} is not a URL"))?;
         let port = url.port_or_known_default().with_context(|| format!("{setting} has no port"))?;
@@ -132,48 +173,23 @@ fn local_processes(settings: &Settings, pubsub: PubSub) -> anyhow::Result<Vec<Pr
         standin_env.push(("CLOUD_TASKS_STANDIN_AUTHORIZATION", format!("Bearer {}", secret.expose_secret()), true));
     }
     let pubsub_endpoint = ("PUBSUB_ENDPOINT", pubsub_endpoint(), false);
-    let pubsub = match pubsub {
-        PubSub::Emulator => Process {
-            name: "pub/sub emulator",
-            command: ["gcloud", "beta", "emulators", "pubsub", "start"]
-                .into_iter()
-                .map(String::from)
-                .chain([
-                    format!("--host-port=127.0.0.1:{PUBSUB_PORT}"),
-                    format!("--project={}", emulator_project(settings)?),
-                ])
-                .collect(),
-            env: vec![("CLOUDSDK_CORE_DISABLE_PROMPTS", "1".into(), false)],
-        },
-        PubSub::StandIn => Process::cargo_run(
-            "pub/sub stand-in",
-            &["--package", "tests", "--bin", "pubsub_standin"],
-            vec![("PUBSUB_STANDIN_PORT", PUBSUB_PORT.to_string(), false)],
-        ),
-    };
-    Ok(vec![
-        // First: the API publishes to topics that must exist by then.
-        pubsub,
-        Process::cargo_run(
-            "cloud tasks stand-in",
-            &["--package", "tests", "--bin", "cloud_tasks_standin"],
-            standin_env,
-        ),
-        Process::cargo_run(
-            "webhook worker",
-            &["--package", "webhook-worker"],
-            vec![
-                ("PORT", port_of("WEBHOOK_WORKER_URL", &settings.cloud_tasks.worker_url)?, false),
-                pubsub_endpoint.clone(),
-            ],
-        ),
-        Process::cargo_run(
-            "webhook receiver",
-            &["--package", "tests", "--bin", "webhook_receiver"],
-            vec![("WEBHOOK_RECEIVER_PORT", DEMO_RECEIVER_PORT.to_string(), false)],
-        ),
-        Process::cargo_run("api", &["--package", "api", "--", "serve"], vec![pubsub_endpoint]),
-    ])
+    let mut processes = Vec::new();
+    if pubsub == PubSub::StandIn {
+        let env = vec![("PUBSUB_STANDIN_PORT", PUBSUB_PORT.to_string(), false)];
+        processes.push(Process::built("pub/sub stand-in", built, "pubsub_standin", &[], env)?);
+    }
+    let worker_env = vec![
+        ("PORT", port_of("WEBHOOK_WORKER_URL", &settings.cloud_tasks.worker_url)?, false),
+        pubsub_endpoint.clone(),
+    ];
+    let receiver_env = vec![("WEBHOOK_RECEIVER_PORT", DEMO_RECEIVER_PORT.to_string(), false)];
+    processes.extend([
+        Process::built("cloud tasks stand-in", built, "cloud_tasks_standin", &[], standin_env)?,
+        Process::built("webhook worker", built, "webhook-worker", &[], worker_env)?,
+        Process::built("webhook receiver", built, "webhook_receiver", &[], receiver_env)?,
+        Process::built("api", built, "api", &["serve"], vec![pubsub_endpoint])?,
+    ]);
+    Ok(processes)
 }
 
 /// The project of `PUBSUB_EVENTS_TOPIC` (`projects/P/topics/T`): the
@@ -212,7 +228,7 @@ fn topology_steps(settings: &Settings) -> Vec<String> {
         Ok(steps) => {
             steps.into_iter().map(|(step, path, _)| format!("{step} (PUT {}/v1/{path})", pubsub_endpoint())).collect()
         }
-        Err(error) => vec![format!("{error:#}")],
+        Err(error) => vec![shared::error_chain::render(&*error)],
     }
 }
 
@@ -252,47 +268,71 @@ fn create_topology(settings: &Settings, emulator: &mut Child) -> anyhow::Result<
 /// The operators' subscription on the dead-letter topic (as in `infra/`).
 const DEAD_LETTER_SUBSCRIPTION: &str = "webhook-dead-letter-ops";
 
-/// Runs every process until one stops, Ctrl-C or SIGTERM, then stops them
-/// all. Each runs in a process group of its own, which is signalled as a
-/// whole: `cargo run` does not pass signals on to its program, nor gcloud to
-/// the emulator's JVM.
-fn run_together(processes: Vec<Process>, settings: &Settings, pubsub: PubSub) -> anyhow::Result<()> {
-    let stop = stop_requested()?;
-    let mut children: Vec<(&'static str, Child)> = Vec::new();
-    let result = (|| {
-        for process in processes {
-            eprintln!("$ {process}");
-            let env = process.env.into_iter().map(|(name, value, _)| (name, value));
-            let mut child = Command::new(&process.command[0])
-                .args(&process.command[1..])
-                .envs(env)
-                .process_group(0)
-                .spawn()
-                .with_context(|| format!("cannot start the {}", process.name))?;
-            if process.name == "pub/sub emulator" && pubsub == PubSub::Emulator {
-                let created = create_topology(settings, &mut child);
-                children.push((process.name, child));
-                created?;
-            } else {
-                children.push((process.name, child));
-            }
-        }
-        eprintln!("the local stack runs; Ctrl-C stops it");
+/// The running processes, each in a process group of its own, which is
+/// signalled as a whole (gcloud does not pass signals on to the emulator's
+/// JVM); dropping the stack stops them all.
+#[derive(Default)]
+struct Stack {
+    children: Vec<(&'static str, Child)>,
+}
+
+impl Stack {
+    fn spawn(&mut self, process: Process) -> anyhow::Result<()> {
+        eprintln!("$ {process}");
+        let env = process.env.into_iter().map(|(name, value, _)| (name, value));
+        let child = Command::new(&process.command[0])
+            .args(&process.command[1..])
+            .envs(env)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start the {}", process.name))?;
+        self.children.push((process.name, child));
+        Ok(())
+    }
+
+    /// Until one process stops, Ctrl-C or SIGTERM; says when the API at
+    /// `api` answers `/readyz`, and until then every few seconds that it waits.
+    fn run(&mut self, stop: &AtomicBool, api: &str, started: Instant) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(1)).build()?;
+        let answers_ready = || {
+            runtime.block_on(async {
+                let answer = http.get(format!("{api}/readyz")).send().await;
+                answer.is_ok_and(|answer| answer.status().is_success())
+            })
+        };
+        let waiting = Instant::now();
+        let mut ready = false;
+        let mut told = Instant::now();
         loop {
             if stop.load(Ordering::SeqCst) {
                 eprintln!("stopping the local stack");
                 return Ok(());
             }
-            for (name, child) in &mut children {
+            for (name, child) in &mut self.children {
                 if let Some(status) = child.try_wait()? {
                     anyhow::bail!("the {name} stopped ({status}); the others were stopped too");
                 }
             }
+            if !ready && answers_ready() {
+                ready = true;
+                eprintln!(
+                    "the local stack is ready: the API answers at {api} ({:.1} s after `cargo xtask dev` began); Ctrl-C stops it",
+                    started.elapsed().as_secs_f64()
+                );
+            } else if !ready && told.elapsed() >= Duration::from_secs(3) {
+                told = Instant::now();
+                eprintln!("waiting for the API to answer {api}/readyz ({:.0} s)", waiting.elapsed().as_secs_f64());
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
-    })();
-    stop_all(&mut children);
-    result
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        stop_all(&mut self.children);
+    }
 }
 
 /// Set on Ctrl-C or SIGTERM (which no longer reach the children: they are in

@@ -17,6 +17,7 @@ mod runner;
 mod test;
 #[cfg(test)]
 mod tidy;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,7 +72,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", shared::error_chain::render(&*error));
             ExitCode::FAILURE
         }
     }
@@ -147,10 +148,10 @@ mod tests {
     /// A CTE that nothing references does not run, so a statement that
     /// sets `synchronous_commit` in one must also test it, or it would
     /// commit synchronously without anyone noticing.
-    #[test]
-    fn async_commit_ctes_are_referenced() {
+    /// Every `.rs` file under the folders `crate_dirs` of the project.
+    fn rust_sources(crate_dirs: &[&str]) -> Vec<PathBuf> {
         let mut sources = Vec::new();
-        for crate_dir in ["api/src", "webhook-worker/src", "shared/src"] {
+        for crate_dir in crate_dirs {
             let mut dirs = vec![project_root().join(crate_dir)];
             while let Some(dir) = dirs.pop() {
                 for entry in std::fs::read_dir(dir).unwrap() {
@@ -163,8 +164,13 @@ mod tests {
                 }
             }
         }
+        sources
+    }
+
+    #[test]
+    fn async_commit_ctes_are_referenced() {
         let mut statements = 0;
-        for path in sources {
+        for path in rust_sources(&["api/src", "webhook-worker/src", "shared/src"]) {
             let text = std::fs::read_to_string(&path).unwrap();
             let defined = text.matches("WITH async_commit AS (SELECT set_config('synchronous_commit', ").count();
             let referenced = text.matches("EXISTS (SELECT FROM async_commit)").count();
@@ -175,6 +181,27 @@ mod tests {
             statements >= 5,
             "the lease, its release, a success's record, the relay's and the publisher's marks: {statements}"
         );
+    }
+
+    /// anyhow's `{:#}` joins every cause's `Display`, and the Google crates'
+    /// errors include their source in theirs: a cause then shows twice. Error
+    /// chains go through `shared::error_chain`, which shows each cause once.
+    #[test]
+    fn error_chains_are_rendered_once() {
+        let alternate = concat!(":#", "}"); // Not spelled out: this line would match.
+        let mut offenders = Vec::new();
+        for path in rust_sources(&["api/src", "webhook-worker/src", "shared/src", "tests/src", "xtask/src"]) {
+            if path.ends_with("shared/src/error_chain.rs") {
+                continue; // It shows what `{:#}` does, to pin the difference.
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                if line.contains(alternate) && line.to_lowercase().contains("err") {
+                    offenders.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "render error chains with shared::error_chain:\n{}", offenders.join("\n"));
     }
 
     /// CI must run what the README tells a newcomer to run.

@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use shared::domain::JobWindow;
+use shared::error_chain::Causes;
 use shared::events::{self, Aggregate, JOB_EXPIRED};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -101,7 +102,7 @@ impl Expiry {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "job expiry failed; the next round retries");
+                    tracing::warn!(error = %Causes(&*error), "job expiry failed; the next round retries");
                     break;
                 }
             }

@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use shared::delivery_tasks::{DeliveryTasks, Push};
 use shared::domain::DeliveryId;
+use shared::error_chain::Causes;
+use shared::progress::Report;
 use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
@@ -112,11 +114,13 @@ impl Maintenance {
             self.report_backlog().await;
             self.drop_expired_secrets().await;
             // Rows an older revision wrote in plaintext during a roll-out.
-            if let Err(error) = shared::sealing::seal_legacy_secrets(&self.db, &self.sealer, LEGACY_BATCHES).await {
-                tracing::warn!(error = format!("{error:#}"), "cannot seal plaintext webhook secrets");
+            if let Err(error) =
+                shared::sealing::seal_legacy_secrets(&self.db, &self.sealer, LEGACY_BATCHES, Report::Log).await
+            {
+                tracing::warn!(error = %Causes(&*error), "cannot seal plaintext webhook secrets");
             }
             if let Err(error) = receipts::legacy::make_private(&self.db, &self.platform_keys, LEGACY_BATCHES).await {
-                tracing::warn!(error = format!("{error:#}"), "cannot make receipts private");
+                tracing::warn!(error = %Causes(&*error), "cannot make receipts private");
             }
             if let Err(error) = retention::prune(&self.db, &self.settings).await {
                 tracing::warn!(%error, "cannot prune old delivery attempts");
@@ -124,7 +128,7 @@ impl Maintenance {
         }
         match self.sweep_lost_tasks(*swept_to).await {
             Ok(last) => *swept_to = last,
-            Err(error) => tracing::warn!(error = format!("{error:#}"), "sweep of overdue deliveries failed"),
+            Err(error) => tracing::warn!(error = %Causes(&*error), "sweep of overdue deliveries failed"),
         }
     }
 

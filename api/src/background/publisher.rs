@@ -30,6 +30,7 @@ use google_cloud_pubsub::model::Message;
 use google_cloud_pubsub::retry_policy::RetryableErrors;
 use serde_json::json;
 use shared::domain::{AgentId, ClientId, DeliveryId, EventId, JobId};
+use shared::error_chain::Causes;
 use shared::events::{Aggregate, Envelope, SCHEMA_VERSION};
 use shared::settings::PubSubSettings;
 use sqlx::PgPool;
@@ -68,27 +69,32 @@ pub struct EventPublisher {
     lease: Singleton,
 }
 
-impl EventPublisher {
-    /// With an `http://` `PUBSUB_ENDPOINT` (the emulator or the stand-in), anonymous
-    /// credentials; otherwise Application Default Credentials, at the given
-    /// `https://` endpoint (a regional one, so ordering holds) or Google's
-    /// global one.
-    pub async fn new(db: PgPool, settings: &PubSubSettings, signal: OutboxSignal) -> anyhow::Result<Self> {
-        let backoff = ExponentialBackoffBuilder::new()
-            .with_initial_delay(Duration::from_millis(100))
-            .with_maximum_delay(Duration::from_secs(2))
-            .build()
-            .context("the Pub/Sub backoff is malformed")?;
-        let mut builder = BasePublisher::builder()
-            .with_retry_policy(RetryableErrors.with_time_limit(PUBLISH_TIME_LIMIT))
-            .with_backoff_policy(backoff);
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.with_endpoint(endpoint);
-            if endpoint.starts_with("http://") {
-                builder = builder.with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
-            }
+/// With an `http://` `PUBSUB_ENDPOINT` (the emulator or the stand-in), anonymous
+/// credentials; otherwise Application Default Credentials, at the given
+/// `https://` endpoint (a regional one, so ordering holds) or Google's
+/// global one.
+async fn client(settings: &PubSubSettings) -> anyhow::Result<BasePublisher> {
+    let backoff = ExponentialBackoffBuilder::new()
+        .with_initial_delay(Duration::from_millis(100))
+        .with_maximum_delay(Duration::from_secs(2))
+        .build()
+        .context("the Pub/Sub backoff is malformed")?;
+    let mut builder = BasePublisher::builder()
+        .with_retry_policy(RetryableErrors.with_time_limit(PUBLISH_TIME_LIMIT))
+        .with_backoff_policy(backoff);
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.with_endpoint(endpoint);
+        if endpoint.starts_with("http://") {
+            builder = builder.with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
         }
-        let client = builder.build().await.context("cannot build the Pub/Sub client")?;
+    }
+    builder.build().await.context("cannot build the Pub/Sub client")
+}
+
+impl EventPublisher {
+    /// A publisher through [`client`].
+    pub async fn new(db: PgPool, settings: &PubSubSettings, signal: OutboxSignal) -> anyhow::Result<Self> {
+        let client = client(settings).await?;
         let lease = Singleton::new(LEASE_NAME, LEASE);
         Ok(Self { db, client, settings: settings.clone(), signal, lease })
     }
@@ -98,7 +104,7 @@ impl EventPublisher {
         loop {
             let round = self.round().await;
             if let Err(error) = &round {
-                tracing::warn!(error = format!("{error:#}"), "publishing paused; events stay in the outbox");
+                tracing::warn!(error = %Causes(&**error), "publishing paused; events stay in the outbox");
             }
             let woken = self.signal.events_written();
             if !rounds::wait_for_next_round(&round, woken, POLL_INTERVAL, RETRY_DELAY, &mut stopping).await {
@@ -255,5 +261,28 @@ impl EventPublisher {
         .execute(&self.db)
         .await?;
         rounds::round_result(ids.len(), failure.map(Into::into), "dead letters not published")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an operator reads while Pub/Sub refuses connections: each cause
+    /// once. Takes `PUBLISH_TIME_LIMIT`: the client retries until then.
+    #[tokio::test]
+    async fn a_refused_connection_is_told_once() {
+        // A port that refuses: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let settings = PubSubSettings {
+            events_topic: "projects/local/topics/registry-events".into(),
+            dead_letter_topic: "projects/local/topics/webhook-dead-letter".into(),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+        };
+        let client = client(&settings).await.unwrap();
+        let publisher = client.publisher(&settings.events_topic).build();
+        let failure = publisher.publish(Message::new().set_data("{}")).await.unwrap_err();
+        let error = rounds::round_result(0, Some(failure.into()), "events not published").unwrap_err();
+        assert_eq!(Causes(&*error).to_string().replace(&port.to_string(), "PORT"), "PIN");
     }
 }

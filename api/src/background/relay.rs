@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use shared::delivery_tasks::{DeliveryTasks, Push};
 use shared::domain::DeliveryId;
+use shared::error_chain::Causes;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -68,7 +69,7 @@ impl Relay {
         loop {
             let round = self.relay_batch().await.map(|relayed| relayed == BATCH as usize);
             if let Err(error) = &round {
-                tracing::warn!(error = format!("{error:#}"), "relay paused; deliveries stay pending");
+                tracing::warn!(error = %Causes(&**error), "relay paused; deliveries stay pending");
             }
             let woken = self.wake.deliveries_written();
             if !rounds::wait_for_next_round(&round, woken, POLL_INTERVAL, RETRY_DELAY, &mut stopping).await {

@@ -1,5 +1,6 @@
 //! The pace of the relay's and the publisher's rounds over the outbox.
 
+use shared::error_chain::Causes;
 use std::future::Future;
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ pub fn round_result(done: usize, failure: Option<anyhow::Error>, what: &str) -> 
     match failure {
         Some(error) if done == 0 => Err(error.context(what.to_owned())),
         Some(error) => {
-            tracing::warn!(error = format!("{error:#}"), done, "some {what}");
+            tracing::warn!(error = %Causes(&*error), done, "some {what}");
             Ok(done)
         }
         None => Ok(done),

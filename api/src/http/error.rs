@@ -5,6 +5,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use shared::error_chain::Causes;
 use utoipa::{IntoResponses, ToSchema};
 
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +165,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let detail = match &self {
             Self::Internal(error) => {
-                tracing::error!(error = format!("{error:#}"), "request failed");
+                tracing::error!(error = %Causes(&**error), "request failed");
                 "an internal error occurred; it has been logged".to_owned()
             }
             other => other.to_string(),

@@ -11,14 +11,21 @@ use uuid::Uuid;
 
 use super::Sealer;
 use crate::domain::{AgentId, ClientId};
+use crate::progress::{Progress, Report};
 
 /// Rows sealed per statement (one `UPDATE … FROM UNNEST`).
 const BATCH: i64 = 200;
 
 /// Seals every plaintext webhook secret of agents and clients, at most
-/// `max_batches` batches of each; returns how many rows it sealed.
-pub async fn seal_legacy_secrets(db: &PgPool, sealer: &Sealer, max_batches: usize) -> anyhow::Result<u64> {
-    let mut sealed = 0;
+/// `max_batches` batches of each; returns how many rows it sealed. Progress
+/// goes to `report` when it takes more than a few seconds.
+pub async fn seal_legacy_secrets(
+    db: &PgPool,
+    sealer: &Sealer,
+    max_batches: usize,
+    report: Report,
+) -> anyhow::Result<u64> {
+    let mut progress = Progress::new("sealing plaintext webhook secrets", "rows", None, report);
     // In id order from where the last batch ended: each batch starts on the
     // next unsealed row (`agents_unsealed_secrets`), not at the table's start.
     let mut after = Uuid::nil();
@@ -61,7 +68,7 @@ pub async fn seal_legacy_secrets(db: &PgPool, sealer: &Sealer, max_batches: usiz
         )
         .execute(db)
         .await?;
-        sealed += updated.rows_affected();
+        progress.add(updated.rows_affected());
         if done {
             break;
         }
@@ -95,11 +102,13 @@ pub async fn seal_legacy_secrets(db: &PgPool, sealer: &Sealer, max_batches: usiz
         )
         .execute(db)
         .await?;
-        sealed += updated.rows_affected();
+        progress.add(updated.rows_affected());
         if done {
             break;
         }
     }
+    let sealed = progress.done();
+    progress.finish();
     Ok(sealed)
 }
 

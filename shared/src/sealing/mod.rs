@@ -122,7 +122,7 @@ impl Sealer {
             .opened
             .try_get_with(parts.wrapped_key.to_vec(), unwrap)
             .await
-            .map_err(|error| anyhow::anyhow!("{error:#}"))?;
+            .map_err(|error| anyhow::anyhow!(crate::error_chain::render(&**error)))?;
         let plaintext = cipher
             .decrypt(&nonce(parts.nonce)?, Payload { msg: parts.ciphertext, aad: owner.as_bytes() })
             .map_err(|_| anyhow::anyhow!("a webhook secret does not open: altered, or sealed for another owner"))?;

@@ -44,7 +44,7 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_api() {
         .env("AR_BASE_URL", &app.base_url);
     let started = Instant::now();
     let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap_or_else(|error| {
-        panic!("schemathesis runs ({error}); install it: python3 -m pip install -r tests/scripts/requirements.txt")
+        panic!("schemathesis runs ({error}); run the tests with `cargo xtask test`, which provides it")
     });
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));

@@ -17,7 +17,7 @@ async fn a_client_generated_from_the_document_runs_the_demo_flow() {
         .arg(&workdir)
         .env("AR_BASE_URL", &app.base_url);
     let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap_or_else(|error| {
-        panic!("python3 runs ({error}); install the tools: python3 -m pip install -r tests/scripts/requirements.txt")
+        panic!("python3 runs ({error}); run the tests with `cargo xtask test`, which provides the Python tools")
     });
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));

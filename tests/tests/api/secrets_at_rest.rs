@@ -5,6 +5,7 @@
 
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use shared::progress::Report;
 use shared::sealing::{Sealer, seal_legacy_secrets};
 use sqlx::PgPool;
 use standardwebhooks::Webhook;
@@ -82,9 +83,9 @@ async fn plaintext_rows_from_before_are_sealed_once_and_still_open() {
     assert_eq!(plaintext_secrets(&app.db).await.len(), 2, "the scan finds plaintext");
 
     let sealer = migrate_sealer(&app).await;
-    assert_eq!(seal_legacy_secrets(&app.db, &sealer, usize::MAX).await.unwrap(), 2);
+    assert_eq!(seal_legacy_secrets(&app.db, &sealer, usize::MAX, Report::Quiet).await.unwrap(), 2);
     assert_eq!(plaintext_secrets(&app.db).await, Vec::<String>::new());
-    assert_eq!(seal_legacy_secrets(&app.db, &sealer, usize::MAX).await.unwrap(), 0, "idempotent");
+    assert_eq!(seal_legacy_secrets(&app.db, &sealer, usize::MAX, Report::Quiet).await.unwrap(), 0, "idempotent");
 
     // The worker (another process, the same key) opens them for their owners.
     let worker = migrate_sealer(&app).await;
@@ -114,7 +115,7 @@ async fn webhooks_of_a_migrated_agent_verify_with_its_old_secret() {
         .await
         .unwrap();
     let sealer = migrate_sealer(&pipeline.app).await;
-    assert_eq!(seal_legacy_secrets(&pipeline.app.db, &sealer, usize::MAX).await.unwrap(), 1);
+    assert_eq!(seal_legacy_secrets(&pipeline.app.db, &sealer, usize::MAX, Report::Quiet).await.unwrap(), 1);
 
     pipeline.create_job(&client, &agent).await;
     assert!(pipeline.receiver.wait_for(1, 10).await, "job.created arrives");
@@ -192,7 +193,11 @@ async fn a_batch_of_agents_seals_each_plaintext_column_and_keeps_sealed_ones() {
     }
 
     let sealer = migrate_sealer(&app).await;
-    assert_eq!(seal_legacy_secrets(&app.db, &sealer, usize::MAX).await.unwrap(), 3, "one statement, three rows");
+    assert_eq!(
+        seal_legacy_secrets(&app.db, &sealer, usize::MAX, Report::Quiet).await.unwrap(),
+        3,
+        "one statement, three rows"
+    );
     assert_eq!(plaintext_secrets(&app.db).await, Vec::<String>::new());
     for (agent, current, previous) in [
         (&current_only, Some(old_current), None),

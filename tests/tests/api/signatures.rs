@@ -39,7 +39,7 @@ fn python_signature_with(
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
-        "sign_request.py failed (pip install -r tests/scripts/requirements.txt): {}",
+        "sign_request.py failed (run the tests with `cargo xtask test`, which provides the Python tools): {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let headers: serde_json::Map<String, Value> = serde_json::from_slice(&output.stdout).unwrap();

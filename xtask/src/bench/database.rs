@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use shared::progress::{Progress, Report};
 use sqlx::{Connection, Executor, PgConnection};
 
 use super::WEBHOOK_SECRET_KEY;
@@ -55,7 +56,7 @@ pub(super) async fn create_ceiling_insert_table(database_url: &str) -> anyhow::R
     Ok(())
 }
 
-/// `$1` active agents: six primary tags (one each), eight secondary tags
+/// Active agents numbered `$1` to `$2`: six primary tags (one each), eight secondary tags
 /// (one each), one of 500 rare `skill-N` tags; prices 1.00–100.99, 0–199
 /// ratings averaging 1–5 (with the reputation score they give), unique
 /// 32-byte keys; created a minute apart.
@@ -83,7 +84,7 @@ SELECT gen_random_uuid(),
        'whsec_' || encode(sha256(int4send(i)), 'base64'),
        now() - make_interval(mins => i),
        now()
-FROM generate_series(1, $1) AS i,
+FROM generate_series($1, $2) AS i,
      LATERAL (SELECT (i * 31) % 200 AS count) AS counted,
      LATERAL (SELECT counted.count, (counted.count * (100 + i::bigint * 104729 % 401) / 100)::integer AS sum) AS ratings";
 
@@ -115,6 +116,9 @@ SELECT gen_random_uuid(), event.id, job.id, job.agent_id, 'http://127.0.0.1:1809
        job.created_at, job.created_at, job.created_at
 FROM event JOIN job ON job.id = event.aggregate_id";
 
+/// Agents inserted per statement: a few seconds' work, so progress shows.
+const SEED_CHUNK: i32 = 50_000;
+
 /// Seeds `agents` agents and a history of jobs (one per ten agents), then
 /// `VACUUM ANALYZE` (an all-visible table for index-only scans, and
 /// statistics); prints how long each took.
@@ -122,7 +126,13 @@ pub(super) async fn seed(database_url: &str, agents: u32) -> anyhow::Result<()> 
     let count = i32::try_from(agents).context("--agents must be at most 2147483647")?;
     let mut db = PgConnection::connect(database_url).await?;
     let started = Instant::now();
-    sqlx::query(SEED).bind(count).execute(&mut db).await.context("seeding the agents failed")?;
+    let mut progress = Progress::new("seeding agents", "agents", Some(agents.into()), Report::terminal_if_any());
+    for first in (1..=count).step_by(SEED_CHUNK as usize) {
+        let last = first.saturating_add(SEED_CHUNK - 1).min(count);
+        sqlx::query(SEED).bind(first).bind(last).execute(&mut db).await.context("seeding the agents failed")?;
+        progress.add(u64::from((last - first + 1).unsigned_abs()));
+    }
+    progress.finish();
     sqlx::query(SEED_HISTORY).bind(count / 10).execute(&mut db).await.context("seeding the job history failed")?;
     let seeded = started.elapsed();
     // As `api migrate` would have: webhook secrets are sealed at rest, and
@@ -134,7 +144,7 @@ pub(super) async fn seed(database_url: &str, agents: u32) -> anyhow::Result<()> 
     ]);
     let sealer = shared::sealing::Sealer::from_settings(&shared::settings::Settings::from_source(&source)?).await?;
     let pool = sqlx::PgPool::connect(database_url).await?;
-    shared::sealing::seal_legacy_secrets(&pool, &sealer, usize::MAX).await?;
+    shared::sealing::seal_legacy_secrets(&pool, &sealer, usize::MAX, Report::terminal_if_any()).await?;
     let sealed = started.elapsed();
     db.execute("VACUUM ANALYZE").await?;
     eprintln!(

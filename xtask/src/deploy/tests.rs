@@ -84,7 +84,7 @@ fn a_failing_apply_stops_the_deploy_and_rolls_both_services_back() {
     stand_ins.fail("terraform *apply*-target=module.platform.module.migrate*");
     let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
 
-    let error = format!("{:#}", result.unwrap_err());
+    let error = shared::error_chain::render(&*result.unwrap_err());
     assert!(error.contains("step failed: point the migrate job at the new image"), "{error}");
     assert!(error.contains("rolled agent-registry-api back to agent-registry-api-00001-old"), "{error}");
     assert!(error.contains("rolled agent-registry-worker back to agent-registry-worker-00001-old"), "{error}");
@@ -111,7 +111,7 @@ fn failed_migrations_roll_back_without_deploying_the_services() {
     stand_ins.fail("gcloud run jobs execute*");
     let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
 
-    let error = format!("{:#}", result.unwrap_err());
+    let error = shared::error_chain::render(&*result.unwrap_err());
     assert!(error.contains("step failed: run the migrations"), "{error}");
     let log = stand_ins.log();
     let full_applies = log.iter().filter(|line| line.contains(" apply ") && !line.contains("-target=")).count();
@@ -127,7 +127,7 @@ fn a_failing_smoke_test_rolls_back() {
     let stand_ins = StandIns::with_api(serve_api(503));
     let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
 
-    let error = format!("{:#}", result.unwrap_err());
+    let error = shared::error_chain::render(&*result.unwrap_err());
     assert!(error.contains("step failed: smoke test") && error.contains("/readyz did not answer 200"), "{error}");
     let log = stand_ins.log();
     assert!(
@@ -143,7 +143,7 @@ fn a_failing_build_stops_before_anything_changes_and_needs_no_rollback() {
     stand_ins.fail("docker build*");
     let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
 
-    let error = format!("{:#}", result.unwrap_err());
+    let error = shared::error_chain::render(&*result.unwrap_err());
     assert!(error.contains("step failed: docker build api"), "{error}");
     let log = stand_ins.log();
     assert!(log.last().unwrap().starts_with("docker build"), "{log:#?}");
@@ -185,7 +185,7 @@ fn production_without_yes_is_refused_when_no_one_can_be_asked() {
     let stand_ins = StandIns::new();
     let (result, _) = deploy(&stand_ins, options(Environment::Production), false);
 
-    let error = format!("{:#}", result.unwrap_err());
+    let error = shared::error_chain::render(&*result.unwrap_err());
     assert!(error.contains("refusing to deploy to production") && error.contains("--yes"), "{error}");
     let log = stand_ins.log();
     assert!(!log.iter().any(|line| line.starts_with("docker build") || line.starts_with("terraform")), "{log:#?}");
@@ -275,7 +275,7 @@ fn a_missing_tool_is_named_with_how_to_install_it() {
     stand_ins.remove_tool("terraform");
     let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
 
-    let error = format!("{:#}", result.unwrap_err());
+    let error = shared::error_chain::render(&*result.unwrap_err());
     assert!(error.contains("`terraform` is not installed") && error.contains("developer.hashicorp.com"), "{error}");
     assert!(stand_ins.log().is_empty());
 }
@@ -286,7 +286,7 @@ fn gcloud_without_login_says_to_log_in() {
     stand_ins.fail("gcloud auth print-access-token*");
     let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
 
-    let error = format!("{:#}", result.unwrap_err());
+    let error = shared::error_chain::render(&*result.unwrap_err());
     assert!(error.contains("run `gcloud auth login`"), "{error}");
     assert!(!error.contains("ya29"), "a token leaked into {error}");
 }
@@ -296,7 +296,7 @@ fn a_dirty_tree_is_refused_unless_allowed() {
     let stand_ins = StandIns::new();
     stand_ins.write("git-status", " M api/src/main.rs\n");
     let (result, _) = deploy(&stand_ins, options(Environment::Staging), false);
-    let error = format!("{:#}", result.unwrap_err());
+    let error = shared::error_chain::render(&*result.unwrap_err());
     assert!(error.contains("uncommitted changes") && error.contains("--allow-dirty"), "{error}");
     assert!(!stand_ins.log().iter().any(|line| line.starts_with("terraform")));
 

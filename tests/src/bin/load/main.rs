@@ -36,6 +36,8 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
 use serde_json::{Value, json};
+use shared::error_chain::render;
+use shared::progress::{self, Progress};
 use shared::signing::{IDEMPOTENCY_KEY, RequestSigner, SignOptions};
 
 mod soak;
@@ -180,6 +182,7 @@ async fn drive<M: RequestMaker>(http: &reqwest::Client, options: &Options, maker
     let counter = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(options.seconds);
+    let progress = report_progress(format!("{} for {} s", options.scenario, options.seconds), counter.clone(), None);
     let mut tasks = Vec::new();
     for _ in 0..options.connections {
         let (http, maker, counter) = (http.clone(), maker.clone(), counter.clone());
@@ -207,7 +210,7 @@ async fn drive<M: RequestMaker>(http: &reqwest::Client, options: &Options, maker
                 report.count += 1;
                 if let Err(error) = outcome {
                     report.errors += 1;
-                    report.first_error.get_or_insert_with(|| format!("{error:#}"));
+                    report.first_error.get_or_insert_with(|| render(&*error));
                 }
             }
             report.latencies = latencies;
@@ -226,9 +229,25 @@ async fn drive<M: RequestMaker>(http: &reqwest::Client, options: &Options, maker
             total.first_error = report.first_error;
         }
     }
+    progress.abort();
     total.elapsed = start.elapsed();
     total.latencies.sort_unstable();
     Ok(total)
+}
+
+/// Every second, what `sent` (requests started) has grown by, as progress
+/// on stderr when it is a terminal; until aborted.
+fn report_progress(what: String, sent: Arc<AtomicUsize>, total: Option<u64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut progress = Progress::new(what, "requests", total, progress::Report::terminal_if_any());
+        let mut seen = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = sent.load(Ordering::Relaxed) as u64;
+            progress.add(now.saturating_sub(seen));
+            seen = now;
+        }
+    })
 }
 
 /// `GET`s of a fixed list of URLs, in turn.
@@ -399,6 +418,7 @@ async fn deliveries(http: &reqwest::Client, options: &Options) -> anyhow::Result
 
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
+    let progress = report_progress("creating jobs".into(), next.clone(), Some(options.jobs as u64));
     let mut tasks = Vec::new();
     for _ in 0..options.connections {
         let (http, maker, next, jobs) = (http.clone(), maker.clone(), next.clone(), options.jobs);
@@ -413,7 +433,7 @@ async fn deliveries(http: &reqwest::Client, options: &Options) -> anyhow::Result
                 match sent {
                     Ok(response) if response.status().is_success() => {}
                     Ok(response) => failures.push(format!("create: {}", response.status())),
-                    Err(error) => failures.push(format!("create: {error:#}")),
+                    Err(error) => failures.push(format!("create: {}", render(&*error))),
                 }
             }
         }));
@@ -422,6 +442,7 @@ async fn deliveries(http: &reqwest::Client, options: &Options) -> anyhow::Result
     for task in tasks {
         failures.extend(task.await?);
     }
+    progress.abort();
     let created = options.jobs - failures.len();
     eprintln!("load: {created} jobs created in {:.2} s; waiting for their deliveries", start.elapsed().as_secs_f64());
 
