@@ -75,7 +75,7 @@ impl GoogleKeys {
                 Ok(fetched) => *self.held.write().await = fetched,
                 Err(error) => {
                     tracing::warn!(
-                        error = %Causes(&**error),
+                        error = %Causes(&*error),
                         "cannot fetch Google's signing keys; keeping those held"
                     );
                     // Counts as a fetch for the refetch bound.

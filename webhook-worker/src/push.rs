@@ -57,7 +57,7 @@ pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(p
         Ok(answer) => answer.into_response(),
         Err(error) => {
             // Our fault (Postgres, Cloud Tasks): Cloud Tasks pushes again later.
-            tracing::error!(delivery_id = %push.delivery_id, error = %Causes(&**error), "delivery failed");
+            tracing::error!(delivery_id = %push.delivery_id, error = %Causes(&*error), "delivery failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

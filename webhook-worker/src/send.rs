@@ -170,7 +170,10 @@ mod tests {
         };
         let sent = send(&egress, webhook, Duration::from_secs(5)).await;
         assert!(!sent.refused && sent.status.is_none());
-        assert_eq!(sent.error.as_deref(), Some("PIN"));
+        assert_eq!(
+            sent.error.as_deref(),
+            Some("error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)")
+        );
     }
 
     #[test]
