@@ -55,7 +55,7 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
         if pubsub == PubSub::Emulator {
             println!("{}", emulator_process(&settings)?);
         }
-        let built = binaries::build(runner, PACKAGES, &bins)?;
+        let built = binaries::build(runner, PACKAGES, &bins, &AtomicBool::new(false))?;
         if pubsub == PubSub::Emulator {
             for step in topology_steps(&settings) {
                 println!("# {step}");
@@ -71,8 +71,8 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
     if pubsub == PubSub::Emulator {
         stack.spawn(emulator_process(&settings)?)?;
     }
-    let built = match binaries::build(runner, PACKAGES, &bins) {
-        // Ctrl-C reached cargo too: that is no failure.
+    let built = match binaries::build(runner, PACKAGES, &bins, &stop) {
+        // Stopped while building: no failure.
         Err(_) if stop.load(Ordering::SeqCst) => return Ok(()),
         built => built?,
     };

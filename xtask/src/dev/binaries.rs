@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -39,8 +40,9 @@ fn arguments(packages: &[&str], bins: &[&str]) -> Vec<String> {
 }
 
 /// Builds `bins` of `packages`; in a dry run prints the command and answers
-/// `<target>/debug/<bin>`.
-pub fn build(runner: &Runner, packages: &[&str], bins: &[&str]) -> anyhow::Result<Binaries> {
+/// `<target>/debug/<bin>`. Stops cargo when `stop` turns true (a SIGTERM
+/// for `dev` does not reach cargo; Ctrl-C in a terminal does).
+pub fn build(runner: &Runner, packages: &[&str], bins: &[&str], stop: &AtomicBool) -> anyhow::Result<Binaries> {
     let args = arguments(packages, bins);
     if runner.dry_run {
         println!("cargo {}", args.join(" "));
@@ -61,16 +63,34 @@ pub fn build(runner: &Runner, packages: &[&str], bins: &[&str]) -> anyhow::Resul
         .context("cannot run cargo")?;
     let stdout = cargo.stdout.take().context("cargo's stdout")?;
     let (mut built, mut compiled) = (HashMap::new(), 0);
-    for line in BufReader::new(stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line?) else { continue };
-        if message["reason"] != "compiler-artifact" {
-            continue;
-        }
-        compiled += usize::from(message["fresh"] == false);
-        if let (Some(name), Some(executable)) = (message["target"]["name"].as_str(), message["executable"].as_str()) {
-            built.insert(name.to_owned(), PathBuf::from(executable));
-        }
-    }
+    let (cargo_id, read) = (cargo.id(), AtomicBool::new(false));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !read.load(Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst) {
+                    let _ = Command::new("kill").args(["-TERM", &cargo_id.to_string()]).status();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let reading = (|| {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(message) = serde_json::from_str::<serde_json::Value>(&line?) else { continue };
+                if message["reason"] != "compiler-artifact" {
+                    continue;
+                }
+                compiled += usize::from(message["fresh"] == false);
+                let (name, executable) = (message["target"]["name"].as_str(), message["executable"].as_str());
+                if let (Some(name), Some(executable)) = (name, executable) {
+                    built.insert(name.to_owned(), PathBuf::from(executable));
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        })();
+        read.store(true, Ordering::SeqCst);
+        reading
+    })?;
     let status = cargo.wait()?;
     if !status.success() {
         anyhow::bail!("cargo build failed ({status})");
