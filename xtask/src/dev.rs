@@ -28,14 +28,12 @@ use binaries::Binaries;
 /// The packages whose binaries the stack runs.
 const PACKAGES: &[&str] = &["api", "webhook-worker", "tests"];
 
-/// Checks the stores, migrates, builds, then runs the stack until Ctrl-C.
+/// Starts the emulator first (its JVM takes seconds), checks the stores,
+/// migrates, builds, runs the built processes, then creates the emulator's
+/// topics: the slow steps overlap. Runs until Ctrl-C.
 pub fn run(runner: &Runner) -> anyhow::Result<()> {
     let started = Instant::now();
     let settings = prepare_environment(runner)?;
-    runner.step("check that Redis answers at REDIS_URL", || {
-        check_reachable("Redis", settings.redis_url.expose_secret(), 6379, REDIS_REMEDY)
-    })?;
-    apply_migrations(runner, &settings)?;
     let pubsub = if emulator_installed() {
         eprintln!(
             "Pub/Sub: Google's emulator on 127.0.0.1:{PUBSUB_PORT} (topics and the ordered subscription {EVENTS_SUBSCRIPTION} are created; tail it with `cargo xtask events`)"
@@ -50,37 +48,42 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
         );
         PubSub::StandIn
     };
-    let bins = binaries_run(pubsub);
-    if runner.dry_run {
-        if pubsub == PubSub::Emulator {
-            println!("{}", emulator_process(&settings)?);
-        }
-        let built = binaries::build(runner, PACKAGES, &bins, &AtomicBool::new(false))?;
-        if pubsub == PubSub::Emulator {
-            for step in topology_steps(&settings) {
-                println!("# {step}");
-            }
-        }
-        for process in built_processes(&settings, pubsub, &built)? {
-            println!("{process}");
-        }
-        return Ok(());
-    }
     let stop = stop_requested()?;
     let mut stack = Stack::default();
     if pubsub == PubSub::Emulator {
-        stack.spawn(emulator_process(&settings)?)?;
+        let emulator = emulator_process(&settings)?;
+        if runner.dry_run {
+            println!("{emulator}");
+        } else {
+            stack.spawn(emulator)?;
+        }
     }
-    let built = match binaries::build(runner, PACKAGES, &bins, &stop) {
+    runner.step("check that Redis answers at REDIS_URL", || {
+        check_reachable("Redis", settings.redis_url.expose_secret(), 6379, REDIS_REMEDY)
+    })?;
+    apply_migrations(runner, &settings)?;
+    let built = match binaries::build(runner, PACKAGES, &binaries_run(pubsub), &stop) {
         // Stopped while building: no failure.
         Err(_) if stop.load(Ordering::SeqCst) => return Ok(()),
         built => built?,
     };
-    if let Some((_, emulator)) = stack.children.first_mut() {
-        create_topology(&settings, emulator)?;
-    }
     for process in built_processes(&settings, pubsub, &built)? {
-        stack.spawn(process)?;
+        if runner.dry_run {
+            println!("{process}");
+        } else {
+            stack.spawn(process)?;
+        }
+    }
+    // Until the topics exist, a publish fails and the event waits in the
+    // outbox for the next round: nothing is lost to the API starting first.
+    if runner.dry_run {
+        if pubsub == PubSub::Emulator {
+            topology_steps(&settings).iter().for_each(|step| println!("# {step}"));
+        }
+        return Ok(());
+    }
+    if let Some((_, emulator)) = stack.children.first_mut().filter(|_| pubsub == PubSub::Emulator) {
+        create_topology(&settings, emulator)?;
     }
     stack.run(&stop, &format!("http://127.0.0.1:{}", settings.port), started)
 }
