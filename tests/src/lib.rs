@@ -3,6 +3,7 @@
 //! Pub/Sub emulator (topics and subscriptions of its own per test), and a TCP
 //! proxy to take a store or Pub/Sub away and bring it back.
 
+pub mod browser;
 pub mod cloud_tasks;
 pub mod kms;
 pub mod pipeline;
@@ -458,6 +459,12 @@ pub fn verify_signed(what: &str, input: &Value) -> Result<Value, String> {
 pub fn agent_card_problems(card: &Value) -> Vec<String> {
     let output = python_script("validate_agent_card.py", &[], card);
     String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Where `program` is on PATH, if it is.
+pub(crate) fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
 }
 
 /// Polls `check` every 100 ms until it returns true or `seconds` pass.

@@ -10,6 +10,7 @@ use xshell::cmd;
 use crate::runner::Runner;
 
 pub fn run(runner: &Runner) -> anyhow::Result<()> {
+    crate::axe::provision(runner)?;
     let sh = &runner.sh;
     let has_python_client = cmd!(sh, "python3 -c 'import http_message_signatures, requests, schemathesis'")
         .quiet()
