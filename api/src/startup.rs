@@ -20,7 +20,7 @@ use crate::background::expiry::Expiry;
 use crate::background::maintenance::Maintenance;
 use crate::background::publisher::EventPublisher;
 use crate::background::relay::Relay;
-use crate::features::{agent_cards, agents, clients, deliveries, discovery, jobs, jwks, ratings, receipts};
+use crate::features::{agent_cards, agents, clients, console, deliveries, discovery, jobs, jwks, ratings, receipts};
 use crate::http::error;
 use crate::http::openapi::{self, ApiDoc};
 use crate::http::state::AppState;
@@ -103,6 +103,7 @@ fn router(state: AppState) -> Router {
     let sorts = discovery::SORT_ORDERS.map(|sort| sort.as_str());
     openapi::complete(&mut api, &[("/v1/jobs", "role", &jobs::ROLES), ("/v1/agents", "sort", &sorts)]);
     let routes = routes
+        .merge(console::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
         .merge(openapi::router(api))
         .fallback(error::not_found)
