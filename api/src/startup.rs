@@ -103,8 +103,8 @@ fn router(state: AppState) -> Router {
     let sorts = discovery::SORT_ORDERS.map(|sort| sort.as_str());
     openapi::complete(&mut api, &[("/v1/jobs", "role", &jobs::ROLES), ("/v1/agents", "sort", &sorts)]);
     let routes = routes
-        .merge(console::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
+        .merge(console::router(&state))
         .merge(openapi::router(api))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -6,7 +6,8 @@
 //! referrer. Assets are fingerprinted and immutable; the entry page is
 //! revalidated each load. Answers are compressed (gzip or brotli, as the
 //! browser accepts). The per-address rate limit of `/v1/` reads covers
-//! these routes too (`http::rate_limit::limit_per_ip`).
+//! these routes too (`http::rate_limit::limit_per_ip`, inside the strict
+//! headers, so a 429 carries them as well).
 
 mod assets;
 
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
+use crate::http::rate_limit;
 use crate::http::state::AppState;
 pub use assets::ASSETS;
 
@@ -31,13 +33,15 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The entry page names the current fingerprint: always revalidated.
 pub const NO_CACHE: &str = "no-cache";
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(entry))
         .route("/console/assets/{fingerprint}/{*path}", get(asset))
+        .route("/console/{*other}", get(not_found))
         // Gzip costs little at this size; the same level for brotli compresses better, as quickly.
         .layer(CompressionLayer::new().quality(CompressionLevel::Precise(6)))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
         .layer(axum::middleware::from_fn(strict_headers))
 }
 
@@ -52,9 +56,13 @@ async fn asset(Path((fingerprint, path)): Path<(String, String)>) -> Response {
             ([(header::CONTENT_TYPE, media_type), (header::CACHE_CONTROL, IMMUTABLE)], bytes).into_response()
         }
         // Another deployment's fingerprint, or no such file: the page that
-        // asked is stale and reloads into the current one.
-        _ => (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, NO_CACHE)], "no such console asset").into_response(),
+        // asked is stale: reloading it names the current assets.
+        _ => not_found().await,
     }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, NO_CACHE)], "no such console page or asset").into_response()
 }
 
 async fn strict_headers(request: Request, next: Next) -> Response {
