@@ -21,17 +21,17 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::http::rate_limit;
 use crate::http::state::AppState;
-pub use assets::ASSETS;
+use assets::ASSETS;
 
 /// What a console page may load: its own scripts, styles and API (and
 /// `data:` images, for inline SVG icons in CSS); nothing inline, no plugins,
 /// no `<base>`, forms only to itself, never framed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 /// A fingerprinted asset never changes under its URL.
-pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The entry page names the current fingerprint: always revalidated.
-pub const NO_CACHE: &str = "no-cache";
+const NO_CACHE: &str = "no-cache";
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
