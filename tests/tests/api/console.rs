@@ -20,11 +20,7 @@ fn assert_strict(response: &reqwest::Response) {
 
 /// The entry page's asset URLs (stylesheet, icon, modules): `href` and `src` values under `/console/assets/`.
 fn asset_urls(entry: &str) -> Vec<String> {
-    entry
-        .split(['"'])
-        .filter(|part| part.starts_with("/console/assets/"))
-        .map(str::to_owned)
-        .collect()
+    entry.split(['"']).filter(|part| part.starts_with("/console/assets/")).map(str::to_owned).collect()
 }
 
 /// The entry page's HTML, after checking its headers.
@@ -33,7 +29,11 @@ async fn entry(app: &TestApp) -> String {
     assert_eq!(response.status(), 200);
     assert_strict(&response);
     assert_eq!(header(&response, "content-type"), "text/html; charset=utf-8");
-    assert_eq!(header(&response, "cache-control"), "no-cache", "the entry names the current fingerprint: always revalidated");
+    assert_eq!(
+        header(&response, "cache-control"),
+        "no-cache",
+        "the entry names the current fingerprint: always revalidated"
+    );
     response.text().await.unwrap()
 }
 
@@ -43,7 +43,10 @@ async fn the_entry_page_and_every_asset_are_served_with_strict_headers_and_finge
     let body = entry(&app).await;
     assert!(!body.contains("{{"), "placeholders are filled in");
     for script in body.split("<script").skip(1) {
-        assert!(script.trim_start().starts_with("type=\"module\" src=\"/console/assets/"), "no inline script: {script}");
+        assert!(
+            script.trim_start().starts_with("type=\"module\" src=\"/console/assets/"),
+            "no inline script: {script}"
+        );
     }
     let urls = asset_urls(&body);
     assert!(urls.iter().any(|url| url.ends_with("/app.js")) && urls.iter().any(|url| url.ends_with("/style.css")));

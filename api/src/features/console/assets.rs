@@ -38,7 +38,8 @@ pub static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
         .filter(|(path, _)| path.ends_with(".js"))
         .map(|(path, _)| format!("<link rel=\"modulepreload\" href=\"{base}/{path}\">\n"))
         .collect();
-    let template = FILES.iter().find(|(path, _)| *path == ENTRY).map_or("", |(_, bytes)| std::str::from_utf8(bytes).unwrap_or(""));
+    let template =
+        FILES.iter().find(|(path, _)| *path == ENTRY).map_or("", |(_, bytes)| std::str::from_utf8(bytes).unwrap_or(""));
     let entry = template.replace("{{PRELOAD}}", &preload).replace("{{ASSETS}}", &base);
     Assets { fingerprint, entry }
 });
