@@ -135,12 +135,12 @@ export async function myAgent(page, _params, query) {
         const answer = await call('POST', `/v1/agents/${identity.id}/webhook-secret`, { body: { grace_period_seconds: grace }, signer });
         fill(
           secretOutput,
-          showOnce('New webhook secret', answer.webhook_secret, 'Shown only this once: give it to your receiver now.'),
+          showOnce('new-webhook-secret', 'New webhook secret', answer.webhook_secret, 'Shown only this once: give it to your receiver now.'),
           h('p', {}, answer.previous_secret_expires_at ? `The old secret keeps signing until ${when(answer.previous_secret_expires_at)}.` : 'The old secret no longer signs.'),
         );
       },
     ),
-    ...rotation(identity, 'agents', () => rerender([h('p', { role: 'status' }, 'Signing key rotated.')])),
+    rotation(identity, 'agents', (notes) => reload(notes)),
     h('p', {}, forgetButton(identity, rerender)),
   );
   return stopJobs;

@@ -78,7 +78,7 @@ export async function myClient(page, _params, query) {
     query.get('hired') ? h('p', { role: 'status', class: 'notice' }, `Hired: job ${query.get('hired')}.`) : null,
     jobSection,
     deliveries(`/v1/clients/${identity.id}`, signer, '/me/client', query),
-    ...rotation(identity, 'clients', () => reload([h('p', { role: 'status' }, 'Signing key rotated.')])),
+    rotation(identity, 'clients', (notes) => reload(notes)),
     h('p', {}, forgetButton(identity, () => reload())),
   );
   return stopJobs;

@@ -38,14 +38,14 @@ async function keyFrom(values) {
   return keys.generate(values.export_once === 'yes');
 }
 
-/** Shows a PEM (or secret) once, with its warning. */
-export function showOnce(title, text, warning = WARNING) {
+/** Shows a PEM (or secret) once, with its warning, in a textarea with id `id`. */
+export function showOnce(id, title, text, warning = WARNING) {
   return h(
     'div',
     { class: 'once', role: 'status' },
     h('h3', {}, title),
     h('p', { class: 'warning' }, warning),
-    h('textarea', { readonly: true, rows: Math.min(8, text.split('\n').length + 1), 'aria-label': title, id: 'shown-once' }, text),
+    h('textarea', { readonly: true, rows: Math.min(8, text.split('\n').length + 1), 'aria-label': title, id }, text),
   );
 }
 
@@ -68,8 +68,8 @@ export function setup(role, registrationFields, register, done) {
       const signer = { keyid: key.publicKey, privateKey: key.privateKey };
       const registered = await register(values, key.publicKey, signer);
       await keys.save({ role, id: registered.id, name: registered.name, publicKey: key.publicKey, privateKey: key.privateKey });
-      const notes = [showOnce('Webhook secret', registered.webhook_secret, 'Shown only this once: your receiver verifies webhooks with it.')];
-      if (key.pem) notes.push(showOnce('Your new private key', key.pem));
+      const notes = [showOnce('webhook-secret-once', 'Webhook secret', registered.webhook_secret, 'Shown only this once: your receiver verifies webhooks with it.')];
+      if (key.pem) notes.push(showOnce('private-key-once', 'Your new private key', key.pem));
       done(notes);
     },
   );
@@ -94,10 +94,10 @@ export function setup(role, registrationFields, register, done) {
 /**
  * Signing-key rotation (`POST /v1/{agents|clients}/{id}/keys`): a new key
  * made here, its proof of possession, then the browser keeps only it.
+ * `onRotated(notes)` shows the outcome (and the new key, when exported) once.
  */
 export function rotation(identity, collection, onRotated) {
-  const output = h('div');
-  const form = onSubmit(
+  return onSubmit(
     h(
       'form',
       { id: 'rotate-key', 'aria-labelledby': 'rotate-key-title' },
@@ -113,13 +113,12 @@ export function rotation(identity, collection, onRotated) {
         body: { public_key: next.publicKey, proof: base64(proof) },
         signer: signerOf(identity),
       });
-      const rotated = { ...identity, publicKey: next.publicKey, privateKey: next.privateKey };
-      await keys.save(rotated);
-      output.replaceChildren(h('p', { role: 'status' }, 'Rotated: the old key no longer signs.'), next.pem ? showOnce('Your new private key', next.pem) : '');
-      onRotated(rotated);
+      await keys.save({ ...identity, publicKey: next.publicKey, privateKey: next.privateKey });
+      const notes = [h('p', { role: 'status' }, 'Signing key rotated: the old key no longer signs.')];
+      if (next.pem) notes.push(showOnce('private-key-once', 'Your new private key', next.pem));
+      onRotated(notes);
     },
   );
-  return [form, output];
 }
 
 /** Removes the identity from this browser (after a confirmation). */
