@@ -28,7 +28,7 @@ export function agentSummary(agent) {
 
 export async function discover(page, _params, query) {
   const current = Object.fromEntries(FILTERS.map((name) => [name, query.get(name) || '']));
-  const results = h('div', { id: 'results', 'aria-live': 'polite' }, h('p', {}, 'Loading…'));
+  const results = h('div', { id: 'results', 'aria-live': 'polite', 'aria-busy': 'true' }, h('p', {}, 'Loading…'));
   const form = onSubmit(
     h(
       'form',
@@ -67,4 +67,7 @@ export async function discover(page, _params, query) {
     showProblem(form, error);
     fill(results);
   }
+  results.removeAttribute('aria-busy');
+  // For the load-time measurement (tests/tests/console): the first page rendered.
+  performance.mark('console:discover-rendered');
 }
