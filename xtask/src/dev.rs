@@ -44,6 +44,7 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
         PubSub::StandIn
     };
     let processes = local_processes(&settings, pubsub)?;
+    eprintln!("the web console will be at {}", console_url(settings.port));
     if runner.dry_run {
         for process in &processes {
             println!("{process}");
@@ -56,6 +57,11 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
         return Ok(());
     }
     run_together(processes, &settings, pubsub)
+}
+
+/// Where the API serves the web console (`api::features::console`).
+fn console_url(api_port: u16) -> String {
+    format!("http://127.0.0.1:{api_port}/console/")
 }
 
 /// What serves Pub/Sub locally.
@@ -277,7 +283,7 @@ fn run_together(processes: Vec<Process>, settings: &Settings, pubsub: PubSub) ->
                 children.push((process.name, child));
             }
         }
-        eprintln!("the local stack runs; Ctrl-C stops it");
+        eprintln!("the local stack runs; the console is at {}; Ctrl-C stops it", console_url(settings.port));
         loop {
             if stop.load(Ordering::SeqCst) {
                 eprintln!("stopping the local stack");
@@ -418,4 +424,14 @@ fn check_reachable(store: &str, url: &str, default_port: u16, remedy: &str) -> a
     }
     eprintln!("{store} answers at {host}:{port}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_url_is_on_the_apis_port() {
+        assert_eq!(console_url(8123), "http://127.0.0.1:8123/console/");
+    }
 }
