@@ -32,6 +32,18 @@ pub(super) async fn devtools(client: &Client, method: &str, params: Value) -> Va
     client.issue_cmd(command).await.unwrap_or_else(|error| panic!("chromedriver runs {method}: {error}"))
 }
 
+/// A PNG of the whole page, also what lies below the window.
+pub(super) async fn full_page_screenshot(client: &Client) -> Vec<u8> {
+    use base64::Engine;
+    let metrics = devtools(client, "Page.getLayoutMetrics", json!({})).await;
+    let size = &metrics["cssContentSize"];
+    let clip = json!({"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1});
+    let params = json!({"format": "png", "captureBeyondViewport": true, "clip": clip});
+    let shot = devtools(client, "Page.captureScreenshot", params).await;
+    let data = shot["data"].as_str().expect("a screenshot's data");
+    base64::engine::general_purpose::STANDARD.decode(data).expect("a screenshot is base64")
+}
+
 /// One entry of a chromedriver log.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogEntry {

@@ -245,18 +245,19 @@ impl Profile {
         .await;
     }
 
-    /// Saves a screenshot of the page as `<profile>-<step>.png` in the
-    /// test's screenshot directory; answers its path.
+    /// Saves a screenshot of the whole page (also what lies below the
+    /// window) as `<profile>-<step>.png` in the test's screenshot directory;
+    /// answers its path.
     pub async fn screenshot(&self, step: &str) -> PathBuf {
         let path = self.screenshots.join(format!("{}-{step}.png", self.name));
-        let png =
-            self.client.screenshot().await.unwrap_or_else(|error| panic!("{}: no screenshot: {error}", self.name));
+        let png = chromium::full_page_screenshot(&self.client).await;
         std::fs::write(&path, png).unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
         path
     }
 
-    /// Panics with `problem`, the page's URL, a screenshot and the browser
-    /// log's warnings and errors.
+    /// Panics with `problem`, the page's URL, a screenshot (of what the
+    /// window shows, by plain WebDriver: nothing in it may panic) and the
+    /// browser log's warnings and errors.
     async fn fail(&self, problem: &str) -> ! {
         let failure = {
             let mut failures = self.failures.lock().unwrap();

@@ -8,7 +8,7 @@ use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tests::browser::{Browser, ColorScheme, Viewport, screenshot_root};
+use tests::browser::{Browser, ColorScheme, Profile, Viewport, screenshot_root};
 
 /// A page with what the checks must see: an inline script (that the CSP
 /// blocks), an image from another origin, an unlabelled input (a critical
@@ -70,12 +70,18 @@ async fn serve_page() -> String {
     format!("http://127.0.0.1:{port}/")
 }
 
-#[tokio::test]
-async fn the_checks_catch_inline_scripts_foreign_requests_and_accessibility_violations() {
+/// The page served, a browser for test `test`, and a profile that opened the page.
+async fn open_page(test: &str) -> (String, Browser, Profile) {
     let url = serve_page().await;
-    let browser = Browser::start("harness_checks");
+    let browser = Browser::start(test);
     let profile = browser.profile("user").await;
     profile.goto(&url).await;
+    (url, browser, profile)
+}
+
+#[tokio::test]
+async fn the_checks_catch_inline_scripts_foreign_requests_and_accessibility_violations() {
+    let (url, _browser, profile) = open_page("harness_checks").await;
 
     assert_eq!(profile.execute("return document.title", vec![]).await, "Harness page", "the inline script did not run");
     let violations = profile.csp_violations().await;
@@ -96,10 +102,7 @@ async fn the_checks_catch_inline_scripts_foreign_requests_and_accessibility_viol
 
 #[tokio::test]
 async fn steps_find_controls_by_label_and_role_and_wait_for_the_page() {
-    let url = serve_page().await;
-    let browser = Browser::start("harness_steps");
-    let profile = browser.profile("user").await;
-    profile.goto(&url).await;
+    let (_, _browser, profile) = open_page("harness_steps").await;
 
     profile.fill("Agent name", "Polyglot").await;
     profile.select("Price", "20").await;
@@ -171,19 +174,13 @@ async fn two_profiles_are_two_users_with_their_own_indexeddb() {
 #[tokio::test]
 #[should_panic(expected = "timed out after")]
 async fn a_step_that_never_happens_fails_with_a_screenshot() {
-    let url = serve_page().await;
-    let browser = Browser::start("harness_failure");
-    let profile = browser.profile("user").await;
-    profile.goto(&url).await;
+    let (_, _browser, profile) = open_page("harness_failure").await;
     profile.wait_until_within("a miracle", std::time::Duration::from_millis(300), || async { false }).await;
 }
 
 #[tokio::test]
 async fn dropping_the_browser_leaves_no_chromium_and_no_profile_directory() {
-    let url = serve_page().await;
-    let browser = Browser::start("harness_cleanup");
-    let profile = browser.profile("user").await;
-    profile.goto(&url).await;
+    let (_, browser, profile) = open_page("harness_cleanup").await;
     let capabilities = profile.client().capabilities().cloned().unwrap_or_default();
     let data_dir = capabilities["chrome"]["userDataDir"].as_str().expect("chromedriver names the profile's directory");
     let data_dir = data_dir.to_owned();

@@ -3,3 +3,4 @@
 //! `cargo xtask test` provides).
 
 mod harness;
+mod pages;
