@@ -2,4 +2,5 @@
 //! of its own, since it needs Chromium and chromedriver (and axe-core, which
 //! `cargo xtask test` provides).
 
+mod flow;
 mod harness;
