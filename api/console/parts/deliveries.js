@@ -21,7 +21,7 @@ function attemptsTable(delivery) {
     'table',
     {},
     h('caption', {}, `Attempts (${delivery.attempt_count} in all, newest first)`),
-    h('thead', {}, h('tr', {}, ['#', 'Started', 'Outcome', 'Status', 'Latency', 'Answer or error'].map((name) => h('th', { scope: 'col' }, name)))),
+    h('thead', {}, h('tr', {}, ['Generation.attempt', 'Started', 'Outcome', 'Status', 'Latency', 'Answer or error'].map((name) => h('th', { scope: 'col' }, name)))),
     h(
       'tbody',
       {},
@@ -83,7 +83,7 @@ export function deliveries(owner, signer, route, query) {
               { class: 'card delivery', 'data-id': delivery.id, 'data-status': delivery.status },
               h('h3', {}, `${delivery.event_type} · `, h('span', { class: `status status-${delivery.status}` }, delivery.status)),
               h('p', {}, h('code', {}, delivery.id), ' job ', h('code', {}, delivery.job_id || '—')),
-              h('p', {}, `Created ${when(delivery.created_at)} · to ${delivery.target_url} · round ${delivery.generation}, ${delivery.resends} resent`),
+              h('p', {}, `Created ${when(delivery.created_at)} · to ${delivery.target_url} · generation ${delivery.generation}, ${delivery.resends} resent`),
               delivery.next_attempt_at ? h('p', {}, `Next attempt ${when(delivery.next_attempt_at)}`) : null,
               delivery.last_error ? h('p', { class: 'excerpt' }, delivery.last_error) : null,
               attemptsTable(delivery),

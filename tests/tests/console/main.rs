@@ -2,5 +2,6 @@
 //! of its own, since it needs Chromium and chromedriver (and axe-core, which
 //! `cargo xtask test` provides).
 
+mod flow;
 mod harness;
 mod pages;
