@@ -20,7 +20,7 @@ use crate::background::expiry::Expiry;
 use crate::background::maintenance::Maintenance;
 use crate::background::publisher::EventPublisher;
 use crate::background::relay::Relay;
-use crate::features::{agent_cards, agents, clients, deliveries, discovery, jobs, jwks, ratings, receipts};
+use crate::features::{agent_cards, agents, clients, console, deliveries, discovery, jobs, jwks, ratings, receipts};
 use crate::http::error;
 use crate::http::openapi::{self, ApiDoc};
 use crate::http::state::AppState;
@@ -104,6 +104,7 @@ fn router(state: AppState) -> Router {
     openapi::complete(&mut api, &[("/v1/jobs", "role", &jobs::ROLES), ("/v1/agents", "sort", &sorts)]);
     let routes = routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
+        .merge(console::router(&state))
         .merge(openapi::router(api))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

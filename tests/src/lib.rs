@@ -3,6 +3,7 @@
 //! Pub/Sub emulator (topics and subscriptions of its own per test), and a TCP
 //! proxy to take a store or Pub/Sub away and bring it back.
 
+pub mod browser;
 pub mod cloud_tasks;
 pub mod kms;
 pub mod pipeline;
@@ -394,6 +395,14 @@ impl TestKey {
         self.signer(&self.public_key)
     }
 
+    /// The private key as a PKCS#8 v1 PEM (RFC 8410 §7: the seed only), as
+    /// `openssl genpkey -algorithm ed25519` writes it and the console imports it.
+    pub fn pkcs8_pem(&self) -> String {
+        use ed25519_dalek::pkcs8::{EncodePrivateKey, KeypairBytes};
+        let pair = KeypairBytes { secret_key: self.seed, public_key: None };
+        private_key_pem(pair.to_pkcs8_der().expect("an Ed25519 key encodes as PKCS#8").as_bytes())
+    }
+
     /// The body of a key rotation of principal `id` from `current_public_key`
     /// to this key, with its proof of possession (the message docs/API.md specifies).
     pub fn rotation_to(&self, id: &str, current_public_key: &str) -> Value {
@@ -458,6 +467,19 @@ pub fn verify_signed(what: &str, input: &Value) -> Result<Value, String> {
 pub fn agent_card_problems(card: &Value) -> Vec<String> {
     let output = python_script("validate_agent_card.py", &[], card);
     String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+/// A PKCS#8 private key (DER) as PEM: base64 in lines of 64 between the markers.
+pub fn private_key_pem(der: &[u8]) -> String {
+    let base64 = STANDARD.encode(der);
+    let lines: Vec<&str> = base64.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap()).collect();
+    format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
+}
+
+/// Where `program` is on PATH, if it is.
+pub(crate) fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
 }
 
 /// Polls `check` every 100 ms until it returns true or `seconds` pass.

@@ -172,7 +172,7 @@ fn lock_file(path: &Path) -> Result<File, String> {
 
 fn start(dir: &Path) -> Result<u16, String> {
     for program in ["gcloud", "java", "flock"] {
-        if !on_path(program) {
+        if crate::find_on_path(program).is_none() {
             return Err(format!("`{program}` is not on PATH. {INSTALL}"));
         }
     }
@@ -222,10 +222,6 @@ fn start(dir: &Path) -> Result<u16, String> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Whether the emulator's REST API answers on `port`: the same question the

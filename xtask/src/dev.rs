@@ -88,6 +88,11 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
     stack.run(&stop, &format!("http://127.0.0.1:{}", settings.port), started)
 }
 
+/// Where the API serves the web console (`api::features::console`).
+fn console_url(api_port: u16) -> String {
+    format!("http://127.0.0.1:{api_port}/console/")
+}
+
 /// What serves Pub/Sub locally.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum PubSub {
@@ -320,7 +325,7 @@ impl Stack {
             if !ready && answers_ready() {
                 ready = true;
                 eprintln!(
-                    "the local stack is ready: the API answers at {api} ({:.1} s after `cargo xtask dev` began); Ctrl-C stops it",
+                    "the local stack is ready: the API answers at {api}, the web console at {api}/console/ ({:.1} s after `cargo xtask dev` began); Ctrl-C stops it",
                     started.elapsed().as_secs_f64()
                 );
             } else if !ready && told.elapsed() >= Duration::from_secs(3) {
@@ -461,4 +466,14 @@ fn check_reachable(store: &str, url: &str, default_port: u16, remedy: &str) -> a
     }
     eprintln!("{store} answers at {host}:{port}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_url_is_on_the_apis_port() {
+        assert_eq!(console_url(8123), "http://127.0.0.1:8123/console/");
+    }
 }

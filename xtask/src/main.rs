@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: one module per command. Every command that runs
 //! other programs accepts `--dry-run`, which prints them in order and runs none.
 
+mod axe;
 mod bench;
 mod build;
 mod ci;

@@ -2,7 +2,8 @@
 //! xtask ci`: the Python test tools (`tests/scripts/requirements.txt`) in a
 //! virtualenv of their own, made on first use and put first on `PATH`; and
 //! Google's Pub/Sub emulator with Java, which the end-to-end tests publish
-//! to. What cannot be made in user space (Python itself, the emulator, Java)
+//! to; and the browser tests' axe-core from npm (`axe.rs`). What cannot be
+//! made in user space (Python itself, the emulator, Java)
 //! is checked up front and named in one message, with how to install it per
 //! system, instead of failing tests one by one. (`.ci/run` installs those
 //! system packages on CI; a developer's machine is left to its owner.)
@@ -19,7 +20,8 @@ use crate::runner::Runner;
 pub const REQUIREMENTS: &str = "tests/scripts/requirements.txt";
 
 /// Checks the system's tools, then makes (if missing) the virtualenv and
-/// puts its `bin/` first on the `PATH` of every command the runner runs.
+/// puts its `bin/` first on the `PATH` of every command the runner runs;
+/// then axe-core.
 pub fn provide(runner: &Runner) -> anyhow::Result<()> {
     let venv = venv_dir(&runner.path(REQUIREMENTS), &cache_dir()?)?;
     let made = venv_complete(&venv);
@@ -37,7 +39,7 @@ pub fn provide(runner: &Runner) -> anyhow::Result<()> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))?;
     runner.sh.set_var("PATH", path);
-    Ok(())
+    crate::axe::provision(runner)
 }
 
 /// `$XDG_CACHE_HOME`, else `~/.cache`: outside the clone, so every clone

@@ -191,14 +191,15 @@ fn rejected(decision: Decision) -> ApiError {
     ApiError::RateLimited { retry_after_seconds: decision.retry_after_seconds(), headers: decision.headers() }
 }
 
-/// Middleware for every `/v1/` and `/.well-known/` route, per client IP:
-/// discovery (`GET /v1/agents`), other reads, and writes, whose signature is
+/// Middleware for every `/v1/`, `/.well-known/` and `/console` route, per
+/// client IP: discovery (`GET /v1/agents`), other reads (the console's files
+/// among them), and writes, whose signature is
 /// not checked yet (so a flood of forged signatures costs one Redis call
 /// each, not a verification and a key lookup). Fails open when Redis is
 /// unreachable.
 pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if !path.starts_with("/v1/") && !path.starts_with("/.well-known/") {
+    if !["/v1/", "/.well-known/", "/console"].iter().any(|prefix| path.starts_with(prefix)) {
         return next.run(request).await;
     }
     let class = match *request.method() {

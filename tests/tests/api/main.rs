@@ -2,6 +2,7 @@
 
 mod agent_cards;
 mod agents;
+mod console;
 mod contract;
 mod cors;
 mod deliveries;

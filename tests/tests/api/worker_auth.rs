@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tests::TestDatabase;
@@ -31,9 +31,7 @@ impl RsaKey {
         use aws_lc_rs::encoding::AsDer;
         use aws_lc_rs::signature::KeyPair;
         let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        let der = STANDARD.encode(AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap().as_ref());
-        let lines: Vec<&str> = der.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap()).collect();
-        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
+        let pem = tests::private_key_pem(AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap().as_ref());
         let public = pair.public_key();
         let jwk = json!({
             "kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
