@@ -48,6 +48,7 @@ pub fn run(runner: &Runner) -> anyhow::Result<()> {
         );
         PubSub::StandIn
     };
+    eprintln!("the web console will be at {}", console_url(settings.port));
     let stop = stop_requested()?;
     let mut stack = Stack::default();
     if pubsub == PubSub::Emulator {
@@ -325,7 +326,7 @@ impl Stack {
             if !ready && answers_ready() {
                 ready = true;
                 eprintln!(
-                    "the local stack is ready: the API answers at {api}, the web console at {api}/console/ ({:.1} s after `cargo xtask dev` began); Ctrl-C stops it",
+                    "the local stack is ready: the API answers at {api} ({:.1} s after `cargo xtask dev` began); Ctrl-C stops it",
                     started.elapsed().as_secs_f64()
                 );
             } else if !ready && told.elapsed() >= Duration::from_secs(3) {
