@@ -208,6 +208,25 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("the API answers")
     }
 
+    /// Every Redis key this app wrote (under its key prefix) with its time
+    /// to live in milliseconds (-1: none).
+    pub async fn redis_keys(&self) -> Vec<(String, i64)> {
+        use fred::prelude::{ClientLike, KeysInterface};
+        use fred::types::CustomCommand;
+        let redis = shared::redis::connect(&self.settings).expect("the Redis pool builds");
+        redis.wait_for_connect().await.expect("Redis answers");
+        let pattern = format!("{}*", self.settings.redis_key_prefix);
+        let keys: Vec<String> =
+            redis.custom(CustomCommand::new_static("KEYS", None::<u16>, false), vec![pattern]).await.unwrap();
+        let mut ttls = Vec::new();
+        for key in keys {
+            let ttl: i64 = redis.pttl(&key).await.unwrap();
+            ttls.push((key, ttl));
+        }
+        let _ = redis.quit().await;
+        ttls
+    }
+
     /// Sends `body` signed by `signer`, with the given content type.
     pub async fn send_signed(
         &self,

@@ -51,6 +51,8 @@ const WEBHOOK_SECRET_KEY: &str = "YmVuY2ggb25seTogd2ViaG9vayBzZWNyZXRzIGtleSE=";
 const BENCH_SIGNING_KEY: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
 const CEILING_DATABASE: &str = "agent_registry_bench_ceiling";
 const CEILING_INSERT: &str = "INSERT INTO ceiling_insert (payload) VALUES ('x');";
+/// The three API runs, as the report names them.
+const RUNS: [&str; 3] = ["1: the API alone, cache on", "2: the API alone, cache off", "3: whole pipeline, cache on"];
 
 /// Discovery query shapes driven with the page cache off, one scenario each
 /// (`&limit=20` is added to each); the tags are the ones the seed makes.
@@ -69,8 +71,8 @@ pub struct Options {
     pub connections: usize,
     pub jobs: usize,
     pub agents: u32,
-    /// How long the soak runs.
-    pub minutes: u64,
+    /// How long the soak runs (fractions too: `--minutes 2.5`).
+    pub minutes: f64,
     /// Scenarios to run (`--only`, comma-separated; `uncached` names every
     /// uncached shape); empty: all. Start-up, RSS and the ceiling always run.
     pub only: Vec<String>,
@@ -85,7 +87,7 @@ impl Options {
 
 pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut options =
-        Options { seconds: 10, connections: 32, jobs: 2000, agents: 100_000, minutes: 10, only: Vec::new() };
+        Options { seconds: 10, connections: 32, jobs: 2000, agents: 100_000, minutes: 10.0, only: Vec::new() };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -94,17 +96,18 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--connections" => options.connections = value()?.parse().context("--connections needs a whole number")?,
             "--jobs" => options.jobs = value()?.parse().context("--jobs needs a whole number")?,
             "--agents" => options.agents = value()?.parse().context("--agents needs a whole number")?,
-            "--minutes" => options.minutes = value()?.parse().context("--minutes needs a whole number")?,
+            "--minutes" => options.minutes = value()?.parse().context("--minutes needs a number")?,
             "--only" => options.only = value()?.split(',').map(str::to_owned).collect(),
             other => bail!(
                 "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --minutes M, --only S1,S2)"
             ),
         }
     }
-    if [options.seconds, options.connections as u64, options.jobs as u64, options.agents.into(), options.minutes]
-        .contains(&0)
-    {
-        bail!("--seconds, --connections, --jobs, --agents and --minutes must be at least 1");
+    if [options.seconds, options.connections as u64, options.jobs as u64, options.agents.into()].contains(&0) {
+        bail!("--seconds, --connections, --jobs and --agents must be at least 1");
+    }
+    if !options.minutes.is_finite() || options.minutes * 60.0 < 1.0 {
+        bail!("--minutes must be at least 1/60 (one second)");
     }
     let known = ["discovery", "get-agent", "create-job", "uncached", "deliveries", "soak"];
     if let Some(unknown) = options.only.iter().find(|only| !known.contains(&only.as_str())) {
@@ -209,7 +212,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             results.scenarios.push(report);
         }
     }
-    soak_comparisons(runner, &stack, &options, &api_url, true, &mut results)?;
+    let mut sampled = vec![soak_comparisons(runner, &stack, &options, &api_url, true, &mut results)?];
     if options.wants("create-job") {
         // Publishing is part of a job's cost: the next scenarios must not
         // pay for create-job's backlog, and how long it lasted is reported.
@@ -219,7 +222,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         })?;
     }
     runner.step("read the API's peak RSS (VmHWM in /proc/<pid>/status), stop it", || {
-        results.rss_mb.push(stack.peak_rss_then_stop("api")?);
+        results.rss_mb.push((RUNS[0], stack.peak_rss_then_stop("api")?));
         Ok(())
     })?;
     if options.wants("create-job") {
@@ -243,9 +246,9 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             results.scenarios.push(report);
         }
     }
-    soak_comparisons(runner, &stack, &options, &api_url, false, &mut results)?;
+    sampled.push(soak_comparisons(runner, &stack, &options, &api_url, false, &mut results)?);
     runner.step("read that API's peak RSS, stop it", || {
-        results.rss_mb.push(stack.peak_rss_then_stop("api-uncached")?);
+        results.rss_mb.push((RUNS[1], stack.peak_rss_then_stop("api-uncached")?));
         Ok(())
     })?;
 
@@ -315,28 +318,41 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     {
         results.scenarios.push(report);
     }
-    let mut soak_report = String::new();
+    let mut long_soak = None;
     if options.wants("soak") {
         let memory = soak::Sampler::start(
             stack.pids().into_iter().filter(|(name, _)| ["api", "webhook-worker"].contains(name)).collect(),
         );
-        let soak_seconds = (options.minutes * 60).to_string();
+        let soak_seconds = ((options.minutes * 60.0).round() as u64).to_string();
         let command = cmd!(sh, "{load} soak --url {api_url} --seconds {soak_seconds} --connections {connections}");
         let minutes = format!("soak: {} minutes, whole pipeline (cache on)", options.minutes);
         let long_run = run_load(runner, &stack, &minutes, command)?;
         let memory = memory.finish();
         results.scenarios.extend(long_run);
-        soak_report = soak::report(&memory, &results.scenarios);
         if !runner.dry_run {
             std::fs::create_dir_all(&bench_dir)?;
             std::fs::write(bench_dir.join("soak-rss.csv"), memory.csv())?;
         }
+        long_soak = Some(memory);
     }
     runner.step("read the API's peak RSS again, stop every process", || {
-        results.rss_mb.push(stack.peak_rss_then_stop("api")?);
+        results.rss_mb.push((RUNS[2], stack.peak_rss_then_stop("api")?));
         stack.stop_all();
         Ok(())
     })?;
+    sampled.push(long_soak);
+    let soak_report = match &sampled[2] {
+        Some(memory) => {
+            let runs: Vec<soak::RunMemory> = results
+                .rss_mb
+                .iter()
+                .zip(&sampled)
+                .map(|((run, peak_mb), sampled)| soak::RunMemory { run, peak_mb: *peak_mb, sampled: sampled.as_ref() })
+                .collect();
+            soak::report(memory, &runs, &results.scenarios)
+        }
+        None => String::new(),
+    };
 
     runner.step("print the table, write target/bench/latest.md", || {
         let table = format!("{}\n{}\n{soak_report}", results.table(), results.cpu_table());
@@ -394,7 +410,8 @@ fn run_load(runner: &Runner, stack: &Stack, name: &str, command: xshell::Cmd<'_>
 }
 
 /// The soak's traffics for `--seconds` each against the running API, its
-/// page cache on or off, to compare the two.
+/// page cache on or off, to compare the two; the API's RSS sampled
+/// meanwhile (`None` when the soak is not wanted or in a dry run).
 fn soak_comparisons(
     runner: &Runner,
     stack: &Stack,
@@ -402,15 +419,20 @@ fn soak_comparisons(
     api_url: &str,
     cache: bool,
     results: &mut Results,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<soak::Memory>> {
+    if !options.wants("soak") {
+        return Ok(None);
+    }
     let sh = &runner.sh;
     let load = target_dir(&runner.root).join("release/load");
     let (seconds, connections) = (options.seconds.to_string(), options.connections.to_string());
-    for traffic in soak::TRAFFIC.into_iter().filter(|_| options.wants("soak")) {
+    let api = stack.pids().into_iter().filter(|(name, _)| name.starts_with("api")).collect();
+    let memory = (!runner.dry_run).then(|| soak::Sampler::start(api));
+    for traffic in soak::TRAFFIC {
         let command = cmd!(sh, "{load} {traffic} --url {api_url} --seconds {seconds} --connections {connections}");
         results.scenarios.extend(run_load(runner, stack, &soak::name(traffic, cache), command)?);
     }
-    Ok(())
+    Ok(memory.map(soak::Sampler::finish))
 }
 
 #[cfg(test)]
@@ -429,6 +451,10 @@ mod tests {
         assert!(parse(&["--agents".into()]).is_err());
         assert!(parse(&["--fast".into()]).is_err());
         assert!(parse(&["--seconds".into(), "0".into()]).is_err());
+        assert_eq!(parse(&["--minutes".into(), "2.5".into()]).unwrap().minutes, 2.5, "a fraction of a minute");
+        for minutes in ["0", "0.001", "NaN", "inf", "soon"] {
+            assert!(parse(&["--minutes".into(), minutes.into()]).is_err(), "--minutes {minutes}");
+        }
         let only = parse(&["--only".into(), "create-job,uncached".into()]).unwrap();
         assert!(only.wants("create-job") && only.wants("uncached: capabilities=skill-42") && !only.wants("discovery"));
         assert!(parse(&["--only".into(), "create-jobs".into()]).is_err(), "a misspelt scenario is refused");

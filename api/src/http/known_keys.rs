@@ -98,3 +98,48 @@ fn lookup_failed(error: Arc<sqlx::Error>) -> ApiError {
     tracing::warn!(%error, during = "key lookup", "database unavailable");
     ApiError::Unavailable("cannot look the signing key up right now; retry shortly".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use shared::domain::{AgentId, ClientId};
+
+    use super::*;
+
+    /// A flood of distinct keyids, twice what the bound holds, each stored as
+    /// `resolve` stores it (found keys and keyids with none), while a few keys
+    /// in use are read between them: the bound holds, the memory is used, and
+    /// the keys in use survive (the test ends well within their 5 s).
+    #[tokio::test]
+    async fn holds_its_byte_bound_and_keeps_the_keys_in_use_through_a_flood() {
+        let known = KnownKeys::default();
+        let keys: Vec<VerifyingKey> =
+            (0..=u8::MAX).map(|seed| SigningKey::from_bytes(&[seed; 32]).verifying_key()).collect();
+        let key = |seed: u8| Some(keys[usize::from(seed)]);
+        let in_use: Vec<String> = (0..8).map(|_| Principal::Client(ClientId::generate()).to_string()).collect();
+        for (seed, keyid) in in_use.iter().enumerate() {
+            known.0.insert(keyid.clone(), key(seed as u8)).await;
+        }
+        let entry_weight = AgentId::generate().to_string().len() + ENTRY_OVERHEAD;
+        let flood = 2 * MAX_BYTES as usize / entry_weight;
+        let (mut in_use_missed, mut most) = (0, 0);
+        for i in 0..flood {
+            let keyid = Principal::Agent(AgentId::generate()).to_string();
+            known.0.insert(keyid, if i % 2 == 0 { key(i as u8) } else { None }).await;
+            if i % 64 == 0 {
+                for keyid in &in_use {
+                    in_use_missed += usize::from(known.0.get(keyid).await.is_none());
+                }
+            }
+            if i % 4096 == 0 {
+                known.0.run_pending_tasks().await;
+                assert!(known.0.weighted_size() <= MAX_BYTES, "over the bound after {i} keyids");
+                most = most.max(known.0.weighted_size());
+            }
+        }
+        known.0.run_pending_tasks().await;
+        assert!(known.0.weighted_size() <= MAX_BYTES);
+        assert!(most > MAX_BYTES * 3 / 4, "the bound is what limits it: at most {most} bytes held");
+        assert_eq!(in_use_missed, 0, "the flood pushed out keys in use");
+    }
+}

@@ -7,7 +7,11 @@
 //! Bounded in bytes, not entries: a page weighs from a few hundred bytes to
 //! tens of KB. moka's TinyLFU admission keeps the pages asked for often when
 //! a long tail of one-off queries passes through, where a plain LRU (or the
-//! old "start over when full") would let the tail flush the hot set.
+//! old "start over when full") would let the tail flush the hot set. A
+//! [`Doorkeeper`] in front keeps a page only on its second sighting, so a
+//! one-off query costs no more than with the cache off.
+
+mod doorkeeper;
 
 use std::time::Duration;
 
@@ -16,11 +20,19 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use moka::sync::Cache;
 
+use doorkeeper::Doorkeeper;
+
 /// What an entry costs beyond its key's and body's bytes, estimated: moka's
 /// entry, its deque nodes and map slot, the `String` and `Bytes` headers.
 const ENTRY_OVERHEAD: usize = 256;
 
-pub struct PageCache(Option<Cache<String, Bytes>>);
+pub struct PageCache(Option<Admitted>);
+
+/// The pages kept, and what decides which are.
+struct Admitted {
+    pages: Cache<String, Bytes>,
+    doorkeeper: Doorkeeper,
+}
 
 impl PageCache {
     /// A TTL or byte bound of zero turns the cache off.
@@ -35,23 +47,27 @@ impl PageCache {
             })
             .time_to_live(ttl)
             .build();
-        Self(Some(cache))
+        Self(Some(Admitted { pages: cache, doorkeeper: Doorkeeper::default() }))
     }
 
     fn get(&self, key: &str) -> Option<Bytes> {
-        self.0.as_ref()?.get(key)
+        self.0.as_ref()?.pages.get(key)
     }
 
     /// After a change this instance made, so it never serves it stale.
     pub fn forget(&self, key: &str) {
         if let Some(cache) = &self.0 {
-            cache.invalidate(key);
+            cache.pages.invalidate(key);
         }
     }
 
-    fn put(&self, key: String, body: Bytes) {
-        if let Some(cache) = &self.0 {
-            cache.insert(key, body);
+    /// Keeps `body` for `key` if the key was asked for before (within the
+    /// doorkeeper's window).
+    fn offer(&self, key: String, body: Bytes) {
+        if let Some(cache) = &self.0
+            && cache.doorkeeper.seen_before(&key)
+        {
+            cache.pages.insert(key, body);
         }
     }
 
@@ -67,7 +83,7 @@ impl PageCache {
             None => {
                 let body = page.await?;
                 let status = if self.0.is_some() { MISS } else { BYPASS };
-                self.put(key, body.clone());
+                self.offer(key, body.clone());
                 (body, status)
             }
         };
@@ -87,50 +103,73 @@ mod tests {
     use super::*;
 
     fn weighed_size(cache: &PageCache) -> u64 {
-        let cache = cache.0.as_ref().expect("cache on");
-        cache.run_pending_tasks();
-        cache.weighted_size()
+        let pages = &cache.0.as_ref().expect("cache on").pages;
+        pages.run_pending_tasks();
+        pages.weighted_size()
+    }
+
+    /// Offered twice, as a page asked for twice is.
+    fn keep(cache: &PageCache, key: &str, body: &Bytes) {
+        cache.offer(key.into(), body.clone());
+        cache.offer(key.into(), body.clone());
     }
 
     #[test]
     fn serves_an_entry_until_it_expires() {
         let cache = PageCache::new(Duration::from_millis(50), 1 << 20);
-        cache.put("a".into(), Bytes::from_static(b"page"));
+        let page = Bytes::from_static(b"page");
+        keep(&cache, "a", &page);
         assert_eq!(cache.get("a").as_deref(), Some(&b"page"[..]));
         assert_eq!(cache.get("b"), None);
         cache.forget("a");
         assert_eq!(cache.get("a"), None);
-        cache.put("a".into(), Bytes::from_static(b"page"));
+        keep(&cache, "a", &page);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get("a"), None);
     }
 
-    /// A long tail of one-off pages, ten times the bound, passes through
-    /// while a few hot pages are read between them: the bound holds throughout,
-    /// and once warm the hot pages are never missed.
+    /// A pure tail of one-off pages is never kept: it costs no insert and no
+    /// memory; the second offer of a page keeps it.
+    #[test]
+    fn keeps_a_page_on_its_second_sighting_only() {
+        let cache = PageCache::new(Duration::from_secs(60), 1 << 20);
+        let page = Bytes::from(vec![b'x'; 1024]);
+        for i in 0..2_000 {
+            cache.offer(format!("tail-{i}"), page.clone());
+        }
+        let kept = (0..2_000).filter(|i| cache.get(&format!("tail-{i}")).is_some()).count();
+        assert!(kept < 40, "{kept} of 2,000 one-off pages were kept");
+        cache.offer("hot".into(), page.clone());
+        assert_eq!(cache.get("hot"), None, "kept on its first sighting");
+        cache.offer("hot".into(), page.clone());
+        assert_eq!(cache.get("hot"), Some(page));
+    }
+
+    /// A long tail of pages, ten times the bound, each asked for twice (so
+    /// the doorkeeper lets them in), passes through while a few hot pages are
+    /// read between them: the bound holds throughout, and once warm the hot
+    /// pages are never missed.
     #[test]
     fn holds_its_byte_bound_and_keeps_hot_pages_through_a_long_tail() {
         const MAX_BYTES: u64 = 1 << 20;
         let page = Bytes::from(vec![b'x'; 16 * 1024]);
         let cache = PageCache::new(Duration::from_secs(60), MAX_BYTES);
         let hot: Vec<String> = (0..8).map(|i| format!("hot-{i}")).collect();
-        for key in &hot {
-            cache.put(key.clone(), page.clone());
-        }
         let mut hot_misses_after_warm_up = 0;
         for round in 0..640 {
             for key in &hot {
                 if cache.get(key).is_none() {
                     hot_misses_after_warm_up += usize::from(round >= 16);
-                    cache.put(key.clone(), page.clone());
+                    cache.offer(key.clone(), page.clone());
                 }
             }
-            cache.put(format!("tail-{round}"), page.clone());
+            keep(&cache, &format!("tail-{round}"), &page);
             if round % 32 == 0 {
                 assert!(weighed_size(&cache) <= MAX_BYTES, "over the bound at round {round}");
             }
         }
         assert!(weighed_size(&cache) <= MAX_BYTES);
+        assert!(weighed_size(&cache) > MAX_BYTES / 2, "the tail was kept too, up to the bound");
         assert_eq!(hot_misses_after_warm_up, 0, "the tail evicted hot pages");
         let kept = hot.iter().filter(|key| cache.get(key).is_some()).count();
         assert_eq!(kept, hot.len(), "every hot page survives the tail");
@@ -139,7 +178,7 @@ mod tests {
     #[test]
     fn a_zero_ttl_or_bound_caches_nothing() {
         for cache in [PageCache::new(Duration::ZERO, 1 << 20), PageCache::new(Duration::from_secs(1), 0)] {
-            cache.put("a".into(), Bytes::from_static(b"page"));
+            keep(&cache, "a", &Bytes::from_static(b"page"));
             assert_eq!(cache.get("a"), None);
         }
     }

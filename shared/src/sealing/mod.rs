@@ -272,4 +272,20 @@ mod tests {
         assert_eq!(first.wrapped_key, second.wrapped_key, "one data key, wrapped once");
         assert_ne!(first.nonce, second.nonce);
     }
+
+    /// Secrets sealed by more processes (data keys) than it keeps: the
+    /// unwrapped keys held stay within the bound, and each still opens.
+    #[tokio::test]
+    async fn keeps_at_most_its_bound_of_opened_data_keys() {
+        let opener = local_sealer(KEY).await;
+        let processes = OPENED_KEYS as usize + 100;
+        for process in 0..processes {
+            let owner = format!("agt_{process}");
+            let sealed = local_sealer(KEY).await.seal("whsec_x", &owner).await.unwrap();
+            assert_eq!(opener.open(&sealed, &owner).await.unwrap().expose_secret(), "whsec_x");
+        }
+        opener.opened.run_pending_tasks().await;
+        let held = opener.opened.entry_count();
+        assert!(held <= OPENED_KEYS && held > OPENED_KEYS / 2, "{held} opened data keys held");
+    }
 }

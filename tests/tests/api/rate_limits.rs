@@ -131,3 +131,25 @@ async fn ipv6_clients_share_a_bucket_per_64() {
     assert_eq!(read("2001:db8:1:2:8a2e:370:7334:9").await.unwrap().status(), 429, "same /64, same bucket");
     assert_eq!(read("2001:db8:1:3::1").await.unwrap().status(), 404, "the next /64 is another subscriber");
 }
+
+/// Everything the API keeps in Redis expires, so nothing there grows with
+/// traffic beyond what arrives within a window: a nonce after `NONCE_TTL`
+/// (60 s), a bucket once it would be full again (at most capacity ÷ refill,
+/// 3 min with the defaults, and a second).
+#[tokio::test]
+async fn every_key_the_api_keeps_in_redis_expires() {
+    let app = app_with_limits(&[], None).await;
+    for _ in 0..3 {
+        app.register_agent(json!({})).await;
+    }
+    assert_eq!(app.get("/v1/agents").await.status(), 200);
+    assert_eq!(app.get("/v1/agents/agt_00000000000000000000000000000000").await.status(), 404);
+
+    let keys = app.redis_keys().await;
+    for kind in ["nonce:", "ratelimit:discovery:", "ratelimit:read:", "ratelimit:write"] {
+        assert!(keys.iter().any(|(key, _)| key.contains(kind)), "no {kind} key in {keys:?}");
+    }
+    for (key, ttl_ms) in &keys {
+        assert!((1..=181_000).contains(ttl_ms), "{key} lives {ttl_ms} ms");
+    }
+}

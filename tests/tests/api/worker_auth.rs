@@ -241,6 +241,26 @@ async fn google_keys_are_cached_and_fetched_again_for_a_new_key_id_at_most_every
     assert_eq!(worker.push_token(signed(&worker.keys.google, "google-key-1", &claims)).await, 200, "the old key too");
 }
 
+/// What the worker keeps of Google's keys is bounded (32 keys, 64 KiB): a
+/// larger set is refused whole, so a token naming one of its keys is too.
+#[tokio::test]
+async fn a_google_key_set_beyond_the_bound_is_not_held() {
+    let worker = spawn_cloud_worker().await;
+    {
+        let mut keys = worker.jwks.keys.lock().unwrap();
+        for i in 0..32 {
+            keys.push(with(worker.keys.rotated.jwk.clone(), "kid", json!(format!("google-key-{}", i + 3))));
+        }
+    }
+    let claims = worker.claims();
+    assert_eq!(worker.push_token(signed(&worker.keys.google, "google-key-1", &claims)).await, 401, "33 keys");
+    assert_eq!(worker.jwks.fetches.load(Ordering::SeqCst), 1, "the set was fetched, and refused");
+
+    worker.jwks.keys.lock().unwrap().truncate(32);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(worker.push_token(signed(&worker.keys.google, "google-key-1", &claims)).await, 200, "32 keys");
+}
+
 /// `alg: none`, no signature.
 fn unsigned_token(claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": "google-key-1"}).to_string());

@@ -33,8 +33,8 @@ pub struct Ceilings {
 pub struct Results {
     pub scenarios: Vec<Scenario>,
     pub startup_ms: Option<f64>,
-    /// Peak RSS of each API run.
-    pub rss_mb: Vec<f64>,
+    /// Peak RSS (`VmHWM`) of each API run, after the run's name.
+    pub rss_mb: Vec<(&'static str, f64)>,
     pub ceilings: Option<Ceilings>,
     /// After create-job ended, until its events were all published
     /// (`Some(None)`: not within the wait).
@@ -144,9 +144,9 @@ impl Results {
                 yes_no(ms < 1000.0)
             ));
         }
-        if let Some(mb) = self.rss_mb.iter().copied().reduce(f64::max) {
+        if let Some((run, mb)) = self.rss_mb.iter().copied().reduce(|a, b| if b.1 > a.1 { b } else { a }) {
             table.push_str(&format!(
-                "| API peak RSS (VmHWM) = {mb:.1} MB | | | | | | | < 100 MB | {} |\n",
+                "| API peak RSS (VmHWM) = {mb:.1} MB, in run {run} | | | | | | | < 100 MB | {} |\n",
                 yes_no(mb < 100.0)
             ));
         }
@@ -239,7 +239,7 @@ mod tests {
                 scenario("deliveries", 1_999.0, 80.0, 0),
             ],
             startup_ms: Some(250.0),
-            rss_mb: vec![40.0, 120.5, 60.0],
+            rss_mb: vec![("1", 40.0), ("2", 120.5), ("3", 60.0)],
             ceilings: Some(Ceilings { select: 24_000.0, insert: 5_000.0 }),
             publish_lag_s: Some(Some(2.46)),
             create_statement_tps: Some(3_500.0),
@@ -270,7 +270,10 @@ mod tests {
         );
         assert!(rows[6].starts_with("| create-job's events all published 2.5 s after its last request |"));
         assert!(rows[7].contains("= 250 ms") && rows[7].ends_with("| yes |"));
-        assert!(rows[8].contains("= 120.5 MB") && rows[8].ends_with("| **no** |"), "the largest of the runs");
+        assert!(
+            rows[8].contains("= 120.5 MB, in run 2 |") && rows[8].ends_with("| **no** |"),
+            "the largest of the runs"
+        );
         assert!(rows[9].starts_with("| ceiling: pgbench -S (select-only) = 24,000 tps |"), "{}", rows[9]);
         assert!(rows[10].starts_with("| ceiling: pgbench one-row INSERT = 5,000 tps |"), "{}", rows[10]);
         assert!(rows[11].contains("statement alone (pgbench, xtask/bench/create_job.pgbench) = 3,500 tps"));

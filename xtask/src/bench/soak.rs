@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::cpu::Group;
 use super::report::Scenario;
 use super::stack::memory_mb;
 
@@ -71,6 +72,20 @@ impl Memory {
         self.samples.iter().map(|sample| sample.mb[process]).fold(f64::NAN, f64::max)
     }
 
+    /// The samples of `process`, sorted.
+    fn sorted(&self, process: usize) -> Vec<f64> {
+        let mut mbs: Vec<f64> = self.samples.iter().map(|sample| sample.mb[process]).collect();
+        mbs.sort_by(f64::total_cmp);
+        mbs
+    }
+
+    /// The API's samples: how many, their median and their peak (MB).
+    fn api(&self) -> Option<(usize, f64, f64)> {
+        let process = self.names.iter().position(|name| name.starts_with("api"))?;
+        let mbs = self.sorted(process);
+        Some((mbs.len(), median(&mbs), self.peak(process)))
+    }
+
     /// One line per process: its first, median and peak sample, and
     /// whether the API stayed under its target at every sample.
     pub fn summary(&self) -> String {
@@ -78,10 +93,9 @@ impl Memory {
             "| process | samples | first MB | median MB | peak MB | target |\n|---|---:|---:|---:|---:|---|\n",
         );
         for (process, name) in self.names.iter().enumerate() {
-            let mut mbs: Vec<f64> = self.samples.iter().map(|sample| sample.mb[process]).collect();
-            let first = mbs.first().copied().unwrap_or(f64::NAN);
-            mbs.sort_by(f64::total_cmp);
-            let median = mbs.get(mbs.len() / 2).copied().unwrap_or(f64::NAN);
+            let first = self.samples.first().map_or(f64::NAN, |sample| sample.mb[process]);
+            let mbs = self.sorted(process);
+            let median = median(&mbs);
             let target = if *name == "api" {
                 let met = self.peak(process) < API_RSS_TARGET_MB;
                 format!("< {API_RSS_TARGET_MB:.0} MB at every sample: {}", if met { "yes" } else { "**no**" })
@@ -130,25 +144,71 @@ impl Memory {
     }
 }
 
-/// The soak's section of the report: memory, the hit rate, and each
-/// traffic's rate with the cache against without it.
-pub fn report(memory: &Memory, scenarios: &[Scenario]) -> String {
+/// The middle of sorted samples.
+fn median(sorted: &[f64]) -> f64 {
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// One API run's memory: its own peak (`VmHWM`, read as it stopped) and its
+/// RSS sampled while the soak's traffic ran on it (`None`: none ran).
+pub struct RunMemory<'a> {
+    pub run: &'a str,
+    pub peak_mb: f64,
+    pub sampled: Option<&'a Memory>,
+}
+
+/// The soak's section of the report: memory over the long run and per API
+/// run, the hit rate, and each traffic's rate and API CPU per request with
+/// the cache against without it.
+pub fn report(memory: &Memory, runs: &[RunMemory], scenarios: &[Scenario]) -> String {
     let mut report = format!("### Soak: memory\n\n{}\n{}", memory.summary(), memory.chart());
-    report.push_str("\n### Soak: the page cache\n\n| traffic | cache on req/s | hits | cache off req/s | on ÷ off |\n|---|---:|---:|---:|---:|\n");
+    report.push_str(&per_run(runs));
+    report.push_str(&cache_table(scenarios));
+    report
+}
+
+/// Each API run's own peak and sampled RSS, so a peak is pinned to a run.
+fn per_run(runs: &[RunMemory]) -> String {
+    let mut table = String::from(
+        "\n### Soak: the API's memory per run\n\n| API run | VmHWM MB | RSS samples | median MB | peak sampled MB | VmHWM < 100 MB |\n|---|---:|---:|---:|---:|---|\n",
+    );
+    for run in runs {
+        let (samples, median, peak) = run.sampled.and_then(Memory::api).map_or_else(
+            || (String::from("0"), String::new(), String::new()),
+            |(count, median, peak)| (count.to_string(), format!("{median:.1}"), format!("{peak:.1}")),
+        );
+        let met = if run.peak_mb < API_RSS_TARGET_MB { "yes" } else { "**no**" };
+        table.push_str(&format!("| {} | {:.1} | {samples} | {median} | {peak} | {met} |\n", run.run, run.peak_mb));
+    }
+    table
+}
+
+/// Each traffic with the cache on and off: rate, hits, and the API's CPU
+/// per request (what a box shared with other work distorts least).
+fn cache_table(scenarios: &[Scenario]) -> String {
+    let mut table = String::from(
+        "\n### Soak: the page cache\n\n| traffic | cache on req/s | hits | API CPU ms/req | cache off req/s | API CPU ms/req | req/s on ÷ off | API CPU on ÷ off |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let api_ms = |scenario: &Scenario| scenario.cost.as_ref().map(|cost| cost.group_ms_per_op[&Group::Api]);
+    let shown = |ms: Option<f64>| ms.map_or_else(String::new, |ms| format!("{ms:.3}"));
     for traffic in TRAFFIC {
         let on = scenarios.iter().find(|scenario| scenario.name == name(traffic, true));
         let off = scenarios.iter().find(|scenario| scenario.name == name(traffic, false));
         if let (Some(on), Some(off)) = (on, off) {
             let hits = on.cache_hit_rate.map_or_else(String::new, |rate| format!("{:.0} %", rate * 100.0));
-            report.push_str(&format!(
-                "| {traffic} | {:.0} | {hits} | {:.0} | {:.2}× |\n",
+            let cpu_ratio =
+                api_ms(on).zip(api_ms(off)).map_or_else(String::new, |(on, off)| format!("{:.2}×", on / off));
+            table.push_str(&format!(
+                "| {traffic} | {:.0} | {hits} | {} | {:.0} | {} | {:.2}× | {cpu_ratio} |\n",
                 on.rate,
+                shown(api_ms(on)),
                 off.rate,
+                shown(api_ms(off)),
                 on.rate / off.rate
             ));
         }
     }
-    report
+    table
 }
 
 /// The load generator's soak scenarios.
@@ -157,4 +217,53 @@ pub const TRAFFIC: [&str; 3] = ["soak", "soak-hot", "soak-tail"];
 /// A soak scenario's name in the table.
 pub fn name(traffic: &str, cache: bool) -> String {
     format!("{traffic} (cache {})", if cache { "on" } else { "off" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cpu::Cost;
+    use super::*;
+
+    fn memory(names: Vec<&'static str>, mbs: &[&[f64]]) -> Memory {
+        let samples = mbs.iter().enumerate().map(|(i, mb)| Sample { at: i as f64 * 5.0, mb: mb.to_vec() }).collect();
+        Memory { names, samples }
+    }
+
+    fn scenario(name: String, rate: f64, api_ms: f64, hits: Option<f64>) -> Scenario {
+        let cost = Cost {
+            cores: 2.0,
+            busy_share: 1.0,
+            machine_ms_per_op: 1.0,
+            group_ms_per_op: Group::ALL
+                .into_iter()
+                .map(|group| (group, if group == Group::Api { api_ms } else { 0.1 }))
+                .collect(),
+        };
+        Scenario { name, rate, p50: 1.0, p99: 2.0, p999: 3.0, errors: 0, cost: Some(cost), cache_hit_rate: hits }
+    }
+
+    /// Each run's own peak and samples, and each traffic's API CPU per
+    /// request on and off, are in the report.
+    #[test]
+    fn the_report_pins_memory_to_each_run_and_compares_cpu_per_request() {
+        let long = memory(vec!["api", "webhook-worker"], &[&[50.0, 30.0], &[70.0, 31.0], &[60.0, 32.0]]);
+        let on = memory(vec!["api"], &[&[40.0], &[80.0], &[45.0]]);
+        let off = memory(vec!["api-uncached"], &[&[41.0], &[42.0]]);
+        let runs = [
+            RunMemory { run: "1: cache on", peak_mb: 102.6, sampled: Some(&on) },
+            RunMemory { run: "2: cache off", peak_mb: 44.0, sampled: Some(&off) },
+            RunMemory { run: "3: pipeline", peak_mb: 71.0, sampled: Some(&long) },
+        ];
+        let scenarios = [
+            scenario(name("soak-hot", true), 12_000.0, 0.05, Some(0.94)),
+            scenario(name("soak-hot", false), 4_000.0, 0.20, None),
+            scenario(name("soak-tail", true), 2_200.0, 0.16, Some(0.0)),
+        ];
+        let report = report(&long, &runs, &scenarios);
+        assert!(report.contains("| 1: cache on | 102.6 | 3 | 45.0 | 80.0 | **no** |"), "{report}");
+        assert!(report.contains("| 2: cache off | 44.0 | 2 | 42.0 | 42.0 | yes |"), "{report}");
+        assert!(report.contains("| 3: pipeline | 71.0 | 3 | 60.0 | 70.0 | yes |"), "the API's column: {report}");
+        assert!(report.contains("| soak-hot | 12000 | 94 % | 0.050 | 4000 | 0.200 | 3.00× | 0.25× |"), "{report}");
+        assert!(!report.contains("| soak-tail |"), "no row without both sides: {report}");
+    }
 }
