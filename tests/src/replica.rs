@@ -33,16 +33,18 @@ impl TestCluster {
         let cluster = Self { bin, dir, primary_port: free_port(), replica_port: free_port() };
         as_postgres(Command::new("chown").arg("postgres:").arg(&cluster.dir), false);
         let primary = cluster.dir.join("primary");
-        cluster.run("initdb", |command| command.args(["-U", "postgres", "--auth=trust", "-D"]).arg(&primary));
+        cluster
+            .run("initdb", |command| command.args(["-U", "postgres", "--auth=trust", "--no-sync", "-D"]).arg(&primary));
         cluster.start_server(&primary, cluster.primary_port);
         let url = format!("postgres://postgres@127.0.0.1:{}/{database}", cluster.primary_port);
         let settings = settings_for(&url, database, &crate::redis_url(), |_| {});
         shared::db::migrate(&settings).await.expect("the primary's database is created and migrated");
         let replica = cluster.dir.join("replica");
         let port = cluster.primary_port.to_string();
-        cluster.run("pg_basebackup", |command| {
-            command.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-R", "-X", "stream", "-D"]).arg(&replica)
-        });
+        // A fast checkpoint: the default spreads it over minutes.
+        let arguments =
+            ["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync"];
+        cluster.run("pg_basebackup", |command| command.args(arguments).arg("-D").arg(&replica));
         cluster.start_replica();
         (cluster, TestDatabase { name: database.to_owned(), url })
     }
@@ -69,7 +71,10 @@ impl TestCluster {
     }
 
     fn stop(&self, data: &Path) {
-        as_postgres(Command::new(self.bin.join("pg_ctl")).args(["-w", "-m", "immediate", "-D"]).arg(data).arg("stop"), true);
+        as_postgres(
+            Command::new(self.bin.join("pg_ctl")).args(["-w", "-m", "immediate", "-D"]).arg(data).arg("stop"),
+            true,
+        );
     }
 
     fn run(&self, program: &str, arguments: impl FnOnce(&mut Command) -> &mut Command) {
@@ -120,8 +125,10 @@ fn postgres_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("PG_BIN") {
         return bin.into();
     }
-    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("Postgres's binaries (set PG_BIN to their directory)");
-    let mut versions: Vec<_> = versions.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok()).collect();
+    let versions =
+        std::fs::read_dir("/usr/lib/postgresql").expect("Postgres's binaries (set PG_BIN to their directory)");
+    let mut versions: Vec<_> =
+        versions.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok()).collect();
     versions.sort_unstable();
     let newest = versions.last().expect("a Postgres under /usr/lib/postgresql (or set PG_BIN)");
     PathBuf::from(format!("/usr/lib/postgresql/{newest}/bin"))

@@ -21,7 +21,6 @@ use shared::settings::Settings;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-
 /// The pools of one server: its main pool and discovery's of generic plans
 /// (the same pool when `DISCOVERY_DATABASE_CONNECTIONS` is 0).
 #[derive(Clone)]

@@ -115,7 +115,8 @@ async fn load(base_url: String, id: String, length: Duration) -> Vec<u16> {
         tokio::spawn(async move {
             let mut failures = Vec::new();
             while Instant::now() < until {
-                let path = if worker % 2 == 0 { format!("/v1/agents?capabilities={TAG}") } else { format!("/v1/agents/{id}") };
+                let path =
+                    if worker % 2 == 0 { format!("/v1/agents?capabilities={TAG}") } else { format!("/v1/agents/{id}") };
                 let status = http.get(format!("{base_url}{path}")).send().await.map_or(0, |r| r.status().as_u16());
                 if status != 200 {
                     failures.push(status);
