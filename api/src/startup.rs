@@ -20,6 +20,7 @@ use crate::background::expiry::Expiry;
 use crate::background::maintenance::Maintenance;
 use crate::background::publisher::EventPublisher;
 use crate::background::relay::Relay;
+use crate::background::replica_lag::ReplicaLag;
 use crate::features::{agent_cards, agents, clients, console, deliveries, discovery, jobs, jwks, ratings, receipts};
 use crate::http::error;
 use crate::http::openapi::{self, ApiDoc};
@@ -36,6 +37,8 @@ pub struct Application {
     maintenance: Maintenance,
     publisher: EventPublisher,
     expiry: Expiry,
+    /// Only with `DATABASE_READ_URL`.
+    replica_lag: Option<ReplicaLag>,
     shutdown_grace: Duration,
 }
 
@@ -51,7 +54,8 @@ impl Application {
         let maintenance = Maintenance::new(&state, tasks);
         let publisher = EventPublisher::new(state.db.clone(), &state.settings.pubsub, state.outbox.clone()).await?;
         let expiry = Expiry::new(state.db.clone(), state.outbox.clone());
-        Ok(Self { listener, router: router(state), relay, maintenance, publisher, expiry, shutdown_grace })
+        let replica_lag = ReplicaLag::new(&state);
+        Ok(Self { listener, router: router(state), relay, maintenance, publisher, expiry, replica_lag, shutdown_grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -60,19 +64,20 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting connections and
     /// lets in-flight requests finish, for at most the grace period. The relay,
-    /// the maintenance task, the publisher and the expiry task run alongside
-    /// and stop with the server.
+    /// the maintenance task, the publisher, the expiry task and the replica's
+    /// lag measurement run alongside and stop with the server.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let relay = tokio::spawn(self.relay.run(stopped.clone()));
         let maintenance = tokio::spawn(self.maintenance.run(stopped.clone()));
         let publisher = tokio::spawn(self.publisher.run(stopped.clone()));
-        let expiry = tokio::spawn(self.expiry.run(stopped));
+        let expiry = tokio::spawn(self.expiry.run(stopped.clone()));
+        let replica_lag = self.replica_lag.map(|lag| tokio::spawn(lag.run(stopped)));
         let served = shared::serve::serve(self.listener, self.router, shutdown, self.shutdown_grace, stopping).await;
         // They saw `stopping` when shutdown began: a moment to end their
         // round and hand their leases back (so the next instance need not
         // wait for them to lapse), then they are stopped wherever they are.
-        let mut tasks = [relay, maintenance, publisher, expiry];
+        let mut tasks: Vec<_> = [relay, maintenance, publisher, expiry].into_iter().chain(replica_lag).collect();
         let _ = tokio::time::timeout(BACKGROUND_STOP_WAIT, async {
             for task in &mut tasks {
                 let _ = task.await;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
@@ -19,6 +19,8 @@ pub enum DbError {
     // sqlx's messages never repeat the URL, so they are safe to show.
     #[error("setting DATABASE_URL is malformed: {0}")]
     Url(sqlx::Error),
+    #[error("setting DATABASE_READ_URL is malformed: {0}")]
+    ReadUrl(sqlx::Error),
     #[error("cannot reach Postgres at DATABASE_URL: {0}")]
     Unreachable(sqlx::Error),
     #[error("cannot create the database named in DATABASE_URL: {0}")]
@@ -43,14 +45,35 @@ pub enum Plans {
 /// before use.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
-/// A pool of `connections` that connects lazily, so a service can start (and
-/// report not ready) while Postgres is away, and recovers by itself when it returns.
+/// Which Postgres server a pool connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// `DATABASE_URL`: every write, and every read that must see one.
+    Primary,
+    /// `DATABASE_READ_URL`: a streaming replica of the primary, for the
+    /// API's public reads.
+    Replica,
+}
+
+/// A pool of `connections` to the primary that connects lazily, so a service
+/// can start (and report not ready) while Postgres is away, and recovers by
+/// itself when it returns.
 pub fn lazy_pool(settings: &Settings, connections: u32, plans: Plans) -> Result<PgPool, DbError> {
-    let options: PgConnectOptions = settings.database_url.expose_secret().parse().map_err(DbError::Url)?;
+    lazy_pool_to(Server::Primary, &settings.database_url, connections, plans)
+}
+
+/// [`lazy_pool`] to `server` at `url`.
+pub fn lazy_pool_to(server: Server, url: &SecretString, connections: u32, plans: Plans) -> Result<PgPool, DbError> {
+    let options: PgConnectOptions = url.expose_secret().parse().map_err(|error| match server {
+        Server::Primary => DbError::Url(error),
+        Server::Replica => DbError::ReadUrl(error),
+    })?;
     // The application name tells the pools apart in `pg_stat_activity`.
-    let (plan_cache_mode, application_name) = match plans {
-        Plans::Chosen => ("auto", "agent-registry"),
-        Plans::Generic => ("force_generic_plan", "agent-registry generic plans"),
+    let (plan_cache_mode, application_name) = match (plans, server) {
+        (Plans::Chosen, Server::Primary) => ("auto", "agent-registry"),
+        (Plans::Generic, Server::Primary) => ("force_generic_plan", "agent-registry generic plans"),
+        (Plans::Chosen, Server::Replica) => ("auto", "agent-registry replica"),
+        (Plans::Generic, Server::Replica) => ("force_generic_plan", "agent-registry replica generic plans"),
     };
     // Every statement here is a short OLTP one: starting parallel workers
     // costs more than it saves, and on a small instance they take the cores

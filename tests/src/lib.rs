@@ -10,6 +10,7 @@ pub mod pipeline;
 mod proxy;
 pub mod pubsub_emulator;
 pub mod pubsub_standin;
+pub mod replica;
 
 use std::future::Future;
 

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::http::replica::ReplicaReport;
 use crate::http::state::AppState;
 
 /// How long a readiness check waits for each store.
@@ -33,6 +34,11 @@ pub struct Readiness {
     pub status: &'static str,
     pub postgres: CheckResult,
     pub redis: CheckResult,
+    /// The read replica (`DATABASE_READ_URL`) as last measured; absent
+    /// without one. Never makes the API not ready: the primary serves its
+    /// reads meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaReport>,
 }
 
 #[derive(Debug, Serialize, ToSchema, PartialEq, Eq, Clone, Copy)]
@@ -49,7 +55,8 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready to serve: Postgres and Redis both answer within a second. The
-/// answer is at most a second old.
+/// answer is at most a second old, and says where the read replica stands
+/// when there is one.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -71,7 +78,8 @@ async fn check_stores(state: &AppState) -> (StatusCode, Readiness) {
     let (postgres, redis) = tokio::join!(check_postgres(state), check_redis(state));
     let ready = postgres == CheckResult::Ok && redis == CheckResult::Ok;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Readiness { status: if ready { "ready" } else { "not_ready" }, postgres, redis })
+    let replica = state.replica.as_deref().map(|replica| replica.report());
+    (status, Readiness { status: if ready { "ready" } else { "not_ready" }, postgres, redis, replica })
 }
 
 async fn check_postgres(state: &AppState) -> CheckResult {

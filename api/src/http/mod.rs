@@ -2,7 +2,7 @@
 //! imports only `shared` and [`crate::outbox`] (whose signal [`state`]
 //! holds); its own modules build on each other in this order, never back:
 //! [`error`] first, then [`cursor`], [`page_cache`], [`path_id`],
-//! [`principal`], [`known_keys`], [`platform_keys`]; [`state`] holds those;
+//! [`principal`], [`known_keys`], [`platform_keys`], [`replica`]; [`state`] holds those;
 //! [`rate_limit`], [`extract`], [`auth`] and [`health`] read it; [`openapi`]
 //! stands alone (the features' closed sets are handed to it).
 
@@ -18,4 +18,5 @@ pub mod path_id;
 pub mod platform_keys;
 pub mod principal;
 pub mod rate_limit;
+pub mod replica;
 pub mod state;

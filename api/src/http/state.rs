@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fred::prelude::Pool as RedisPool;
-use shared::db::{Plans, lazy_pool};
+use shared::db::Server;
 use shared::egress::EgressClient;
 use shared::sealing::Sealer;
 use shared::settings::Settings;
 use sqlx::PgPool;
 
+use crate::http::error::ApiError;
 use crate::http::known_keys::KnownKeys;
 use crate::http::page_cache::PageCache;
 use crate::http::platform_keys::PlatformKeys;
+use crate::http::replica::{Pools, Replica, ReplicaStatus};
 use crate::outbox::OutboxSignal;
 
 /// How the API introduces itself when it fetches an agent's card.
@@ -28,6 +30,9 @@ pub struct AppState {
     /// connections, planning each statement once (`discovery::store`);
     /// `db` itself when that is 0.
     pub discovery_db: PgPool,
+    /// `DATABASE_READ_URL`'s pools and where the replica stands; only
+    /// [`AppState::public_read`] picks it.
+    pub replica: Option<Arc<Replica>>,
     pub redis: RedisPool,
     pub settings: Arc<Settings>,
     pub outbox: OutboxSignal,
@@ -45,7 +50,11 @@ impl AppState {
     /// (and `/readyz` says not ready) while a store is away, and both pools
     /// reconnect by themselves when it returns.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        let (db, discovery_db) = database_pools(&settings)?;
+        let Pools { db, discovery_db } = Pools::connect(&settings, Server::Primary, &settings.database_url)?;
+        let replica = match &settings.database_read_url {
+            Some(url) => Some(Arc::new(Replica::new(Pools::connect(&settings, Server::Replica, url)?))),
+            None => None,
+        };
         let redis = shared::redis::connect(&settings)?;
         let public_reads = Arc::new(PageCache::new(settings.public_reads, settings.public_reads_max_bytes));
         let sealer = Arc::new(Sealer::from_settings(&settings).await?);
@@ -59,6 +68,7 @@ impl AppState {
         Ok(Self {
             db,
             discovery_db,
+            replica,
             redis,
             settings: Arc::new(settings),
             outbox: OutboxSignal::default(),
@@ -71,18 +81,32 @@ impl AppState {
     }
 }
 
-/// The API's pool and discovery's, carved from `DATABASE_MAX_CONNECTIONS`.
-fn database_pools(settings: &Settings) -> anyhow::Result<(PgPool, PgPool)> {
-    let (total, discovery) = (settings.database_max_connections, settings.discovery_database_connections);
-    if discovery == 0 {
-        let db = lazy_pool(settings, total, Plans::Chosen)?;
-        return Ok((db.clone(), db));
+impl AppState {
+    /// The primary's pools.
+    pub fn primary(&self) -> Pools {
+        Pools { db: self.db.clone(), discovery_db: self.discovery_db.clone() }
     }
-    if discovery >= total {
-        anyhow::bail!(
-            "setting DISCOVERY_DATABASE_CONNECTIONS ({discovery}) must be below DATABASE_MAX_CONNECTIONS ({total}), \
-             which it is carved from; 0 lets discovery share the pool"
-        );
+
+    /// Runs `read`, a public read (unsigned, no write before it in the
+    /// request), on the replica while it is in use, else on the primary. A
+    /// replica read that fails, or finds nothing, is run again on the primary.
+    pub async fn public_read<T, F, Fut>(&self, read: F) -> Result<T, ApiError>
+    where
+        F: Fn(Pools) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let Some(replica) = self.replica.as_deref().filter(|replica| replica.status() == ReplicaStatus::InUse) else {
+            return read(self.primary()).await;
+        };
+        match read(replica.pools.clone()).await {
+            // Perhaps written a moment ago: the primary knows.
+            Err(ApiError::NotFound(_)) => read(self.primary()).await,
+            Err(error @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => {
+                tracing::warn!(%error, "a read on the replica failed; public reads go to the primary until it is measured again");
+                replica.lost();
+                read(self.primary()).await
+            }
+            answer => answer,
+        }
     }
-    Ok((lazy_pool(settings, total - discovery, Plans::Chosen)?, lazy_pool(settings, discovery, Plans::Generic)?))
 }

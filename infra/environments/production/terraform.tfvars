@@ -17,6 +17,9 @@ database = {
   retained_backups    = 14
   # 100 x 4 (api: 3 + 1 for discovery) + 20 x 2 (worker) + 2 (migrate) + admin
   max_connections = 500
+  # Discovery and the other public reads run there (the API falls back to
+  # the primary while it lags past READ_REPLICA_MAX_LAG or is away).
+  read_replica = true
 }
 
 redis = {

@@ -167,9 +167,10 @@ resource "google_sql_user" "api" {
 }
 
 locals {
+  #checkov:skip=CKV_SECRET_4:a format template, not a credential; the password comes from random_password and is stored only in Secret Manager
+  url_format = "postgres://%s:%s@%s:5432/%s?sslmode=require"
   database_url = format(
-    #checkov:skip=CKV_SECRET_4:a format template, not a credential; the password comes from random_password and is stored only in Secret Manager
-    "postgres://%s:%s@%s:5432/%s?sslmode=require",
+    local.url_format,
     google_sql_user.api.name,
     random_password.user.result,
     google_sql_database_instance.this.private_ip_address,
@@ -185,4 +186,86 @@ resource "google_secret_manager_secret_version" "password" {
 resource "google_secret_manager_secret_version" "database_url" {
   secret      = var.database_url_secret
   secret_data = local.database_url
+}
+
+# A read replica for the API's public reads (DATABASE_READ_URL), where asked.
+# The API measures its lag and reads from the primary while it lags past
+# READ_REPLICA_MAX_LAG or is away, so it needs no high availability of its own.
+resource "google_sql_database_instance" "replica" {
+  #checkov:skip=CKV_GCP_6:as the primary: ssl_mode ENCRYPTED_ONLY, TLS on every connection over the private IP, no client certificates.
+  #checkov:skip=CKV_GCP_79:as the primary: Postgres 16 is what the application is built and tested against.
+  #checkov:skip=CKV2_GCP_13:as the primary: log_duration would log every statement.
+  #checkov:skip=CKV_GCP_14:Cloud SQL read replicas cannot have backups; the primary's backups and point-in-time recovery cover the data.
+  count = var.read_replica ? 1 : 0
+
+  project              = var.project_id
+  name                 = "${var.instance_name}-replica"
+  region               = var.region
+  database_version     = var.database_version
+  master_instance_name = google_sql_database_instance.this.name
+  deletion_protection  = false
+
+  replica_configuration {
+    failover_target = false
+  }
+
+  settings {
+    edition                     = "ENTERPRISE"
+    tier                        = var.tier
+    availability_type           = "ZONAL"
+    disk_type                   = "PD_SSD"
+    disk_size                   = var.disk_size_gb
+    disk_autoresize             = true
+    disk_autoresize_limit       = var.disk_autoresize_limit_gb
+    deletion_protection_enabled = false
+    user_labels                 = var.labels
+
+    ip_configuration {
+      ipv4_enabled       = false
+      private_network    = var.private_network
+      allocated_ip_range = var.allocated_ip_range
+      ssl_mode           = "ENCRYPTED_ONLY"
+    }
+
+    backup_configuration {
+      enabled = false
+    }
+
+    insights_config {
+      query_insights_enabled  = true
+      query_string_length     = 1024
+      record_application_tags = false
+      record_client_address   = false
+    }
+
+    # The primary's flags (logging, max_connections), one list for both.
+    dynamic "database_flags" {
+      for_each = google_sql_database_instance.this.settings[0].database_flags
+      content {
+        name  = database_flags.value.name
+        value = database_flags.value.value
+      }
+    }
+  }
+}
+
+# The same user and database, through the replica's private IP.
+resource "google_secret_manager_secret_version" "database_read_url" {
+  count = var.read_replica ? 1 : 0
+
+  secret = var.database_read_url_secret
+  secret_data = format(
+    local.url_format,
+    google_sql_user.api.name,
+    random_password.user.result,
+    google_sql_database_instance.replica[0].private_ip_address,
+    google_sql_database.this.name,
+  )
+
+  lifecycle {
+    precondition {
+      condition     = var.database_read_url_secret != null
+      error_message = "read_replica needs database_read_url_secret, where its URL is written."
+    }
+  }
 }

@@ -37,3 +37,8 @@ output "password_secret_version" {
   description = "Version number of the password secret written by this module."
   value       = google_secret_manager_secret_version.password.version
 }
+
+output "database_read_url_secret_version" {
+  description = "Version number of the database-read-url secret written by this module (pin it in Cloud Run); null without a read replica."
+  value       = one(google_secret_manager_secret_version.database_read_url[*].version)
+}

@@ -208,3 +208,15 @@ variable "max_connections" {
     error_message = "max_connections must be between 25 and 4000."
   }
 }
+
+variable "read_replica" {
+  description = "Add a read replica of the instance, for the API's public reads (DATABASE_READ_URL)."
+  type        = bool
+  default     = false
+}
+
+variable "database_read_url_secret" {
+  description = "Secret Manager secret (name) that receives the replica's postgres:// URL; needed with read_replica."
+  type        = string
+  default     = null
+}

@@ -84,6 +84,30 @@ resource "google_logging_metric" "delivery_outcomes" {
   }
 }
 
+resource "google_logging_metric" "read_replica_lag" {
+  project         = var.project_id
+  name            = "read_replica_lag_seconds"
+  description     = "How far the read replica is behind the primary, as each API instance logs it every minute and on a change of status (jsonPayload.read_replica_lag_seconds; 0 while it has replayed all the primary wrote)."
+  filter          = "${local.run_logs} AND jsonPayload.read_replica_lag_seconds:*"
+  value_extractor = "EXTRACT(jsonPayload.read_replica_lag_seconds)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "s"
+    display_name = "Read replica lag"
+  }
+
+  # 0.01 s .. ~ 1 h
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 32
+      growth_factor      = 1.5
+      scale              = 0.01
+    }
+  }
+}
+
 resource "google_logging_metric" "outbox_backlog_age" {
   project         = var.project_id
   name            = "outbox_backlog_age_seconds"

@@ -79,6 +79,12 @@ module "secrets" {
   replica_locations = [var.region]
 
   secrets = {
+    "database-read-url" = {
+      description = "postgres:// URL of agent_registry as api_user over the read replica's private IP with TLS (written by the database module; no version without database.read_replica)."
+      accessors = {
+        api = module.service_accounts.api_email
+      }
+    }
     "database-url" = {
       description = "postgres:// URL of agent_registry as api_user over the private IP with TLS (written by the database module)."
       accessors = {
@@ -157,6 +163,9 @@ module "database" {
 
   password_secret     = module.secrets.secret_names["db-password"]
   database_url_secret = module.secrets.secret_names["database-url"]
+
+  read_replica             = var.database.read_replica
+  database_read_url_secret = module.secrets.secret_names["database-read-url"]
 
   depends_on = [google_project_service.this]
 }
@@ -286,6 +295,14 @@ locals {
     }
   }
 
+  # Public reads on the read replica, when there is one (the API only).
+  read_replica_env = var.database.read_replica ? {
+    DATABASE_READ_URL = {
+      secret  = module.secrets.secret_ids["database-read-url"]
+      version = module.database.database_read_url_secret_version
+    }
+  } : {}
+
   # The API's signing key: the generated first version unless a rotation
   # pinned another, and the replaced version, published but not used to sign,
   # while a rotation is under way (infra/README.md).
@@ -383,7 +400,7 @@ module "api" {
     # Browser apps allowed to call the API; empty: no CORS headers at all.
     CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)
   })
-  secret_env          = merge(local.common_secret_env, local.platform_key_env)
+  secret_env          = merge(local.common_secret_env, local.platform_key_env, local.read_replica_env)
   cloud_sql_instances = local.cloud_sql_instances
 
   network             = module.networking.network_id

@@ -78,6 +78,8 @@ variable "database" {
     deletion_protection = bool
     retained_backups    = optional(number, 7)
     max_connections     = optional(number)
+    # A Cloud SQL read replica for the API's public reads (DATABASE_READ_URL).
+    read_replica = optional(bool, false)
   })
 
   validation {

@@ -43,6 +43,9 @@ declare::settings! {
     database_max_connections: u32 = stores::DATABASE_MAX_CONNECTIONS,
     /// Carved from `database_max_connections` by the API (0: none).
     discovery_database_connections: u32 = stores::DISCOVERY_DATABASE_CONNECTIONS,
+    /// A streaming replica for the API's public reads; `None`: the primary serves them.
+    database_read_url: Option<SecretString> = stores::DATABASE_READ_URL,
+    read_replica_max_lag: Duration = stores::READ_REPLICA_MAX_LAG,
     redis_url: SecretString = stores::REDIS_URL,
     redis_pool_size: usize = stores::REDIS_POOL_SIZE,
     redis_key_prefix: String = stores::REDIS_KEY_PREFIX,

@@ -2,10 +2,13 @@
 //! both services connect to or decrypt with.
 
 use std::fmt;
+use std::time::Duration;
 
 use secrecy::{SecretSlice, SecretString};
 
-use super::declare::{Refusal, default, from_str, optional, positive, required, resource_name, text, variables};
+use super::declare::{
+    Refusal, default, from_str, optional, positive, required, resource_name, seconds, text, variables,
+};
 use super::source::{SettingsError, SettingsSource};
 
 variables! {
@@ -17,6 +20,13 @@ variables! {
     /// generic plan per statement (planning it per request cost more than running it, and grew with the
     /// catalog); 0: discovery shares the pool. Below DATABASE_MAX_CONNECTIONS.
     DISCOVERY_DATABASE_CONNECTIONS: u32 = default("8").parse(from_str);
+    /// API only: Postgres URL of a streaming read replica of DATABASE_URL's database; empty: none. Discovery
+    /// and the other public reads run there while it lags at most READ_REPLICA_MAX_LAG; owner reads and
+    /// writes always run on DATABASE_URL. Its pools are sized as DATABASE_URL's.
+    DATABASE_READ_URL: Option<SecretString> = default("").secret().parse(optional_secret_url);
+    /// API only: seconds the read replica may lag behind DATABASE_URL before public reads go back to the
+    /// primary (they return once it has caught up).
+    READ_REPLICA_MAX_LAG: Duration = default("5").parse(seconds);
     /// Redis connection URL, e.g. redis://127.0.0.1:6379/0.
     REDIS_URL: SecretString = required().secret().parse(|raw| secret_url(raw, &["redis", "rediss"]));
     /// Number of Redis connections.
@@ -45,6 +55,14 @@ fn secret_url(raw: &str, schemes: &[&str]) -> Result<SecretString, Refusal> {
         return Err(Refusal::Invalid(format!("must be a URL starting with {}://", schemes.join(":// or "))));
     }
     Ok(SecretString::from(raw.to_owned()))
+}
+
+/// [`secret_url`] for Postgres, or nothing when empty.
+fn optional_secret_url(raw: &str) -> Result<Option<SecretString>, Refusal> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    secret_url(raw, &["postgres", "postgresql"]).map(Some)
 }
 
 fn local_key(raw: &str) -> Result<Option<SecretSlice<u8>>, Refusal> {

@@ -266,6 +266,7 @@ fn the_egress_allow_list_is_parsed_here_and_named_when_malformed() {
 fn no_secret_is_printed_by_debug() {
     let samples = [
         ("DATABASE_URL", "postgres://postgres:database-secret@localhost/db"),
+        ("DATABASE_READ_URL", "postgres://postgres:replica-secret@localhost/db"),
         ("REDIS_URL", "redis://:redis-secret@localhost:6379"),
         ("PLATFORM_SIGNING_KEY", "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="),
         ("PLATFORM_SIGNING_KEY_PREVIOUS", "CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg="),

@@ -19,6 +19,7 @@ mod rate_limits;
 mod ratings;
 mod receipt_privacy;
 mod receipts;
+mod replica;
 mod reputation;
 mod secrets_at_rest;
 mod signatures;

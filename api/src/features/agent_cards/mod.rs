@@ -67,12 +67,17 @@ async fn agent_card(
     PathId(id): PathId<AgentId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
-    let agent = Agent::from(row);
-    if !agent.profile.active {
-        return Err(ApiError::NotFound(format!("agent {id} is deactivated and has no card")));
-    }
-    let claims = imported_card(&state.db, id).await?.map(|declared| declared.claims_for(&agent.endpoint_url));
+    let (agent, claims) = state
+        .public_read(|pools| async move {
+            let row = agent::find(&pools.db, id).await?.ok_or_else(|| agent::not_found(id))?;
+            let agent = Agent::from(row);
+            if !agent.profile.active {
+                return Err(ApiError::NotFound(format!("agent {id} is deactivated and has no card")));
+            }
+            let claims = imported_card(&pools.db, id).await?.map(|declared| declared.claims_for(&agent.endpoint_url));
+            Ok((agent, claims))
+        })
+        .await?;
     let card = AgentCard::of(&agent.profile, claims)?.sign(&state.platform_keys)?;
     let body = serde_json::to_vec(&card).map_err(anyhow::Error::from)?;
     // Ed25519 signatures are deterministic: the same card is the same bytes.

@@ -118,10 +118,10 @@ async fn register_agent(
     )
 )]
 async fn get_agent(State(state): State<AppState>, PathId(id): PathId<AgentId>) -> Result<Response, ApiError> {
-    let agent = async {
-        let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
+    let agent = state.public_read(|pools| async move {
+        let row = agent::find(&pools.db, id).await?.ok_or_else(|| agent::not_found(id))?;
         Ok(Bytes::from(serde_json::to_vec(&PublicAgent::from(row)).map_err(anyhow::Error::from)?))
-    };
+    });
     state.public_reads.json_response(agent::cache_key(id), agent).await
 }
 

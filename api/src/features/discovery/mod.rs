@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 
 use crate::http::error::{ApiError, PublicReadRefusals};
 use crate::http::extract::ValidQuery;
+use crate::http::replica::Pools;
 use crate::http::state::AppState;
 use crate::resources::agent::{AgentRow, PublicAgent};
 use keyset::{Cursor, SortOrder};
@@ -97,10 +98,11 @@ async fn discover_agents(
     ValidQuery(query): ValidQuery<DiscoveryQuery>,
 ) -> Result<Response, ApiError> {
     let search = Search::try_from(query)?;
-    let page = async {
-        let page = search.page(&state, &tag_frequencies).await?;
+    let (search, tag_frequencies) = (&search, &tag_frequencies);
+    let page = state.public_read(|pools| async move {
+        let page = search.page(&pools, tag_frequencies).await?;
         Ok(Bytes::from(serde_json::to_vec(&page).map_err(anyhow::Error::from)?))
-    };
+    });
     state.public_reads.json_response(search.cache_key(), page).await
 }
 
@@ -160,8 +162,9 @@ impl Search {
         )
     }
 
-    async fn page(&self, state: &AppState, tag_frequencies: &TagFrequencies) -> sqlx::Result<AgentPage> {
-        let mut rows = self.fetch(state, tag_frequencies).await?;
+    /// The page, read from `pools` (the replica's or the primary's).
+    async fn page(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<AgentPage> {
+        let mut rows = self.fetch(pools, tag_frequencies).await?;
         let has_more = rows.len() > usize::from(self.limit);
         rows.truncate(usize::from(self.limit));
         let next_cursor = match rows.last() {
@@ -172,10 +175,10 @@ impl Search {
     }
 
     /// One row more than the page, to know whether another page follows.
-    async fn fetch(&self, state: &AppState, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<AgentRow>> {
+    async fn fetch(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<AgentRow>> {
         let walk = match self.capabilities.as_slice() {
             [] => None,
-            tags => Some((tags, tag_frequencies.rarest(&state.db, tags).await)),
+            tags => Some((tags, tag_frequencies.rarest(&pools.db, tags).await)),
         };
         let seen_since = self
             .seen_within_seconds
@@ -187,7 +190,7 @@ impl Search {
             min_rating: self.min_rating,
             seen_since,
         };
-        store::fetch(&state.db, &state.discovery_db, &filters, self.after, i64::from(self.limit) + 1).await
+        store::fetch(&pools.db, &pools.discovery_db, &filters, self.after, i64::from(self.limit) + 1).await
     }
 }
 

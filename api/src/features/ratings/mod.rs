@@ -108,8 +108,12 @@ async fn list_ratings(
     PathId(id): PathId<AgentId>,
     ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<RatingPage>, ApiError> {
-    let list = |agent, before, limit| store::list(&state.db, agent, before, limit);
-    let (rows, next_cursor) =
-        paging::agent_records(&state.db, id, &query, "ratings", list, |row| (row.created_at, row.job_id)).await?;
+    let query = &query;
+    let (rows, next_cursor) = state
+        .public_read(|pools| async move {
+            let list = |agent, before, limit| store::list(&pools.db, agent, before, limit);
+            paging::agent_records(&pools.db, id, query, "ratings", list, |row| (row.created_at, row.job_id)).await
+        })
+        .await?;
     Ok(Json(RatingPage { ratings: rows.into_iter().map(JobRating::from).collect(), next_cursor }))
 }

@@ -153,8 +153,12 @@ async fn list_receipts(
     PathId(id): PathId<AgentId>,
     ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<ReceiptPage>, ApiError> {
-    let list = |agent, before, limit| store::list(&state.db, agent, before, limit);
-    let (rows, next_cursor) =
-        paging::agent_records(&state.db, id, &query, "receipts", list, |row| (row.finished_at, row.job_id)).await?;
+    let query = &query;
+    let (rows, next_cursor) = state
+        .public_read(|pools| async move {
+            let list = |agent, before, limit| store::list(&pools.db, agent, before, limit);
+            paging::agent_records(&pools.db, id, query, "receipts", list, |row| (row.finished_at, row.job_id)).await
+        })
+        .await?;
     Ok(Json(ReceiptPage { receipts: rows.into_iter().map(JobReceipt::from).collect(), next_cursor }))
 }
