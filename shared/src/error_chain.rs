@@ -5,8 +5,9 @@
 //! repeats text when an error's `Display` already includes its source, as the
 //! Google crates' errors do ("cannot connect to endpoint: {source}"): a
 //! refused Pub/Sub connection read "events not published: cannot connect to
-//! endpoint: X: X: …". Here a cause whose text is already in what has been
-//! rendered is left out.
+//! endpoint: X: X: …". Here a cause whose text its own parent's text
+//! already holds is left out; a cause that only happens to share words with
+//! an error further out is kept.
 
 use std::error::Error;
 use std::fmt;
@@ -21,17 +22,18 @@ pub struct Causes<'a>(pub &'a (dyn Error + 'static));
 
 impl fmt::Display for Causes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rendered = self.0.to_string();
+        let mut parent = self.0.to_string();
+        f.write_str(&parent)?;
         let mut source = self.0.source();
         while let Some(cause) = source {
             let text = cause.to_string();
-            if !text.is_empty() && !rendered.contains(&text) {
-                rendered.push_str(": ");
-                rendered.push_str(&text);
+            if !text.is_empty() && !parent.contains(&text) {
+                write!(f, ": {text}")?;
             }
+            parent = text;
             source = cause.source();
         }
-        f.write_str(&rendered)
+        Ok(())
     }
 }
 
@@ -64,6 +66,14 @@ mod tests {
             "events not published: cannot connect to endpoint: connection refused: connection refused"
         );
         assert_eq!(render(&*error), "events not published: cannot connect to endpoint: connection refused");
+    }
+
+    /// "timed out" is in the outermost message, but not in its own parent's:
+    /// it is a cause of its own, not a repetition.
+    #[test]
+    fn a_cause_that_only_shares_words_with_an_outer_error_is_kept() {
+        let error = anyhow::anyhow!("timed out").context("cannot read the reply").context("the send timed out");
+        assert_eq!(render(&*error), "the send timed out: cannot read the reply: timed out");
     }
 
     #[test]

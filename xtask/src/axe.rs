@@ -29,6 +29,14 @@ pub fn provision(runner: &Runner) -> anyhow::Result<()> {
     let prefix = cache_dir(&home()?, &lock);
     let script = axe_script(&prefix);
     if !script.is_file() {
+        // Only the browser tests need it: without npm they fail saying so
+        // (naming AXE_CORE_JS), and every other test still runs.
+        if !runner.dry_run
+            && runner.sh.cmd("npm").arg("--version").quiet().ignore_stdout().ignore_stderr().run().is_err()
+        {
+            eprintln!("warning: {NO_NPM}");
+            return Ok(());
+        }
         install(runner, &manifest, &prefix)?;
     }
     runner.sh.set_var(ENV, &script);
@@ -41,9 +49,6 @@ pub fn provision(runner: &Runner) -> anyhow::Result<()> {
 fn install(runner: &Runner, manifest: &Path, prefix: &Path) -> anyhow::Result<()> {
     let scratch = prefix.with_extension(format!("tmp-{}", std::process::id()));
     runner.step(&format!("copy {MANIFEST_DIR}/package*.json to {}", scratch.display()), || {
-        if runner.sh.cmd("npm").arg("--version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
-            anyhow::bail!(NO_NPM);
-        }
         std::fs::create_dir_all(&scratch)?;
         for file in ["package.json", "package-lock.json"] {
             std::fs::copy(manifest.join(file), scratch.join(file))?;

@@ -16,8 +16,11 @@ async function keys(refresh) {
   return keySet;
 }
 
-/** {ok: true, claims} or {ok: false, reason}. */
-export async function verify(compact) {
+/**
+ * {ok: true, claims} or {ok: false, reason}: signed by a platform key and
+ * carrying each of the `expected` claims.
+ */
+export async function verify(compact, expected = {}) {
   const parts = compact.split('.');
   if (parts.length !== 3) return { ok: false, reason: 'not a compact JWS' };
   let header, claims;
@@ -39,5 +42,10 @@ export async function verify(compact) {
   const key = await crypto.subtle.importKey('jwk', { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, { name: 'Ed25519' }, false, ['verify']);
   const signed = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
   const good = await crypto.subtle.verify({ name: 'Ed25519' }, key, fromBase64url(parts[2]), signed);
-  return good ? { ok: true, claims } : { ok: false, reason: 'the signature does not verify: the receipt was changed' };
+  if (!good) return { ok: false, reason: 'the signature does not verify: the receipt was changed' };
+  // A genuine receipt of another job proves nothing about this one.
+  for (const [name, value] of Object.entries(expected)) {
+    if (claims[name] !== value) return { ok: false, reason: `it is signed for ${name} ${claims[name]}, not ${value}` };
+  }
+  return { ok: true, claims };
 }

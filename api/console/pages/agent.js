@@ -5,8 +5,8 @@
 import { call, path, signerOf } from '../lib/api.js';
 import { field, fill, h, onSubmit, when } from '../lib/dom.js';
 import { verify } from '../lib/jws.js';
-import * as keys from '../lib/keys.js';
 import { go } from '../lib/router.js';
+import { loadSettled } from '../parts/identity.js';
 import { agentSummary } from './discover.js';
 
 function pager(id, query, name, cursor, label) {
@@ -14,14 +14,14 @@ function pager(id, query, name, cursor, label) {
   return h('p', {}, h('a', { href: `#/agents/${id}?${new URLSearchParams({ ...Object.fromEntries(query), [name]: cursor })}` }, label));
 }
 
-async function receiptItem(item) {
+async function receiptItem(item, agentId) {
   const outcome = h('span', { class: 'verdict', role: 'status' }, 'verifying…');
   const row = h(
     'li',
     { class: 'card receipt', 'data-job': item.job_id },
     h('p', {}, 'Job ', h('code', {}, item.job_id), ` finished ${when(item.finished_at)} `, outcome),
   );
-  const result = await verify(item.receipt);
+  const result = await verify(item.receipt, { job_id: item.job_id, agent_id: agentId });
   outcome.classList.add(result.ok ? 'ok' : 'bad');
   outcome.textContent = result.ok
     ? `✓ signed by the platform: ${result.claims.status}, price ${result.claims.price}`
@@ -35,6 +35,10 @@ function hireForm(agent, client) {
   }
   const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
   const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  // One Idempotency-Key per job asked for: a retry after a lost answer
+  // sends the same one, so the registry answers with the job it made
+  // instead of making a second; changed values are a new job and a new key.
+  const asked = { body: null, key: null };
   return onSubmit(
     h(
       'form',
@@ -56,7 +60,8 @@ function hireForm(agent, client) {
       const body = { agent_id: agent.id, price: values.price, input };
       if (values.callback_url) body.callback_url = values.callback_url;
       if (values.deadline) body.deadline = new Date(values.deadline).toISOString();
-      const job = await call('POST', '/v1/jobs', { body, signer: signerOf(client), idempotencyKey: crypto.randomUUID() });
+      if (JSON.stringify(body) !== asked.body) Object.assign(asked, { body: JSON.stringify(body), key: crypto.randomUUID() });
+      const job = await call('POST', '/v1/jobs', { body, signer: signerOf(client), idempotencyKey: asked.key });
       go('/me/client', { hired: job.id });
     },
   );
@@ -70,7 +75,7 @@ export async function agentPage(page, { id }, query) {
     page.append(h('h1', {}, 'Agent'), h('p', { class: 'problem', role: 'alert' }, error.message));
     return;
   }
-  const client = await keys.load('client');
+  const client = await loadSettled('client');
   const ratings = h('section', { 'aria-labelledby': 'ratings-title' }, h('h2', { id: 'ratings-title' }, 'Ratings'), h('p', {}, 'Loading…'));
   const receipts = h('section', { 'aria-labelledby': 'receipts-title' }, h('h2', { id: 'receipts-title' }, 'Receipts'), h('p', {}, 'Loading…'));
   page.append(
@@ -116,7 +121,7 @@ export async function agentPage(page, { id }, query) {
     fill(ratings, h('h2', { id: 'ratings-title' }, 'Ratings'), h('p', { class: 'problem' }, ratingPage.reason.message));
   }
   if (receiptPage.status === 'fulfilled') {
-    const items = await Promise.all(receiptPage.value.receipts.map(receiptItem));
+    const items = await Promise.all(receiptPage.value.receipts.map((item) => receiptItem(item, agent.id)));
     fill(
       receipts,
       h('h2', { id: 'receipts-title' }, 'Receipts'),

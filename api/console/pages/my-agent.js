@@ -5,10 +5,9 @@
 
 import { call, signerOf } from '../lib/api.js';
 import { action, field, fill, h, onSubmit, when } from '../lib/dom.js';
-import * as keys from '../lib/keys.js';
 import { reload, takeNotes } from '../lib/router.js';
 import { deliveries } from '../parts/deliveries.js';
-import { forgetButton, rotation, setup, showOnce } from '../parts/identity.js';
+import { forgetButton, loadSettled, rotation, setup, showOnce } from '../parts/identity.js';
 import { jobs } from '../parts/jobs.js';
 
 function profileFields(agent = {}) {
@@ -62,7 +61,7 @@ function jobActions(signer) {
 }
 
 export async function myAgent(page, _params, query) {
-  const identity = await keys.load('agent');
+  const identity = await loadSettled('agent');
   const rerender = (notes = []) => reload(notes);
   page.append(h('h1', {}, 'My agent'), ...takeNotes());
   if (!identity) {

@@ -6,10 +6,9 @@
 import { call, signerOf } from '../lib/api.js';
 import { action, field, fill, h, onSubmit } from '../lib/dom.js';
 import { verify } from '../lib/jws.js';
-import * as keys from '../lib/keys.js';
 import { reload, takeNotes } from '../lib/router.js';
 import { deliveries } from '../parts/deliveries.js';
-import { forgetButton, rotation, setup } from '../parts/identity.js';
+import { forgetButton, loadSettled, rotation, setup } from '../parts/identity.js';
 import { jobs } from '../parts/jobs.js';
 
 function receiptView(job, signer) {
@@ -17,7 +16,7 @@ function receiptView(job, signer) {
   return [
     action('Show the receipt', async () => {
       const answer = await call('GET', `/v1/jobs/${job.id}/receipt`, { signer });
-      const [full, shared] = await Promise.all([verify(answer.receipt), verify(answer.public_receipt)]);
+      const [full, shared] = await Promise.all([verify(answer.receipt, { job_id: job.id, agent_id: job.agent_id }), verify(answer.public_receipt, { job_id: job.id, agent_id: job.agent_id })]);
       fill(
         output,
         h('p', { class: `verdict ${full.ok ? 'ok' : 'bad'}`, role: 'status' }, full.ok ? '✓ full receipt signed by the platform' : `✗ full receipt: ${full.reason}`),
@@ -60,7 +59,7 @@ function jobActions(signer) {
 }
 
 export async function myClient(page, _params, query) {
-  const identity = await keys.load('client');
+  const identity = await loadSettled('client');
   page.append(h('h1', {}, 'My client'), ...takeNotes());
   if (!identity) {
     page.append(

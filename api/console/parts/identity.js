@@ -2,7 +2,7 @@
 // here or imported from a PEM, then registered), take up an existing one
 // (its id and PEM), rotate its signing key, or forget it.
 
-import { call, signerOf } from '../lib/api.js';
+import { ApiProblem, call, path, signerOf } from '../lib/api.js';
 import { action, field, h, onSubmit } from '../lib/dom.js';
 import * as keys from '../lib/keys.js';
 import { base64, rotationMessage } from '../lib/sign.js';
@@ -109,10 +109,20 @@ export function rotation(identity, collection, onRotated) {
     async (values) => {
       const next = await keys.generate(values.export_once === 'yes');
       const proof = await crypto.subtle.sign({ name: 'Ed25519' }, next.privateKey, rotationMessage(identity.id, identity.publicKey, next.publicKey));
-      await call('POST', `/v1/${collection}/${identity.id}/keys`, {
-        body: { public_key: next.publicKey, proof: base64(proof) },
-        signer: signerOf(identity),
-      });
+      // Kept before asking: if the answer is lost after the registry took
+      // the new key, the old one no longer signs and the new one would be
+      // gone with it. `loadSettled` decides later which key the registry holds.
+      await keys.save({ ...identity, pending: { publicKey: next.publicKey, privateKey: next.privateKey } });
+      try {
+        await call('POST', `/v1/${collection}/${identity.id}/keys`, {
+          body: { public_key: next.publicKey, proof: base64(proof) },
+          signer: signerOf(identity),
+        });
+      } catch (error) {
+        // An answer from the registry means it kept the old key.
+        if (error instanceof ApiProblem) await keys.save(identity);
+        throw error;
+      }
       await keys.save({ ...identity, publicKey: next.publicKey, privateKey: next.privateKey });
       const notes = [h('p', { role: 'status' }, 'Signing key rotated: the old key no longer signs.')];
       if (next.pem) notes.push(showOnce('private-key-once', 'Your new private key', next.pem));
@@ -133,4 +143,26 @@ export function forgetButton(identity, onForgotten) {
     },
     { class: 'danger', id: 'forget-key' },
   );
+}
+
+/**
+ * The identity kept for `role` (`agent` or `client`), once a key rotation
+ * whose answer was lost is settled: a signed owner read with the pending key
+ * tells whether the registry holds it (kept) or refuses it (dropped). While
+ * the registry cannot be asked, the identity stays as it is.
+ */
+export async function loadSettled(role) {
+  const identity = await keys.load(role);
+  if (!identity?.pending) return identity;
+  const { pending, ...current } = identity;
+  const rotated = { ...current, publicKey: pending.publicKey, privateKey: pending.privateKey };
+  try {
+    await call('GET', path('/v1/jobs', { role, limit: 1 }), { signer: signerOf(rotated) });
+  } catch (error) {
+    if (!(error instanceof ApiProblem) || error.status !== 401) return current;
+    await keys.save(current);
+    return current;
+  }
+  await keys.save(rotated);
+  return rotated;
 }

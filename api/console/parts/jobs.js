@@ -55,6 +55,15 @@ export function jobs(role, signer, route, query, actions) {
         const row = rows.get(job.id);
         if (list.children[index] !== row) list.insertBefore(row, list.children[index] || null);
       });
+      // A job that left this page (another status now, or pushed to the
+      // next page) goes, so no stale row offers an action.
+      const listed = new Set(page.jobs.map((job) => job.id));
+      for (const [id, row] of rows) {
+        if (listed.has(id)) continue;
+        row.remove();
+        rows.delete(id);
+        seen.delete(id);
+      }
       fill(
         more,
         page.next_cursor

@@ -1,8 +1,17 @@
 //! The OpenAPI document, collected from the handlers' annotations, served
 //! as `/openapi.json` with a browsable page at `/docs`.
+//!
+//! `/docs` runs Scalar from a CDN on the API's origin, which is also the web
+//! console's: a script there could sign with the keys the console keeps in
+//! this origin's IndexedDB. So the page loads one version of Scalar, checked
+//! by its Subresource Integrity hash, under a CSP that allows scripts from
+//! that version's directory only and requests to this origin only.
 
 use axum::Router;
-use axum::http::header;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{RefOr, Schema};
@@ -42,7 +51,45 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: utoipa::openapi::OpenApi) -
     let json = document.to_string();
     Router::new()
         .route("/openapi.json", get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json) }))
-        .merge(Scalar::with_url("/docs", document))
+        .merge(
+            Router::from(Scalar::with_url("/docs", document).custom_html(DOCS_PAGE))
+                .layer(axum::middleware::from_fn(docs_policy)),
+        )
+}
+
+/// Scalar's page (as `utoipa_scalar` writes it, `$spec` filled in by it)
+/// with its script pinned. To upgrade: `npm pack @scalar/api-reference@<v>`,
+/// then `openssl dgst -sha384 -binary package/dist/browser/standalone.js |
+/// openssl base64 -A`, and change the version here and in [`DOCS_POLICY`].
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html>
+<head>
+    <title>agent-registry API</title>
+    <meta charset="utf-8"/>
+    <meta name="viewport" content="width=device-width, initial-scale=1"/>
+</head>
+<body>
+<script id="api-reference" type="application/json">
+    $spec
+</script>
+<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.4/dist/browser/standalone.js"
+        integrity="sha384-hwB9WroDTpZaI38gr+u9CXA6ksz5gUYgD2GxXazKl/agT1L2GWUiRFWGJYNiFu4Q"
+        crossorigin="anonymous"></script>
+</body>
+</html>
+"#;
+
+/// Scripts only from the pinned Scalar's directory (its chunks are there);
+/// Scalar sets inline styles; requests only to this origin.
+const DOCS_POLICY: &str = "default-src 'self'; \
+     script-src https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.4/dist/browser/; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+async fn docs_policy(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_POLICY));
+    response
 }
 
 /// What the handlers' annotations cannot say on their own, added once every

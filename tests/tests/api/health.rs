@@ -118,7 +118,17 @@ async fn the_openapi_document_and_docs_page_are_served() {
     );
     let docs = app.get("/docs").await;
     assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().contains("agent-registry"), "the page embeds the document");
+    // The console keeps keys on this origin: the page's one third-party
+    // script is pinned by version and hash, and nothing else may run.
+    let policy = docs.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        policy.contains("script-src https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.4/dist/browser/;"),
+        "{policy}"
+    );
+    assert!(policy.contains("connect-src 'self'") && !policy.contains("unsafe-eval"), "{policy}");
+    let page = docs.text().await.unwrap();
+    assert!(page.contains("\"openapi\"") && page.contains("/v1/agents"), "the page embeds the document");
+    assert!(page.contains(r#"integrity="sha384-"#) && page.contains("@scalar/api-reference@1.76.4/"), "{page}");
 }
 
 #[tokio::test]

@@ -1,13 +1,15 @@
 //! The web console at `/console/`: static files embedded in the binary
 //! ([`assets`]), an API client like any other (it signs its requests in the
 //! browser; nothing here authenticates). Every answer under `/console`
-//! carries a strict Content-Security-Policy (only this origin's scripts,
+//! carries a strict Content-Security-Policy (only this origin's own scripts,
 //! styles and API; no inline script; no framing), `nosniff` and no
 //! referrer. Assets are fingerprinted and immutable; the entry page is
 //! revalidated each load. Answers are compressed (gzip or brotli, as the
 //! browser accepts). The per-address rate limit of `/v1/` reads covers
 //! these routes too (`http::rate_limit::limit_per_ip`, inside the strict
-//! headers, so a 429 carries them as well).
+//! headers, so a 429 carries them as well). The keys it keeps are usable
+//! by any script on this origin: `/docs` (`http::openapi`) is the only other
+//! page, and it runs only a pinned, hash-checked Scalar.
 
 mod assets;
 
