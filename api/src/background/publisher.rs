@@ -285,14 +285,15 @@ mod tests {
         let error = rounds::round_result(0, Some(failure.into()), "events not published").unwrap_err();
         // The gRPC status's own text has its source's debug form in it: it is
         // the client's; each cause after it is shown once (walking the chain
-        // showed that text four times, and "tcp connect error" three).
+        // showed that text four times, and "tcp connect error" three; now
+        // once as a cause, besides the client's debug text).
         assert_eq!(
             Causes(&*error).to_string().replace(&port.to_string(), "PORT"),
             "events not published: the publish operation was interrupted by an error: cannot connect to endpoint: \
              code: 'The service is currently unavailable', message: \"tcp connect error\", source: \
              tonic::transport::Error(Transport, ConnectError(ConnectError(\"tcp connect error\", 127.0.0.1:PORT, \
              Os { code: 111, kind: ConnectionRefused, message: \"Connection refused\" }))): \
-             transport error: Connection refused (os error 111)"
+             transport error: tcp connect error: Connection refused (os error 111)"
         );
     }
 }
