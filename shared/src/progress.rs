@@ -94,7 +94,7 @@ fn render(what: &str, unit: &str, done: u64, total: Option<u64>, elapsed: Durati
 }
 
 /// 1234567 as "1,234,567".
-fn grouped(number: u64) -> String {
+pub fn grouped(number: u64) -> String {
     let digits = number.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {

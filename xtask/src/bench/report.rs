@@ -90,15 +90,8 @@ impl Ceilings {
 
 /// `1234567.8` as `1,234,568`.
 fn thousands(value: f64) -> String {
-    let digits = format!("{value:.0}");
-    let mut grouped = String::new();
-    for (n, digit) in digits.chars().enumerate() {
-        if n > 0 && (digits.len() - n) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    grouped
+    // Rates and counts: never negative; `as` saturates.
+    shared::progress::grouped(value.round() as u64)
 }
 
 fn yes_no(met: bool) -> &'static str {
