@@ -16,12 +16,15 @@
 //! (Cloud Tasks stand-in, worker, receiver) for the deliveries scenario,
 //! after the first run's undelivered rows are set aside, and then for the
 //! [`soak`] (`--minutes`; the first two runs drive its traffic briefly with
-//! the cache on and off, to compare). Every process
-//! started is stopped on exit, also on error.
+//! the cache on and off, to compare). Before them, the [`replica`] run
+//! drives discovery on a throwaway primary and its streaming replica, with a
+//! table of its own. Every process started is stopped on exit, also on
+//! error.
 
 mod ceiling;
 mod cpu;
 mod database;
+mod replica;
 mod report;
 mod soak;
 mod stack;
@@ -34,6 +37,7 @@ use xshell::cmd;
 
 use crate::runner::Runner;
 use ceiling::{measure_ceilings, measure_create_statement};
+use cpu::Group;
 use database::{database_url_named, recreate_database, seed, set_aside_deliveries, wait_for_events_published};
 use report::{Results, Scenario, is_uncached};
 use stack::Stack;
@@ -44,6 +48,8 @@ const STANDIN_PORT: u16 = 18123;
 const RECEIVER_PORT: u16 = 18090;
 const PUBSUB_PORT: u16 = 18085;
 const WORKER_SECRET: &str = "bench-worker-secret";
+/// Where the API's relay points when a run measures the API alone: a closed port.
+const NO_CLOUD_TASKS: &str = "http://127.0.0.1:9";
 /// Seals the webhook secrets of the bench's API and worker (32 bytes, base64);
 /// the seeded agents' plaintext ones are sealed with it right after seeding.
 const WEBHOOK_SECRET_KEY: &str = "YmVuY2ggb25seTogd2ViaG9vayBzZWNyZXRzIGtleSE=";
@@ -74,9 +80,13 @@ pub struct Options {
     /// How long the soak runs (fractions too: `--minutes 2.5`).
     pub minutes: f64,
     /// Scenarios to run (`--only`, comma-separated; `uncached` names every
-    /// uncached shape); empty: all. Start-up, RSS and the ceiling always run.
+    /// uncached shape); empty: all. The ceiling always runs; start-up and RSS
+    /// unless `replica` is the only one.
     pub only: Vec<String>,
 }
+
+/// The scenarios of the three runs on the system Postgres (`replica` runs apart).
+const SCENARIOS: [&str; 6] = ["discovery", "get-agent", "create-job", "uncached", "deliveries", "soak"];
 
 impl Options {
     fn wants(&self, scenario: &str) -> bool {
@@ -109,9 +119,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     if !options.minutes.is_finite() || options.minutes * 60.0 < 1.0 {
         bail!("--minutes must be at least 1/60 (one second)");
     }
-    let known = ["discovery", "get-agent", "create-job", "uncached", "deliveries", "soak"];
-    if let Some(unknown) = options.only.iter().find(|only| !known.contains(&only.as_str())) {
-        bail!("--only: no scenario {unknown} (one of {})", known.join(", "));
+    if let Some(unknown) = options.only.iter().find(|only| *only != "replica" && !SCENARIOS.contains(&only.as_str())) {
+        bail!("--only: no scenario {unknown} (one of {}, replica)", SCENARIOS.join(", "));
     }
     Ok(options)
 }
@@ -145,29 +154,11 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let ceiling_url = database_url_named(&database_url, CEILING_DATABASE)?;
     results.ceilings = measure_ceilings(runner, &runtime, &ceiling_url, &options, &bench_dir)?;
 
-    runner.step("drop and create the database agent_registry_bench (BENCH_DATABASE_URL)", || {
-        runtime.block_on(recreate_database(&database_url))
-    })?;
-    runner.run(
-        cmd!(sh, "{api} migrate")
-            .env("DATABASE_URL", &database_url)
-            .env("REDIS_URL", &redis_url)
-            .env("WEBHOOK_SECRET_KEY", WEBHOOK_SECRET_KEY)
-            .env("PLATFORM_SIGNING_KEY", BENCH_SIGNING_KEY)
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn"),
-    )?;
-    let agents = options.agents;
-    runner.step(
-        &format!("seed {agents} agents with one INSERT … SELECT … generate_series and a history of jobs, seal their webhook secrets, then VACUUM ANALYZE"),
-        || runtime.block_on(seed(&database_url, agents)),
-    )?;
-
     let prefix = format!("bench:{}:", std::process::id());
-    let api_env = |cloud_tasks: &str| -> Vec<(String, String)> {
+    let api_env = |database_url: &str, cloud_tasks: &str| -> Vec<(String, String)> {
         let mut env = vec![
             ("PORT", API_PORT.to_string()),
-            ("DATABASE_URL", database_url.clone()),
+            ("DATABASE_URL", database_url.to_owned()),
             ("REDIS_URL", redis_url.clone()),
             ("REDIS_KEY_PREFIX", prefix.clone()),
             ("LOG_FORMAT", "json".into()),
@@ -197,9 +188,30 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     stack.spawn("pubsub_standin", PUBSUB_PORT, &pubsub, &[], &pubsub_env, &bench_dir)?;
     runner.step("wait for the Pub/Sub stand-in", || stack.wait_listening("pubsub_standin", PUBSUB_PORT))?;
 
+    let replica_run = if options.wants("replica") {
+        replica::run(runner, &runtime, &options, &mut stack, &|database_url| api_env(database_url, NO_CLOUD_TASKS))?
+    } else {
+        None
+    };
+    let replica_table = replica_run.map(|run| replica::table(&run, results.ceilings)).unwrap_or_default();
+    if !SCENARIOS.iter().any(|scenario| options.wants(scenario)) {
+        stack.stop_all();
+        return report::write(runner, &options, &results, &replica_table);
+    }
+
+    runner.step("drop and create the database agent_registry_bench (BENCH_DATABASE_URL)", || {
+        runtime.block_on(recreate_database(&database_url))
+    })?;
+    runner.run(cmd!(sh, "{api} migrate").envs(api_env(&database_url, NO_CLOUD_TASKS)))?;
+    let agents = options.agents;
+    runner.step(
+        &format!("seed {agents} agents with one INSERT … SELECT … generate_series and a history of jobs, seal their webhook secrets, then VACUUM ANALYZE"),
+        || runtime.block_on(seed(&database_url, agents)),
+    )?;
+
     // Run 1: the API alone (its relay points at a closed port).
     let started = Instant::now();
-    stack.spawn("api", API_PORT, &api, &["serve"], &api_env("http://127.0.0.1:9"), &bench_dir)?;
+    stack.spawn("api", API_PORT, &api, &["serve"], &api_env(&database_url, NO_CLOUD_TASKS), &bench_dir)?;
     runner.step("measure start-up: spawn to the first /readyz 200, polled every 5 ms", || {
         stack.wait_ready("api", API_PORT, "/readyz", Duration::from_millis(5))?;
         results.startup_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
@@ -208,11 +220,11 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let (seconds, connections) = (options.seconds.to_string(), options.connections.to_string());
     for scenario in ["discovery", "get-agent", "create-job"].into_iter().filter(|scenario| options.wants(scenario)) {
         let command = cmd!(sh, "{load} {scenario} --url {api_url} --seconds {seconds} --connections {connections}");
-        if let Some(report) = run_load(runner, &stack, scenario, command)? {
+        if let Some(report) = run_load(runner, &stack, scenario, command, &[])? {
             results.scenarios.push(report);
         }
     }
-    let mut sampled = vec![soak_comparisons(runner, &stack, &options, &api_url, true, &mut results)?];
+    let mut sampled = vec![soak::comparisons(runner, &stack, &options, &api_url, true, &mut results)?];
     if options.wants("create-job") {
         // Publishing is part of a job's cost: the next scenarios must not
         // pay for create-job's backlog, and how long it lasted is reported.
@@ -230,7 +242,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     }
 
     // Run 2: the same API with the page cache off, one discovery query shape at a time.
-    let mut uncached_env = api_env("http://127.0.0.1:9");
+    let mut uncached_env = api_env(&database_url, NO_CLOUD_TASKS);
     uncached_env.push(("PUBLIC_READ_CACHE_MS".into(), "0".into()));
     stack.spawn("api-uncached", API_PORT, &api, &["serve"], &uncached_env, &bench_dir)?;
     runner.step("wait for the API without the page cache", || {
@@ -242,11 +254,11 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             sh,
             "{load} discovery --url {api_url} --seconds {seconds} --connections {connections} --query {query}"
         );
-        if let Some(report) = run_load(runner, &stack, &format!("uncached: {shape}"), command)? {
+        if let Some(report) = run_load(runner, &stack, &format!("uncached: {shape}"), command, &[])? {
             results.scenarios.push(report);
         }
     }
-    sampled.push(soak_comparisons(runner, &stack, &options, &api_url, false, &mut results)?);
+    sampled.push(soak::comparisons(runner, &stack, &options, &api_url, false, &mut results)?);
     runner.step("read that API's peak RSS, stop it", || {
         results.rss_mb.push((RUNS[1], stack.peak_rss_then_stop("api-uncached")?));
         Ok(())
@@ -298,7 +310,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         API_PORT,
         &api,
         &["serve"],
-        &api_env(&format!("http://127.0.0.1:{STANDIN_PORT}")),
+        &api_env(&database_url, &format!("http://127.0.0.1:{STANDIN_PORT}")),
         &bench_dir,
     )?;
     runner.step("wait for the stand-in, the receiver, the worker and the API", || {
@@ -314,7 +326,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         "{load} deliveries --url {api_url} --seconds {seconds} --connections {connections} --jobs {jobs} --receiver {receiver_url} --database-url {database_url}"
     );
     if options.wants("deliveries")
-        && let Some(report) = run_load(runner, &stack, "deliveries", command)?
+        && let Some(report) = run_load(runner, &stack, "deliveries", command, &[])?
     {
         results.scenarios.push(report);
     }
@@ -326,7 +338,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         let soak_seconds = ((options.minutes * 60.0).round() as u64).to_string();
         let command = cmd!(sh, "{load} soak --url {api_url} --seconds {soak_seconds} --connections {connections}");
         let minutes = format!("soak: {} minutes, whole pipeline (cache on)", options.minutes);
-        let long_run = run_load(runner, &stack, &minutes, command)?;
+        let long_run = run_load(runner, &stack, &minutes, command, &[])?;
         let memory = memory.finish();
         results.scenarios.extend(long_run);
         if !runner.dry_run {
@@ -354,17 +366,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         None => String::new(),
     };
 
-    runner.step("print the table, write target/bench/latest.md", || {
-        let table = format!("{}\n{}\n{soak_report}", results.table(), results.cpu_table());
-        println!("\n{table}");
-        std::fs::create_dir_all(&bench_dir)?;
-        let note = format!(
-            "cargo xtask bench --seconds {} --connections {} --jobs {} --agents {} --minutes {}; load generator and services on the same machine.\n\n",
-            options.seconds, options.connections, options.jobs, options.agents, options.minutes
-        );
-        std::fs::write(bench_dir.join("latest.md"), note + &table)?;
-        Ok(())
-    })
+    report::write(runner, &options, &results, &(replica_table + &soak_report))
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -375,17 +377,23 @@ fn target_dir(root: &Path) -> PathBuf {
 }
 
 /// Runs the load generator; parses its JSON line into the scenario `name`,
-/// with the CPU it cost the machine and `stack`'s processes. `None` in a
-/// dry run.
-fn run_load(runner: &Runner, stack: &Stack, name: &str, command: xshell::Cmd<'_>) -> anyhow::Result<Option<Scenario>> {
+/// with the CPU it cost the machine, `stack`'s processes and the throwaway
+/// cluster's `postmasters` (none outside the replica run). `None` in a dry run.
+fn run_load(
+    runner: &Runner,
+    stack: &Stack,
+    name: &str,
+    command: xshell::Cmd<'_>,
+    postmasters: &[(Group, u32)],
+) -> anyhow::Result<Option<Scenario>> {
     if runner.dry_run {
         println!("{command}");
         return Ok(None);
     }
     eprintln!("$ {command}");
-    let before = cpu::Sample::take(&stack.pids())?;
+    let before = cpu::Sample::take(&stack.pids(), postmasters)?;
     let output = command.read().context("the load generator failed")?;
-    let after = cpu::Sample::take(&stack.pids())?;
+    let after = cpu::Sample::take(&stack.pids(), postmasters)?;
     let line = output.lines().last().context("the load generator printed nothing")?;
     let report: serde_json::Value = serde_json::from_str(line).context("the load generator's output is not JSON")?;
     let number = |name: &str| report[name].as_f64().with_context(|| format!("no {name} in {line}"));
@@ -407,32 +415,6 @@ fn run_load(runner: &Runner, stack: &Stack, name: &str, command: xshell::Cmd<'_>
     }
     eprintln!("{}: {:.0}/s, p99 {:.2} ms", scenario.name, scenario.rate, scenario.p99);
     Ok(Some(scenario))
-}
-
-/// The soak's traffics for `--seconds` each against the running API, its
-/// page cache on or off, to compare the two; the API's RSS sampled
-/// meanwhile (`None` when the soak is not wanted or in a dry run).
-fn soak_comparisons(
-    runner: &Runner,
-    stack: &Stack,
-    options: &Options,
-    api_url: &str,
-    cache: bool,
-    results: &mut Results,
-) -> anyhow::Result<Option<soak::Memory>> {
-    if !options.wants("soak") {
-        return Ok(None);
-    }
-    let sh = &runner.sh;
-    let load = target_dir(&runner.root).join("release/load");
-    let (seconds, connections) = (options.seconds.to_string(), options.connections.to_string());
-    let api = stack.pids().into_iter().filter(|(name, _)| name.starts_with("api")).collect();
-    let memory = (!runner.dry_run).then(|| soak::Sampler::start(api));
-    for traffic in soak::TRAFFIC {
-        let command = cmd!(sh, "{load} {traffic} --url {api_url} --seconds {seconds} --connections {connections}");
-        results.scenarios.extend(run_load(runner, stack, &soak::name(traffic, cache), command)?);
-    }
-    Ok(memory.map(soak::Sampler::finish))
 }
 
 #[cfg(test)]
@@ -458,5 +440,9 @@ mod tests {
         let only = parse(&["--only".into(), "create-job,uncached".into()]).unwrap();
         assert!(only.wants("create-job") && only.wants("uncached: capabilities=skill-42") && !only.wants("discovery"));
         assert!(parse(&["--only".into(), "create-jobs".into()]).is_err(), "a misspelt scenario is refused");
+        let replica = parse(&["--only".into(), "replica".into()]).unwrap();
+        assert!(replica.wants("replica"), "{:?}", replica.only);
+        assert!(!SCENARIOS.iter().any(|scenario| replica.wants(scenario)), "the replica run alone skips the others");
+        assert!(parse(&[]).unwrap().wants("replica"), "a whole bench includes it");
     }
 }

@@ -56,10 +56,12 @@ commands:
             --agents agents (default 100k), the services on ports 1808x, then load
             from a separate process: discovery, get-agent, create-job, discovery
             shapes with the page cache off, webhook deliveries, start-up and peak
-            RSS against the targets and as ratios of the ceiling; prints a table,
+            RSS against the targets and as ratios of the ceiling; discovery on a
+            throwaway primary's streaming replica (CPU per page of the API, the
+            primary and the replica; the lag /readyz reports); prints the tables,
             writes target/bench/latest.md
-            ([--seconds S] [--connections N] [--jobs K] [--agents A]
-            [--only discovery,get-agent,create-job,uncached,deliveries])
+            ([--seconds S] [--connections N] [--jobs K] [--agents A] [--minutes M]
+            [--only discovery,get-agent,create-job,uncached,deliveries,soak,replica])
   redrive   (--agent agt_… | --client cli_…) --since <RFC 3339 time>: send again every
             delivery to the agent's endpoint (or the client's callbacks) that died since
             then, in batches of 1,000 (operator; needs only DATABASE_URL; the endpoint
@@ -191,7 +193,14 @@ mod tests {
     fn error_chains_are_rendered_once() {
         let alternate = concat!(":#", "}"); // Not spelled out: this line would match.
         let mut offenders = Vec::new();
-        for path in rust_sources(&["api/src", "webhook-worker/src", "shared/src", "tests/src", "xtask/src"]) {
+        for path in rust_sources(&[
+            "api/src",
+            "webhook-worker/src",
+            "shared/src",
+            "tests/src",
+            "tests/pg-cluster/src",
+            "xtask/src",
+        ]) {
             if path.ends_with("shared/src/error_chain.rs") {
                 continue; // It shows what `{:#}` does, to pin the difference.
             }

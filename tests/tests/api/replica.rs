@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use pg_cluster::Server;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
-use tests::replica::TestCluster;
+use tests::replica::start_cluster;
 use tests::{Method, TestApp, spawn_app_on};
 
 /// The tag only this test's agents carry: a search by it walks `agent_tags`
@@ -17,8 +18,8 @@ const TAG: &str = "replica-marker";
 async fn public_reads_run_on_the_replica_and_fall_back_to_the_primary() {
     let name = format!("ar_test_{}", uuid::Uuid::new_v4().simple());
     // Declared first, dropped last: after the API stopped.
-    let (cluster, database) = TestCluster::start(&name).await;
-    let replica_url = cluster.replica_url(&name);
+    let (cluster, database) = start_cluster(&name).await;
+    let replica_url = cluster.url(Server::Replica, &name);
     let app = spawn_app_on(database, |source, _| {
         source.set("DATABASE_READ_URL", &replica_url);
         source.set("READ_REPLICA_MAX_LAG", "1");
@@ -57,14 +58,14 @@ async fn public_reads_run_on_the_replica_and_fall_back_to_the_primary() {
     // The replica dies under load: every read still answers, from the primary.
     let load = tokio::spawn(load(app.base_url.clone(), id.clone(), Duration::from_secs(3)));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    cluster.kill_replica();
+    cluster.stop_immediately(Server::Replica).expect("the replica stops");
     let failures = load.await.unwrap();
     assert_eq!(failures, Vec::<u16>::new(), "no read failed while the replica died");
     wait_for_status(&app, "unreachable").await;
     assert_eq!(discovered(&app).await, 2);
 
     // It comes back: reads return to it.
-    cluster.start_replica();
+    cluster.start(Server::Replica).expect("the replica starts again");
     wait_for_status(&app, "in_use").await;
     let mut replica = PgConnection::connect(&replica_url).await.unwrap();
     assert_eq!(discovered(&app).await, 2);

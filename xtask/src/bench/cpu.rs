@@ -9,7 +9,10 @@
 //! Postgres is every `postgres` process plus what the postmaster's reaped
 //! children (backends that ended) used; the load generator is what this
 //! process's reaped children used (it is the only child waited for during
-//! a run).
+//! a run). The replica run's throwaway cluster is counted apart, as its
+//! primary and its replica: each postmaster (by the pid its data directory
+//! names), its children and its reaped children; Postgres stays the system
+//! cluster the other runs use.
 
 use std::collections::BTreeMap;
 
@@ -24,10 +27,24 @@ pub enum Group {
     /// The webhook worker, the Cloud Tasks and Pub/Sub stand-ins and the receiver.
     Pipeline,
     LoadGenerator,
+    /// The replica run's throwaway primary.
+    Primary,
+    /// Its streaming replica.
+    Replica,
 }
 
 impl Group {
-    pub const ALL: [Group; 5] = [Group::Api, Group::Postgres, Group::Redis, Group::Pipeline, Group::LoadGenerator];
+    pub const ALL: [Group; 7] = [
+        Group::Api,
+        Group::Postgres,
+        Group::Redis,
+        Group::Pipeline,
+        Group::LoadGenerator,
+        Group::Primary,
+        Group::Replica,
+    ];
+    /// The groups of the main CPU table: every run but the replica run's.
+    pub const STACK: [Group; 5] = [Group::Api, Group::Postgres, Group::Redis, Group::Pipeline, Group::LoadGenerator];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -36,6 +53,8 @@ impl Group {
             Group::Redis => "Redis",
             Group::Pipeline => "worker, stand-ins, receiver",
             Group::LoadGenerator => "load generator",
+            Group::Primary => "primary",
+            Group::Replica => "replica",
         }
     }
 
@@ -53,8 +72,9 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// Reads the counters now; `services` are the bench's processes (name, pid).
-    pub fn take(services: &[(&str, u32)]) -> anyhow::Result<Sample> {
+    /// Reads the counters now; `services` are the bench's processes (name,
+    /// pid), `postmasters` the throwaway cluster's (its group, pid).
+    pub fn take(services: &[(&str, u32)], postmasters: &[(Group, u32)]) -> anyhow::Result<Sample> {
         let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
         let (machine_busy, machine_total) = machine_ticks(&stat).context("no cpu line in /proc/stat")?;
         let mut groups = BTreeMap::new();
@@ -65,7 +85,7 @@ impl Sample {
         }
         for process in all_processes() {
             let group = match process.command.as_str() {
-                "postgres" => Group::Postgres,
+                "postgres" => postgres_group(&process, postmasters),
                 "redis-server" => Group::Redis,
                 _ => continue,
             };
@@ -142,6 +162,8 @@ fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
 }
 
 struct Process {
+    pid: u32,
+    parent: u32,
     command: String,
     /// utime + stime
     own: u64,
@@ -154,10 +176,27 @@ struct Process {
 fn parse_process(stat: &str) -> Option<Process> {
     let (start, end) = (stat.find('(')?, stat.rfind(')')?);
     let command = stat.get(start + 1..end)?.to_owned();
-    // After ")": state(3) ppid(4) … utime(14) stime(15) cutime(16) cstime(17).
+    // pid(1) before "(", after ")": state(3) ppid(4) … utime(14) stime(15) cutime(16) cstime(17).
+    let pid = stat.get(..start)?.trim().parse().ok()?;
     let fields: Vec<&str> = stat.get(end + 1..)?.split_whitespace().collect();
     let field = |number: usize| fields.get(number - 3)?.parse::<u64>().ok();
-    Some(Process { command, own: field(14)? + field(15)?, reaped_children: field(16)? + field(17)? })
+    Some(Process {
+        pid,
+        parent: u32::try_from(field(4)?).ok()?,
+        command,
+        own: field(14)? + field(15)?,
+        reaped_children: field(16)? + field(17)?,
+    })
+}
+
+/// Whose a `postgres` process is: the throwaway cluster's primary or replica
+/// when it is that server's postmaster or one of its children, else the
+/// system's Postgres.
+fn postgres_group(process: &Process, postmasters: &[(Group, u32)]) -> Group {
+    postmasters
+        .iter()
+        .find(|(_, postmaster)| process.pid == *postmaster || process.parent == *postmaster)
+        .map_or(Group::Postgres, |(group, _)| *group)
 }
 
 fn read_process(pid: u32) -> Option<Process> {
@@ -210,20 +249,34 @@ mod tests {
     fn a_process_line_is_read_after_its_command() {
         let stat = "4242 (tokio (rt) 1) S 1 4242 4242 0 -1 4194560 900 0 0 0 731 204 55 12 20 0 9 0 123 0 0";
         let process = parse_process(stat).unwrap();
+        assert_eq!((process.pid, process.parent), (4242, 1));
         assert_eq!(process.command, "tokio (rt) 1");
         assert_eq!((process.own, process.reaped_children), (731 + 204, 55 + 12));
         assert!(parse_process("4242 (cut").is_none());
     }
 
     #[test]
+    fn postgres_processes_are_split_by_postmaster() {
+        let postmasters = [(Group::Primary, 500), (Group::Replica, 600)];
+        let process = |line: &str| parse_process(line).unwrap();
+        let stat = |pid: u32, parent: u32| format!("{pid} (postgres) S {parent} {pid} {pid} 0 -1 0 0 0 0 0 7 3 40 2");
+        assert_eq!(postgres_group(&process(&stat(500, 1)), &postmasters), Group::Primary, "the postmaster");
+        assert_eq!(postgres_group(&process(&stat(501, 500)), &postmasters), Group::Primary, "a backend");
+        assert_eq!(postgres_group(&process(&stat(601, 600)), &postmasters), Group::Replica, "the walreceiver");
+        assert_eq!(postgres_group(&process(&stat(90, 1)), &postmasters), Group::Postgres, "the system's postmaster");
+        assert_eq!(postgres_group(&process(&stat(91, 90)), &postmasters), Group::Postgres, "one of its backends");
+        assert_eq!(postgres_group(&process(&stat(501, 500)), &[]), Group::Postgres, "no throwaway cluster");
+    }
+
+    #[test]
     fn this_process_and_its_children_are_measured() {
-        let before = Sample::take(&[("api", std::process::id())]).unwrap();
+        let before = Sample::take(&[("api", std::process::id())], &[]).unwrap();
         let status = std::process::Command::new("sh")
             .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
             .status()
             .unwrap();
         assert!(status.success());
-        let after = Sample::take(&[("api", std::process::id())]).unwrap();
+        let after = Sample::take(&[("api", std::process::id())], &[]).unwrap();
         let cost = Cost::between(&before, &after, 1.0);
         assert!(cost.group_ms_per_op[&Group::LoadGenerator] > 0.0, "the reaped child's time: {cost:?}");
         assert!(cost.machine_ms_per_op >= cost.group_ms_per_op[&Group::LoadGenerator] * 0.5, "{cost:?}");

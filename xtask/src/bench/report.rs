@@ -2,7 +2,9 @@
 //! targets and with the box's ceiling, and the one that says where each
 //! scenario's CPU went.
 
+use super::Options;
 use super::cpu::{Cost, Group};
+use crate::runner::Runner;
 
 /// One load scenario's figures, as the load generator reports them.
 #[derive(Clone, Debug)]
@@ -203,7 +205,7 @@ impl Results {
         let Some(cores) = measured.first().map(|(_, cost)| cost.cores) else {
             return String::new();
         };
-        let groups: Vec<&str> = Group::ALL.iter().map(|group| group.label()).collect();
+        let groups: Vec<&str> = Group::STACK.iter().map(|group| group.label()).collect();
         let mut table = format!(
             "| scenario | cores busy (of {cores:.0}) | CPU ms per op | {} | other (kernel interrupts, other processes) | most/s at this cost | target needs ≤ ms per op |\n\
              |---|---:|---:|{}---:|---:|---:|\n",
@@ -212,7 +214,7 @@ impl Results {
         );
         for (scenario, cost) in measured {
             let by_group: Vec<String> =
-                Group::ALL.iter().map(|group| format!("{:.3}", cost.group_ms_per_op[group])).collect();
+                Group::STACK.iter().map(|group| format!("{:.3}", cost.group_ms_per_op[group])).collect();
             let needs = Target::of(&scenario.name)
                 .zip(self.ceilings.as_ref())
                 .map(|(target, ceilings)| format!("{:.3}", cost.cores * 1000.0 / target.rate(ceilings)))
@@ -237,6 +239,27 @@ impl Results {
             .map(|(target, ceilings)| format!("{:.2}×", scenario.rate / ceilings.of(target.ceiling)))
             .unwrap_or_default()
     }
+}
+
+/// Prints the tables (the main ones, then `more`) and writes them to `target/bench/latest.md`.
+pub(super) fn write(runner: &Runner, options: &Options, results: &Results, more: &str) -> anyhow::Result<()> {
+    runner.step("print the table, write target/bench/latest.md", || {
+        let table = format!("{}\n{}\n{more}", results.table(), results.cpu_table());
+        println!("\n{table}");
+        let bench_dir = runner.path("target/bench");
+        std::fs::create_dir_all(&bench_dir)?;
+        let note = format!(
+            "cargo xtask bench --seconds {} --connections {} --jobs {} --agents {} --minutes {}{}; load generator and services on the same machine.\n\n",
+            options.seconds,
+            options.connections,
+            options.jobs,
+            options.agents,
+            options.minutes,
+            if options.only.is_empty() { String::new() } else { format!(" --only {}", options.only.join(",")) },
+        );
+        std::fs::write(bench_dir.join("latest.md"), note + &table)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -319,7 +342,7 @@ mod tests {
             cores: 2.0,
             busy_share: 0.975,
             machine_ms_per_op: 1.25,
-            group_ms_per_op: Group::ALL.into_iter().zip([0.3, 0.5, 0.05, 0.0, 0.1]).collect(),
+            group_ms_per_op: Group::STACK.into_iter().zip([0.3, 0.5, 0.05, 0.0, 0.1]).collect(),
         };
         let mut measured = scenario("create-job", 1_560.0, 30.0, 0);
         measured.cost = Some(cost);

@@ -10,9 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use xshell::cmd;
+
 use super::cpu::Group;
-use super::report::Scenario;
-use super::stack::memory_mb;
+use super::report::{Results, Scenario};
+use super::stack::{Stack, memory_mb};
+use super::{Options, run_load, target_dir};
+use crate::runner::Runner;
 
 /// How often memory is sampled.
 const EVERY: Duration = Duration::from_secs(5);
@@ -217,6 +221,32 @@ pub const TRAFFIC: [&str; 3] = ["soak", "soak-hot", "soak-tail"];
 /// A soak scenario's name in the table.
 pub fn name(traffic: &str, cache: bool) -> String {
     format!("{traffic} (cache {})", if cache { "on" } else { "off" })
+}
+
+/// The soak's traffics for `--seconds` each against the running API, its
+/// page cache on or off, to compare the two; the API's RSS sampled
+/// meanwhile (`None` when the soak is not wanted or in a dry run).
+pub(super) fn comparisons(
+    runner: &Runner,
+    stack: &Stack,
+    options: &Options,
+    api_url: &str,
+    cache: bool,
+    results: &mut Results,
+) -> anyhow::Result<Option<Memory>> {
+    if !options.wants("soak") {
+        return Ok(None);
+    }
+    let sh = &runner.sh;
+    let load = target_dir(&runner.root).join("release/load");
+    let (seconds, connections) = (options.seconds.to_string(), options.connections.to_string());
+    let api = stack.pids().into_iter().filter(|(name, _)| name.starts_with("api")).collect();
+    let memory = (!runner.dry_run).then(|| Sampler::start(api));
+    for traffic in TRAFFIC {
+        let command = cmd!(sh, "{load} {traffic} --url {api_url} --seconds {seconds} --connections {connections}");
+        results.scenarios.extend(run_load(runner, stack, &name(traffic, cache), command, &[])?);
+    }
+    Ok(memory.map(Sampler::finish))
 }
 
 #[cfg(test)]

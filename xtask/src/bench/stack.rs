@@ -146,14 +146,28 @@ impl Drop for Stack {
     }
 }
 
-/// The status of `GET http://127.0.0.1:port/path`, or `None` if nothing answers.
-fn http_status(port: u16, path: &str) -> Option<u16> {
+/// `GET http://127.0.0.1:port/path`, its answer unread; `None` if nothing answers.
+fn get(port: u16, path: &str) -> Option<TcpStream> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    Some(stream)
+}
+
+/// The status of `GET http://127.0.0.1:port/path`, or `None` if nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
+    get(port, path)?.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// The body of a 200 answer to `GET http://127.0.0.1:port/path` (one with a
+/// `Content-Length`, as the API's JSON answers are); `None` otherwise.
+pub(super) fn http_body(port: u16, path: &str) -> Option<String> {
+    let mut answer = String::new();
+    get(port, path)?.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200 ").then(|| body.to_owned())
 }
 
 #[cfg(test)]
