@@ -19,6 +19,7 @@ mod test;
 #[cfg(test)]
 mod tidy;
 mod tools;
+mod venv;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,8 +59,10 @@ commands:
             shapes with the page cache off, webhook deliveries, start-up and peak
             RSS against the targets and as ratios of the ceiling; prints a table,
             writes target/bench/latest.md
-            ([--seconds S] [--connections N] [--jobs K] [--agents A]
-            [--only discovery,get-agent,create-job,uncached,deliveries])
+            ([--seconds S] [--connections N] [--jobs K] [--agents A] [--minutes M]
+            [--only discovery,get-agent,create-job,uncached,deliveries,soak,original];
+            original: the FastAPI service the API replaces, uvicorn with 2 workers,
+            side by side with the API on the same traffic, and the ratios)
   redrive   (--agent agt_… | --client cli_…) --since <RFC 3339 time>: send again every
             delivery to the agent's endpoint (or the client's callbacks) that died since
             then, in batches of 1,000 (operator; needs only DATABASE_URL; the endpoint
