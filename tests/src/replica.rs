@@ -11,11 +11,10 @@
 //! `initdb`'s own `pg_hba.conf` admits local replication, and the copy of an
 //! empty cluster takes a moment.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{TestDatabase, settings_for};
+use crate::{TestDatabase, free_port, settings_for};
 
 pub struct TestCluster {
     bin: PathBuf,
@@ -132,8 +131,4 @@ fn postgres_bin() -> PathBuf {
     versions.sort_unstable();
     let newest = versions.last().expect("a Postgres under /usr/lib/postgresql (or set PG_BIN)");
     PathBuf::from(format!("/usr/lib/postgresql/{newest}/bin"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
 }

@@ -16,13 +16,16 @@
 //! (Cloud Tasks stand-in, worker, receiver) for the deliveries scenario,
 //! after the first run's undelivered rows are set aside, and then for the
 //! [`soak`] (`--minutes`; the first two runs drive its traffic briefly with
-//! the cache on and off, to compare). Every process
+//! the cache on and off, to compare). Beside the second run, the FastAPI
+//! service the API replaces serves the same traffics from the same database
+//! ([`side_by_side`], `--only original`). Every process
 //! started is stopped on exit, also on error.
 
 mod ceiling;
 mod cpu;
 mod database;
 mod report;
+mod side_by_side;
 mod soak;
 mod stack;
 
@@ -109,7 +112,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     if !options.minutes.is_finite() || options.minutes * 60.0 < 1.0 {
         bail!("--minutes must be at least 1/60 (one second)");
     }
-    let known = ["discovery", "get-agent", "create-job", "uncached", "deliveries", "soak"];
+    let known = ["discovery", "get-agent", "create-job", "uncached", "deliveries", "soak", "original"];
     if let Some(unknown) = options.only.iter().find(|only| !known.contains(&only.as_str())) {
         bail!("--only: no scenario {unknown} (one of {})", known.join(", "));
     }
@@ -126,6 +129,8 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
+    let original_venv =
+        if options.wants("original") { Some(crate::venv::FASTAPI_ORIGINAL.provide(runner)?) } else { None };
     runner.run(cmd!(sh, "cargo build --release --package api --package webhook-worker --package tests --bins"))?;
 
     let release = target_dir(&runner.root).join("release");
@@ -247,6 +252,19 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         }
     }
     sampled.push(soak_comparisons(runner, &stack, &options, &api_url, false, &mut results)?);
+    let side_by_side = match &original_venv {
+        Some(venv) => {
+            let setup = side_by_side::Setup {
+                api_url: &api_url,
+                venv,
+                database_url: &database_url,
+                redis_url: &redis_url,
+                redis_key_prefix: &prefix,
+            };
+            side_by_side::run(runner, &mut stack, &options, &setup, &bench_dir, &mut results.scenarios)?
+        }
+        None => Vec::new(),
+    };
     runner.step("read that API's peak RSS, stop it", || {
         results.rss_mb.push((RUNS[1], stack.peak_rss_then_stop("api-uncached")?));
         Ok(())
@@ -355,7 +373,12 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     };
 
     runner.step("print the table, write target/bench/latest.md", || {
-        let table = format!("{}\n{}\n{soak_report}", results.table(), results.cpu_table());
+        let table = format!(
+            "{}\n{}\n{}\n{soak_report}",
+            results.table(),
+            results.cpu_table(),
+            side_by_side::table(&side_by_side)
+        );
         println!("\n{table}");
         std::fs::create_dir_all(&bench_dir)?;
         let note = format!(
@@ -458,5 +481,7 @@ mod tests {
         let only = parse(&["--only".into(), "create-job,uncached".into()]).unwrap();
         assert!(only.wants("create-job") && only.wants("uncached: capabilities=skill-42") && !only.wants("discovery"));
         assert!(parse(&["--only".into(), "create-jobs".into()]).is_err(), "a misspelt scenario is refused");
+        let original = parse(&["--only".into(), "original".into()]).unwrap();
+        assert!(original.wants("original") && !original.wants("uncached: capabilities=skill-42"));
     }
 }

@@ -6,19 +6,25 @@
 //! divided by that cost is the most it can give, whatever the concurrency:
 //! a target above it needs a lower cost or more cores.
 //!
-//! Postgres is every `postgres` process plus what the postmaster's reaped
-//! children (backends that ended) used; the load generator is what this
-//! process's reaped children used (it is the only child waited for during
-//! a run).
+//! A service is its process and every process below it (uvicorn's
+//! workers under its master). Postgres is every `postgres` process plus
+//! what the postmaster's reaped children (backends that ended) used; the
+//! load generator is what this process's reaped children used (it is the
+//! only child waited for during a run).
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 
+/// The bench's name of the FastAPI original's process (uvicorn's master).
+pub const ORIGINAL_SERVICE: &str = "fastapi-original";
+
 /// Who spent the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Group {
     Api,
+    /// The FastAPI original of the side-by-side run: uvicorn's master and workers.
+    Original,
     Postgres,
     Redis,
     /// The webhook worker, the Cloud Tasks and Pub/Sub stand-ins and the receiver.
@@ -27,11 +33,13 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 5] = [Group::Api, Group::Postgres, Group::Redis, Group::Pipeline, Group::LoadGenerator];
+    pub const ALL: [Group; 6] =
+        [Group::Api, Group::Original, Group::Postgres, Group::Redis, Group::Pipeline, Group::LoadGenerator];
 
     pub fn label(self) -> &'static str {
         match self {
             Group::Api => "API",
+            Group::Original => "FastAPI original",
             Group::Postgres => "Postgres",
             Group::Redis => "Redis",
             Group::Pipeline => "worker, stand-ins, receiver",
@@ -41,7 +49,13 @@ impl Group {
 
     /// The group of a process the bench started, by its name there.
     pub fn of_service(name: &str) -> Group {
-        if name.starts_with("api") { Group::Api } else { Group::Pipeline }
+        if name.starts_with("api") {
+            Group::Api
+        } else if name == ORIGINAL_SERVICE {
+            Group::Original
+        } else {
+            Group::Pipeline
+        }
     }
 }
 
@@ -58,12 +72,13 @@ impl Sample {
         let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
         let (machine_busy, machine_total) = machine_ticks(&stat).context("no cpu line in /proc/stat")?;
         let mut groups = BTreeMap::new();
+        let processes: Vec<Process> = all_processes().collect();
         for (name, pid) in services {
-            if let Some(process) = read_process(*pid) {
+            for process in with_descendants(&processes, *pid) {
                 *groups.entry(Group::of_service(name)).or_default() += process.own;
             }
         }
-        for process in all_processes() {
+        for process in &processes {
             let group = match process.command.as_str() {
                 "postgres" => Group::Postgres,
                 "redis-server" => Group::Redis,
@@ -142,6 +157,8 @@ fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
 }
 
 struct Process {
+    pid: u32,
+    ppid: u32,
     command: String,
     /// utime + stime
     own: u64,
@@ -153,15 +170,39 @@ struct Process {
 /// parentheses, so the fields are counted after its last `)`.
 fn parse_process(stat: &str) -> Option<Process> {
     let (start, end) = (stat.find('(')?, stat.rfind(')')?);
+    let pid = stat.get(..start)?.trim().parse().ok()?;
     let command = stat.get(start + 1..end)?.to_owned();
     // After ")": state(3) ppid(4) … utime(14) stime(15) cutime(16) cstime(17).
     let fields: Vec<&str> = stat.get(end + 1..)?.split_whitespace().collect();
     let field = |number: usize| fields.get(number - 3)?.parse::<u64>().ok();
-    Some(Process { command, own: field(14)? + field(15)?, reaped_children: field(16)? + field(17)? })
+    Some(Process {
+        pid,
+        ppid: u32::try_from(field(4)?).ok()?,
+        command,
+        own: field(14)? + field(15)?,
+        reaped_children: field(16)? + field(17)?,
+    })
 }
 
 fn read_process(pid: u32) -> Option<Process> {
     parse_process(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The processes below `pid` (a service's workers), now.
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let processes: Vec<Process> = all_processes().collect();
+    with_descendants(&processes, pid).iter().map(|process| process.pid).filter(|&below| below != pid).collect()
+}
+
+/// The process `root` and every process below it, of `processes`.
+fn with_descendants(processes: &[Process], root: u32) -> Vec<&Process> {
+    let mut tree: Vec<&Process> = processes.iter().filter(|process| process.pid == root).collect();
+    let mut next = 0;
+    while let Some(parent) = tree.get(next).map(|process| process.pid) {
+        tree.extend(processes.iter().filter(|process| process.ppid == parent && process.pid != parent));
+        next += 1;
+    }
+    tree
 }
 
 fn all_processes() -> impl Iterator<Item = Process> {
@@ -210,9 +251,22 @@ mod tests {
     fn a_process_line_is_read_after_its_command() {
         let stat = "4242 (tokio (rt) 1) S 1 4242 4242 0 -1 4194560 900 0 0 0 731 204 55 12 20 0 9 0 123 0 0";
         let process = parse_process(stat).unwrap();
+        assert_eq!((process.pid, process.ppid), (4242, 1));
         assert_eq!(process.command, "tokio (rt) 1");
         assert_eq!((process.own, process.reaped_children), (731 + 204, 55 + 12));
         assert!(parse_process("4242 (cut").is_none());
+    }
+
+    #[test]
+    fn a_service_is_its_process_and_those_below_it() {
+        let process = |pid, ppid| Process { pid, ppid, command: "uvicorn".into(), own: 0, reaped_children: 0 };
+        // A master (10) with two workers (11, 12), one with a child of its own (13); 20 is not below it.
+        let processes =
+            [process(1, 0), process(10, 1), process(11, 10), process(12, 10), process(13, 12), process(20, 1)];
+        let mut tree: Vec<u32> = with_descendants(&processes, 10).iter().map(|process| process.pid).collect();
+        tree.sort_unstable();
+        assert_eq!(tree, [10, 11, 12, 13]);
+        assert!(with_descendants(&processes, 99).is_empty(), "a process that ended has nothing below it");
     }
 
     #[test]
