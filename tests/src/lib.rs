@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod cloud_tasks;
+pub mod fastapi_original;
 pub mod kms;
 pub mod pipeline;
 mod proxy;
@@ -29,6 +30,12 @@ pub use proxy::TcpProxy;
 use pubsub_emulator::TestPubSub;
 pub use reqwest::Method;
 pub use shared::signing::RequestSigner;
+
+/// A port nothing listens on now (the kernel's pick), for a server started
+/// as a process of its own.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
+}
 
 /// The Postgres server tests create their databases on (any database there).
 pub fn admin_database_url() -> String {

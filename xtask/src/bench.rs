@@ -18,14 +18,17 @@
 //! [`soak`] (`--minutes`; the first two runs drive its traffic briefly with
 //! the cache on and off, to compare). Before them, the [`replica`] run
 //! drives discovery on a throwaway primary and its streaming replica, with a
-//! table of its own. Every process started is stopped on exit, also on
-//! error.
+//! table of its own; beside the second run, the FastAPI service the API
+//! replaces serves the same traffics from the same database
+//! ([`side_by_side`], `--only original`). Every process started is stopped
+//! on exit, also on error.
 
 mod ceiling;
 mod cpu;
 mod database;
 mod replica;
 mod report;
+mod side_by_side;
 mod soak;
 mod stack;
 
@@ -86,7 +89,7 @@ pub struct Options {
 }
 
 /// The scenarios of the three runs on the system Postgres (`replica` runs apart).
-const SCENARIOS: [&str; 6] = ["discovery", "get-agent", "create-job", "uncached", "deliveries", "soak"];
+const SCENARIOS: [&str; 7] = ["discovery", "get-agent", "create-job", "uncached", "deliveries", "soak", "original"];
 
 impl Options {
     fn wants(&self, scenario: &str) -> bool {
@@ -135,6 +138,8 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
+    let original_venv =
+        if options.wants("original") { Some(crate::venv::FASTAPI_ORIGINAL.provide(runner)?) } else { None };
     runner.run(cmd!(sh, "cargo build --release --package api --package webhook-worker --package tests --bins"))?;
 
     let release = target_dir(&runner.root).join("release");
@@ -259,6 +264,19 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         }
     }
     sampled.push(soak::comparisons(runner, &stack, &options, &api_url, false, &mut results)?);
+    let side_by_side = match &original_venv {
+        Some(venv) => {
+            let setup = side_by_side::Setup {
+                api_url: &api_url,
+                venv,
+                database_url: &database_url,
+                redis_url: &redis_url,
+                redis_key_prefix: &prefix,
+            };
+            side_by_side::run(runner, &mut stack, &options, &setup, &bench_dir, &mut results.scenarios)?
+        }
+        None => Vec::new(),
+    };
     runner.step("read that API's peak RSS, stop it", || {
         results.rss_mb.push((RUNS[1], stack.peak_rss_then_stop("api-uncached")?));
         Ok(())
@@ -366,7 +384,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         None => String::new(),
     };
 
-    report::write(runner, &options, &results, &(replica_table + &soak_report))
+    report::write(runner, &options, &results, &(replica_table + &side_by_side::table(&side_by_side) + &soak_report))
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -444,5 +462,7 @@ mod tests {
         assert!(replica.wants("replica"), "{:?}", replica.only);
         assert!(!SCENARIOS.iter().any(|scenario| replica.wants(scenario)), "the replica run alone skips the others");
         assert!(parse(&[]).unwrap().wants("replica"), "a whole bench includes it");
+        let original = parse(&["--only".into(), "original".into()]).unwrap();
+        assert!(original.wants("original") && !original.wants("uncached: capabilities=skill-42"));
     }
 }

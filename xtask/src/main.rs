@@ -19,6 +19,7 @@ mod test;
 #[cfg(test)]
 mod tidy;
 mod tools;
+mod venv;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -61,7 +62,9 @@ commands:
             primary and the replica; the lag /readyz reports); prints the tables,
             writes target/bench/latest.md
             ([--seconds S] [--connections N] [--jobs K] [--agents A] [--minutes M]
-            [--only discovery,get-agent,create-job,uncached,deliveries,soak,replica])
+            [--only discovery,get-agent,create-job,uncached,deliveries,soak,original,replica];
+            original: the FastAPI service the API replaces, uvicorn with 2 workers,
+            side by side with the API on the same traffic, and the ratios)
   redrive   (--agent agt_… | --client cli_…) --since <RFC 3339 time>: send again every
             delivery to the agent's endpoint (or the client's callbacks) that died since
             then, in batches of 1,000 (operator; needs only DATABASE_URL; the endpoint

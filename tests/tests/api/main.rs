@@ -22,6 +22,7 @@ mod receipts;
 mod replica;
 mod reputation;
 mod secrets_at_rest;
+mod side_by_side;
 mod signatures;
 mod validation;
 mod worker_auth;

@@ -6,8 +6,9 @@
 //! divided by that cost is the most it can give, whatever the concurrency:
 //! a target above it needs a lower cost or more cores.
 //!
-//! Postgres is every `postgres` process plus what the postmaster's reaped
-//! children (backends that ended) used; the load generator is what this
+//! A service is its process and every process below it (uvicorn's
+//! workers under its master). Postgres is every `postgres` process plus
+//! what the postmaster's reaped children (backends that ended) used; the load generator is what this
 //! process's reaped children used (it is the only child waited for during
 //! a run). The replica run's throwaway cluster is counted apart, as its
 //! primary and its replica: each postmaster (by the pid its data directory
@@ -18,10 +19,15 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 
+/// The bench's name of the FastAPI original's process (uvicorn's master).
+pub const ORIGINAL_SERVICE: &str = "fastapi-original";
+
 /// Who spent the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Group {
     Api,
+    /// The FastAPI original of the side-by-side run: uvicorn's master and workers.
+    Original,
     Postgres,
     Redis,
     /// The webhook worker, the Cloud Tasks and Pub/Sub stand-ins and the receiver.
@@ -34,7 +40,7 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Api,
         Group::Postgres,
         Group::Redis,
@@ -42,13 +48,16 @@ impl Group {
         Group::LoadGenerator,
         Group::Primary,
         Group::Replica,
+        Group::Original,
     ];
     /// The groups of the main CPU table: every run but the replica run's.
-    pub const STACK: [Group; 5] = [Group::Api, Group::Postgres, Group::Redis, Group::Pipeline, Group::LoadGenerator];
+    pub const STACK: [Group; 6] =
+        [Group::Api, Group::Original, Group::Postgres, Group::Redis, Group::Pipeline, Group::LoadGenerator];
 
     pub fn label(self) -> &'static str {
         match self {
             Group::Api => "API",
+            Group::Original => "FastAPI original",
             Group::Postgres => "Postgres",
             Group::Redis => "Redis",
             Group::Pipeline => "worker, stand-ins, receiver",
@@ -60,7 +69,13 @@ impl Group {
 
     /// The group of a process the bench started, by its name there.
     pub fn of_service(name: &str) -> Group {
-        if name.starts_with("api") { Group::Api } else { Group::Pipeline }
+        if name.starts_with("api") {
+            Group::Api
+        } else if name == ORIGINAL_SERVICE {
+            Group::Original
+        } else {
+            Group::Pipeline
+        }
     }
 }
 
@@ -78,14 +93,15 @@ impl Sample {
         let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
         let (machine_busy, machine_total) = machine_ticks(&stat).context("no cpu line in /proc/stat")?;
         let mut groups = BTreeMap::new();
+        let processes: Vec<Process> = all_processes().collect();
         for (name, pid) in services {
-            if let Some(process) = read_process(*pid) {
+            for process in with_descendants(&processes, *pid) {
                 *groups.entry(Group::of_service(name)).or_default() += process.own;
             }
         }
-        for process in all_processes() {
+        for process in &processes {
             let group = match process.command.as_str() {
-                "postgres" => postgres_group(&process, postmasters),
+                "postgres" => postgres_group(process, postmasters),
                 "redis-server" => Group::Redis,
                 _ => continue,
             };
@@ -203,6 +219,23 @@ fn read_process(pid: u32) -> Option<Process> {
     parse_process(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// The processes below `pid` (a service's workers), now.
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let processes: Vec<Process> = all_processes().collect();
+    with_descendants(&processes, pid).iter().map(|process| process.pid).filter(|&below| below != pid).collect()
+}
+
+/// The process `root` and every process below it, of `processes`.
+fn with_descendants(processes: &[Process], root: u32) -> Vec<&Process> {
+    let mut tree: Vec<&Process> = processes.iter().filter(|process| process.pid == root).collect();
+    let mut next = 0;
+    while let Some(parent) = tree.get(next).map(|process| process.pid) {
+        tree.extend(processes.iter().filter(|process| process.parent == parent && process.pid != parent));
+        next += 1;
+    }
+    tree
+}
+
 fn all_processes() -> impl Iterator<Item = Process> {
     std::fs::read_dir("/proc")
         .into_iter()
@@ -266,6 +299,18 @@ mod tests {
         assert_eq!(postgres_group(&process(&stat(90, 1)), &postmasters), Group::Postgres, "the system's postmaster");
         assert_eq!(postgres_group(&process(&stat(91, 90)), &postmasters), Group::Postgres, "one of its backends");
         assert_eq!(postgres_group(&process(&stat(501, 500)), &[]), Group::Postgres, "no throwaway cluster");
+    }
+
+    #[test]
+    fn a_service_is_its_process_and_those_below_it() {
+        let process = |pid, parent| Process { pid, parent, command: "uvicorn".into(), own: 0, reaped_children: 0 };
+        // A master (10) with two workers (11, 12), one with a child of its own (13); 20 is not below it.
+        let processes =
+            [process(1, 0), process(10, 1), process(11, 10), process(12, 10), process(13, 12), process(20, 1)];
+        let mut tree: Vec<u32> = with_descendants(&processes, 10).iter().map(|process| process.pid).collect();
+        tree.sort_unstable();
+        assert_eq!(tree, [10, 11, 12, 13]);
+        assert!(with_descendants(&processes, 99).is_empty(), "a process that ended has nothing below it");
     }
 
     #[test]

@@ -342,7 +342,7 @@ mod tests {
             cores: 2.0,
             busy_share: 0.975,
             machine_ms_per_op: 1.25,
-            group_ms_per_op: Group::STACK.into_iter().zip([0.3, 0.5, 0.05, 0.0, 0.1]).collect(),
+            group_ms_per_op: Group::STACK.into_iter().zip([0.3, 0.0, 0.5, 0.05, 0.0, 0.1]).collect(),
         };
         let mut measured = scenario("create-job", 1_560.0, 30.0, 0);
         measured.cost = Some(cost);
@@ -357,7 +357,8 @@ mod tests {
         assert!(rows[0].contains("cores busy (of 2)") && rows[0].contains("| load generator |"), "{}", rows[0]);
         assert_eq!(rows[0].matches('|').count(), rows[1].matches('|').count(), "{table}");
         assert_eq!(
-            rows[2], "| create-job | 98 % | 1.250 | 0.300 | 0.500 | 0.050 | 0.000 | 0.100 | 0.300 | 1,600 | 0.800 |",
+            rows[2],
+            "| create-job | 98 % | 1.250 | 0.300 | 0.000 | 0.500 | 0.050 | 0.000 | 0.100 | 0.300 | 1,600 | 0.800 |",
             "other = machine - groups; most = cores / cost; the target needs cores / (0.10 × 25,000)"
         );
         assert_eq!(Results::default().cpu_table(), "", "nothing measured, no table");

@@ -123,18 +123,16 @@ impl Stack {
         Ok(mb)
     }
 
-    fn stop(&mut self, name: &str) {
+    pub(super) fn stop(&mut self, name: &str) {
         for (_, child) in self.children.iter_mut().filter(|(child_name, _)| *child_name == name) {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill(child);
         }
         self.children.retain(|(child_name, _)| *child_name != name);
     }
 
     pub(super) fn stop_all(&mut self) {
         for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill(child);
         }
         self.children.clear();
     }
@@ -144,6 +142,18 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// Kills `child` and the processes below it (uvicorn's workers), the
+/// parent first so that it starts no new ones; waits for `child`.
+fn kill(child: &mut Child) {
+    let below = super::cpu::descendants_of(child.id());
+    let _ = child.kill();
+    for pid in below.into_iter().filter_map(|pid| i32::try_from(pid).ok()) {
+        // SAFETY: kill only sends a signal.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = child.wait();
 }
 
 /// `GET http://127.0.0.1:port/path`, its answer unread; `None` if nothing answers.

@@ -5,12 +5,14 @@
 //! ```text
 //! load <scenario> [--url U] [--seconds S] [--connections N] [--clients C]
 //!                 [--jobs K] [--receiver R] [--database-url D] [--query Q]...
+//!                 [--original-url O] [--ids-from I]
 //! ```
 //!
 //! Scenarios:
 //! - `discovery`: `GET /v1/agents?<query>`, cycling through the `--query` strings given
 //!   (e.g. `capabilities=translation&limit=20`), or by default a few varied filters.
-//! - `get-agent`: `GET /v1/agents/{id}` over ids found by discovery first.
+//! - `get-agent`: `GET /v1/agents/{id}` over ids found by discovery first (of
+//!   `--ids-from`, by default of `--url`, so two services can be read by the same ids).
 //! - `create-job`: signed `POST /v1/jobs` (with an `Idempotency-Key`) by `--clients`
 //!   pre-registered clients, to agents found by discovery, each body signed per request.
 //! - `deliveries`: registers an agent whose endpoint is `--receiver`, creates `--jobs` jobs
@@ -21,6 +23,9 @@
 //!   hot head, agent reads and signed job creations by many clients
 //!   ([`soak`]); `soak-hot`, the hot set's queries alone; `soak-tail`, a
 //!   pure long tail. Each counts the page cache's hits (`Cache-Status`).
+//! - `same-answers`: no load; whether `--original-url` (the FastAPI original)
+//!   answers the `--query` discovery pages and their agents as `--url` does
+//!   ([`same_answers`]); fails when not.
 //!
 //! Requests run for `--seconds` on `--connections` keep-alive HTTP/1.1
 //! connections, each sending its next request when the last one is answered;
@@ -40,11 +45,12 @@ use shared::error_chain::render;
 use shared::progress::{self, Progress};
 use shared::signing::{IDEMPOTENCY_KEY, RequestSigner, SignOptions};
 
+mod same_answers;
 mod soak;
 
-const USAGE: &str = "usage: load <discovery|get-agent|create-job|deliveries|soak|soak-hot|soak-tail> [--url U] [--seconds S] \
-                     [--connections N] [--clients C] [--jobs K] [--receiver R] [--database-url D] \
-                     [--query Q]...";
+const USAGE: &str = "usage: load <discovery|get-agent|create-job|deliveries|soak|soak-hot|soak-tail|same-answers> [--url U] \
+                     [--seconds S] [--connections N] [--clients C] [--jobs K] [--receiver R] [--database-url D] \
+                     [--query Q]... [--original-url O] [--ids-from I]";
 
 /// Discovery filters the `discovery` scenario cycles through without
 /// `--query` (the tags are the ones `cargo xtask bench` seeds).
@@ -66,8 +72,12 @@ struct Options {
     jobs: usize,
     receiver: String,
     database_url: String,
-    /// The `discovery` scenario's query strings (`--query`, repeatable).
+    /// The `discovery` and `same-answers` query strings (`--query`, repeatable).
     queries: Vec<String>,
+    /// The service `same-answers` compares `url` with.
+    original_url: Option<String>,
+    /// Where `get-agent` finds its ids (default: `url`).
+    ids_from: Option<String>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -81,6 +91,8 @@ fn options() -> anyhow::Result<Options> {
         receiver: "http://127.0.0.1:8090".into(),
         database_url: String::new(),
         queries: Vec::new(),
+        original_url: None,
+        ids_from: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -94,6 +106,8 @@ fn options() -> anyhow::Result<Options> {
             "--receiver" => options.receiver = value()?,
             "--database-url" => options.database_url = value()?,
             "--query" => options.queries.push(value()?),
+            "--original-url" => options.original_url = Some(value()?),
+            "--ids-from" => options.ids_from = Some(value()?),
             _ if !arg.starts_with('-') && options.scenario.is_empty() => options.scenario = arg,
             _ => bail!("unexpected argument {arg:?}\n{USAGE}"),
         }
@@ -112,6 +126,16 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(options.connections)
         .timeout(Duration::from_secs(30))
         .build()?;
+    if options.scenario == "same-answers" {
+        let original = options.original_url.as_deref().context("same-answers needs --original-url")?;
+        let queries: Vec<&str> = options.queries.iter().map(String::as_str).collect();
+        let comparison = same_answers::compare(&http, &options.url, original, &queries).await?;
+        println!("{}", comparison.to_json());
+        if comparison.differs() {
+            bail!("{original} does not answer as {} does (see first_differences)", options.url);
+        }
+        return Ok(());
+    }
     let report = match options.scenario.as_str() {
         "discovery" => discovery(&http, &options).await?,
         "get-agent" => get_agent(&http, &options).await?,
@@ -303,7 +327,7 @@ async fn known_agents(http: &reqwest::Client, base_url: &str, wanted: usize) -> 
 }
 
 async fn get_agent(http: &reqwest::Client, options: &Options) -> anyhow::Result<Report> {
-    let agents = known_agents(http, &options.url, 1000).await?;
+    let agents = known_agents(http, options.ids_from.as_ref().unwrap_or(&options.url), 1000).await?;
     eprintln!("load: get-agent over {} agent ids", agents.len());
     let urls = agents.iter().map(|(id, _)| format!("{}/v1/agents/{id}", options.url)).collect();
     drive(http, options, Gets { urls }).await
