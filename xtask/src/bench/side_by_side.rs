@@ -119,7 +119,7 @@ pub(super) fn run(
                     "{load} get-agent --url {url} --ids-from {ours} --seconds {seconds} --connections {connections}"
                 ),
             };
-            measured.extend(run_load(runner, stack, &format!("side by side, {who}: {traffic}"), command)?);
+            measured.extend(run_load(runner, stack, &format!("side by side, {who}: {traffic}"), command, &[])?);
         }
         scenarios.extend(measured.iter().cloned());
         // Both measured, unless this is a dry run.
