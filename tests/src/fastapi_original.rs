@@ -49,16 +49,7 @@ impl FastApiOriginal {
             .stdout(output.try_clone().expect("the log file"))
             .stderr(output)
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
+        crate::die_with_parent(&mut command);
         let child = command.spawn().unwrap_or_else(|error| panic!("cannot start uvicorn: {error}"));
         let mut original = Self { base_url: format!("http://127.0.0.1:{port}"), child, log };
         original.wait_ready().await;

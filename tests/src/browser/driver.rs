@@ -57,16 +57,7 @@ impl Driver {
     pub fn start(chromedriver: &PathBuf) -> Self {
         let mut command = Command::new(chromedriver);
         command.arg("--port=0").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
+        crate::die_with_parent(&mut command);
         let mut child = command
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}. {INSTALL}", chromedriver.display()));

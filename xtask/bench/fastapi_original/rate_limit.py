@@ -2,33 +2,15 @@
 the seeds' rate limits, as the Rust API keeps them (the same script). When
 Redis is unreachable reads go through unlimited."""
 
+from pathlib import Path
+
 from fastapi import Depends, HTTPException, Request
 from redis.exceptions import RedisError
 
-# KEYS[1]: the bucket; ARGV[1]: capacity, ARGV[2]: refill per minute.
-# Returns {allowed (0/1), tokens left, ms until the next token}.
-TAKE_TOKEN_LUA = """
-local capacity = tonumber(ARGV[1])
-local per_ms = tonumber(ARGV[2]) / 60000
-local clock = redis.call('TIME')
-local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or capacity
-local at = tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - at) * per_ms)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
-local wait = 0
-if tokens < 1 then
-  wait = math.ceil((1 - tokens) / per_ms)
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / per_ms) + 1000)
-return {allowed, math.floor(tokens), wait}
-"""
+# The API's own script, read from its source. KEYS[1]: the bucket;
+# ARGV[1]: capacity, ARGV[2]: refill per minute. Returns {allowed (0/1),
+# tokens left, ms until the next token}.
+TAKE_TOKEN_LUA = (Path(__file__).resolve().parents[3] / "api/src/http/token_bucket.lua").read_text()
 
 
 def limited(kind: str):
