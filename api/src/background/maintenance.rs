@@ -136,7 +136,9 @@ impl Maintenance {
     /// delivery not yet given to Cloud Tasks, an event not yet on Pub/Sub, a
     /// dead delivery not yet on the dead-letter topic, or a dispatched
     /// delivery long past its task's time (its task may be lost). For the
-    /// outbox backlog metric and alert.
+    /// outbox backlog metric and alert. The oldest pending delivery is one
+    /// pass over the pending index by recipient (the relay's only one, see
+    /// its module), as long as the backlog itself.
     async fn report_backlog(&self) {
         let age = sqlx::query_scalar!(
             r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - LEAST(

@@ -12,16 +12,25 @@
 //!
 //! Each batch is shared between recipients (an agent's endpoint, a client's
 //! callbacks), round robin: the relay walks the recipients that have pending
-//! deliveries from where the last batch stopped (at most [`BATCH`] of them),
-//! and takes first each one's oldest queued delivery, then each one's
-//! second, and so on. A recipient's backlog (a recover of 1,000) thus takes
-//! one delivery per recipient's turn, and another recipient's new delivery
-//! goes in the next batch whenever fewer than [`BATCH`] recipients are
-//! waiting (otherwise within their round). Within a recipient, deliveries go
-//! in the order they were queued (`queued_at`: a new round is queued when
-//! it starts, not when the delivery was first created). A batch costs at
-//! most [`BATCH`] + 1 index probes to find recipients and [`BATCH`] rows per
-//! recipient, whatever the backlog.
+//! deliveries from where the last batch stopped (at most [`BATCH`] of them)
+//! and takes each one's oldest queued deliveries, an equal share of the batch
+//! apiece. A recipient's backlog (a recover of 1,000) thus takes one share
+//! per turn, and another recipient's new delivery goes in the next batch
+//! whenever fewer than [`BATCH`] recipients are waiting (otherwise within
+//! their round). Within a recipient, deliveries go in the order they were
+//! queued (`queued_at`: a new round is queued when it starts, not when the
+//! delivery was first created).
+//!
+//! A batch costs at most [`BATCH`] + 1 index probes to find recipients and
+//! one index range per recipient, whatever the backlog, and whatever the
+//! table's statistics say: a backlog builds up while Cloud Tasks is away,
+//! after the statistics were taken, when they still say nothing is pending.
+//! Both statements can then only be planned one way (the pending index by
+//! recipient is the only index on pending rows, and no statement joins the
+//! table to itself), and each statement of the batch's transaction is cut
+//! off after [`STATEMENT_TIMEOUT`] in any case. (A claim that locked its
+//! rows through a self-join was planned, on such a backlog, as a scan of
+//! every pending row per pending row: over 80 minutes at 150k pending.)
 //!
 //! Each task is created in a `create_task` span, a child of the trace of the
 //! request that wrote the delivery, and carries that span's `traceparent` to
@@ -49,6 +58,10 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY_DELAY: Duration = Duration::from_secs(2);
 /// One CreateTask call at most; a hung call must not hold the batch's locks.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Any one statement of a batch's transaction at most (each takes about a
+/// millisecond); a plan gone wrong fails the batch, which is retried and
+/// logged, instead of holding a core and the batch's locks.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Relay {
     db: PgPool,
@@ -67,7 +80,7 @@ impl Relay {
     /// Relays until `stopping` turns true.
     pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
         loop {
-            let round = self.relay_batch().await.map(|relayed| relayed == BATCH as usize);
+            let round = self.relay_batch().await;
             if let Err(error) = &round {
                 tracing::warn!(error = %Causes(&**error), "relay paused; deliveries stay pending");
             }
@@ -81,33 +94,41 @@ impl Relay {
     /// Creates the tasks of one batch of pending deliveries, concurrently, and
     /// marks those created as dispatched; failed ones stay pending. A
     /// delivery's task is for its next attempt (the first, unless the sweep
-    /// re-queued it mid-schedule).
-    async fn relay_batch(&mut self) -> anyhow::Result<usize> {
-        let mut tx = self.db.begin().await?;
+    /// re-queued it mid-schedule). True when more may be waiting.
+    async fn relay_batch(&mut self) -> anyhow::Result<bool> {
+        // Committed asynchronously: a mark lost to a Postgres crash leaves the
+        // row pending, and creating its task again is refused as ALREADY_EXISTS.
+        let begin = format!(
+            "BEGIN; SET LOCAL statement_timeout = {}; SET LOCAL synchronous_commit = off",
+            STATEMENT_TIMEOUT.as_millis()
+        );
+        let mut tx = self.db.begin_with(sqlx::AssertSqlSafe(begin)).await?;
         let recipients = waiting_recipients(&mut tx, self.last_served).await?;
-        // Each recipient's oldest queued rows, ranked; the batch takes every
-        // recipient's first before anyone's second. Rows another relay holds
-        // are skipped (and their recipient's next ones taken instead).
+        let Some(last) = recipients.last() else {
+            return Ok(false);
+        };
+        // The turn goes on after the last recipient this batch reached.
+        self.last_served = Some(*last);
+        let waiting = i64::try_from(recipients.len())?;
+        let share = (BATCH + waiting - 1) / waiting;
+        // Rows another relay holds are skipped, and the recipient's next ones
+        // taken instead.
         let pending = sqlx::query!(
-            r#"SELECT d.id, d.generation, d.attempts, d.traceparent, turn.recipient AS "recipient!"
-               FROM unnest($1::uuid[]) WITH ORDINALITY AS turn (recipient, position)
+            r#"SELECT queued.id, queued.generation, queued.attempts, queued.traceparent, turn.recipient AS "recipient!"
+               FROM unnest($1::uuid[]) AS turn (recipient)
                CROSS JOIN LATERAL (
-                   SELECT w.id, row_number() OVER (ORDER BY w.queued_at) AS rank FROM webhook_deliveries w
+                   SELECT w.id, w.generation, w.attempts, w.traceparent FROM webhook_deliveries w
                    WHERE w.status = 'pending' AND COALESCE(w.agent_id, w.client_id) = turn.recipient
-                   ORDER BY w.queued_at LIMIT $2) queued
-               JOIN webhook_deliveries d ON d.id = queued.id
-               WHERE d.status = 'pending'
-               ORDER BY queued.rank, turn.position
-               LIMIT $2
-               FOR UPDATE OF d SKIP LOCKED"#,
+                   ORDER BY w.queued_at LIMIT $2
+                   FOR UPDATE SKIP LOCKED) queued"#,
             &recipients,
-            BATCH
+            share
         )
         .fetch_all(&mut *tx)
         .await?;
-        // The turn goes on after the last recipient this batch reached.
-        let position = |recipient: &Uuid| recipients.iter().position(|r| r == recipient);
-        self.last_served = pending.iter().map(|row| row.recipient).max_by_key(position);
+        let took_whole_share =
+            |recipient: &Uuid| pending.iter().filter(|row| row.recipient == *recipient).count() as i64 == share;
+        let more_waiting = waiting == BATCH || recipients.iter().any(took_whole_share);
         let tasks = &self.tasks;
         let created = futures_util::future::join_all(pending.iter().map(|delivery| async move {
             let id = DeliveryId::from_uuid(delivery.id);
@@ -137,25 +158,22 @@ impl Relay {
                 Err(error) => failure = Some(error),
             }
         }
-        // Committed asynchronously: a mark lost to a Postgres crash leaves the
-        // row pending, and creating its task again is refused as ALREADY_EXISTS.
         // The rows are still pending (this transaction holds their locks), and
         // testing it again would let the planner walk the whole pending index
         // instead of looking them up by id: after an outage, with statistics
         // taken before the backlog, that is 40-50 ms per batch at 60k pending.
         sqlx::query!(
-            "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
-             UPDATE webhook_deliveries d
+            "UPDATE webhook_deliveries d
              SET status = 'dispatched', dispatched_at = now(), next_attempt_at = now(), task_name = created.name
              FROM unnest($1::uuid[], $2::text[]) AS created (id, name)
-             WHERE EXISTS (SELECT FROM async_commit) AND d.id = created.id",
+             WHERE d.id = created.id",
             &dispatched,
             &names
         )
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        rounds::round_result(dispatched.len(), failure, "tasks not created")
+        rounds::round_result(dispatched.len(), failure, "tasks not created").map(|_| more_waiting)
     }
 }
 

@@ -612,6 +612,54 @@ async fn a_recipients_recovered_backlog_delays_anothers_new_delivery_by_at_most_
     assert!(position < RELAY_BATCH, "{position} of the backlog's deliveries were relayed before the new one");
 }
 
+#[tokio::test]
+async fn a_backlog_the_statistics_do_not_know_of_is_relayed_batch_by_batch() {
+    const BACKLOG_PER_RECIPIENT: i32 = 3_000;
+    let pipeline = spawn_pipeline().await;
+    let db = &pipeline.app.db;
+    let agents = [pipeline.agent().await, pipeline.agent().await, pipeline.agent().await];
+    let (client, _) = pipeline.client().await;
+    let mut firsts = Vec::new();
+    for agent in &agents {
+        let job = pipeline.app.hire(&client, agent).await;
+        firsts.push(uuid_of(&pipeline.deliveries(&agent.signer, &job).await[0]["id"]));
+    }
+    let copies = |status: &'static str| {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, status, created_at,
+                                             queued_at, finished_at)
+             SELECT gen_random_uuid(), event_id, job_id, agent_id, target_url, $2, now(),
+                    now() - make_interval(secs => n / 1000.0), CASE $2 WHEN 'delivered' THEN now() END
+             FROM webhook_deliveries, generate_series(1, $3) AS n WHERE id = ANY($1)",
+        )
+        .bind(&firsts)
+        .bind(status)
+        .bind(BACKLOG_PER_RECIPIENT)
+    };
+    // A history of delivered rows, and statistics taken then (autovacuum kept
+    // from taking them again): they say nothing is pending.
+    copies("delivered").execute(db).await.unwrap();
+    sqlx::query("ALTER TABLE webhook_deliveries SET (autovacuum_enabled = false)").execute(db).await.unwrap();
+    sqlx::query("ANALYZE webhook_deliveries").execute(db).await.unwrap();
+    // Then Cloud Tasks is away while a backlog builds up.
+    pipeline.standin.set_available(false);
+    copies("pending").execute(db).await.unwrap();
+    pipeline.standin.set_available(true);
+
+    let pending = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")
+            .fetch_one(db)
+            .await
+            .unwrap()
+    };
+    assert!(
+        tests::eventually(60, || async { pending().await == 0 }).await,
+        "{} of {} still pending",
+        pending().await,
+        3 * BACKLOG_PER_RECIPIENT
+    );
+}
+
 /// Listeners on 127.0.0.2, 127.0.0.3, … (each a host of its own) that
 /// accept connections and never answer: callback URLs on each.
 async fn hanging_hosts(count: u8) -> (Vec<String>, tokio::task::JoinSet<()>) {
