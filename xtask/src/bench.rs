@@ -169,6 +169,8 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
             ("LOG_FORMAT", "json".into()),
             ("RUST_LOG", "warn".into()),
             ("ALLOW_HTTP_ENDPOINTS", "true".into()),
+            // The deliveries' agent is the local receiver, on an IP literal.
+            ("EGRESS_ALLOW_CIDRS", "127.0.0.0/8".into()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", String::new()),
             ("CLOUD_TASKS_ENDPOINT", cloud_tasks.into()),
             ("PUBSUB_ENDPOINT", format!("http://127.0.0.1:{PUBSUB_PORT}")),
