@@ -112,17 +112,16 @@ async fn create_job(
         event: (EventId::generate(), &event_data),
         traceparent: shared::telemetry::current_traceparent(),
     };
-    let mut tx = signer.begin_write(&state.db).await?;
-    let creation = store::create(&mut tx, &new_job).await?;
-    tx.commit().await?;
-    let refusal = match creation {
+    let creation = store::create(&state.db, &new_job, signer.key().as_bytes()).await?;
+    signer.checked_in_write(creation.signer_current)?;
+    let refusal = match creation.agent {
         None => ApiError::invalid("agent_id", format!("no agent with id {}", job.agent_id)),
-        Some(terms) if !terms.agent_active => ApiError::Conflict(format!("agent {} is deactivated", job.agent_id)),
-        Some(terms) if job.price.value() > terms.agent_price => {
-            let limit = format!("must be at most the agent's price, {}", terms.agent_price.normalize());
+        Some(terms) if !terms.active => ApiError::Conflict(format!("agent {} is deactivated", job.agent_id)),
+        Some(terms) if job.price.value() > terms.price => {
+            let limit = format!("must be at most the agent's price, {}", terms.price.normalize());
             ApiError::invalid("price", limit)
         }
-        Some(terms) if terms.created => {
+        Some(_) if creation.created => {
             state.outbox.committed();
             tracing::info!(job_id = %job.id, agent_id = %job.agent_id, "job created");
             return Ok(created(job, false));

@@ -22,27 +22,39 @@ pub struct NewJob<'a> {
     pub traceparent: Option<String>,
 }
 
-/// The agent's terms as creating a job found them, and whether the job was
-/// written (it is not when the terms refuse it or the idempotency key was
-/// already used).
+/// What creating a job found: whether the signer's key was still the
+/// client's active key, the agent's terms (`None`: no such agent, or the key
+/// was not), and whether the job was written (it is not when either refuses
+/// it or the idempotency key was already used).
 pub struct Creation {
-    pub agent_price: Decimal,
-    pub agent_active: bool,
+    pub signer_current: bool,
+    pub agent: Option<AgentTerms>,
     pub created: bool,
 }
 
+pub struct AgentTerms {
+    pub price: Decimal,
+    pub active: bool,
+}
+
 /// Writes the job, its `job.created` event and the delivery to the agent's
-/// endpoint in one statement. Only when the agent is active and asks at least the price; its row is
-/// locked (`FOR SHARE`) so it cannot be deactivated or repriced meanwhile.
-/// `None` when there is no such agent. The delivery follows
+/// endpoint in one statement, in its own transaction: the hot path's one
+/// round trip instead of four. It opens with the check every owner write
+/// makes ([`crate::http::auth::Signer`]): `signer_key` must still be the
+/// client's active key, and the client's row is held `FOR KEY SHARE` until
+/// the write commits. The job is written only when the agent is active and
+/// asks at least the price; its row is locked (`FOR SHARE`) so it cannot be
+/// deactivated or repriced meanwhile. The delivery follows
 /// [`crate::outbox::deliver_to_agent`]: dead from the start while the
 /// endpoint is disabled.
 #[tracing::instrument(name = "sql create job", skip_all)]
-pub async fn create(tx: &mut PgConnection, new: &NewJob<'_>) -> sqlx::Result<Option<Creation>> {
-    sqlx::query_as!(
-        Creation,
-        r#"WITH agent AS (
-               SELECT id, price, active, endpoint_url, endpoint_disabled_at FROM agents WHERE id = $3 FOR SHARE
+pub async fn create(db: &PgPool, new: &NewJob<'_>, signer_key: &[u8]) -> sqlx::Result<Creation> {
+    let row = sqlx::query!(
+        r#"WITH signer AS (
+               SELECT FROM clients WHERE id = $2 AND active AND public_key = $19 FOR KEY SHARE
+           ), agent AS (
+               SELECT id, price, active, endpoint_url, endpoint_disabled_at FROM agents
+               WHERE id = $3 AND EXISTS (SELECT FROM signer) FOR SHARE
            ), job AS (
                INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash,
                                  accept_by, deadline, created_at, updated_at)
@@ -61,7 +73,9 @@ pub async fn create(tx: &mut PgConnection, new: &NewJob<'_>) -> sqlx::Result<Opt
                       CASE WHEN agent.endpoint_disabled_at IS NULL THEN NULL ELSE now() END
                FROM event, agent
            )
-           SELECT price AS agent_price, active AS agent_active, EXISTS (SELECT FROM job) AS "created!" FROM agent"#,
+           SELECT EXISTS (SELECT FROM signer) AS "signer_current!", agent.price AS "agent_price?",
+                  agent.active AS "agent_active?", EXISTS (SELECT FROM job) AS "created!"
+           FROM (VALUES (true)) AS one LEFT JOIN agent ON true"#,
         new.job.id.as_uuid(),
         new.job.client_id.as_uuid(),
         new.job.agent_id.as_uuid(),
@@ -80,9 +94,12 @@ pub async fn create(tx: &mut PgConnection, new: &NewJob<'_>) -> sqlx::Result<Opt
         shared::webhooks::ENDPOINT_DISABLED,
         new.job.accept_by,
         new.job.deadline,
+        signer_key,
     )
-    .fetch_optional(tx)
-    .await
+    .fetch_one(db)
+    .await?;
+    let agent = row.agent_price.zip(row.agent_active).map(|(price, active)| AgentTerms { price, active });
+    Ok(Creation { signer_current: row.signer_current, agent, created: row.created })
 }
 
 /// The job a client created with this idempotency key, and the hash of the

@@ -7,7 +7,9 @@
 //! So every owner write opens its transaction with [`Signer::begin_write`]:
 //! it goes on only while the verifying key is still the principal's active
 //! key, and holds the principal's row `FOR KEY SHARE` until the write
-//! commits. A rotation changes `public_key`, a unique (key) column, so it
+//! commits. (Creating a job, the hot path, makes the same check and takes
+//! the same lock in its one statement instead, and hands the outcome to
+//! [`Signer::checked_in_write`].) A rotation changes `public_key`, a unique (key) column, so it
 //! waits for that lock: no rotation commits between the check and the write.
 //! Other updates of the row do not conflict with it, so two writes of one
 //! principal never wait for each other here; a deactivation locks the row
@@ -46,6 +48,12 @@ impl Signer {
     /// [`Principal::NewKey`]) is its own keyid: nothing to check.
     pub async fn begin_write(&self, db: &PgPool) -> Result<Transaction<'static, Postgres>, ApiError> {
         self.begin(db, Lock::KeyShare).await
+    }
+
+    /// The outcome of a write that made [`Self::begin_write`]'s check in its
+    /// own statement: the same 401 when the key was no longer current.
+    pub fn checked_in_write(&self, key_was_current: bool) -> Result<(), ApiError> {
+        if key_was_current { Ok(()) } else { Err(AuthFailure::BadSignature.into()) }
     }
 
     /// As [`Self::begin_write`], for the write that ends the principal
@@ -93,10 +101,8 @@ impl Signer {
             }
             (Principal::NewKey(_), _) => Some(true),
         };
-        match current {
-            Some(_) => Ok(tx),
-            None => Err(AuthFailure::BadSignature.into()),
-        }
+        self.checked_in_write(current.is_some())?;
+        Ok(tx)
     }
 }
 
