@@ -86,6 +86,10 @@ pub struct Options {
     /// uncached shape); empty: all. The ceiling always runs; start-up and RSS
     /// unless `replica` is the only one.
     pub only: Vec<String>,
+    /// An `api` binary to run instead of the one built (`--api PATH`): build
+    /// another commit's and compare the two back to back, on the same box in
+    /// the same minutes, everything else the same.
+    pub api: Option<std::path::PathBuf>,
 }
 
 /// The scenarios of the three runs on the system Postgres (`replica` runs apart).
@@ -99,8 +103,15 @@ impl Options {
 }
 
 pub fn parse(args: &[String]) -> anyhow::Result<Options> {
-    let mut options =
-        Options { seconds: 10, connections: 32, jobs: 2000, agents: 100_000, minutes: 10.0, only: Vec::new() };
+    let mut options = Options {
+        seconds: 10,
+        connections: 32,
+        jobs: 2000,
+        agents: 100_000,
+        minutes: 10.0,
+        only: Vec::new(),
+        api: None,
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -111,8 +122,9 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--agents" => options.agents = value()?.parse().context("--agents needs a whole number")?,
             "--minutes" => options.minutes = value()?.parse().context("--minutes needs a number")?,
             "--only" => options.only = value()?.split(',').map(str::to_owned).collect(),
+            "--api" => options.api = Some(value()?.into()),
             other => bail!(
-                "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --minutes M, --only S1,S2)"
+                "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --minutes M, --only S1,S2, --api PATH)"
             ),
         }
     }
@@ -144,7 +156,8 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
 
     let release = target_dir(&runner.root).join("release");
     let bench_dir = runner.path("target/bench");
-    let (api, worker) = (release.join("api"), release.join("webhook-worker"));
+    let api = options.api.clone().unwrap_or_else(|| release.join("api"));
+    let worker = release.join("webhook-worker");
     let (load, standin, receiver) =
         (release.join("load"), release.join("cloud_tasks_standin"), release.join("webhook_receiver"));
     let pubsub = release.join("pubsub_standin");
@@ -451,6 +464,10 @@ mod tests {
         assert!(parse(&["--agents".into(), "0".into()]).is_err());
         assert!(parse(&["--agents".into(), "many".into()]).is_err());
         assert!(parse(&["--agents".into()]).is_err());
+        assert_eq!(parse(&[]).unwrap().api, None, "the api built, unless named");
+        let other = parse(&["--api".into(), "/tmp/api-before".into()]).unwrap().api;
+        assert_eq!(other.as_deref(), Some(std::path::Path::new("/tmp/api-before")));
+        assert!(parse(&["--api".into()]).is_err());
         assert!(parse(&["--fast".into()]).is_err());
         assert!(parse(&["--seconds".into(), "0".into()]).is_err());
         assert_eq!(parse(&["--minutes".into(), "2.5".into()]).unwrap().minutes, 2.5, "a fraction of a minute");
