@@ -93,5 +93,28 @@ impl Drop for Driver {
         // SAFETY: kill only sends a signal.
         unsafe { libc::kill(-group, libc::SIGKILL) };
         let _ = self.child.wait();
+        // The browsers die a moment after the signal; a caller that looks
+        // right after the drop (or removes their profiles) must not see them.
+        let deadline = std::time::Instant::now() + GONE_WITHIN;
+        while group_has_live_processes(group) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
+}
+
+/// How long the killed group may take to be gone.
+const GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a process of the group `group` still runs (zombies, which only
+/// wait to be reaped, do not count).
+fn group_has_live_processes(group: libc::pid_t) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { return false };
+        // After the command in parentheses: state, parent pid, process group.
+        let Some((_, fields)) = stat.rsplit_once(") ") else { return false };
+        let mut fields = fields.split(' ');
+        let (state, _parent, pgrp) = (fields.next(), fields.next(), fields.next());
+        state != Some("Z") && pgrp.and_then(|pgrp| pgrp.parse::<libc::pid_t>().ok()) == Some(group)
+    })
 }
