@@ -9,8 +9,9 @@
 //! key, and holds the principal's row `FOR KEY SHARE` until the write
 //! commits. (Creating a job, the hot path, makes the same check and takes
 //! the same lock in its one statement instead, and hands the outcome to
-//! [`Signer::checked_in_write`].) A rotation changes `public_key`, a unique (key) column, so it
-//! waits for that lock: no rotation commits between the check and the write.
+//! [`Signer::checked_in_write`].) A rotation changes `public_key`, a unique
+//! (key) column, so it waits for that lock: no rotation commits between the
+//! check and the write.
 //! Other updates of the row do not conflict with it, so two writes of one
 //! principal never wait for each other here; a deactivation locks the row
 //! `FOR UPDATE` instead, so it waits for the writes in flight. A key
