@@ -88,6 +88,46 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     assert_eq!(unknown.status(), 409, "a new key for a deactivated agent is refused");
 }
 
+/// The hot path's tables refer to agents, clients, jobs, events and
+/// deliveries without foreign keys (see the migration
+/// `hot_path_without_foreign_keys`): what keeps every reference valid is
+/// that those rows are never removed nor renumbered.
+#[tokio::test]
+async fn the_rows_a_job_refers_to_cannot_be_deleted_truncated_or_renumbered() {
+    let mut app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let client = client(&app).await;
+    assert_eq!(create(&app, &client, &job_body(&agent, "1"), None).await.status(), 201);
+    // Its relay would hold the delivery's row (no Cloud Tasks answers here) and a TRUNCATE wait for it.
+    app.stop().await.unwrap();
+
+    // Table names from this fixed list only.
+    for table in ["agents", "clients", "jobs", "events", "webhook_deliveries"] {
+        for statement in [
+            format!("DELETE FROM {table}"),
+            format!("TRUNCATE {table} CASCADE"),
+            format!("UPDATE {table} SET id = gen_random_uuid()"),
+        ] {
+            let refused = sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&app.db).await.unwrap_err();
+            assert_eq!(sqlstate(&refused).as_deref(), Some("23001"), "{statement}: {refused}");
+        }
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        assert!(rows >= 1, "{table} keeps its rows");
+    }
+    // The cold tables that refer to them still have their foreign keys.
+    let orphan = "INSERT INTO job_ratings (job_id, agent_id, client_id, score)
+                  SELECT gen_random_uuid(), agent_id, client_id, 5 FROM jobs";
+    let refused = sqlx::query(orphan).execute(&app.db).await.unwrap_err();
+    assert_eq!(sqlstate(&refused).as_deref(), Some("23503"), "{refused}");
+}
+
+fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    error.as_database_error().and_then(|error| error.code()).map(|code| code.into_owned())
+}
+
 #[tokio::test]
 async fn concurrent_requests_with_one_key_create_one_job() {
     let app = spawn_app().await;

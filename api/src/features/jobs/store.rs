@@ -42,11 +42,16 @@ pub struct AgentTerms {
 /// round trip instead of four. It opens with the check every owner write
 /// makes ([`crate::http::auth::Signer`]): `signer_key` must still be the
 /// client's active key, and the client's row is held `FOR KEY SHARE` until
-/// the write commits. The job is written only when the agent is active and
-/// asks at least the price; its row is locked (`FOR SHARE`) so it cannot be
-/// deactivated or repriced meanwhile. The delivery follows
-/// [`crate::outbox::deliver_to_agent`]: dead from the start while the
-/// endpoint is disabled.
+/// the write commits. The job is written only when the agent, as the
+/// statement reads it, is active and asks at least the price. The agent's
+/// row is not locked: a deactivation or a new price committed while the
+/// statement runs orders after the job, as if the job had come a moment
+/// sooner (which is all a lock would decide), and every job to a busy agent
+/// would otherwise lock one row (a multixact per job that overlaps
+/// another). Nothing checks the references again (no foreign keys: the
+/// migration `hot_path_without_foreign_keys`): they are the rows read here.
+/// The delivery follows [`crate::outbox::deliver_to_agent`]: dead from the
+/// start while the endpoint is disabled.
 #[tracing::instrument(name = "sql create job", skip_all)]
 pub async fn create(db: &PgPool, new: &NewJob<'_>, signer_key: &[u8]) -> sqlx::Result<Creation> {
     let row = sqlx::query!(
@@ -54,7 +59,7 @@ pub async fn create(db: &PgPool, new: &NewJob<'_>, signer_key: &[u8]) -> sqlx::R
                SELECT FROM clients WHERE id = $2 AND active AND public_key = $19 FOR KEY SHARE
            ), agent AS (
                SELECT id, price, active, endpoint_url, endpoint_disabled_at FROM agents
-               WHERE id = $3 AND EXISTS (SELECT FROM signer) FOR SHARE
+               WHERE id = $3 AND EXISTS (SELECT FROM signer)
            ), job AS (
                INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash,
                                  accept_by, deadline, created_at, updated_at)
