@@ -12,8 +12,8 @@
 -- worker's record), and those rows are never deleted. The keys' other half,
 -- that a referenced row cannot go away, is kept by the guard below: it
 -- refuses a DELETE, a TRUNCATE or a change of id on the parent tables.
--- The keys of the cold tables (ratings, receipts, card imports,
--- counterparties) stay.
+-- The tables written off the hot path (ratings, receipts and the rest)
+-- keep their keys.
 ALTER TABLE jobs
     DROP CONSTRAINT jobs_agent_id_fkey,
     DROP CONSTRAINT jobs_client_id_fkey;

@@ -90,9 +90,9 @@ FROM generate_series($1, $2) AS i,
 
 /// A history of `$1` completed jobs (one client, the first `$1` agents),
 /// each with its published `job.created` event and delivered webhook: a live
-/// registry is never empty there. On empty tables, the API's connections
-/// would keep the plans they made on their first writes — sequential scans
-/// of `jobs` for the foreign key checks — while the scenarios fill them.
+/// registry is never empty there. On empty tables, the API's and the
+/// worker's connections would keep the plans they made on their first
+/// statements while the scenarios fill them.
 const SEED_HISTORY: &str = "
 WITH client AS (
     INSERT INTO clients (id, name, public_key, webhook_secret)

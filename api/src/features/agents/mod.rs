@@ -215,8 +215,10 @@ async fn update_agent(
     }
 }
 
-/// Deactivate an agent: it leaves discovery, takes no new jobs, and its key
-/// signs nothing any more (repeating this is a 401: the key is no longer active).
+/// Deactivate an agent: it leaves discovery, takes no new jobs (one being
+/// created at that moment may still be written, and expires unaccepted), and
+/// its key signs nothing any more (repeating this is a 401: the key is no
+/// longer active).
 #[utoipa::path(
     delete,
     path = "/v1/agents/{id}",

@@ -43,12 +43,18 @@ pub struct AgentTerms {
 /// makes ([`crate::http::auth::Signer`]): `signer_key` must still be the
 /// client's active key, and the client's row is held `FOR KEY SHARE` until
 /// the write commits. The job is written only when the agent, as the
-/// statement reads it, is active and asks at least the price. The agent's
-/// row is not locked: a deactivation or a new price committed while the
-/// statement runs orders after the job, as if the job had come a moment
-/// sooner (which is all a lock would decide), and every job to a busy agent
-/// would otherwise lock one row (a multixact per job that overlaps
-/// another). Nothing checks the references again (no foreign keys: the
+/// statement reads it, is active and asks at least the price.
+///
+/// The agent's row is read, not locked: every job to a busy agent would
+/// otherwise lock that one row (a page write, and a multixact per
+/// overlapping job). So a change to the agent committed while the statement
+/// runs (a deactivation, a new price, another endpoint, the endpoint
+/// disabled or enabled) does not stop it: the job is written on the terms
+/// the statement read and may commit after that change was answered, as if
+/// it had come a moment sooner; a lock would have made it wait and read the
+/// changed row. Such a job to a deactivated agent expires unaccepted, and a
+/// delivery written dead for an endpoint enabled meanwhile is resent like
+/// any dead one. Nothing checks the references again (no foreign keys: the
 /// migration `hot_path_without_foreign_keys`): they are the rows read here.
 /// The delivery follows [`crate::outbox::deliver_to_agent`]: dead from the
 /// start while the endpoint is disabled.
