@@ -84,13 +84,13 @@ pub fn lazy_pool_to(server: Server, url: &SecretString, connections: u32, plans:
     Ok(PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(3))
-        // sqlx pings each connection as it returns to the pool (a round trip
-        // it does not let us skip). Its default pings it again on the way out,
-        // a second round trip per statement (13 % of the API's CPU in an
-        // uncached discovery profile); a connection returned less than
-        // `PING_AFTER_IDLE` ago was just found alive, so only older ones are
-        // pinged, and one Postgres dropped while idle is still replaced
-        // before a request gets it.
+        // sqlx's default pings a connection before every use, a round trip
+        // per statement (13 % of the API's CPU in an uncached discovery
+        // profile). A connection used less than `PING_AFTER_IDLE` ago ended
+        // its last exchange cleanly (one that did not is pinged on its way
+        // back: vendor/README.md), so only older ones are pinged, and one
+        // Postgres dropped while idle is still replaced before a request
+        // gets it.
         .test_before_acquire(false)
         .before_acquire(|connection, meta| {
             Box::pin(async move {

@@ -15,6 +15,7 @@ mod jobs;
 mod keys;
 mod liveness;
 mod pipeline;
+mod pool_release;
 mod rate_limits;
 mod ratings;
 mod receipt_privacy;
