@@ -42,6 +42,7 @@ async fn a_statement_cancelled_mid_flight_leaves_no_answer_behind() {
     let pid = backend_pid(&pool).await;
     let slow = sqlx::query_scalar::<_, i32>("SELECT 1 FROM pg_sleep(0.3)").fetch_one(&pool);
     assert!(tokio::time::timeout(Duration::from_millis(50), slow).await.is_err(), "cancelled while waiting");
+    assert_eq!(pool.num_idle(), 0, "not back before its answer is drained");
 
     let next: i32 = sqlx::query_scalar("SELECT 2").fetch_one(&pool).await.unwrap();
     assert_eq!(next, 2, "the next statement reads its own answer, not the cancelled one's");

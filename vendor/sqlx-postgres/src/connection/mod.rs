@@ -249,6 +249,7 @@ impl Connection for PgConnection {
         self.inner.pending_ready_for_query_count == 0
             && self.inner.stream.write_buffer().is_empty()
             && matches!(self.inner.transaction_status, TransactionStatus::Idle)
+            && self.inner.transaction_depth == 0
     }
 }
 
