@@ -87,3 +87,22 @@ async fn a_connection_the_server_killed_mid_statement_is_not_handed_out_again() 
     assert_eq!(next, 2, "the next statement runs on a new connection");
     assert_ne!(backend_pid(&pool).await, pid);
 }
+
+/// A `BEGIN` run as a plain statement leaves the connection inside a
+/// transaction block with no `ROLLBACK` queued (as a `begin()` cancelled
+/// before its answer does): it must not be handed to the next user, whose
+/// statements would join that transaction and never commit.
+#[tokio::test]
+async fn a_connection_left_inside_a_transaction_block_is_closed_not_reused() {
+    let database = TestDatabase::create().await;
+    let pool = one_connection(&database);
+    sqlx::query("CREATE TABLE written (id int PRIMARY KEY)").execute(&pool).await.unwrap();
+    let pid = backend_pid(&pool).await;
+    sqlx::query("BEGIN").execute(&pool).await.unwrap();
+
+    sqlx::query("INSERT INTO written VALUES (1)").execute(&pool).await.unwrap();
+    let mut other = PgConnection::connect(&database.url).await.unwrap();
+    let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM written").fetch_one(&mut other).await.unwrap();
+    assert_eq!(committed, 1, "the next statement ran outside that transaction and committed");
+    assert_ne!(backend_pid(&pool).await, pid, "the connection left in the transaction block was closed");
+}

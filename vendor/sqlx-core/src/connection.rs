@@ -167,15 +167,16 @@ pub trait Connection: Send {
 
     /// Whether the connection is between exchanges: nothing queued to send,
     /// no answer left to read and no transaction open, so a pool may take it
-    /// back without the round trip of a ping. `false` (always test it) unless
-    /// a driver knows better. (Postgres: `COPY` does not count its answers,
-    /// so a connection dropped mid-`COPY` would look clean; this project
-    /// runs no `COPY`.)
+    /// back without the round trip of a ping, and must not take it back
+    /// when it is still not so after one. `None` (test it as before) unless
+    /// the driver knows. (Postgres: `COPY` does not count its answers, so a
+    /// connection dropped mid-`COPY` would look clean; this project runs no
+    /// `COPY`.)
     ///
     /// agent-registry patch (vendor/README.md).
     #[doc(hidden)]
-    fn is_between_exchanges(&self) -> bool {
-        false
+    fn is_between_exchanges(&self) -> Option<bool> {
+        None
     }
 
     /// Establish a new database connection.

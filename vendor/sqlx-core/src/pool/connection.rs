@@ -212,7 +212,7 @@ impl<DB: Database> Drop for PoolConnection<DB> {
         if self.pool.options.after_release.is_none()
             && !self.pool.is_closed()
             && self.live.as_ref().is_some_and(|live| {
-                live.raw.is_between_exchanges()
+                live.raw.is_between_exchanges() == Some(true)
                     && !is_beyond_max_lifetime(live, &self.pool.options)
             })
         {
@@ -338,6 +338,14 @@ impl<DB: Database> Floating<DB, Live<DB>> {
 
             // Connection is broken, don't try to gracefully close.
             self.close_hard().await;
+            false
+        } else if self.raw.is_between_exchanges() == Some(false) {
+            // agent-registry patch (vendor/README.md): still inside a
+            // transaction block after the ping (a `BEGIN` run as a plain
+            // statement, or a `begin()` cancelled before its answer, which
+            // queued no `ROLLBACK`): the next user's statements would join
+            // it, so it is closed instead.
+            self.close().await;
             false
         } else {
             // if the connection is still viable, release it to the pool

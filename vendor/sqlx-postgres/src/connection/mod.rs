@@ -245,11 +245,13 @@ impl Connection for PgConnection {
     }
 
     // agent-registry patch (vendor/README.md).
-    fn is_between_exchanges(&self) -> bool {
-        self.inner.pending_ready_for_query_count == 0
-            && self.inner.stream.write_buffer().is_empty()
-            && matches!(self.inner.transaction_status, TransactionStatus::Idle)
-            && self.inner.transaction_depth == 0
+    fn is_between_exchanges(&self) -> Option<bool> {
+        Some(
+            self.inner.pending_ready_for_query_count == 0
+                && self.inner.stream.write_buffer().is_empty()
+                && matches!(self.inner.transaction_status, TransactionStatus::Idle)
+                && self.inner.transaction_depth == 0,
+        )
     }
 }
 
