@@ -1,8 +1,9 @@
 //! The pools' patched release (vendor/README.md): a connection that ended
 //! its exchange cleanly goes back without a ping; one that did not (a
 //! statement cancelled mid-flight, a dropped transaction, a connection the
-//! server killed) is still settled before anyone else gets it. Each test uses
-//! a pool of one connection, so the next statement gets the same one.
+//! server killed) is still settled before anyone else gets it, and one left
+//! inside a transaction block is closed. Each test uses a pool of one
+//! connection, so the next statement gets the same one.
 
 use std::time::Duration;
 
