@@ -1,0 +1,13 @@
+-- Every discovery page joins its 21 tag entries to their agents by id, and
+-- every agent read, job and rating finds an agent by id. Through the primary
+-- key's B-tree each lookup reads three index pages (root, inner, leaf) and
+-- compares uuids on each; through a hash index it reads one bucket page (the
+-- metapage is cached per connection). Measured on 100k agents, the same API
+-- in the same minutes with and without it: -10 to -20 % of Postgres's CPU
+-- per uncached discovery page (docs/PERFORMANCE.md). The planner picks it
+-- for the equality lookups; the primary key still keeps ids unique.
+--
+-- Since id never changes, updates stay HOT: no index entry is written after
+-- the insert. The build takes about 0.1 s per 100k agents and blocks writes
+-- to agents meanwhile (migrations run in a transaction: no CONCURRENTLY).
+CREATE INDEX agents_by_id_hash ON agents USING hash (id);
