@@ -75,6 +75,7 @@ commands:
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 fn main() -> ExitCode {
+    runner::forget_cargo_run_variables();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

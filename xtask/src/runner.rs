@@ -10,6 +10,38 @@ pub struct Runner {
     pub dry_run: bool,
 }
 
+/// Removes what `cargo xtask` (a `cargo run`) set in this process's
+/// environment for the xtask package itself. Build scripts that read them
+/// (ring's names `CARGO_MANIFEST_DIR` and `CARGO_PKG_*` with
+/// `rerun-if-env-changed`) found them changed against a build run from a
+/// plain shell, so every `cargo build` run from here rebuilt them and all
+/// above them: 9 minutes of a release build for `cargo xtask bench` after a
+/// `cargo build --release`. Call it first, before any thread starts.
+pub fn forget_cargo_run_variables() {
+    for name in cargo_run_variables() {
+        // SAFETY: called at the top of `main`, while no other thread runs
+        // to read the environment.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
+fn cargo_run_variables() -> Vec<std::ffi::OsString> {
+    const SET_FOR_THE_PACKAGE: [&str; 6] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+    ];
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.to_str().is_some_and(|name| name.starts_with("CARGO_PKG_") || SET_FOR_THE_PACKAGE.contains(&name))
+        })
+        .collect()
+}
+
 impl Runner {
     pub fn new(root: PathBuf, dry_run: bool) -> anyhow::Result<Self> {
         let sh = Shell::new()?;
