@@ -14,6 +14,7 @@ mod health;
 mod jobs;
 mod keys;
 mod liveness;
+mod numeric_decoding;
 mod pipeline;
 mod pool_release;
 mod rate_limits;

@@ -54,6 +54,11 @@ impl TryFrom<&'_ PgNumeric> for Decimal {
         let scale = u32::try_from(scale)
             .map_err(|_| format!("invalid scale value for Pg NUMERIC: {scale}"))?;
 
+        // agent-registry patch (vendor/README.md).
+        if let Some(value) = exact_integer_decimal(digits, sign, weight, scale) {
+            return Ok(value);
+        }
+
         let mut value = Decimal::ZERO;
 
         // Sum over `digits`, multiply each by its weight and add it to `value`.
@@ -82,6 +87,45 @@ impl TryFrom<&'_ PgNumeric> for Decimal {
 
         Ok(value)
     }
+}
+
+/// agent-registry patch (vendor/README.md): the value as one integer
+/// mantissa at `scale`, where it fits and is exact, with no `Decimal`
+/// arithmetic: the loop below raises 10,000 to a (often negative) power,
+/// multiplies and adds as `Decimal`s for every base-10,000 digit, about a
+/// thousand instructions per value. `None` hands the value to that loop.
+fn exact_integer_decimal(
+    digits: &[i16],
+    sign: PgNumericSign,
+    weight: i16,
+    scale: u32,
+) -> Option<Decimal> {
+    // Decimal's own bounds: a scale of at most 28, and a 96-bit mantissa
+    // (29 decimal digits), which more than 8 base-10,000 digits may exceed.
+    if scale > 28 || digits.len() > 8 {
+        return None;
+    }
+    let mut integer: i128 = 0;
+    for &digit in digits {
+        integer = integer.checked_mul(10_000)?.checked_add(i128::from(digit))?;
+    }
+    // The digits stand for `integer × 10^exponent`.
+    let exponent = 4 * (i32::from(weight) - digits.len() as i32 + 1) + scale as i32;
+    let mantissa = if exponent >= 0 {
+        integer.checked_mul(10_i128.checked_pow(exponent as u32)?)?
+    } else {
+        let divisor = 10_i128.checked_pow(exponent.unsigned_abs())?;
+        // Digits beyond the scale: the loop rounds them as it always has.
+        if integer % divisor != 0 {
+            return None;
+        }
+        integer / divisor
+    };
+    let mantissa = match sign {
+        PgNumericSign::Positive => mantissa,
+        PgNumericSign::Negative => -mantissa,
+    };
+    Decimal::try_from_i128_with_scale(mantissa, scale).ok()
 }
 
 impl From<Decimal> for PgNumeric {
