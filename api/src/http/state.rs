@@ -23,8 +23,22 @@ const AGENT_CARD_USER_AGENT: &str = "agent-registry (A2A Agent Card fetch)";
 /// How long fetching an agent's card may take, start to end.
 const AGENT_CARD_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Handlers and layers take the state by value, so axum clones it for each
+/// one that asks: behind one `Arc` that is one reference count, where a
+/// struct of a dozen handles was a dozen (-1.2 % of the API's instructions
+/// per uncached discovery page).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+pub struct AppStateInner {
     pub db: PgPool,
     /// Discovery's tag walks: `DISCOVERY_DATABASE_CONNECTIONS` of the
     /// connections, planning each statement once (`discovery::store`);
@@ -65,7 +79,7 @@ impl AppState {
         let policy = settings.egress_policy.clone();
         let egress = EgressClient::new(policy, AGENT_CARD_FETCH_TIMEOUT, AGENT_CARD_USER_AGENT)
             .context("cannot build the Agent Card client")?;
-        Ok(Self {
+        Ok(Self(Arc::new(AppStateInner {
             db,
             discovery_db,
             replica,
@@ -77,7 +91,7 @@ impl AppState {
             sealer,
             platform_keys,
             egress,
-        })
+        })))
     }
 }
 
