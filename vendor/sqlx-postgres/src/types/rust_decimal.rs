@@ -123,7 +123,7 @@ fn exact_integer_decimal(
     };
     let mantissa = match sign {
         PgNumericSign::Positive => mantissa,
-        PgNumericSign::Negative => -mantissa,
+        PgNumericSign::Negative => mantissa.checked_neg()?,
     };
     Decimal::try_from_i128_with_scale(mantissa, scale).ok()
 }
