@@ -17,7 +17,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use shared::domain::{AgentDescription, AgentId, PublicKey, WebhookSecret};
 use shared::events::{self, Aggregate};
@@ -30,6 +29,7 @@ use crate::features::key_rotation::{self, KeyHolder, RotateKey, RotationRefusals
 use crate::http::auth::{Authenticated, Own, Signed};
 use crate::http::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::http::extract::{RegistrationAddress, require_deliverable};
+use crate::http::page_cache;
 use crate::http::path_id::PathId;
 use crate::http::principal::PrincipalId;
 use crate::http::state::AppState;
@@ -120,7 +120,7 @@ async fn register_agent(
 async fn get_agent(State(state): State<AppState>, PathId(id): PathId<AgentId>) -> Result<Response, ApiError> {
     let agent = state.public_read(|pools| async move {
         let row = agent::find(&pools.db, id).await?.ok_or_else(|| agent::not_found(id))?;
-        Ok(Bytes::from(serde_json::to_vec(&PublicAgent::from(row)).map_err(anyhow::Error::from)?))
+        Ok(page_cache::json_body(&PublicAgent::from(row), agent::PUBLIC_AGENT_JSON_BYTES)?)
     });
     state.public_reads.json_response(agent::cache_key(id), agent).await
 }

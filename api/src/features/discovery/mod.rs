@@ -11,7 +11,6 @@ mod tag_frequencies;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
-use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shared::domain::{CapabilityTag, ParseError, Price, Rating};
@@ -21,9 +20,10 @@ use utoipa_axum::routes;
 
 use crate::http::error::{ApiError, PublicReadRefusals};
 use crate::http::extract::ValidQuery;
+use crate::http::page_cache;
 use crate::http::replica::Pools;
 use crate::http::state::AppState;
-use crate::resources::agent::{AgentRow, PublicAgent};
+use crate::resources::agent::{AgentRow, PUBLIC_AGENT_JSON_BYTES, PublicAgent};
 use keyset::{Cursor, SortOrder};
 use store::Filters;
 use tag_frequencies::TagFrequencies;
@@ -36,11 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub(crate) const SORT_ORDERS: [SortOrder; 3] = SortOrder::ALL;
 
 const MAX_QUERY_CHARS: usize = 200;
-/// A little above what one agent weighs in JSON (about 530 bytes in the
-/// bench's pages): the page is written into one buffer of its size, not one
-/// grown by doubling from 128 bytes (-0.5 % of the API's instructions per
-/// uncached page).
-const AGENT_JSON_BYTES: usize = 640;
 /// Below a minute, an agent that heartbeats often would still drop out:
 /// its `last_seen_at` is written at most once a minute.
 const SEEN_WITHIN_SECONDS: std::ops::RangeInclusive<u32> = 60..=2_592_000;
@@ -106,9 +101,7 @@ async fn discover_agents(
     let (search, tag_frequencies) = (&search, &tag_frequencies);
     let page = state.public_read(|pools| async move {
         let page = search.page(&pools, tag_frequencies).await?;
-        let mut body = Vec::with_capacity(AGENT_JSON_BYTES * (page.agents.len() + 1));
-        serde_json::to_writer(&mut body, &page).map_err(anyhow::Error::from)?;
-        Ok(Bytes::from(body))
+        Ok(page_cache::json_body(&page, PUBLIC_AGENT_JSON_BYTES * (page.agents.len() + 1))?)
     });
     state.public_reads.json_response(search.cache_key(), page).await
 }
