@@ -23,6 +23,8 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Dispatched, Self::Delivered, Self::Dead];
+
     /// As stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -294,6 +294,10 @@ async fn an_agents_deliveries_page_newest_first_and_filter() {
         end_round(&app.db, id, "dead").await;
     }
     assert_eq!(walk(&app, &agent.signer, &path, "status=dead", 2).await, dead);
+    // Unfiltered, the page is merged from every status's own walk.
+    for limit in [1, 2, 4, 100] {
+        assert_eq!(walk(&app, &agent.signer, &path, "", limit).await, all, "two statuses, limit {limit}");
+    }
     assert_eq!(walk(&app, &agent.signer, &path, "status=pending", 2).await.len(), 6);
     let cancelled = newest_first(&app.db, agent_id, "e.type = 'job.cancelled'").await;
     assert_eq!(cancelled.len(), 2);

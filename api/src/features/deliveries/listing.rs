@@ -4,8 +4,8 @@
 //! Each delivery carries its newest attempts and how many it has in all, so
 //! a long-retried delivery stays a small answer.
 //!
-//! A listing is three statements: the page's delivery ids (one per listing,
-//! each walking its own index), then the deliveries and their newest
+//! A listing is three statements: the page's delivery ids (one per kind of
+//! recipient, walking its index by status), then the deliveries and their newest
 //! attempts for those ids (shared by every listing).
 
 use std::collections::HashMap;
@@ -251,21 +251,55 @@ async fn recipient_deliveries<R: RecipientId>(
 }
 
 /// The ids of one page, and one more to tell whether another page follows.
-/// One statement per kind of recipient, so each walks its own index in order.
+/// One statement per kind of recipient. Each walks its `by_*_status` index
+/// newest first once per status it keeps (all four without a filter), up to
+/// a page each, and keeps the newest of those: at most four pages' rows are
+/// read. No index by recipient alone is kept for this listing: each
+/// delivery's insert and two updates would write it (the migration
+/// `deliveries_listed_by_status`).
 async fn page_ids(db: &PgPool, recipient: Recipient, filter: &Filter) -> sqlx::Result<Vec<Uuid>> {
     let Filter { status, event_type, since, before, limit } = filter;
-    let (status, event_type, fetch) = (*status, event_type.as_deref(), i64::from(*limit) + 1);
+    let statuses = status.map_or(DeliveryStatus::ALL.to_vec(), |status| vec![status]);
+    let (statuses, event_type, fetch) = (&statuses[..], event_type.as_deref(), i64::from(*limit) + 1);
     match recipient {
-        Recipient::Agent(agent) => sqlx::query_scalar!(
-            "SELECT d.id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE d.agent_id = $1 AND d.created_at >= $2
-             AND (d.created_at, d.id) < ($3, $4) AND ($5::text IS NULL OR d.status = $5) AND ($6::text IS NULL OR e.type = $6)
-             ORDER BY d.created_at DESC, d.id DESC LIMIT $7",
-            agent.as_uuid(), since, before.0, before.1, status as Option<DeliveryStatus>, event_type, fetch).fetch_all(db).await,
-        Recipient::Client(client) => sqlx::query_scalar!(
-            "SELECT d.id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = $1 AND d.created_at >= $2
-             AND (d.created_at, d.id) < ($3, $4) AND ($5::text IS NULL OR d.status = $5) AND ($6::text IS NULL OR e.type = $6)
-             ORDER BY d.created_at DESC, d.id DESC LIMIT $7",
-            client.as_uuid(), since, before.0, before.1, status as Option<DeliveryStatus>, event_type, fetch).fetch_all(db).await,
+        Recipient::Agent(agent) => {
+            sqlx::query_scalar!(
+                r#"SELECT listed.id AS "id!" FROM unnest($5::text[]) AS wanted (status) CROSS JOIN LATERAL (
+                   SELECT d.id, d.created_at FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+                   WHERE d.agent_id = $1 AND d.status = wanted.status AND d.created_at >= $2
+                     AND (d.created_at, d.id) < ($3, $4) AND ($6::text IS NULL OR e.type = $6)
+                   ORDER BY d.created_at DESC, d.id DESC LIMIT $7) listed
+               ORDER BY listed.created_at DESC, listed.id DESC LIMIT $7"#,
+                agent.as_uuid(),
+                since,
+                before.0,
+                before.1,
+                statuses as &[DeliveryStatus],
+                event_type,
+                fetch
+            )
+            .fetch_all(db)
+            .await
+        }
+        Recipient::Client(client) => {
+            sqlx::query_scalar!(
+                r#"SELECT listed.id AS "id!" FROM unnest($5::text[]) AS wanted (status) CROSS JOIN LATERAL (
+                   SELECT d.id, d.created_at FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+                   WHERE d.client_id = $1 AND d.status = wanted.status AND d.created_at >= $2
+                     AND (d.created_at, d.id) < ($3, $4) AND ($6::text IS NULL OR e.type = $6)
+                   ORDER BY d.created_at DESC, d.id DESC LIMIT $7) listed
+               ORDER BY listed.created_at DESC, listed.id DESC LIMIT $7"#,
+                client.as_uuid(),
+                since,
+                before.0,
+                before.1,
+                statuses as &[DeliveryStatus],
+                event_type,
+                fetch
+            )
+            .fetch_all(db)
+            .await
+        }
     }
 }
 
