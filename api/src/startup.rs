@@ -106,7 +106,8 @@ fn router(state: AppState) -> Router {
         .merge(jwks::router())
         .split_for_parts();
     let sorts = discovery::SORT_ORDERS.map(|sort| sort.as_str());
-    openapi::complete(&mut api, &[("/v1/jobs", "role", &jobs::ROLES), ("/v1/agents", "sort", &sorts)]);
+    let roles = jobs::Role::ALL.map(jobs::Role::as_str);
+    openapi::complete(&mut api, &[("/v1/jobs", "role", &roles), ("/v1/agents", "sort", &sorts)]);
     let routes = routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
         .merge(console::router(&state))

@@ -236,6 +236,11 @@ async fn jobs_are_listed_by_role_and_status_across_pages() {
     assert_eq!(list(&agent.signer, "status=pending").await["jobs"].as_array().unwrap().len(), 4);
     let wrong_role = app.signed(&agent.signer, Method::GET, "/v1/jobs?role=client", &Value::Null).await;
     assert_eq!(wrong_role.status(), 403);
+    let no_role = app.signed(&agent.signer, Method::GET, "/v1/jobs?role=boss", &Value::Null).await;
+    assert_eq!(no_role.status(), 422);
+    let problem: Value = no_role.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "role", "{problem}");
+    assert_eq!(problem["errors"][0]["message"], "must be client or agent", "{problem}");
 }
 
 /// Postgres prints jsonb numbers in full (f64::MAX has 309 digits); the API

@@ -246,15 +246,41 @@ async fn get_job(
     Ok(Json(job::find_for_party(&state, id, &signer.principal).await?))
 }
 
-/// The `role` a job listing is for.
-pub(crate) const ROLES: [&str; 2] = ["client", "agent"];
+/// Which party's side of its jobs a listing shows: `client` or `agent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Agent,
+}
+
+impl Role {
+    pub const ALL: [Self; 2] = [Self::Client, Self::Agent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Agent => "agent",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let role = String::deserialize(deserializer)?;
+        Self::ALL
+            .into_iter()
+            .find(|known| known.as_str() == role)
+            .ok_or_else(|| serde::de::Error::custom("must be client or agent"))
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// `client` or `agent`: must be what the signer is (defaults to it).
-    role: Option<String>,
+    #[param(value_type = Option<String>)]
+    role: Option<Role>,
     /// Only jobs in this status.
     #[param(value_type = Option<String>)]
     status: Option<JobStatus>,
@@ -282,12 +308,9 @@ async fn list_jobs(
     ValidQuery(query): ValidQuery<JobQuery>,
     Authenticated(signer): Authenticated,
 ) -> Result<Json<JobPage>, ApiError> {
-    let (party, as_agent) = match (&signer.principal, query.role.as_deref()) {
-        (Principal::Client(client), None | Some("client")) => (client.as_uuid(), false),
-        (Principal::Agent(agent), None | Some("agent")) => (agent.as_uuid(), true),
-        (_, Some(role)) if !ROLES.contains(&role) => {
-            return Err(ApiError::invalid("role", "must be client or agent"));
-        }
+    let (party, as_agent) = match (&signer.principal, query.role) {
+        (Principal::Client(client), None | Some(Role::Client)) => (client.as_uuid(), false),
+        (Principal::Agent(agent), None | Some(Role::Agent)) => (agent.as_uuid(), true),
         _ => return Err(ApiError::Forbidden("role must be what the signing key is (client or agent)".into())),
     };
     let limit = crate::http::extract::page_size(query.limit)?;
