@@ -21,7 +21,7 @@ mod tidy;
 mod tools;
 mod venv;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use runner::Runner;
@@ -75,8 +75,9 @@ commands:
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 fn main() -> ExitCode {
+    let root = project_root();
     runner::forget_cargo_run_variables();
-    match run() {
+    match run(root) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", shared::error_chain::render(&*error));
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
+fn run(root: PathBuf) -> anyhow::Result<()> {
     let (mut dry_run, mut url, mut command) = (false, DEFAULT_URL.to_owned(), None);
     // The arguments of `build`, `deploy`, `bench` and `redrive`, which parse their own.
     let mut rest = Vec::new();
@@ -107,8 +108,8 @@ fn run() -> anyhow::Result<()> {
         anyhow::bail!("unexpected argument {arg:?}\n{USAGE}");
     }
     // Settings read `.env` from the working directory: make it the project's.
-    std::env::set_current_dir(project_root())?;
-    let runner = Runner::new(project_root(), dry_run)?;
+    std::env::set_current_dir(&root)?;
+    let runner = Runner::new(root, dry_run)?;
     match command.as_deref() {
         Some("dev") => dev::run(&runner),
         Some("migrate") => dev::migrate(&runner),
@@ -129,8 +130,16 @@ fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The checkout `cargo xtask` runs in: the `CARGO_MANIFEST_DIR` that
+/// `cargo run` (or `cargo test`) sets at run time. The one compiled in is
+/// only a fallback for a binary run by hand: checkouts that share a target
+/// directory share one xtask binary, which cargo does not rebuild for
+/// another checkout of the same sources, so a compiled-in path sent
+/// `cargo xtask prepare` in one checkout to work on another.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().expect("xtask lives in the workspace root").to_path_buf()
 }
 
 #[cfg(test)]
