@@ -261,45 +261,33 @@ async fn page_ids(db: &PgPool, recipient: Recipient, filter: &Filter) -> sqlx::R
     let Filter { status, event_type, since, before, limit } = filter;
     let statuses = status.map_or(DeliveryStatus::ALL.to_vec(), |status| vec![status]);
     let (statuses, event_type, fetch) = (&statuses[..], event_type.as_deref(), i64::from(*limit) + 1);
+    // The statement with the recipient's column (a literal: the SQL is checked at compile time).
+    macro_rules! page_ids_where {
+        ($column:tt, $recipient:expr) => {
+            sqlx::query_scalar!(
+                r#"SELECT listed.id AS "id!" FROM unnest($5::text[]) AS wanted (status) CROSS JOIN LATERAL (
+                       SELECT d.id, d.created_at FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+                       WHERE d."#
+                    + $column
+                    + r#" = $1 AND d.status = wanted.status AND d.created_at >= $2
+                         AND (d.created_at, d.id) < ($3, $4) AND ($6::text IS NULL OR e.type = $6)
+                       ORDER BY d.created_at DESC, d.id DESC LIMIT $7) listed
+                   ORDER BY listed.created_at DESC, listed.id DESC LIMIT $7"#,
+                $recipient,
+                since,
+                before.0,
+                before.1,
+                statuses as &[DeliveryStatus],
+                event_type,
+                fetch
+            )
+            .fetch_all(db)
+            .await
+        };
+    }
     match recipient {
-        Recipient::Agent(agent) => {
-            sqlx::query_scalar!(
-                r#"SELECT listed.id AS "id!" FROM unnest($5::text[]) AS wanted (status) CROSS JOIN LATERAL (
-                   SELECT d.id, d.created_at FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-                   WHERE d.agent_id = $1 AND d.status = wanted.status AND d.created_at >= $2
-                     AND (d.created_at, d.id) < ($3, $4) AND ($6::text IS NULL OR e.type = $6)
-                   ORDER BY d.created_at DESC, d.id DESC LIMIT $7) listed
-               ORDER BY listed.created_at DESC, listed.id DESC LIMIT $7"#,
-                agent.as_uuid(),
-                since,
-                before.0,
-                before.1,
-                statuses as &[DeliveryStatus],
-                event_type,
-                fetch
-            )
-            .fetch_all(db)
-            .await
-        }
-        Recipient::Client(client) => {
-            sqlx::query_scalar!(
-                r#"SELECT listed.id AS "id!" FROM unnest($5::text[]) AS wanted (status) CROSS JOIN LATERAL (
-                   SELECT d.id, d.created_at FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-                   WHERE d.client_id = $1 AND d.status = wanted.status AND d.created_at >= $2
-                     AND (d.created_at, d.id) < ($3, $4) AND ($6::text IS NULL OR e.type = $6)
-                   ORDER BY d.created_at DESC, d.id DESC LIMIT $7) listed
-               ORDER BY listed.created_at DESC, listed.id DESC LIMIT $7"#,
-                client.as_uuid(),
-                since,
-                before.0,
-                before.1,
-                statuses as &[DeliveryStatus],
-                event_type,
-                fetch
-            )
-            .fetch_all(db)
-            .await
-        }
+        Recipient::Agent(agent) => page_ids_where!("agent_id", agent.as_uuid()),
+        Recipient::Client(client) => page_ids_where!("client_id", client.as_uuid()),
     }
 }
 
