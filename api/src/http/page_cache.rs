@@ -148,7 +148,7 @@ mod tests {
         }
         // Every byte below 0x20, quotes and backslashes at every offset of a
         // 32-byte block, multi-byte characters across a block's edge, DEL,
-        // U+2028 and a slash (neither is escaped by serde_json).
+        // U+2028 and a slash (none of which serde_json escapes).
         let controls: String = (0u8..0x20).map(char::from).collect();
         let mut texts = vec![String::new(), controls, "\u{7f}\u{2028}/é😀".to_owned(), "plain".repeat(40)];
         for offset in 0..40 {
