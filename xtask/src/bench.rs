@@ -12,9 +12,7 @@
 //! its relay at a closed port, so the load scenarios measure the API alone
 //! (the outbox rows are still written); the second is the same with the page
 //! cache off (`PUBLIC_READ_CACHE_MS=0`) and drives each discovery query shape
-//! of `UNCACHED_SHAPES` on its own, then again keeping no agent's JSON
-//! either (`PUBLIC_AGENT_CACHE_MAX_BYTES=0`, rows named `nothing kept:`,
-//! with no target: what pages of agents not shown before cost); the third runs the whole webhook pipeline
+//! of `UNCACHED_SHAPES` on its own; the third runs the whole webhook pipeline
 //! (Cloud Tasks stand-in, worker, receiver) for the deliveries scenario,
 //! after the first run's undelivered rows are set aside, and then for the
 //! [`soak`] (`--minutes`; the first two runs drive its traffic briefly with
@@ -76,10 +74,6 @@ const UNCACHED_SHAPES: [&str; 7] = [
     "capabilities=summarization&sort=price",
     "capabilities=image-captioning&sort=newest",
 ];
-
-/// Names the uncached shapes' rows without agents' JSON kept
-/// (`PUBLIC_AGENT_CACHE_MAX_BYTES=0`); they have no target.
-const NOTHING_KEPT: &str = "nothing kept: ";
 
 pub struct Options {
     pub seconds: u64,
@@ -274,21 +268,16 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     runner.step("wait for the API without the page cache", || {
         stack.wait_ready("api-uncached", API_PORT, "/readyz", Duration::from_millis(20))
     })?;
-    // Each uncached shape in turn, each row named `{name}{shape}`.
-    let drive_shapes = |stack: &Stack, name: &str, results: &mut Results| -> anyhow::Result<()> {
-        for shape in UNCACHED_SHAPES.into_iter().filter(|_| options.wants("uncached")) {
-            let query = format!("{shape}&limit=20");
-            let command = cmd!(
-                sh,
-                "{load} discovery --url {api_url} --seconds {seconds} --connections {connections} --query {query}"
-            );
-            if let Some(report) = run_load(runner, stack, &format!("{name}{shape}"), command, &[])? {
-                results.scenarios.push(report);
-            }
+    for shape in UNCACHED_SHAPES.into_iter().filter(|_| options.wants("uncached")) {
+        let query = format!("{shape}&limit=20");
+        let command = cmd!(
+            sh,
+            "{load} discovery --url {api_url} --seconds {seconds} --connections {connections} --query {query}"
+        );
+        if let Some(report) = run_load(runner, &stack, &format!("uncached: {shape}"), command, &[])? {
+            results.scenarios.push(report);
         }
-        Ok(())
-    };
-    drive_shapes(&stack, "uncached: ", &mut results)?;
+    }
     sampled.push(soak::comparisons(runner, &stack, &options, &api_url, false, &mut results)?);
     let side_by_side = match &original_venv {
         Some(venv) => {
@@ -307,19 +296,6 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         results.rss_mb.push((RUNS[1], stack.peak_rss_then_stop("api-uncached")?));
         Ok(())
     })?;
-
-    // The uncached shapes again with no agent's JSON kept either: every row
-    // read, as for a page of agents this instance has not shown before.
-    if options.wants("uncached") {
-        let mut cold_env = uncached_env;
-        cold_env.push(("PUBLIC_AGENT_CACHE_MAX_BYTES".into(), "0".into()));
-        stack.spawn("api-cold", API_PORT, &api, &["serve"], &cold_env, &bench_dir)?;
-        runner.step("wait for the API keeping no agent's JSON", || {
-            stack.wait_ready("api-cold", API_PORT, "/readyz", Duration::from_millis(20))
-        })?;
-        drive_shapes(&stack, NOTHING_KEPT, &mut results)?;
-        stack.stop("api-cold");
-    }
 
     // Run 3: the whole webhook pipeline.
     runner.step("set aside the deliveries left by create-job (status dead), so run 3 delivers only its own", || {

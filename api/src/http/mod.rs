@@ -1,7 +1,7 @@
 //! The plumbing every route uses, and nothing about any one resource. It
 //! imports only `shared` and [`crate::outbox`] (whose signal [`state`]
 //! holds); its own modules build on each other in this order, never back:
-//! [`error`] first, then [`cursor`], [`page_cache`], [`fragment_cache`], [`path_id`],
+//! [`error`] first, then [`cursor`], [`page_cache`], [`path_id`],
 //! [`principal`], [`known_keys`], [`platform_keys`], [`replica`]; [`state`] holds those;
 //! [`rate_limit`], [`extract`], [`auth`] and [`health`] read it; [`openapi`]
 //! stands alone (the features' closed sets are handed to it).
@@ -10,7 +10,6 @@ pub mod auth;
 pub mod cursor;
 pub mod error;
 pub mod extract;
-pub mod fragment_cache;
 pub mod health;
 pub mod known_keys;
 pub mod openapi;

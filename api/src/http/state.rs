@@ -12,7 +12,6 @@ use shared::settings::Settings;
 use sqlx::PgPool;
 
 use crate::http::error::ApiError;
-use crate::http::fragment_cache::FragmentCache;
 use crate::http::known_keys::KnownKeys;
 use crate::http::page_cache::PageCache;
 use crate::http::platform_keys::PlatformKeys;
@@ -52,8 +51,6 @@ pub struct AppStateInner {
     pub settings: Arc<Settings>,
     pub outbox: OutboxSignal,
     pub public_reads: Arc<PageCache>,
-    /// Each agent's JSON as public reads show it, by row version.
-    pub public_agents: FragmentCache,
     pub known_keys: Arc<KnownKeys>,
     /// Seals webhook secrets before they are stored (the API never opens one).
     pub sealer: Arc<Sealer>,
@@ -74,7 +71,6 @@ impl AppState {
         };
         let redis = shared::redis::connect(&settings)?;
         let public_reads = Arc::new(PageCache::new(settings.public_reads, settings.public_reads_max_bytes));
-        let public_agents = FragmentCache::new(settings.public_agents_max_bytes);
         let sealer = Arc::new(Sealer::from_settings(&settings).await?);
         let platform_keys = Arc::new(PlatformKeys::new(
             settings.platform_signing_key.as_ref(),
@@ -91,7 +87,6 @@ impl AppState {
             settings: Arc::new(settings),
             outbox: OutboxSignal::default(),
             public_reads,
-            public_agents,
             known_keys: Arc::default(),
             sealer,
             platform_keys,

@@ -3,7 +3,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use shared::domain::{AgentId, Price};
@@ -13,8 +12,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::http::error::ApiError;
-use crate::http::fragment_cache::FragmentCache;
-use crate::http::page_cache::json_body;
 use crate::http::state::AppState;
 
 /// What anyone may see of an agent. The webhook secret is never shown.
@@ -72,7 +69,7 @@ pub struct AgentProfile {
 /// in the bench's pages), so its answer is written into one buffer, not one
 /// grown by doubling from 128 bytes (-0.5 % of the API's instructions per
 /// uncached discovery page).
-const PUBLIC_AGENT_JSON_BYTES: usize = 640;
+pub const PUBLIC_AGENT_JSON_BYTES: usize = 640;
 
 /// An agent as anyone sees it (its read, discovery): its endpoint's host
 /// only, since a URL's path and query may hold the agent's own secrets.
@@ -126,9 +123,6 @@ pub struct AgentRow {
     pub endpoint_disabled_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
-    /// `xmin`: the transaction that wrote this version of the row, which
-    /// every change replaces (see `http::fragment_cache`).
-    pub version: i64,
 }
 
 impl From<AgentRow> for Agent {
@@ -152,18 +146,6 @@ impl From<&AgentRow> for AgentEndpoint {
             endpoint_disabled_at: row.endpoint_disabled_at,
         }
     }
-}
-
-/// The agent's JSON as anyone sees it: kept for this version of its row
-/// (by discovery or an earlier read), or else written and kept.
-pub fn public_json(kept: &FragmentCache, row: AgentRow) -> anyhow::Result<Bytes> {
-    if let Some(json) = kept.get(row.id, row.version) {
-        return Ok(json);
-    }
-    let (id, version) = (row.id, row.version);
-    let json = json_body(&PublicAgent::from(row), PUBLIC_AGENT_JSON_BYTES)?;
-    kept.insert(id, version, json.clone());
-    Ok(json)
 }
 
 /// The host of a stored endpoint URL. Every one was parsed by `url` and
@@ -206,24 +188,11 @@ fn two_decimals(mut value: Decimal) -> Decimal {
 pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as!(
         AgentRow,
-        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at, xmin::text::int8 AS \"version!\"
+        "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at
          FROM agents WHERE id = $1",
         id.as_uuid(),
     )
     .fetch_optional(db)
-    .await
-}
-
-/// The agents with these ids (active or not), in no particular order.
-#[tracing::instrument(name = "sql find many", skip_all)]
-pub async fn find_many(db: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<AgentRow>> {
-    sqlx::query_as!(
-        AgentRow,
-        r#"SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at, xmin::text::int8 AS "version!"
-         FROM agents WHERE id = ANY($1)"#,
-        ids,
-    )
-    .fetch_all(db)
     .await
 }
 

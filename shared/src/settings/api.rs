@@ -62,9 +62,6 @@ variables! {
     PUBLIC_READ_CACHE_MS: Duration = default("1000").parse(|raw| from_str(raw).map(Duration::from_millis));
     /// The most memory, in bytes, an instance spends on those pages (each weighed by its size); 0: no cache.
     PUBLIC_READ_CACHE_MAX_BYTES: u64 = default("33554432").parse(from_str);
-    /// The most memory, in bytes, an instance spends on agents' JSON as discovery pages and agent reads show
-    /// them, each kept with the row version it was written from, so never stale; 0: none kept.
-    PUBLIC_AGENT_CACHE_MAX_BYTES: u64 = default("8388608").parse(from_str);
     /// Oldest accepted `created` time of a request signature.
     SIGNATURE_MAX_AGE_SECONDS: Duration = default("30").parse(seconds);
     /// How long a signature nonce is remembered to refuse replays.

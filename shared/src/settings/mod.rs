@@ -67,8 +67,6 @@ declare::settings! {
     public_reads: Duration = api::PUBLIC_READ_CACHE_MS,
     /// The memory those pages may take (0: none).
     public_reads_max_bytes: u64 = api::PUBLIC_READ_CACHE_MAX_BYTES,
-    /// The memory agents' public JSON may take (0: none kept).
-    public_agents_max_bytes: u64 = api::PUBLIC_AGENT_CACHE_MAX_BYTES,
     signature_max_age: Duration = api::SIGNATURE_MAX_AGE_SECONDS,
     nonce_ttl: Duration = api::nonce_ttl,
     webhook_timeout: Duration = delivery::WEBHOOK_TIMEOUT_SECONDS,

@@ -29,6 +29,7 @@ use crate::features::key_rotation::{self, KeyHolder, RotateKey, RotationRefusals
 use crate::http::auth::{Authenticated, Own, Signed};
 use crate::http::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::http::extract::{RegistrationAddress, require_deliverable};
+use crate::http::page_cache;
 use crate::http::path_id::PathId;
 use crate::http::principal::PrincipalId;
 use crate::http::state::AppState;
@@ -117,10 +118,9 @@ async fn register_agent(
     )
 )]
 async fn get_agent(State(state): State<AppState>, PathId(id): PathId<AgentId>) -> Result<Response, ApiError> {
-    let kept = &state.public_agents;
     let agent = state.public_read(|pools| async move {
         let row = agent::find(&pools.db, id).await?.ok_or_else(|| agent::not_found(id))?;
-        Ok(agent::public_json(kept, row)?)
+        Ok(page_cache::json_body(&PublicAgent::from(row), agent::PUBLIC_AGENT_JSON_BYTES)?)
     });
     state.public_reads.json_response(agent::cache_key(id), agent).await
 }

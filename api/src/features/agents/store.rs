@@ -34,7 +34,7 @@ pub async fn insert(
         AgentRow,
         "INSERT INTO agents (id, name, description, capabilities, endpoint_url, public_key, price, webhook_secret_sealed, registered_from)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::inet)
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at, xmin::text::int8 AS \"version!\"",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         agent.name.as_str(),
         agent.description.as_str(),
@@ -80,7 +80,7 @@ pub async fn update(tx: &mut PgConnection, id: AgentId, changes: &UpdateAgent) -
              price = COALESCE($6, price),
              updated_at = now()
          WHERE id = $1 AND active
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at, xmin::text::int8 AS \"version!\"",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         changes.name.as_ref().map(|name| name.as_str()),
         changes.description.as_ref().map(|description| description.as_str()),
@@ -100,7 +100,7 @@ pub async fn deactivate(tx: &mut PgConnection, id: AgentId) -> sqlx::Result<Opti
         AgentRow,
         "UPDATE agents SET active = false, deactivated_at = now(), updated_at = now()
          WHERE id = $1 AND active
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at, xmin::text::int8 AS \"version!\"",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
     )
     .fetch_optional(tx)
@@ -121,7 +121,7 @@ pub async fn rotate_key(
         AgentRow,
         "UPDATE agents SET public_key = $3, updated_at = now()
          WHERE id = $1 AND active AND public_key = $2
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at, xmin::text::int8 AS \"version!\"",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
         current.as_bytes().as_slice(),
         new.as_bytes().as_slice(),
@@ -164,7 +164,7 @@ pub async fn enable_endpoint(tx: &mut PgConnection, id: AgentId) -> sqlx::Result
         AgentRow,
         "UPDATE agents SET endpoint_disabled_at = NULL, endpoint_failing_since = NULL, updated_at = now()
          WHERE id = $1 AND active AND endpoint_disabled_at IS NOT NULL
-         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at, xmin::text::int8 AS \"version!\"",
+         RETURNING id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at",
         id.as_uuid(),
     )
     .fetch_optional(tx)

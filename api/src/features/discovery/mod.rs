@@ -5,14 +5,12 @@
 use std::str::FromStr;
 
 mod keyset;
-mod page_json;
 mod store;
 mod tag_frequencies;
 
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
-use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shared::domain::{CapabilityTag, ParseError, Price, Rating};
@@ -22,12 +20,12 @@ use utoipa_axum::routes;
 
 use crate::http::error::{ApiError, PublicReadRefusals};
 use crate::http::extract::ValidQuery;
-use crate::http::fragment_cache::FragmentCache;
+use crate::http::page_cache;
 use crate::http::replica::Pools;
 use crate::http::state::AppState;
-use crate::resources::agent::PublicAgent;
+use crate::resources::agent::{AgentRow, PUBLIC_AGENT_JSON_BYTES, PublicAgent};
 use keyset::{Cursor, SortOrder};
-use store::{Filters, Listed};
+use store::Filters;
 use tag_frequencies::TagFrequencies;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -74,9 +72,7 @@ pub struct DiscoveryQuery {
     cursor: Option<String>,
 }
 
-/// One page of agents. Its JSON is put together from each agent's
-/// (`page_json`); this type describes it, and a test holds the two to the
-/// same bytes.
+/// One page of agents.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AgentPage {
     /// Endpoints show as hosts only.
@@ -103,8 +99,10 @@ async fn discover_agents(
 ) -> Result<Response, ApiError> {
     let search = Search::try_from(query)?;
     let (search, tag_frequencies) = (&search, &tag_frequencies);
-    let kept = &state.public_agents;
-    let page = state.public_read(|pools| async move { search.page(&pools, tag_frequencies, kept).await });
+    let page = state.public_read(|pools| async move {
+        let page = search.page(&pools, tag_frequencies).await?;
+        Ok(page_cache::json_body(&page, PUBLIC_AGENT_JSON_BYTES * (page.agents.len() + 1))?)
+    });
     state.public_reads.json_response(search.cache_key(), page).await
 }
 
@@ -164,27 +162,20 @@ impl Search {
         )
     }
 
-    /// The page's JSON, read from `pools` (the replica's or the primary's)
-    /// and `kept` agents.
-    async fn page(
-        &self,
-        pools: &Pools,
-        tag_frequencies: &TagFrequencies,
-        kept: &FragmentCache,
-    ) -> Result<Bytes, ApiError> {
-        let mut listed = self.fetch(pools, tag_frequencies).await?;
-        let has_more = listed.len() > usize::from(self.limit);
-        listed.truncate(usize::from(self.limit));
-        let next_cursor = match listed.last() {
-            Some(last) if has_more => Some(last.cursor(self.sort).encode()),
+    /// The page, read from `pools` (the replica's or the primary's).
+    async fn page(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<AgentPage> {
+        let mut rows = self.fetch(pools, tag_frequencies).await?;
+        let has_more = rows.len() > usize::from(self.limit);
+        rows.truncate(usize::from(self.limit));
+        let next_cursor = match rows.last() {
+            Some(last) if has_more => Some(Cursor::after(self.sort, last).encode()),
             _ => None,
         };
-        let agents = page_json::agents(&pools.db, kept, &listed).await?;
-        Ok(page_json::page(&agents, next_cursor.as_deref())?)
+        Ok(AgentPage { agents: rows.into_iter().map(PublicAgent::from).collect(), next_cursor })
     }
 
     /// One row more than the page, to know whether another page follows.
-    async fn fetch(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<Listed>> {
+    async fn fetch(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<AgentRow>> {
         let walk = match self.capabilities.as_slice() {
             [] => None,
             tags => Some((tags, tag_frequencies.rarest(&pools.db, tags).await)),
@@ -225,50 +216,5 @@ impl<'de> Deserialize<'de> for TagList {
             .collect::<Result<Vec<_>, ParseError>>()
             .map_err(serde::de::Error::custom)?;
         Ok(Self(tags))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use rust_decimal::Decimal;
-    use time::OffsetDateTime;
-
-    use super::*;
-    use crate::http::page_cache::json_body;
-    use crate::resources::agent::AgentRow;
-
-    fn agent(n: u8) -> PublicAgent {
-        let at = OffsetDateTime::from_unix_timestamp(1_765_000_000 + i64::from(n)).unwrap();
-        PublicAgent::from(AgentRow {
-            id: uuid::Uuid::from_u128(u128::from(n)),
-            name: format!("agent \"{n}\" \u{e9}"),
-            description: "line\nbreak\ttab \\ slash".into(),
-            capabilities: vec!["translation".into(), format!("skill-{n}")],
-            endpoint_url: format!("https://host-{n}.example/hook?token=secret"),
-            public_key: vec![n; 32],
-            price: Decimal::new(1250, 2),
-            rating: Decimal::new(475, 2),
-            rating_count: i32::from(n),
-            uncounted_rating_count: 1,
-            score: Decimal::new(3_181_818, 6),
-            last_seen_at: n.is_multiple_of(2).then_some(at),
-            active: true,
-            endpoint_disabled_at: None,
-            created_at: at,
-            updated_at: at,
-            version: i64::from(n),
-        })
-    }
-
-    #[test]
-    fn a_page_put_together_is_what_serde_writes_for_it() {
-        for (count, next_cursor) in [(0, None), (1, None), (3, Some("c2NvcmV8MTIz_-")), (20, Some("x"))] {
-            let agents: Vec<PublicAgent> = (0..count).map(agent).collect();
-            let fragments: Vec<Bytes> = agents.iter().map(|agent| json_body(agent, 0).unwrap()).collect();
-            let assembled = page_json::page(&fragments, next_cursor).unwrap();
-            let expected =
-                serde_json::to_vec(&AgentPage { agents, next_cursor: next_cursor.map(str::to_owned) }).unwrap();
-            assert_eq!(assembled, expected, "{}", String::from_utf8_lossy(&expected));
-        }
     }
 }
