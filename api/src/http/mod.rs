@@ -4,7 +4,7 @@
 //! [`error`] first, then [`cursor`], [`page_cache`], [`path_id`],
 //! [`principal`], [`known_keys`], [`platform_keys`], [`replica`]; [`state`] holds those;
 //! [`rate_limit`], [`extract`], [`auth`] and [`health`] read it; [`openapi`]
-//! stands alone (the features' closed sets are handed to it), as does [`rfc3339`].
+//! stands alone (the features' closed sets are handed to it).
 
 pub mod auth;
 pub mod cursor;
@@ -19,5 +19,4 @@ pub mod platform_keys;
 pub mod principal;
 pub mod rate_limit;
 pub mod replica;
-pub mod rfc3339;
 pub mod state;

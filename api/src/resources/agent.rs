@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::http::error::ApiError;
-use crate::http::rfc3339;
 use crate::http::state::AppState;
 
 /// What anyone may see of an agent. The webhook secret is never shown.
@@ -48,20 +47,20 @@ pub struct AgentProfile {
     pub score: Decimal,
     /// The agent's last heartbeat, recorded at most once a minute (so up
     /// to a minute behind); `null` before the first.
-    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen_at: Option<OffsetDateTime>,
     /// `false` once deactivated; inactive agents are not discoverable.
     pub active: bool,
     /// Set while the endpoint gets no deliveries: it answered 410 Gone, or
     /// failed for longer than the health limit. The agent re-enables it.
-    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub endpoint_disabled_at: Option<OffsetDateTime>,
-    #[serde(serialize_with = "rfc3339::serialize")]
+    #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
-    #[serde(serialize_with = "rfc3339::serialize")]
+    #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
 }
@@ -101,7 +100,7 @@ pub struct AgentEndpoint {
     #[schema(example = "polyglot.example.com")]
     pub endpoint_host: String,
     /// Set while the endpoint gets no deliveries (see the agent's `endpoint_disabled_at`).
-    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub endpoint_disabled_at: Option<OffsetDateTime>,
 }
