@@ -19,7 +19,6 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use moka::sync::Cache;
-use serde::Serialize;
 
 use doorkeeper::Doorkeeper;
 
@@ -93,17 +92,6 @@ impl PageCache {
     }
 }
 
-/// A public read's JSON body, written into one buffer of `size_hint` bytes
-/// by sonic-rs: serde_json's bytes (a test below holds it to that), but
-/// strings are scanned for characters to escape 32 bytes at a time, not
-/// one: serde_json's byte loop was a fifth of the API's instructions on an
-/// uncached discovery page.
-pub fn json_body<T: Serialize + ?Sized>(value: &T, size_hint: usize) -> anyhow::Result<Bytes> {
-    let mut body = Vec::with_capacity(size_hint);
-    sonic_rs::to_writer(&mut body, value)?;
-    Ok(Bytes::from(body))
-}
-
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 const HIT: HeaderValue = HeaderValue::from_static("agent-registry; hit");
 const MISS: HeaderValue = HeaderValue::from_static("agent-registry; fwd=miss");
@@ -124,52 +112,6 @@ mod tests {
     fn keep(cache: &PageCache, key: &str, body: &Bytes) {
         cache.offer(key.into(), body.clone());
         cache.offer(key.into(), body.clone());
-    }
-
-    #[test]
-    fn a_json_body_is_what_serde_json_writes() {
-        #[derive(Serialize)]
-        struct Answer {
-            text: String,
-            #[serde(flatten)]
-            inner: Inner,
-        }
-        #[derive(Serialize)]
-        struct Inner {
-            tags: Vec<String>,
-            #[serde(with = "rust_decimal::serde::str")]
-            rating: rust_decimal::Decimal,
-            count: i64,
-            ratio: f64,
-            #[serde(with = "time::serde::rfc3339::option")]
-            at: Option<time::OffsetDateTime>,
-            missing: Option<String>,
-            active: bool,
-        }
-        // Every byte below 0x20, quotes and backslashes at every offset of a
-        // 32-byte block, multi-byte characters across a block's edge, DEL,
-        // U+2028 and a slash (none of which serde_json escapes).
-        let controls: String = (0u8..0x20).map(char::from).collect();
-        let mut texts = vec![String::new(), controls, "\u{7f}\u{2028}/é😀".to_owned(), "plain".repeat(40)];
-        for offset in 0..40 {
-            texts.push(format!("{}\"{}\\{}", "a".repeat(offset), "ü".repeat(offset % 7), "€".repeat(offset % 5)));
-        }
-        for text in texts {
-            let answer = Answer {
-                text: text.clone(),
-                inner: Inner {
-                    tags: vec![text, "translation".into()],
-                    rating: rust_decimal::Decimal::new(-475, 2),
-                    count: i64::MIN,
-                    ratio: 0.1,
-                    at: time::OffsetDateTime::from_unix_timestamp_nanos(1_765_000_000_123_456_000).ok(),
-                    missing: None,
-                    active: true,
-                },
-            };
-            let expected = serde_json::to_vec(&answer).unwrap();
-            assert_eq!(json_body(&answer, 0).unwrap(), expected, "{}", String::from_utf8_lossy(&expected));
-        }
     }
 
     #[test]

@@ -65,14 +65,14 @@ pub struct AgentProfile {
     pub updated_at: OffsetDateTime,
 }
 
-/// A little above what a [`PublicAgent`] weighs in JSON (about 530 bytes
-/// in the bench's pages), so its answer is written into one buffer, not one
-/// grown by doubling from 128 bytes (-0.5 % of the API's instructions per
-/// uncached discovery page).
-pub const PUBLIC_AGENT_JSON_BYTES: usize = 640;
-
 /// An agent as anyone sees it (its read, discovery): its endpoint's host
 /// only, since a URL's path and query may hold the agent's own secrets.
+///
+/// The API never writes it: Postgres keeps each agent's as JSON in
+/// `agents.public_json` (migration `20261207000001_agents_public_json`), and
+/// public reads send that. This type is its shape, for the OpenAPI document
+/// and for the test that holds Postgres's bytes to serde's
+/// (`tests/tests/api/public_json.rs`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PublicAgent {
     #[serde(flatten)]
@@ -132,30 +132,6 @@ impl From<AgentRow> for Agent {
     }
 }
 
-impl From<AgentRow> for PublicAgent {
-    fn from(row: AgentRow) -> Self {
-        Self { endpoint_host: host_of(&row.endpoint_url), profile: AgentProfile::from(row) }
-    }
-}
-
-impl From<&AgentRow> for AgentEndpoint {
-    fn from(row: &AgentRow) -> Self {
-        Self {
-            endpoint_url: row.endpoint_url.clone(),
-            endpoint_host: host_of(&row.endpoint_url),
-            endpoint_disabled_at: row.endpoint_disabled_at,
-        }
-    }
-}
-
-/// The host of a stored endpoint URL. Every one was parsed by `url` and
-/// stored in its serialization (hosts already in ASCII), so `http`'s URI
-/// parser, which does no IDNA or normalisation, reads the same host: `url`
-/// took 7 % of the API's CPU here, for each agent of every discovery page.
-fn host_of(stored_url: &str) -> String {
-    stored_url.parse::<http::Uri>().ok().and_then(|uri| uri.host().map(str::to_owned)).unwrap_or_default()
-}
-
 impl From<AgentRow> for AgentProfile {
     fn from(row: AgentRow) -> Self {
         Self {
@@ -165,10 +141,10 @@ impl From<AgentRow> for AgentProfile {
             capabilities: row.capabilities,
             public_key: STANDARD.encode(row.public_key),
             price: Price::from_stored(row.price),
-            rating: two_decimals(row.rating),
+            rating: at_scale(row.rating, 2),
             rating_count: row.rating_count,
             uncounted_rating_count: row.uncounted_rating_count,
-            score: row.score,
+            score: at_scale(row.score, 6),
             last_seen_at: row.last_seen_at,
             active: row.active,
             endpoint_disabled_at: row.endpoint_disabled_at,
@@ -178,8 +154,9 @@ impl From<AgentRow> for AgentProfile {
     }
 }
 
-fn two_decimals(mut value: Decimal) -> Decimal {
-    value.rescale(2);
+/// At its column's scale: sqlx reads a zero without one (`0`, not `0.00`).
+fn at_scale(mut value: Decimal, scale: u32) -> Decimal {
+    value.rescale(scale);
     value
 }
 
@@ -190,6 +167,26 @@ pub async fn find(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
         AgentRow,
         "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at
          FROM agents WHERE id = $1",
+        id.as_uuid(),
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The agent's public JSON (a [`PublicAgent`]), active or not, as Postgres
+/// keeps it.
+#[tracing::instrument(name = "sql find public json", skip_all)]
+pub async fn find_public_json(db: &PgPool, id: AgentId) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("SELECT public_json FROM agents WHERE id = $1", id.as_uuid()).fetch_optional(db).await
+}
+
+/// The agent's endpoint, active or not; its host as public reads show it
+/// (`url_host`, the function `agents.public_json` uses).
+#[tracing::instrument(name = "sql find endpoint", skip_all)]
+pub async fn find_endpoint(db: &PgPool, id: AgentId) -> sqlx::Result<Option<AgentEndpoint>> {
+    sqlx::query_as!(
+        AgentEndpoint,
+        r#"SELECT endpoint_url, url_host(endpoint_url) AS "endpoint_host!", endpoint_disabled_at FROM agents WHERE id = $1"#,
         id.as_uuid(),
     )
     .fetch_optional(db)
@@ -222,28 +219,4 @@ pub fn cache_key(id: AgentId) -> String {
 pub fn changed(state: &AppState, id: AgentId) {
     state.outbox.committed();
     state.public_reads.forget(&cache_key(id));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_of;
-
-    #[test]
-    fn the_host_of_a_stored_url_is_the_one_url_reads() {
-        for given in [
-            "https://agent.example.com/webhook",
-            "http://127.0.0.1:18090/agents/1",
-            "https://[2001:db8::1]:8443/hooks",
-            "https://user:secret@hooks.example:8080/p?q=1#part",
-            "https://bücher.example/",
-            "https://EXAMPLE.com",
-            "https://example.com?only=query",
-            "https://trailing.example./a",
-        ] {
-            let stored = url::Url::parse(given).unwrap().to_string();
-            let expected = url::Url::parse(&stored).unwrap().host_str().unwrap().to_owned();
-            assert_eq!(host_of(&stored), expected, "{given} stored as {stored}");
-        }
-        assert_eq!(host_of("not a url"), "", "nothing to show rather than a panic");
-    }
 }

@@ -17,6 +17,7 @@ mod liveness;
 mod numeric_decoding;
 mod pipeline;
 mod pool_release;
+mod public_json;
 mod rate_limits;
 mod ratings;
 mod receipt_privacy;

@@ -17,6 +17,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use shared::domain::{AgentDescription, AgentId, PublicKey, WebhookSecret};
 use shared::events::{self, Aggregate};
@@ -29,7 +30,6 @@ use crate::features::key_rotation::{self, KeyHolder, RotateKey, RotationRefusals
 use crate::http::auth::{Authenticated, Own, Signed};
 use crate::http::error::{ApiError, BodyRefusals, Problem, PublicReadRefusals, SignedRequestRefusals};
 use crate::http::extract::{RegistrationAddress, require_deliverable};
-use crate::http::page_cache;
 use crate::http::path_id::PathId;
 use crate::http::principal::PrincipalId;
 use crate::http::state::AppState;
@@ -119,8 +119,8 @@ async fn register_agent(
 )]
 async fn get_agent(State(state): State<AppState>, PathId(id): PathId<AgentId>) -> Result<Response, ApiError> {
     let agent = state.public_read(|pools| async move {
-        let row = agent::find(&pools.db, id).await?.ok_or_else(|| agent::not_found(id))?;
-        Ok(page_cache::json_body(&PublicAgent::from(row), agent::PUBLIC_AGENT_JSON_BYTES)?)
+        let json = agent::find_public_json(&pools.db, id).await?.ok_or_else(|| agent::not_found(id))?;
+        Ok(Bytes::from(json))
     });
     state.public_reads.json_response(agent::cache_key(id), agent).await
 }
@@ -146,8 +146,8 @@ async fn get_endpoint(
     if !id.signs_as(&signer.principal) {
         return Err(ApiError::Forbidden(format!("only agent {id}'s own key may read its endpoint URL")));
     }
-    let row = agent::find(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
-    Ok(Json(AgentEndpoint::from(&row)))
+    let endpoint = agent::find_endpoint(&state.db, id).await?.ok_or_else(|| agent::not_found(id))?;
+    Ok(Json(endpoint))
 }
 
 /// Change an active agent's name, description, capabilities, endpoint or price.

@@ -7,7 +7,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::http::cursor;
-use crate::resources::agent::AgentRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
@@ -55,14 +54,6 @@ impl Cursor {
             SortOrder::Rating => Self::Score(Decimal::MAX, Uuid::max()),
             SortOrder::Price => Self::Price(Decimal::NEGATIVE_ONE, Uuid::nil()),
             SortOrder::Newest => Self::Newest(cursor::NEWEST_FIRST_START.0, cursor::NEWEST_FIRST_START.1),
-        }
-    }
-
-    pub fn after(sort: SortOrder, row: &AgentRow) -> Self {
-        match sort {
-            SortOrder::Rating => Self::Score(row.score, row.id),
-            SortOrder::Price => Self::Price(row.price, row.id),
-            SortOrder::Newest => Self::Newest(row.created_at, row.id),
         }
     }
 

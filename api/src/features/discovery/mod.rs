@@ -11,6 +11,7 @@ mod tag_frequencies;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
+use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shared::domain::{CapabilityTag, ParseError, Price, Rating};
@@ -20,12 +21,11 @@ use utoipa_axum::routes;
 
 use crate::http::error::{ApiError, PublicReadRefusals};
 use crate::http::extract::ValidQuery;
-use crate::http::page_cache;
 use crate::http::replica::Pools;
 use crate::http::state::AppState;
-use crate::resources::agent::{AgentRow, PUBLIC_AGENT_JSON_BYTES, PublicAgent};
+use crate::resources::agent::PublicAgent;
 use keyset::{Cursor, SortOrder};
-use store::Filters;
+use store::{Filters, ListedAgent};
 use tag_frequencies::TagFrequencies;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -99,10 +99,7 @@ async fn discover_agents(
 ) -> Result<Response, ApiError> {
     let search = Search::try_from(query)?;
     let (search, tag_frequencies) = (&search, &tag_frequencies);
-    let page = state.public_read(|pools| async move {
-        let page = search.page(&pools, tag_frequencies).await?;
-        Ok(page_cache::json_body(&page, PUBLIC_AGENT_JSON_BYTES * (page.agents.len() + 1))?)
-    });
+    let page = state.public_read(|pools| async move { Ok(search.page(&pools, tag_frequencies).await?) });
     state.public_reads.json_response(search.cache_key(), page).await
 }
 
@@ -162,20 +159,21 @@ impl Search {
         )
     }
 
-    /// The page, read from `pools` (the replica's or the primary's).
-    async fn page(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<AgentPage> {
-        let mut rows = self.fetch(pools, tag_frequencies).await?;
-        let has_more = rows.len() > usize::from(self.limit);
-        rows.truncate(usize::from(self.limit));
-        let next_cursor = match rows.last() {
-            Some(last) if has_more => Some(Cursor::after(self.sort, last).encode()),
+    /// The page's JSON (an [`AgentPage`]), read from `pools` (the replica's
+    /// or the primary's).
+    async fn page(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<Bytes> {
+        let mut agents = self.fetch(pools, tag_frequencies).await?;
+        let has_more = agents.len() > usize::from(self.limit);
+        agents.truncate(usize::from(self.limit));
+        let next_cursor = match agents.last() {
+            Some(last) if has_more => Some(last.resume_after(self.sort).encode()),
             _ => None,
         };
-        Ok(AgentPage { agents: rows.into_iter().map(PublicAgent::from).collect(), next_cursor })
+        Ok(page_json(&agents, next_cursor.as_deref()))
     }
 
     /// One row more than the page, to know whether another page follows.
-    async fn fetch(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<AgentRow>> {
+    async fn fetch(&self, pools: &Pools, tag_frequencies: &TagFrequencies) -> sqlx::Result<Vec<ListedAgent>> {
         let walk = match self.capabilities.as_slice() {
             [] => None,
             tags => Some((tags, tag_frequencies.rarest(&pools.db, tags).await)),
@@ -192,6 +190,33 @@ impl Search {
         };
         store::fetch(&pools.db, &pools.discovery_db, &filters, self.after, i64::from(self.limit) + 1).await
     }
+}
+
+/// An [`AgentPage`] in JSON, put together from each agent's JSON as
+/// Postgres keeps it: no agent is decoded or written here.
+fn page_json(agents: &[ListedAgent], next_cursor: Option<&str>) -> Bytes {
+    let agents_bytes: usize = agents.iter().map(|agent| agent.public_json.len() + 1).sum();
+    let cursor_bytes = next_cursor.map_or(4, |cursor| cursor.len() + 2);
+    let mut body = Vec::with_capacity(agents_bytes + cursor_bytes + 30);
+    body.extend_from_slice(br#"{"agents":["#);
+    for (n, agent) in agents.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(agent.public_json.as_bytes());
+    }
+    body.extend_from_slice(br#"],"next_cursor":"#);
+    match next_cursor {
+        // A cursor is URL-safe base64: nothing in it needs escaping.
+        Some(cursor) => {
+            body.push(b'"');
+            body.extend_from_slice(cursor.as_bytes());
+            body.push(b'"');
+        }
+        None => body.extend_from_slice(b"null"),
+    }
+    body.push(b'}');
+    Bytes::from(body)
 }
 
 /// At most this many comma-separated entries in `capabilities`: each tag

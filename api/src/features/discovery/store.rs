@@ -26,12 +26,33 @@
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
-use super::keyset::Cursor;
-use crate::resources::agent::AgentRow;
+use super::keyset::{Cursor, SortOrder};
 
 /// Above any price `numeric(18, 6)` holds: "no upper bound".
 const NO_PRICE_CAP: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0); // 1e12
+
+/// An agent as discovery lists it: its public JSON as Postgres keeps it
+/// (`agents.public_json`), and its place in each sort order.
+pub struct ListedAgent {
+    pub id: Uuid,
+    pub score: Decimal,
+    pub price: Decimal,
+    pub created_at: OffsetDateTime,
+    pub public_json: String,
+}
+
+impl ListedAgent {
+    /// The cursor of the page that follows this agent.
+    pub fn resume_after(&self, sort: SortOrder) -> Cursor {
+        match sort {
+            SortOrder::Rating => Cursor::Score(self.score, self.id),
+            SortOrder::Price => Cursor::Price(self.price, self.id),
+            SortOrder::Newest => Cursor::Newest(self.created_at, self.id),
+        }
+    }
+}
 
 pub struct Filters<'a> {
     /// Every tag the agent must have, and the one to walk.
@@ -52,15 +73,17 @@ pub async fn fetch(
     filters: &Filters<'_>,
     after: Cursor,
     fetch: i64,
-) -> sqlx::Result<Vec<AgentRow>> {
+) -> sqlx::Result<Vec<ListedAgent>> {
     let Filters { tags, text, max_price, min_rating, seen_since } = *filters;
     let Some((tags, walk)) = tags else { return fetch_untagged(db, filters, after, fetch).await };
     let db = if text.is_none() { generic_plans } else { db };
     let max_price = max_price.unwrap_or(NO_PRICE_CAP);
     let min_rating = min_rating.unwrap_or(Decimal::ZERO);
     match after {
-        Cursor::Score(score, id) => sqlx::query_as!(AgentRow,
-            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.uncounted_rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
+        Cursor::Score(score, id) => {
+            sqlx::query_as!(
+                ListedAgent,
+                r#"SELECT a.id, a.score, a.price, a.created_at, a.public_json
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1
                  AND ($5::text IS NULL OR t.search @@ (SELECT websearch_to_tsquery('english', $5)))
@@ -68,47 +91,92 @@ pub async fn fetch(
                  AND ($9::timestamptz IS NULL OR a.last_seen_at >= $9)
                  AND (t.score, t.agent_id) < ($6, $7)
                ORDER BY t.score DESC, t.agent_id DESC LIMIT $8"#,
-            walk, tags, max_price, min_rating, text, score, id, fetch, seen_since).fetch_all(db).await,
-        Cursor::Price(price, id) => sqlx::query_as!(AgentRow,
-            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.uncounted_rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
+                walk,
+                tags,
+                max_price,
+                min_rating,
+                text,
+                score,
+                id,
+                fetch,
+                seen_since
+            )
+            .fetch_all(db)
+            .await
+        }
+        Cursor::Price(price, id) => {
+            sqlx::query_as!(
+                ListedAgent,
+                r#"SELECT a.id, a.score, a.price, a.created_at, a.public_json
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
                  AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
                  AND ($9::timestamptz IS NULL OR a.last_seen_at >= $9)
                  AND (t.price, t.agent_id) > ($6, $7)
                ORDER BY t.price, t.agent_id LIMIT $8"#,
-            walk, tags, max_price, min_rating, text, price, id, fetch, seen_since).fetch_all(db).await,
-        Cursor::Newest(created_at, id) => sqlx::query_as!(AgentRow,
-            r#"SELECT a.id, a.name, a.description, a.capabilities, a.endpoint_url, a.public_key, a.price, a.rating, a.rating_count, a.uncounted_rating_count, a.score, a.last_seen_at, a.active, a.endpoint_disabled_at, a.created_at, a.updated_at
+                walk,
+                tags,
+                max_price,
+                min_rating,
+                text,
+                price,
+                id,
+                fetch,
+                seen_since
+            )
+            .fetch_all(db)
+            .await
+        }
+        Cursor::Newest(created_at, id) => {
+            sqlx::query_as!(
+                ListedAgent,
+                r#"SELECT a.id, a.score, a.price, a.created_at, a.public_json
                FROM agent_tags t JOIN agents a ON a.id = t.agent_id
                WHERE t.tag = $1 AND t.capabilities @> $2 AND t.price <= $3 AND t.rating >= $4
                  AND ($5::text IS NULL OR a.search @@ (SELECT websearch_to_tsquery('english', $5)))
                  AND ($9::timestamptz IS NULL OR a.last_seen_at >= $9)
                  AND (t.created_at, t.agent_id) < ($6, $7)
                ORDER BY t.created_at DESC, t.agent_id DESC LIMIT $8"#,
-            walk, tags, max_price, min_rating, text, created_at, id, fetch, seen_since).fetch_all(db).await,
+                walk,
+                tags,
+                max_price,
+                min_rating,
+                text,
+                created_at,
+                id,
+                fetch,
+                seen_since
+            )
+            .fetch_all(db)
+            .await
+        }
     }
 }
 
 /// No tag asked: the agents table's own sort indexes, or its text index
 /// when the words are rare (Postgres plans these per request).
-async fn fetch_untagged(db: &PgPool, filters: &Filters<'_>, after: Cursor, fetch: i64) -> sqlx::Result<Vec<AgentRow>> {
+async fn fetch_untagged(
+    db: &PgPool,
+    filters: &Filters<'_>,
+    after: Cursor,
+    fetch: i64,
+) -> sqlx::Result<Vec<ListedAgent>> {
     let Filters { text, max_price, min_rating, seen_since, .. } = *filters;
     match after {
-        Cursor::Score(score, id) => sqlx::query_as!(AgentRow,
-            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
+        Cursor::Score(score, id) => sqlx::query_as!(ListedAgent,
+            "SELECT id, score, price, created_at, public_json FROM agents
              WHERE active AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1)) AND ($2::numeric IS NULL OR price <= $2) AND ($3::numeric IS NULL OR rating >= $3)
              AND ($7::timestamptz IS NULL OR last_seen_at >= $7)
              AND (score, id) < ($4, $5) ORDER BY score DESC, id DESC LIMIT $6",
             text, max_price, min_rating, score, id, fetch, seen_since).fetch_all(db).await,
-        Cursor::Price(price, id) => sqlx::query_as!(AgentRow,
-            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
+        Cursor::Price(price, id) => sqlx::query_as!(ListedAgent,
+            "SELECT id, score, price, created_at, public_json FROM agents
              WHERE active AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1)) AND ($2::numeric IS NULL OR price <= $2) AND ($3::numeric IS NULL OR rating >= $3)
              AND ($7::timestamptz IS NULL OR last_seen_at >= $7)
              AND (price, id) > ($4, $5) ORDER BY price, id LIMIT $6",
             text, max_price, min_rating, price, id, fetch, seen_since).fetch_all(db).await,
-        Cursor::Newest(created_at, id) => sqlx::query_as!(AgentRow,
-            "SELECT id, name, description, capabilities, endpoint_url, public_key, price, rating, rating_count, uncounted_rating_count, score, last_seen_at, active, endpoint_disabled_at, created_at, updated_at FROM agents
+        Cursor::Newest(created_at, id) => sqlx::query_as!(ListedAgent,
+            "SELECT id, score, price, created_at, public_json FROM agents
              WHERE active AND ($1::text IS NULL OR search @@ websearch_to_tsquery('english', $1)) AND ($2::numeric IS NULL OR price <= $2) AND ($3::numeric IS NULL OR rating >= $3)
              AND ($7::timestamptz IS NULL OR last_seen_at >= $7)
              AND (created_at, id) < ($4, $5) ORDER BY created_at DESC, id DESC LIMIT $6",
