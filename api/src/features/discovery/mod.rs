@@ -166,7 +166,7 @@ impl Search {
         let has_more = agents.len() > usize::from(self.limit);
         agents.truncate(usize::from(self.limit));
         let next_cursor = match agents.last() {
-            Some(last) if has_more => Some(last.resume_after(self.sort).encode()),
+            Some(last) if has_more => Some(last.resume_after.encode()),
             _ => None,
         };
         Ok(page_json(&agents, next_cursor.as_deref()))
