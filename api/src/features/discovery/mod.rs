@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::domain::{CapabilityTag, ParseError, Price, Rating};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -72,8 +72,9 @@ pub struct DiscoveryQuery {
     cursor: Option<String>,
 }
 
-/// One page of agents.
-#[derive(Debug, Serialize, ToSchema)]
+/// One page of agents: its shape, for the OpenAPI document (`page_json`
+/// writes it).
+#[derive(Debug, ToSchema)]
 pub struct AgentPage {
     /// Endpoints show as hosts only.
     pub agents: Vec<PublicAgent>,
@@ -192,20 +193,23 @@ impl Search {
     }
 }
 
+const PAGE_START: &[u8] = br#"{"agents":["#;
+const CURSOR_KEY: &[u8] = br#"],"next_cursor":"#;
+
 /// An [`AgentPage`] in JSON, put together from each agent's JSON as
 /// Postgres keeps it: no agent is decoded or written here.
 fn page_json(agents: &[ListedAgent], next_cursor: Option<&str>) -> Bytes {
     let agents_bytes: usize = agents.iter().map(|agent| agent.public_json.len() + 1).sum();
-    let cursor_bytes = next_cursor.map_or(4, |cursor| cursor.len() + 2);
-    let mut body = Vec::with_capacity(agents_bytes + cursor_bytes + 30);
-    body.extend_from_slice(br#"{"agents":["#);
+    let cursor_bytes = next_cursor.map_or("null".len(), |cursor| cursor.len() + 2);
+    let mut body = Vec::with_capacity(PAGE_START.len() + agents_bytes + CURSOR_KEY.len() + cursor_bytes + 1);
+    body.extend_from_slice(PAGE_START);
     for (n, agent) in agents.iter().enumerate() {
         if n > 0 {
             body.push(b',');
         }
         body.extend_from_slice(agent.public_json.as_bytes());
     }
-    body.extend_from_slice(br#"],"next_cursor":"#);
+    body.extend_from_slice(CURSOR_KEY);
     match next_cursor {
         // A cursor is URL-safe base64: nothing in it needs escaping.
         Some(cursor) => {
