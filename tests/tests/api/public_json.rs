@@ -49,8 +49,9 @@ async fn serde_json_of(db: &PgPool, id: Uuid) -> String {
     serde_json::to_string(&PublicAgent { profile: AgentProfile::from(row), endpoint_host }).unwrap()
 }
 
+/// What public reads send for the agent (`agent::find_public_json`).
 async fn stored_json_of(db: &PgPool, id: Uuid) -> String {
-    sqlx::query_scalar("SELECT public_json FROM agents WHERE id = $1").bind(id).fetch_one(db).await.unwrap()
+    agent::find_public_json(db, AgentId::from_uuid(id)).await.unwrap().expect("the agent exists")
 }
 
 async fn assert_same_json(db: &PgPool, ids: &[Uuid], after: &str) {
