@@ -268,6 +268,12 @@ impl EventPublisher {
 mod tests {
     use super::*;
 
+    const CONNECTION_REFUSED: &str = "cannot connect to endpoint: \
+             code: 'The service is currently unavailable', message: \"tcp connect error\", source: \
+             tonic::transport::Error(Transport, ConnectError(ConnectError(\"tcp connect error\", 127.0.0.1:PORT, \
+             Os { code: 111, kind: ConnectionRefused, message: \"Connection refused\" }))): \
+             transport error: tcp connect error: Connection refused (os error 111)";
+
     /// What an operator reads while Pub/Sub refuses connections: each cause
     /// once. Takes `PUBLISH_TIME_LIMIT`: the client retries until then.
     #[tokio::test]
@@ -287,13 +293,16 @@ mod tests {
         // the client's; each cause after it is shown once (walking the chain
         // showed that text four times, and "tcp connect error" three; now
         // once as a cause, besides the client's debug text).
-        assert_eq!(
-            Causes(&*error).to_string().replace(&port.to_string(), "PORT"),
-            "events not published: the publish operation was interrupted by an error: cannot connect to endpoint: \
-             code: 'The service is currently unavailable', message: \"tcp connect error\", source: \
-             tonic::transport::Error(Transport, ConnectError(ConnectError(\"tcp connect error\", 127.0.0.1:PORT, \
-             Os { code: 111, kind: ConnectionRefused, message: \"Connection refused\" }))): \
-             transport error: tcp connect error: Connection refused (os error 111)"
+        let told = Causes(&*error).to_string().replace(&port.to_string(), "PORT");
+        let causes = told
+            .strip_prefix("events not published: the publish operation was interrupted by an error: ")
+            .and_then(|rest| rest.strip_suffix(CONNECTION_REFUSED))
+            .unwrap_or_else(|| panic!("not the causes expected, each once: {told}"));
+        // On a busy machine the time limit can end the retries during their
+        // back-off, and the client says so before the same causes.
+        assert!(
+            causes.is_empty() || (causes.starts_with("retry policy is exhausted") && !causes.contains("connect")),
+            "{told}"
         );
     }
 }
