@@ -1,6 +1,7 @@
 //! What the box itself can do, measured with `pgbench` while no service
-//! runs: the select-only and one-row insert rates (on a database of its own,
-//! dropped afterwards), and create-job's own statement alone.
+//! runs (or while they idle): the select-only and one-row insert rates (on
+//! a database of its own, dropped at the end), and create-job's own
+//! statement alone.
 
 use std::path::Path;
 
@@ -9,12 +10,15 @@ use sqlx::{Connection, Executor, PgConnection};
 use xshell::cmd;
 
 use super::database::{create_ceiling_insert_table, create_pick_tables, drop_database, recreate_database};
-use super::report::Ceilings;
+use super::report::{Ceiling, Ceilings};
 use super::{CEILING_DATABASE, CEILING_INSERT, Options};
 use crate::runner::Runner;
 
-/// The box's ceiling on a database of its own (`ceiling_url`, dropped at
-/// the end): `pgbench -S` (select-only) and a one-row `INSERT` script, on as
+/// The script of the one-row insert, in the bench's directory.
+const CEILING_INSERT_SCRIPT: &str = "ceiling_insert.sql";
+
+/// The box's ceiling on a database of its own (`ceiling_url`, dropped by
+/// [`drop_ceiling_database`] at the end of the run): `pgbench -S` (select-only) and a one-row `INSERT` script, on as
 /// many connections as the scenarios. `None` in a dry run.
 pub(super) fn measure_ceilings(
     runner: &Runner,
@@ -28,20 +32,50 @@ pub(super) fn measure_ceilings(
         runtime.block_on(recreate_database(ceiling_url))
     })?;
     runner.run(cmd!(sh, "pgbench -i -s 10 {ceiling_url}"))?;
-    let (clients, seconds) = (options.connections.to_string(), options.seconds.to_string());
-    let select = run_pgbench(runner, cmd!(sh, "pgbench -S -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"))?;
-    let script = bench_dir.join("ceiling_insert.sql");
+    let select = measure(runner, Ceiling::Select, ceiling_url, options, bench_dir)?;
+    let script = bench_dir.join(CEILING_INSERT_SCRIPT);
     runner.step(&format!("create the table ceiling_insert; write {}: {CEILING_INSERT}", script.display()), || {
         std::fs::create_dir_all(bench_dir)?;
         std::fs::write(&script, format!("{CEILING_INSERT}\n"))?;
         runtime.block_on(create_ceiling_insert_table(ceiling_url))
     })?;
-    let insert = run_pgbench(
-        runner,
-        cmd!(sh, "pgbench -n -f {script} -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"),
-    )?;
-    runner.step(&format!("drop the database {CEILING_DATABASE}"), || runtime.block_on(drop_database(ceiling_url)))?;
+    let insert = measure(runner, Ceiling::Insert, ceiling_url, options, bench_dir)?;
     Ok(select.zip(insert).map(|(select, insert)| Ceilings { select, insert }))
+}
+
+/// One of the ceilings again, on the database [`measure_ceilings`] made:
+/// taken just before each scenario held to it (the services idle), as the
+/// box's speed drifts within a run.
+pub(super) fn measure(
+    runner: &Runner,
+    ceiling: Ceiling,
+    ceiling_url: &str,
+    options: &Options,
+    bench_dir: &Path,
+) -> anyhow::Result<Option<f64>> {
+    let sh = &runner.sh;
+    let (clients, seconds) = (options.connections.to_string(), options.seconds.to_string());
+    match ceiling {
+        Ceiling::Select => {
+            run_pgbench(runner, cmd!(sh, "pgbench -S -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"))
+        }
+        Ceiling::Insert => {
+            let script = bench_dir.join(CEILING_INSERT_SCRIPT);
+            run_pgbench(
+                runner,
+                cmd!(sh, "pgbench -n -f {script} -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"),
+            )
+        }
+    }
+}
+
+/// Drops the database of the ceilings, once the run no longer measures them.
+pub(super) fn drop_ceiling_database(
+    runner: &Runner,
+    runtime: &tokio::runtime::Runtime,
+    ceiling_url: &str,
+) -> anyhow::Result<()> {
+    runner.step(&format!("drop the database {CEILING_DATABASE}"), || runtime.block_on(drop_database(ceiling_url)))
 }
 
 /// Runs a pgbench benchmark; its tps. `None` in a dry run.

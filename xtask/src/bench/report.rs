@@ -2,6 +2,8 @@
 //! targets and with the box's ceiling, and the one that says where each
 //! scenario's CPU went.
 
+use std::collections::HashMap;
+
 use super::Options;
 use super::cpu::{Cost, Group};
 use crate::runner::Runner;
@@ -38,6 +40,11 @@ pub struct Results {
     /// Peak RSS (`VmHWM`) of each API run, after the run's name.
     pub rss_mb: Vec<(&'static str, f64)>,
     pub ceilings: Option<Ceilings>,
+    /// Each scenario's own ceiling, by its name: the one its target names,
+    /// measured again just before it ran. The box's speed drifts by a third
+    /// within minutes, so a share of the run's first measure says more
+    /// about the minute than about the scenario.
+    pub ceilings_beside: HashMap<String, f64>,
     /// After create-job ended, until its events were all published
     /// (`Some(None)`: not within the wait).
     pub publish_lag_s: Option<Option<f64>>,
@@ -51,7 +58,7 @@ pub(super) fn is_uncached(scenario: &str) -> bool {
 
 /// Which of the box's two ceilings a scenario is held against.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Ceiling {
+pub(super) enum Ceiling {
     /// `pgbench -S`: reads.
     Select,
     /// pgbench's one-row insert: writes.
@@ -80,30 +87,35 @@ impl Target {
         Some(Target { ceiling, share, p99_ms })
     }
 
-    /// The rate this target asks for on the box the ceilings were measured on.
-    fn rate(&self, ceilings: &Ceilings) -> f64 {
-        self.share * ceilings.of(self.ceiling)
+    /// The rate this target asks for against `ceiling` (tps).
+    fn rate(&self, ceiling: f64) -> f64 {
+        self.share * ceiling
     }
 
     /// As the table shows it: `≥ 0.15× of pgbench -S (9,000 req/s here), p99 < 10 ms`.
-    fn text(&self, scenario: &str, ceilings: Option<&Ceilings>) -> String {
-        let ceiling = match self.ceiling {
+    fn text(&self, scenario: &str, ceiling: Option<f64>) -> String {
+        let of = match self.ceiling {
             Ceiling::Select => "pgbench -S",
             Ceiling::Insert => "the insert",
         };
         let unit = if scenario == "deliveries" { "deliveries/s" } else { "req/s" };
         let here =
-            ceilings.map(|ceilings| format!(" ({} {unit} here)", thousands(self.rate(ceilings)))).unwrap_or_default();
+            ceiling.map(|ceiling| format!(" ({} {unit} here)", thousands(self.rate(ceiling)))).unwrap_or_default();
         let p99 = self.p99_ms.map(|bound| format!(", p99 < {bound} ms")).unwrap_or_default();
-        format!("≥ {:.2}× of {ceiling}{here}{p99}", self.share)
+        format!("≥ {:.2}× of {of}{here}{p99}", self.share)
     }
 }
 
-/// Whether a scenario meets its target: `None` when it has one but no
-/// ceiling was measured to judge it by. One with errors does not.
-fn meets(scenario: &Scenario, ceilings: Option<&Ceilings>) -> Option<bool> {
+/// Which ceiling the scenario `name` is held against, if any.
+pub(super) fn ceiling_of(name: &str) -> Option<Ceiling> {
+    Target::of(name).map(|target| target.ceiling)
+}
+
+/// Whether a scenario meets its target against `ceiling`: `None` when it
+/// has one but no ceiling was measured to judge it by. One with errors does not.
+fn meets(scenario: &Scenario, ceiling: Option<f64>) -> Option<bool> {
     let Some(target) = Target::of(&scenario.name) else { return Some(scenario.errors == 0) };
-    let rate = target.rate(ceilings?);
+    let rate = target.rate(ceiling?);
     let p99 = target.p99_ms.is_none_or(|bound| scenario.p99 < bound);
     Some(scenario.rate >= rate && p99 && scenario.errors == 0)
 }
@@ -133,6 +145,12 @@ fn verdict(met: Option<bool>) -> &'static str {
 }
 
 impl Results {
+    /// The ceiling `scenario`'s target names: the one measured beside it, or else the run's first.
+    fn ceiling(&self, scenario: &Scenario, target: &Target) -> Option<f64> {
+        let first = self.ceilings.map(|ceilings| ceilings.of(target.ceiling));
+        self.ceilings_beside.get(&scenario.name).copied().or(first)
+    }
+
     /// The Markdown table: one row per scenario (its rate also as a ratio
     /// of the ceiling), start-up, peak RSS and the two ceilings.
     /// A scenario with errors does not meet its target.
@@ -142,10 +160,10 @@ impl Results {
              |---|---:|---:|---:|---:|---:|---:|---|---|\n",
         );
         for scenario in &self.scenarios {
-            let ceilings = self.ceilings.as_ref();
-            let text = Target::of(&scenario.name)
-                .map_or_else(|| "none".to_owned(), |target| target.text(&scenario.name, ceilings));
-            let met = verdict(meets(scenario, ceilings));
+            let target = Target::of(&scenario.name);
+            let ceiling = target.and_then(|target| self.ceiling(scenario, &target));
+            let text = target.map_or_else(|| "none".to_owned(), |target| target.text(&scenario.name, ceiling));
+            let met = verdict(meets(scenario, ceiling));
             let name = if scenario.name == "deliveries" {
                 "deliveries (per s; latency = created → delivered)".to_owned()
             } else {
@@ -187,6 +205,19 @@ impl Results {
                 table.push_str(&format!("| ceiling: {what} = {} tps | | | | | | | | |\n", thousands(tps)));
             }
         }
+        for (kind, what) in [(Ceiling::Select, "pgbench -S"), (Ceiling::Insert, "the insert")] {
+            let beside = self.ceilings_beside.iter().filter(|(name, _)| ceiling_of(name) == Some(kind));
+            let Some((low, high)) = beside.fold(None, |range: Option<(f64, f64)>, (_, &tps)| {
+                Some(range.map_or((tps, tps), |(low, high)| (low.min(tps), high.max(tps))))
+            }) else {
+                continue;
+            };
+            table.push_str(&format!(
+                "| ceiling: {what} just before each scenario held to it = {}–{} tps (each is judged by its own) | | | | | | | | |\n",
+                thousands(low),
+                thousands(high)
+            ));
+        }
         if let Some(tps) = self.create_statement_tps {
             table.push_str(&format!(
                 "| create-job's statement alone (pgbench, xtask/bench/create_job.pgbench) = {} tps | | | | | | | | |\n",
@@ -216,8 +247,8 @@ impl Results {
             let by_group: Vec<String> =
                 Group::STACK.iter().map(|group| format!("{:.3}", cost.group_ms_per_op[group])).collect();
             let needs = Target::of(&scenario.name)
-                .zip(self.ceilings.as_ref())
-                .map(|(target, ceilings)| format!("{:.3}", cost.cores * 1000.0 / target.rate(ceilings)))
+                .and_then(|target| Some(target.rate(self.ceiling(scenario, &target)?)))
+                .map(|rate| format!("{:.3}", cost.cores * 1000.0 / rate))
                 .unwrap_or_default();
             table.push_str(&format!(
                 "| {} | {:.0} % | {:.3} | {} | {:.3} | {} | {needs} |\n",
@@ -235,8 +266,8 @@ impl Results {
     /// A scenario's rate as a ratio of its ceiling (`0.42×`); empty without one.
     fn ratio(&self, scenario: &Scenario) -> String {
         Target::of(&scenario.name)
-            .zip(self.ceilings)
-            .map(|(target, ceilings)| format!("{:.2}×", scenario.rate / ceilings.of(target.ceiling)))
+            .and_then(|target| self.ceiling(scenario, &target))
+            .map(|ceiling| format!("{:.2}×", scenario.rate / ceiling))
             .unwrap_or_default()
     }
 }
@@ -295,6 +326,7 @@ mod tests {
             ceilings: Some(Ceilings { select: 24_000.0, insert: 5_000.0 }),
             publish_lag_s: Some(Some(2.46)),
             create_statement_tps: Some(3_500.0),
+            ..Results::default()
         };
         let table = results.table();
         let columns = |row: &str| row.matches('|').count();
@@ -362,6 +394,35 @@ mod tests {
             "other = machine - groups; most = cores / cost; the target needs cores / (0.10 × 25,000)"
         );
         assert_eq!(Results::default().cpu_table(), "", "nothing measured, no table");
+    }
+
+    #[test]
+    fn each_scenario_is_judged_by_the_ceiling_measured_beside_it() {
+        let (translation, skill) = ("uncached: capabilities=translation", "uncached: capabilities=skill-42");
+        let results = Results {
+            scenarios: vec![
+                scenario(translation, 6_000.0, 8.0, 0),
+                scenario(skill, 6_000.0, 8.0, 0),
+                scenario("create-job", 2_000.0, 30.0, 0),
+            ],
+            ceilings: Some(Ceilings { select: 42_000.0, insert: 20_000.0 }),
+            ceilings_beside: HashMap::from([
+                (translation.to_owned(), 36_000.0),
+                (skill.to_owned(), 44_000.0),
+                ("create-job".to_owned(), 19_000.0),
+            ]),
+            ..Results::default()
+        };
+        let table = results.table();
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert!(rows[0].contains("| 6000 | 0.17× |") && rows[0].contains("(5,400 req/s here)"), "{}", rows[0]);
+        assert!(rows[0].ends_with("| yes |"), "a slow minute, and a ceiling as slow: {}", rows[0]);
+        assert!(rows[1].contains("| 0.14× |") && rows[1].contains("(6,600 req/s here)"), "{}", rows[1]);
+        assert!(rows[1].ends_with("| **no** |"), "a fast minute: {}", rows[1]);
+        assert!(rows[2].contains("| 0.11× |") && rows[2].ends_with("| yes |"), "{}", rows[2]);
+        assert!(rows[3].starts_with("| ceiling: pgbench -S (select-only) = 42,000 tps |"), "{table}");
+        assert!(rows[5].starts_with("| ceiling: pgbench -S just before each scenario held to it = 36,000–44,000 tps"));
+        assert!(rows[6].starts_with("| ceiling: the insert just before each scenario held to it = 19,000–19,000 tps"));
     }
 
     #[test]
