@@ -4,11 +4,13 @@
 //! statement alone.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use sqlx::{Connection, Executor, PgConnection};
 use xshell::cmd;
 
+use super::cpu::any_command_line_holds;
 use super::database::{create_ceiling_insert_table, create_pick_tables, drop_database, recreate_database};
 use super::report::{Ceiling, Ceilings};
 use super::{CEILING_DATABASE, CEILING_INSERT, Options};
@@ -55,18 +57,37 @@ pub(super) fn measure(
 ) -> anyhow::Result<Option<f64>> {
     let sh = &runner.sh;
     let (clients, seconds) = (options.connections.to_string(), options.seconds.to_string());
-    match ceiling {
+    let tps = match ceiling {
         Ceiling::Select => {
-            run_pgbench(runner, cmd!(sh, "pgbench -S -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"))
+            run_pgbench(runner, cmd!(sh, "pgbench -S -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"))?
         }
         Ceiling::Insert => {
             let script = bench_dir.join(CEILING_INSERT_SCRIPT);
             run_pgbench(
                 runner,
                 cmd!(sh, "pgbench -n -f {script} -M prepared -c {clients} -j 2 -T {seconds} {ceiling_url}"),
-            )
+            )?
         }
+    };
+    if !runner.dry_run {
+        wait_for_backends_to_end()?;
     }
+    Ok(tps)
+}
+
+/// Until pgbench's backends have ended and been reaped: one still ending
+/// when a scenario's first CPU sample is read is missed by it, and then
+/// counted, with all it used, among the postmaster's reaped children in
+/// that scenario's Postgres.
+fn wait_for_backends_to_end() -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while any_command_line_holds(CEILING_DATABASE) {
+        if Instant::now() > deadline {
+            bail!("pgbench's backends on {CEILING_DATABASE} had not ended 10 s after it");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// Drops the database of the ceilings, once the run no longer measures them.

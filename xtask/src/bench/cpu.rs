@@ -215,6 +215,15 @@ fn postgres_group(process: &Process, postmasters: &[(Group, u32)]) -> Group {
         .map_or(Group::Postgres, |(group, _)| *group)
 }
 
+/// Whether any process's command line holds `text` now (a backend's shows
+/// its database's name).
+pub fn any_command_line_holds(text: &str) -> bool {
+    process_ids().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|line| line.windows(text.len()).any(|window| window == text.as_bytes()))
+    })
+}
+
 fn read_process(pid: u32) -> Option<Process> {
     parse_process(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
@@ -237,11 +246,14 @@ fn with_descendants(processes: &[Process], root: u32) -> Vec<&Process> {
 }
 
 fn all_processes() -> impl Iterator<Item = Process> {
+    process_ids().filter_map(read_process)
+}
+
+fn process_ids() -> impl Iterator<Item = u32> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(read_process)
 }
 
 /// User + system time of this process's children that ended and were
