@@ -215,13 +215,20 @@ fn postgres_group(process: &Process, postmasters: &[(Group, u32)]) -> Group {
         .map_or(Group::Postgres, |(group, _)| *group)
 }
 
-/// Whether any process's command line holds `text` now (a backend's shows
+/// The processes whose command line holds `text` now (a backend's shows
 /// its database's name).
-pub fn any_command_line_holds(text: &str) -> bool {
-    process_ids().any(|pid| {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|line| line.windows(text.len()).any(|window| window == text.as_bytes()))
-    })
+pub fn processes_holding(text: &str) -> Vec<u32> {
+    process_ids()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line.windows(text.len()).any(|window| window == text.as_bytes()))
+        })
+        .collect()
+}
+
+/// Whether `pid` is still there, a zombie not yet reaped included.
+pub fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn read_process(pid: u32) -> Option<Process> {

@@ -43,6 +43,8 @@ pub(super) async fn drop_database(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The insert ceiling's table. Nothing reads it, and the database stays for
+/// the whole run: an autovacuum of its rows would run on a scenario's time.
 pub(super) async fn create_ceiling_insert_table(database_url: &str) -> anyhow::Result<()> {
     let mut db = PgConnection::connect(database_url).await?;
     db.execute(
@@ -50,7 +52,7 @@ pub(super) async fn create_ceiling_insert_table(database_url: &str) -> anyhow::R
              id bigserial PRIMARY KEY,
              payload text NOT NULL,
              created_at timestamptz NOT NULL DEFAULT now()
-         )",
+         ) WITH (autovacuum_enabled = off)",
     )
     .await?;
     Ok(())
