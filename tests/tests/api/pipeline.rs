@@ -304,6 +304,13 @@ async fn a_throttling_receiver_delays_only_its_own_deliveries() {
     let slowest = pipeline.receiver.received().iter().map(|received| received.at - created).max().unwrap();
     assert!(slowest < Duration::from_secs(2), "B's webhooks are not slowed: the last came after {slowest:?}");
     assert!(throttling.wait_for(1, 10).await);
+    // The worker records the attempt once the receiver has answered it, then creates the retry's task.
+    let settled = || async {
+        let recorded = !pipeline.deliveries(&a.signer, &job_a).await[0]["attempts"][0].is_null();
+        let later = OffsetDateTime::now_utc() + time::Duration::minutes(30);
+        recorded && pipeline.standin.created_tasks().iter().any(|task| task.schedule_time > later)
+    };
+    assert!(tests::eventually(10, settled).await, "the 429 is recorded and its retry scheduled");
 
     // A's next attempt is about an hour out, and the worker answered Cloud Tasks 200 throughout.
     let throttled = &pipeline.deliveries(&a.signer, &job_a).await[0];
