@@ -28,6 +28,7 @@ mod cpu;
 mod database;
 mod replica;
 mod report;
+mod rounds;
 mod side_by_side;
 mod soak;
 mod stack;
@@ -92,6 +93,9 @@ pub struct Options {
     /// another commit's and compare the two back to back, on the same box in
     /// the same minutes, everything else the same.
     pub api: Option<std::path::PathBuf>,
+    /// Rounds of each scenario held to a ceiling (`--repeat`), each after
+    /// its own ceiling; the table shows the median round and judges by most.
+    pub repeat: usize,
 }
 
 /// The scenarios of the three runs on the system Postgres (`replica` runs apart).
@@ -113,6 +117,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         minutes: 10.0,
         only: Vec::new(),
         api: None,
+        repeat: 1,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -125,13 +130,16 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--minutes" => options.minutes = value()?.parse().context("--minutes needs a number")?,
             "--only" => options.only = value()?.split(',').map(str::to_owned).collect(),
             "--api" => options.api = Some(value()?.into()),
+            "--repeat" => options.repeat = value()?.parse().context("--repeat needs a whole number")?,
             other => bail!(
-                "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --minutes M, --only S1,S2, --api PATH)"
+                "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --minutes M, --only S1,S2, --api PATH, --repeat R)"
             ),
         }
     }
-    if [options.seconds, options.connections as u64, options.jobs as u64, options.agents.into()].contains(&0) {
-        bail!("--seconds, --connections, --jobs and --agents must be at least 1");
+    if [options.seconds, options.connections as u64, options.jobs as u64, options.agents.into(), options.repeat as u64]
+        .contains(&0)
+    {
+        bail!("--seconds, --connections, --jobs, --agents and --repeat must be at least 1");
     }
     if !options.minutes.is_finite() || options.minutes * 60.0 < 1.0 {
         bail!("--minutes must be at least 1/60 (one second)");
@@ -174,20 +182,14 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let ceiling_url = database_url_named(&database_url, CEILING_DATABASE)?;
     results.ceilings = measure_ceilings(runner, &runtime, &ceiling_url, &options, &bench_dir)?;
 
-    // Each scenario held to a ceiling is judged by that ceiling measured
-    // again just before it (the services idle), not by the run's first;
-    // then `warm_up`, unmeasured, refills the buffers pgbench took.
-    let measure_ceiling_beside =
-        |name: &str, warm_up: Option<xshell::Cmd<'_>>, results: &mut Results| -> anyhow::Result<()> {
-            let Some(ceiling) = report::ceiling_of(name) else { return Ok(()) };
-            if let Some(tps) = ceiling::measure(runner, ceiling, &ceiling_url, &options, &bench_dir)? {
-                results.ceilings_beside.insert(name.to_owned(), tps);
-            }
-            match warm_up {
-                Some(warm_up) => runner.run(warm_up.ignore_stdout()),
-                None => Ok(()),
-            }
-        };
+    let rounds = rounds::Rounds {
+        runner,
+        runtime: &runtime,
+        options: &options,
+        database_url: &database_url,
+        ceiling_url: &ceiling_url,
+        bench_dir: &bench_dir,
+    };
     let prefix = format!("bench:{}:", std::process::id());
     let api_env = |database_url: &str, cloud_tasks: &str| -> Vec<(String, String)> {
         let mut env = vec![
@@ -254,21 +256,12 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         results.startup_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         Ok(())
     })?;
-    let (seconds, connections) = (options.seconds.to_string(), options.connections.to_string());
+    let connections = options.connections.to_string();
     for scenario in ["discovery", "get-agent", "create-job"].into_iter().filter(|scenario| options.wants(scenario)) {
         let drive = |seconds: &str| {
             cmd!(sh, "{load} {scenario} --url {api_url} --seconds {seconds} --connections {connections}")
         };
-        measure_ceiling_beside(scenario, Some(drive(WARM_UP_SECONDS)), &mut results)?;
-        if scenario == "create-job" {
-            // The warm-up's events must not be published on the measured run's time.
-            runner.step("wait until the API has published the warm-up's events", || {
-                runtime.block_on(wait_for_events_published(&database_url)).map(drop)
-            })?;
-        }
-        if let Some(report) = run_load(runner, &stack, scenario, drive(&seconds), &[])? {
-            results.scenarios.push(report);
-        }
+        rounds.measure(&stack, scenario, true, drive, &mut results)?;
     }
     let mut sampled = vec![soak::comparisons(runner, &stack, &options, &api_url, true, &mut results)?];
     if options.wants("create-job") {
@@ -299,11 +292,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         let drive = |seconds: &str| {
             cmd!(sh, "{load} discovery --url {api_url} --seconds {seconds} --connections {connections} --query {query}")
         };
-        let name = format!("uncached: {shape}");
-        measure_ceiling_beside(&name, Some(drive(WARM_UP_SECONDS)), &mut results)?;
-        if let Some(report) = run_load(runner, &stack, &name, drive(&seconds), &[])? {
-            results.scenarios.push(report);
-        }
+        rounds.measure(&stack, &format!("uncached: {shape}"), true, drive, &mut results)?;
     }
     sampled.push(soak::comparisons(runner, &stack, &options, &api_url, false, &mut results)?);
     let side_by_side = match &original_venv {
@@ -381,14 +370,15 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     })?;
     let jobs = options.jobs.to_string();
     let receiver_url = format!("http://127.0.0.1:{RECEIVER_PORT}");
-    let command = cmd!(
-        sh,
-        "{load} deliveries --url {api_url} --seconds {seconds} --connections {connections} --jobs {jobs} --receiver {receiver_url} --database-url {database_url}"
-    );
+    let drive = |seconds: &str| {
+        cmd!(
+            sh,
+            "{load} deliveries --url {api_url} --seconds {seconds} --connections {connections} --jobs {jobs} --receiver {receiver_url} --database-url {database_url}"
+        )
+    };
     if options.wants("deliveries") {
         // No warm-up: a warm-up's jobs would still be delivering when the measured run starts.
-        measure_ceiling_beside("deliveries", None, &mut results)?;
-        results.scenarios.extend(run_load(runner, &stack, "deliveries", command, &[])?);
+        rounds.measure(&stack, "deliveries", false, drive, &mut results)?;
     }
     let mut long_soak = None;
     if options.wants("soak") {
@@ -497,6 +487,9 @@ mod tests {
         assert_eq!(other.as_deref(), Some(std::path::Path::new("/tmp/api-before")));
         assert!(parse(&["--api".into()]).is_err());
         assert!(parse(&["--fast".into()]).is_err());
+        assert_eq!(parse(&[]).unwrap().repeat, 1, "one round unless asked");
+        assert_eq!(parse(&["--repeat".into(), "3".into()]).unwrap().repeat, 3);
+        assert!(parse(&["--repeat".into(), "0".into()]).is_err());
         assert!(parse(&["--seconds".into(), "0".into()]).is_err());
         assert_eq!(parse(&["--minutes".into(), "2.5".into()]).unwrap().minutes, 2.5, "a fraction of a minute");
         for minutes in ["0", "0.001", "NaN", "inf", "soon"] {

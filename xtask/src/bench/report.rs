@@ -41,15 +41,33 @@ pub struct Results {
     pub rss_mb: Vec<(&'static str, f64)>,
     pub ceilings: Option<Ceilings>,
     /// Each scenario's own ceiling, by its name: the one its target names,
-    /// measured again just before it ran. The box's speed drifts by a third
-    /// within minutes, so a share of the run's first measure says more
-    /// about the minute than about the scenario.
+    /// measured again just before the round shown ran. The box's speed
+    /// drifts by a third within minutes, so a share of the run's first
+    /// measure says more about the minute than about the scenario.
     pub ceilings_beside: HashMap<String, f64>,
+    /// Every round of a scenario measured more than once (`--repeat`), in
+    /// the order they ran, by its name.
+    pub rounds: HashMap<String, Vec<RoundOutcome>>,
     /// After create-job ended, until its events were all published
     /// (`Some(None)`: not within the wait).
     pub publish_lag_s: Option<Option<f64>>,
     /// create-job's statement alone, by pgbench.
     pub create_statement_tps: Option<f64>,
+}
+
+/// One measured round of a scenario: its figures, and the ceiling its
+/// target names, measured just before it (`None` in a dry run or without a target).
+pub struct Round {
+    pub scenario: Scenario,
+    pub ceiling: Option<f64>,
+}
+
+/// How one of a scenario's rounds went against its own ceiling.
+#[derive(Clone, Copy, Debug)]
+pub struct RoundOutcome {
+    ceiling: Option<f64>,
+    share: Option<f64>,
+    met: Option<bool>,
 }
 
 pub(super) fn is_uncached(scenario: &str) -> bool {
@@ -159,6 +177,58 @@ impl Results {
         self.ceilings_beside.get(&scenario.name).copied().or(first)
     }
 
+    /// Adds a scenario measured in `rounds`, each against the ceiling
+    /// measured just before it. The table shows the round whose share of
+    /// its ceiling is the median (the lower one of an even count), and
+    /// judges the scenario by most rounds: one minute's speed, fast or
+    /// slow, decides no verdict.
+    pub fn add_rounds(&mut self, rounds: Vec<Round>) {
+        let share = |round: &Round| round.ceiling.map(|ceiling| round.scenario.rate / ceiling);
+        let mut by_share: Vec<usize> = (0..rounds.len()).collect();
+        // Without ceilings (a dry run) the rates order them.
+        by_share.sort_by(|&a, &b| {
+            let key = |round: &Round| share(round).unwrap_or(round.scenario.rate);
+            key(&rounds[a]).total_cmp(&key(&rounds[b]))
+        });
+        let Some(&median) = by_share.get((rounds.len().saturating_sub(1)) / 2) else { return };
+        if rounds.len() > 1 {
+            let outcomes = rounds
+                .iter()
+                .map(|round| RoundOutcome {
+                    ceiling: round.ceiling,
+                    share: share(round),
+                    met: meets(&round.scenario, round.ceiling),
+                })
+                .collect();
+            self.rounds.insert(rounds[median].scenario.name.clone(), outcomes);
+        }
+        let Round { scenario, ceiling } = rounds.into_iter().nth(median).expect("the median is one of the rounds");
+        if let Some(ceiling) = ceiling {
+            self.ceilings_beside.insert(scenario.name.clone(), ceiling);
+        }
+        self.scenarios.push(scenario);
+    }
+
+    /// The `met?` cell: the verdict of the one round, or of most rounds
+    /// with each round's share beside it.
+    fn met_cell(&self, scenario: &Scenario, ceiling: Option<f64>) -> String {
+        let Some(outcomes) = self.rounds.get(&scenario.name) else {
+            return verdict(meets(scenario, ceiling)).to_owned();
+        };
+        let met = outcomes.iter().filter(|outcome| outcome.met == Some(true)).count();
+        let judged = outcomes.iter().all(|outcome| outcome.met.is_some());
+        let shares: Vec<String> = outcomes
+            .iter()
+            .map(|outcome| outcome.share.map_or_else(|| "?".to_owned(), |share| format!("{share:.2}×")))
+            .collect();
+        format!(
+            "{}: {met} of {} rounds ({})",
+            verdict(judged.then_some(met * 2 > outcomes.len())),
+            outcomes.len(),
+            shares.join(", ")
+        )
+    }
+
     /// The Markdown table: one row per scenario (its rate also as a ratio
     /// of the ceiling), start-up, peak RSS and the two ceilings.
     /// A scenario with errors does not meet its target.
@@ -171,7 +241,7 @@ impl Results {
             let target = Target::of(&scenario.name);
             let ceiling = target.and_then(|target| self.ceiling(scenario, &target));
             let text = target.map_or_else(|| "none".to_owned(), |target| target.text(&scenario.name, ceiling));
-            let met = verdict(meets(scenario, ceiling));
+            let met = self.met_cell(scenario, ceiling);
             let name = if scenario.name == "deliveries" {
                 "deliveries (per s; latency = created → delivered)".to_owned()
             } else {
@@ -214,15 +284,20 @@ impl Results {
             }
         }
         for kind in [Ceiling::Select, Ceiling::Insert] {
-            let beside = self.ceilings_beside.iter().filter(|(name, _)| ceiling_of(name) == Some(kind));
-            let Some((low, high)) = beside.fold(None, |range: Option<(f64, f64)>, (_, &tps)| {
+            let beside = self.ceilings_beside.iter().filter(|(name, _)| ceiling_of(name) == Some(kind)).flat_map(
+                |(name, &tps)| match self.rounds.get(name) {
+                    Some(outcomes) => outcomes.iter().filter_map(|outcome| outcome.ceiling).collect(),
+                    None => vec![tps],
+                },
+            );
+            let Some((low, high)) = beside.fold(None, |range: Option<(f64, f64)>, tps| {
                 Some(range.map_or((tps, tps), |(low, high)| (low.min(tps), high.max(tps))))
             }) else {
                 continue;
             };
             let range = if low == high { thousands(low) } else { format!("{}–{}", thousands(low), thousands(high)) };
             table.push_str(&format!(
-                "| ceiling: {} just before each scenario held to it = {range} tps (each is judged by its own) | | | | | | | | |\n",
+                "| ceiling: {} just before each scenario (each round) held to it = {range} tps (each is judged by its own) | | | | | | | | |\n",
                 kind.label()
             ));
         }
@@ -429,9 +504,66 @@ mod tests {
         assert!(rows[1].ends_with("| **no** |"), "a fast minute: {}", rows[1]);
         assert!(rows[2].contains("| 0.11× |") && rows[2].ends_with("| yes |"), "{}", rows[2]);
         assert!(rows[3].starts_with("| ceiling at the start: pgbench -S (select-only) = 42,000 tps |"), "{table}");
-        assert!(rows[5].starts_with("| ceiling: pgbench -S just before each scenario held to it = 36,000–44,000 tps"));
-        assert!(rows[6].starts_with("| ceiling: the insert just before each scenario held to it = 19,000 tps"));
+        assert!(rows[5].starts_with(
+            "| ceiling: pgbench -S just before each scenario (each round) held to it = 36,000–44,000 tps"
+        ));
+        assert!(
+            rows[6].starts_with("| ceiling: the insert just before each scenario (each round) held to it = 19,000 tps")
+        );
         assert!(table.lines().all(|row| row.matches('|').count() == 10), "nine columns in every row:\n{table}");
+    }
+
+    #[test]
+    fn rounds_show_the_median_share_and_most_rounds_decide() {
+        let round = |rate: f64, p99: f64, ceiling: f64| Round {
+            scenario: scenario("uncached: capabilities=translation", rate, p99, 0),
+            ceiling: Some(ceiling),
+        };
+        let mut results = Results::default();
+        // Shares 0.16×, 0.12×, 0.20×: the median is the first round's.
+        results.add_rounds(vec![
+            round(6_400.0, 8.0, 40_000.0),
+            round(6_000.0, 9.0, 50_000.0),
+            round(7_000.0, 7.0, 35_000.0),
+        ]);
+        // Shares 0.16× (p99 over 10 ms), 0.14×, 0.15×, 0.17×: the lower median, 0.15×, is shown; two of four meet.
+        let rated = |rate: f64, p99: f64, ceiling: f64| Round {
+            scenario: scenario("uncached: capabilities=code-review&min_rating=4", rate, p99, 0),
+            ceiling: Some(ceiling),
+        };
+        results.add_rounds(vec![
+            rated(6_400.0, 12.0, 40_000.0),
+            rated(5_600.0, 8.0, 40_000.0),
+            rated(6_000.0, 8.0, 40_000.0),
+            rated(6_800.0, 8.0, 40_000.0),
+        ]);
+        let once =
+            Round { scenario: scenario("uncached: capabilities=skill-42", 9_000.0, 5.0, 0), ceiling: Some(45_000.0) };
+        results.add_rounds(vec![once]);
+        results.add_rounds(Vec::new());
+        assert_eq!(results.scenarios.len(), 3, "one row per scenario, none for no rounds");
+        let table = results.table();
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert!(rows[0].contains("| 6400 | 0.16× |"), "the median round: {}", rows[0]);
+        assert!(rows[0].ends_with("| yes: 2 of 3 rounds (0.16×, 0.12×, 0.20×) |"), "{}", rows[0]);
+        assert!(rows[1].contains("| 6000 | 0.15× |"), "the lower of the two middle rounds: {}", rows[1]);
+        assert!(
+            rows[1].ends_with("| **no**: 2 of 4 rounds (0.16×, 0.14×, 0.15×, 0.17×) |"),
+            "the first's p99 and the second's share miss, and a half is not most: {}",
+            rows[1]
+        );
+        assert!(rows[2].contains("| 9000 | 0.20× |") && rows[2].ends_with("| yes |"), "one round: {}", rows[2]);
+        assert!(
+            table.contains("pgbench -S just before each scenario (each round) held to it = 35,000–50,000 tps"),
+            "every round's ceiling is in the range: {table}"
+        );
+        assert!(table.lines().all(|row| row.matches('|').count() == 10), "nine columns in every row:\n{table}");
+
+        let mut dry = Results::default();
+        let unjudged = |rate: f64| Round { scenario: scenario("create-job", rate, 20.0, 0), ceiling: None };
+        dry.add_rounds(vec![unjudged(3.0), unjudged(1.0), unjudged(2.0)]);
+        assert_eq!(dry.scenarios[0].rate, 2.0, "without ceilings, the median rate");
+        assert!(dry.table().contains("| ?: 0 of 3 rounds (?, ?, ?) |"), "{}", dry.table());
     }
 
     #[test]
