@@ -185,7 +185,7 @@ impl Results {
     pub fn add_rounds(&mut self, rounds: Vec<Round>) {
         let share = |round: &Round| round.ceiling.map(|ceiling| round.scenario.rate / ceiling);
         let mut by_share: Vec<usize> = (0..rounds.len()).collect();
-        // Without ceilings (a dry run) the rates order them.
+        // A round without a ceiling (only in tests: a real round has one) is ordered by its rate.
         by_share.sort_by(|&a, &b| {
             let key = |round: &Round| share(round).unwrap_or(round.scenario.rate);
             key(&rounds[a]).total_cmp(&key(&rounds[b]))
@@ -363,13 +363,15 @@ pub(super) fn write(runner: &Runner, options: &Options, results: &Results, more:
         let bench_dir = runner.path("target/bench");
         std::fs::create_dir_all(&bench_dir)?;
         let note = format!(
-            "cargo xtask bench --seconds {} --connections {} --jobs {} --agents {} --minutes {}{}; load generator and services on the same machine.\n\n",
+            "cargo xtask bench --seconds {} --connections {} --jobs {} --agents {} --minutes {} --repeat {}{}{}; load generator and services on the same machine.\n\n",
             options.seconds,
             options.connections,
             options.jobs,
             options.agents,
             options.minutes,
+            options.repeat,
             if options.only.is_empty() { String::new() } else { format!(" --only {}", options.only.join(",")) },
+            options.api.as_ref().map(|api| format!(" --api {}", api.display())).unwrap_or_default(),
         );
         std::fs::write(bench_dir.join("latest.md"), note + &table)?;
         Ok(())
