@@ -56,7 +56,8 @@ pub struct Results {
 }
 
 /// One measured round of a scenario: its figures, and the ceiling its
-/// target names, measured just before it (`None` in a dry run or without a target).
+/// target names, measured just before it (`None` without a target; a dry
+/// run measures no rounds).
 pub struct Round {
     pub scenario: Scenario,
     pub ceiling: Option<f64>,
