@@ -31,8 +31,13 @@ pub const JOB_RATED: &str = "job.rated";
 /// A job's accept window or deadline passed (`data.expired_because`).
 pub const JOB_EXPIRED: &str = "job.expired";
 
-/// What an event is about. Its id is the Pub/Sub ordering key, so one
-/// consumer sees one agent's (or job's) events in the order they happened.
+/// How many ordering keys the aggregates of one kind share. Changing it
+/// while events are unacknowledged could reorder an aggregate's events.
+pub const ORDERING_KEYS: u128 = 16;
+
+/// What an event is about. Its events share an ordering key
+/// ([`Aggregate::ordering_key`]), so one consumer sees one agent's (or job's)
+/// events in the order they happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aggregate {
     Agent(AgentId),
@@ -61,6 +66,15 @@ impl Aggregate {
             "job" => Some(Self::Job(JobId::from_uuid(id))),
             _ => None,
         }
+    }
+
+    /// The Pub/Sub ordering key of the aggregate's events: one of
+    /// [`ORDERING_KEYS`] per kind, always the same one for one aggregate, so
+    /// its events keep their order. A Publish call carries one key's
+    /// messages only, so a key per aggregate cost a call per job; shared
+    /// keys let a round's events go in a few calls.
+    pub fn ordering_key(self) -> String {
+        format!("{}-{:02}", self.kind(), self.uuid().as_u128() % ORDERING_KEYS)
     }
 
     /// The prefixed id (`agt_…`, `job_…`).
@@ -146,5 +160,15 @@ mod tests {
         assert_eq!(Aggregate::from_stored(job.kind(), job.uuid()), Some(job));
         assert_eq!(Aggregate::from_stored("client", Uuid::nil()), None);
         assert!(job.id().starts_with("job_"));
+    }
+
+    #[test]
+    fn an_aggregate_keeps_one_of_sixteen_ordering_keys_per_type() {
+        let job = |bits: u128| Aggregate::Job(JobId::from_uuid(Uuid::from_u128(bits)));
+        assert_eq!(job(0x1f).ordering_key(), "job-15");
+        assert_eq!(job(0x20).ordering_key(), "job-00");
+        assert_eq!(Aggregate::Agent(AgentId::from_uuid(Uuid::from_u128(0x1f))).ordering_key(), "agent-15");
+        let random = Aggregate::Job(JobId::generate());
+        assert_eq!(random.ordering_key(), random.ordering_key());
     }
 }

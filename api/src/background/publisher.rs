@@ -6,9 +6,11 @@
 //! Pub/Sub acknowledged it, so a crash or an outage means publishing again,
 //! never losing. Consumers drop duplicates by the `event_id` attribute.
 //!
-//! In order per aggregate: the ordering key is the aggregate id, and one
-//! publisher (of all API instances) publishes at a time — whoever holds the
-//! `publisher_lease` row — in outbox position order. An event's position is
+//! In order per aggregate: all of an aggregate's events carry its ordering
+//! key (one of 16 per type, [`Aggregate::ordering_key`], so a round's events
+//! go in a few Publish calls), and one publisher (of all API instances)
+//! publishes at a time — whoever holds the `publisher_lease` row — in outbox
+//! position order. An event's position is
 //! taken while its transaction holds the aggregate's row lock, so within an
 //! aggregate position order is commit order. When a publish fails, the
 //! client refuses that ordering key's later messages in the round; they stay
@@ -126,9 +128,9 @@ impl EventPublisher {
     }
 
     /// A publisher for one round. The client keeps a task per ordering key
-    /// for as long as its publisher lives (googleapis/google-cloud-rust#6723),
-    /// and every job is a key: dropping the publisher after each round frees
-    /// them.
+    /// for as long as its publisher lives (googleapis/google-cloud-rust#6723)
+    /// and pauses a key after a failed publish; a publisher per round frees
+    /// the tasks and starts every key unpaused.
     fn publisher(&self, topic: &str) -> Publisher {
         self.client.publisher(topic).build()
     }
@@ -156,14 +158,14 @@ impl EventPublisher {
                 Envelope::new(id, &event.event_type, aggregate, event.position, event.occurred_at, &event.data);
             let message = Message::new()
                 .set_data(serde_json::to_vec(&envelope)?)
-                .set_ordering_key(aggregate.id())
+                .set_ordering_key(aggregate.ordering_key())
                 .set_attributes([
                     ("event_id", id.to_string()),
                     ("event_type", event.event_type.clone()),
                     ("aggregate_id", aggregate.id()),
                     ("schema_version", SCHEMA_VERSION.to_string()),
                 ]);
-            pending.push((event.id, aggregate.id(), publisher.publish(message)));
+            pending.push((event.id, aggregate.ordering_key(), publisher.publish(message)));
         }
         let mut published = Vec::with_capacity(pending.len());
         let mut failed_keys: HashSet<String> = HashSet::new();

@@ -66,7 +66,7 @@ variable "subscriptions" {
     max_delivery_attempts      = optional(number, 10)
     minimum_backoff            = optional(string, "10s")
     maximum_backoff            = optional(string, "600s")
-    # Deliver messages with one ordering key (one agent's or job's events) in order.
+    # Deliver messages with one ordering key (the events of the agents or jobs sharing it) in order.
     enable_message_ordering = optional(bool, false)
   }))
   default = {
