@@ -45,7 +45,7 @@ use crate::pacing::{self, Pace};
 use crate::policy::{NotSent, Unsent};
 use crate::record::{self, Attempted};
 use crate::send::{self, Webhook};
-use crate::slots::{Holder, Slot};
+use crate::slots::Slot;
 use crate::state::WorkerState;
 
 pub async fn handle(State(state): State<WorkerState>, headers: HeaderMap, Json(push): Json<Push>) -> Response {
@@ -97,26 +97,11 @@ async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::R
     }
     // Host only: a URL's path and query may hold an agent's secrets.
     let target_host = Url::parse(&leased.target_url).ok().and_then(|url| url.host_str().map(str::to_owned));
-    // The recipient's slot first, then the host's: a push that finds the
-    // host busy gives the recipient's back at once.
-    let Slot::Taken(recipient_slot) = state.slots.take(Holder::Recipient(&leased.owner)).await else {
+    let Slot::Taken(slots) = state.slots.take(&leased.owner, target_host.as_deref()).await else {
         return not_sent(state, push, leased, NotSent::Busy).await;
     };
-    let host_slot = match &target_host {
-        Some(host) => match state.slots.take(Holder::Host(host)).await {
-            Slot::Taken(slot) => Some(slot),
-            Slot::Busy => {
-                state.slots.give_back(recipient_slot).await;
-                return not_sent(state, push, leased, NotSent::Busy).await;
-            }
-        },
-        None => None,
-    };
     let answer = paced_attempt(state, push, leased, target_host).await;
-    if let Some(slot) = host_slot {
-        state.slots.give_back(slot).await;
-    }
-    state.slots.give_back(recipient_slot).await;
+    state.slots.give_back(slots).await;
     answer
 }
 
