@@ -93,6 +93,9 @@ pub struct Options {
     /// another commit's and compare the two back to back, on the same box in
     /// the same minutes, everything else the same.
     pub api: Option<std::path::PathBuf>,
+    /// A `webhook-worker` binary to run instead of the one built (`--worker
+    /// PATH`), as `--api` does for the API.
+    pub worker: Option<std::path::PathBuf>,
     /// Rounds of each scenario held to a ceiling (`--repeat`), each after
     /// its own ceiling; the table shows the median round and judges by most.
     pub repeat: usize,
@@ -117,6 +120,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         minutes: 10.0,
         only: Vec::new(),
         api: None,
+        worker: None,
         repeat: 1,
     };
     let mut args = args.iter();
@@ -130,9 +134,10 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--minutes" => options.minutes = value()?.parse().context("--minutes needs a number")?,
             "--only" => options.only = value()?.split(',').map(str::to_owned).collect(),
             "--api" => options.api = Some(value()?.into()),
+            "--worker" => options.worker = Some(value()?.into()),
             "--repeat" => options.repeat = value()?.parse().context("--repeat needs a whole number")?,
             other => bail!(
-                "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --minutes M, --only S1,S2, --api PATH, --repeat R)"
+                "unknown option {other} for bench (--seconds S, --connections N, --jobs K, --agents A, --minutes M, --only S1,S2, --api PATH, --worker PATH, --repeat R)"
             ),
         }
     }
@@ -167,7 +172,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     let release = target_dir(&runner.root).join("release");
     let bench_dir = runner.path("target/bench");
     let api = options.api.clone().unwrap_or_else(|| release.join("api"));
-    let worker = release.join("webhook-worker");
+    let worker = options.worker.clone().unwrap_or_else(|| release.join("webhook-worker"));
     let (load, standin, receiver) =
         (release.join("load"), release.join("cloud_tasks_standin"), release.join("webhook_receiver"));
     let pubsub = release.join("pubsub_standin");
@@ -486,6 +491,9 @@ mod tests {
         let other = parse(&["--api".into(), "/tmp/api-before".into()]).unwrap().api;
         assert_eq!(other.as_deref(), Some(std::path::Path::new("/tmp/api-before")));
         assert!(parse(&["--api".into()]).is_err());
+        assert_eq!(parse(&[]).unwrap().worker, None, "the worker built, unless named");
+        let worker = parse(&["--worker".into(), "/tmp/worker-before".into()]).unwrap().worker;
+        assert_eq!(worker.as_deref(), Some(std::path::Path::new("/tmp/worker-before")));
         assert!(parse(&["--fast".into()]).is_err());
         assert_eq!(parse(&[]).unwrap().repeat, 1, "one round unless asked");
         assert_eq!(parse(&["--repeat".into(), "3".into()]).unwrap().repeat, 3);

@@ -63,7 +63,7 @@ commands:
             writes target/bench/latest.md
             ([--seconds S] [--connections N] [--jobs K] [--agents A] [--minutes M]
             [--only discovery,get-agent,create-job,uncached,deliveries,soak,original,replica]
-            [--api PATH] [--repeat R: rounds of each scenario held to a ceiling, judged by most];
+            [--api PATH] [--worker PATH] [--repeat R: rounds of each scenario held to a ceiling, judged by most];
             original: the FastAPI service the API replaces, uvicorn with 2 workers,
             side by side with the API on the same traffic, and the ratios)
   redrive   (--agent agt_… | --client cli_…) --since <RFC 3339 time>: send again every

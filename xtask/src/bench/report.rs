@@ -364,7 +364,7 @@ pub(super) fn write(runner: &Runner, options: &Options, results: &Results, more:
         let bench_dir = runner.path("target/bench");
         std::fs::create_dir_all(&bench_dir)?;
         let note = format!(
-            "cargo xtask bench --seconds {} --connections {} --jobs {} --agents {} --minutes {} --repeat {}{}{}; load generator and services on the same machine.\n\n",
+            "cargo xtask bench --seconds {} --connections {} --jobs {} --agents {} --minutes {} --repeat {}{}{}{}; load generator and services on the same machine.\n\n",
             options.seconds,
             options.connections,
             options.jobs,
@@ -373,6 +373,7 @@ pub(super) fn write(runner: &Runner, options: &Options, results: &Results, more:
             options.repeat,
             if options.only.is_empty() { String::new() } else { format!(" --only {}", options.only.join(",")) },
             options.api.as_ref().map(|api| format!(" --api {}", api.display())).unwrap_or_default(),
+            options.worker.as_ref().map(|worker| format!(" --worker {}", worker.display())).unwrap_or_default(),
         );
         std::fs::write(bench_dir.join("latest.md"), note + &table)?;
         Ok(())
