@@ -31,8 +31,9 @@ pub const JOB_RATED: &str = "job.rated";
 /// A job's accept window or deadline passed (`data.expired_because`).
 pub const JOB_EXPIRED: &str = "job.expired";
 
-/// How many ordering keys the aggregates of one kind share. Changing it
-/// while events are unacknowledged could reorder an aggregate's events.
+/// How many ordering keys the aggregates of one kind share. Changing it (or
+/// the keys' form) while events are unacknowledged could reorder an
+/// aggregate's events: EVENTS.md tells consumers how to cross such a deploy.
 pub const ORDERING_KEYS: u128 = 16;
 
 /// What an event is about. Its events share an ordering key

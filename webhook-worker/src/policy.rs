@@ -23,7 +23,8 @@
 //! (plus 0.5–5 s, so the waiting deliveries do not arrive at once), or
 //! kills it when that is past the delivery's whole schedule.
 //!
-//! A push holds its delivery, its host's send slot and its URL's probe for
+//! A push holds its delivery, its recipient's and its host's send slots and
+//! its URL's probe for
 //! the send's timeout (`WEBHOOK_TIMEOUT_SECONDS`) and [`HOLD_MARGIN`].
 
 use std::time::Duration;
@@ -107,8 +108,8 @@ impl Policy {
         self.send_timeout
     }
 
-    /// How long a push holds its delivery, its host's send slot and its
-    /// URL's probe: past this, its holder is taken for dead.
+    /// How long a push holds its delivery, its send slots and its URL's
+    /// probe: past this, its holder is taken for dead.
     pub fn hold(&self) -> Duration {
         self.send_timeout + HOLD_MARGIN
     }
@@ -212,7 +213,7 @@ fn paces(sent: &Sent) -> bool {
     }
 }
 
-/// How long an attempt waits after finding its host busy for the
+/// How long an attempt waits after finding its send slots busy for the
 /// `deferrals`-th time: 1 s doubling to a minute, ±20 %.
 fn busy_wait(deferrals: i32) -> Duration {
     let wait = Duration::from_secs(1 << deferrals.clamp(0, 6));

@@ -105,7 +105,8 @@ async fn attempt(state: &WorkerState, push: &Push, leased: &Leased) -> anyhow::R
     answer
 }
 
-/// With a send slot for the host: sends unless the URL is paced.
+/// With the recipient's and the host's send slots: sends unless the URL is
+/// paced.
 async fn paced_attempt(
     state: &WorkerState,
     push: &Push,

@@ -10,7 +10,9 @@
 //! one frees it after the lease time. Redis away: sends go on unlimited
 //! (logged); the limits protect receivers and tenants from each other, and
 //! stopping deliveries would hurt more. (How long a push finding no slot
-//! waits is `policy`'s decision.)
+//! waits is `policy`'s decision.) Both scripts name two keys, so they need
+//! one Redis node (Memorystore basic or standard, as `infra` makes it): on
+//! a Redis Cluster they would fail with CROSSSLOT and lift the limits.
 
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -156,16 +156,15 @@ impl EventPublisher {
             let id = EventId::from_uuid(event.id);
             let envelope =
                 Envelope::new(id, &event.event_type, aggregate, event.position, event.occurred_at, &event.data);
-            let message = Message::new()
-                .set_data(serde_json::to_vec(&envelope)?)
-                .set_ordering_key(aggregate.ordering_key())
-                .set_attributes([
+            let key = aggregate.ordering_key();
+            let message =
+                Message::new().set_data(serde_json::to_vec(&envelope)?).set_ordering_key(&key).set_attributes([
                     ("event_id", id.to_string()),
                     ("event_type", event.event_type.clone()),
                     ("aggregate_id", aggregate.id()),
                     ("schema_version", SCHEMA_VERSION.to_string()),
                 ]);
-            pending.push((event.id, aggregate.ordering_key(), publisher.publish(message)));
+            pending.push((event.id, key, publisher.publish(message)));
         }
         let mut published = Vec::with_capacity(pending.len());
         let mut failed_keys: HashSet<String> = HashSet::new();
