@@ -232,7 +232,9 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     runner.step("wait for the Pub/Sub stand-in", || stack.wait_listening("pubsub_standin", PUBSUB_PORT))?;
 
     let replica_run = if options.wants("replica") {
-        replica::run(runner, &runtime, &options, &mut stack, &|database_url| api_env(database_url, NO_CLOUD_TASKS))?
+        replica::run(runner, &runtime, &options, &mut stack, &api, &|database_url| {
+            api_env(database_url, NO_CLOUD_TASKS)
+        })?
     } else {
         None
     };

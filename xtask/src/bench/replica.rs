@@ -11,6 +11,7 @@
 //! also on error.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -49,18 +50,19 @@ pub struct ReplicaRun {
     pub api_peak_rss_mb: f64,
 }
 
-/// Everything the replica run does; `None` in a dry run. `api_env` is the
-/// bench API's environment for a database URL.
+/// Everything the replica run does; `None` in a dry run. `api` is the API
+/// binary to run (`--api`, or the one built), `api_env` its environment for
+/// a database URL.
 pub(super) fn run(
     runner: &Runner,
     runtime: &tokio::runtime::Runtime,
     options: &Options,
     stack: &mut Stack,
+    api: &Path,
     api_env: &dyn Fn(&str) -> Vec<(String, String)>,
 ) -> anyhow::Result<Option<ReplicaRun>> {
     let sh = &runner.sh;
-    let release = target_dir(&runner.root).join("release");
-    let (api, load) = (release.join("api"), release.join("load"));
+    let load = target_dir(&runner.root).join("release").join("load");
     let bench_dir = runner.path("target/bench");
     let mut cluster = None;
     runner.step(
@@ -93,7 +95,7 @@ pub(super) fn run(
     let mut env = api_env(&primary_url);
     env.push(("DATABASE_READ_URL".into(), replica_url.clone()));
     env.push(("PUBLIC_READ_CACHE_MS".into(), "0".into()));
-    stack.spawn("api-replica", API_PORT, &api, &["serve"], &env, &bench_dir)?;
+    stack.spawn("api-replica", API_PORT, api, &["serve"], &env, &bench_dir)?;
     runner.step("wait for the API, then until its /readyz says the replica is in use", || {
         stack.wait_ready("api-replica", API_PORT, "/readyz", Duration::from_millis(20))?;
         wait_until_in_use()
