@@ -284,7 +284,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         Ok(())
     })?;
     if options.wants("create-job") {
-        results.create_statement_tps = measure_create_statement(runner, &runtime, &database_url, &options)?;
+        results.create_statement = measure_create_statement(runner, &runtime, &database_url, &options)?;
     }
 
     // Run 2: the same API with the page cache off, one discovery query shape at a time.

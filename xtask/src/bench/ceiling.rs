@@ -12,7 +12,7 @@ use xshell::cmd;
 
 use super::cpu::{exists, processes_holding};
 use super::database::{create_ceiling_insert_table, create_pick_tables, drop_database, recreate_database};
-use super::report::{Ceiling, Ceilings};
+use super::report::{Ceiling, Ceilings, CreateStatement};
 use super::{CEILING_DATABASE, CEILING_INSERT, Options};
 use crate::runner::Runner;
 
@@ -127,17 +127,25 @@ fn parse_tps(output: &str) -> Option<f64> {
 /// create-job's own statement run by `pgbench` alone (`xtask/bench/create_job.pgbench`,
 /// on the bench database, with no service running), for comparison with the
 /// create-job scenario; its events are then marked published, so the next
-/// runs do not publish them. `None` in a dry run.
+/// runs do not publish them. It starts right after a checkpoint, as a busy
+/// server is at any time within its checkpoint interval, so the WAL it
+/// writes per job counts the full-page images that pages touched since
+/// cost. `None` in a dry run.
 pub(super) fn measure_create_statement(
     runner: &Runner,
     runtime: &tokio::runtime::Runtime,
     database_url: &str,
     options: &Options,
-) -> anyhow::Result<Option<f64>> {
+) -> anyhow::Result<Option<CreateStatement>> {
     let sh = &runner.sh;
     let (mut agents, mut clients) = (0, 0);
     runner.step("pick 500 agents and the load's clients for pgbench", || {
         (agents, clients) = runtime.block_on(create_pick_tables(database_url))?;
+        Ok(())
+    })?;
+    let mut before = None;
+    runner.step("CHECKPOINT; read pg_stat_wal and count the jobs", || {
+        before = Some(runtime.block_on(wal_and_jobs(database_url, true))?);
         Ok(())
     })?;
     let script = runner.path("xtask/bench/create_job.pgbench");
@@ -150,6 +158,11 @@ pub(super) fn measure_create_statement(
             "pgbench -n -f {script} -D {agents} -D {clients} -M prepared -c {connections} -j 2 -T {seconds} {database_url}"
         ),
     )?;
+    let mut after = None;
+    runner.step("read pg_stat_wal and count the jobs again", || {
+        after = Some(runtime.block_on(wal_and_jobs(database_url, false))?);
+        Ok(())
+    })?;
     runner.step("mark pgbench's job.created events published (nothing to publish)", || {
         runtime.block_on(async {
             let mut db = PgConnection::connect(database_url).await?;
@@ -157,7 +170,33 @@ pub(super) fn measure_create_statement(
             anyhow::Ok(())
         })
     })?;
-    Ok(tps)
+    let (Some(tps), Some(before), Some(after)) = (tps, before, after) else { return Ok(None) };
+    let jobs = (after.jobs - before.jobs).max(1) as f64;
+    Ok(Some(CreateStatement {
+        tps,
+        wal_bytes_per_job: (after.wal_bytes - before.wal_bytes) / jobs,
+        full_page_images_per_job: (after.full_page_images - before.full_page_images) as f64 / jobs,
+    }))
+}
+
+/// The server's WAL written so far (`pg_stat_wal`) and the jobs stored.
+struct WalAndJobs {
+    wal_bytes: f64,
+    full_page_images: i64,
+    jobs: i64,
+}
+
+/// [`WalAndJobs`] now, after a `CHECKPOINT` if `checkpoint`.
+async fn wal_and_jobs(database_url: &str, checkpoint: bool) -> anyhow::Result<WalAndJobs> {
+    let mut db = PgConnection::connect(database_url).await?;
+    if checkpoint {
+        db.execute("CHECKPOINT").await?;
+    }
+    let (wal_bytes, full_page_images, jobs) =
+        sqlx::query_as("SELECT wal_bytes::float8, wal_fpi, (SELECT count(*) FROM jobs) FROM pg_stat_wal")
+            .fetch_one(&mut db)
+            .await?;
+    Ok(WalAndJobs { wal_bytes, full_page_images, jobs })
 }
 
 #[cfg(test)]

@@ -159,7 +159,8 @@ pub(super) async fn seed(database_url: &str, agents: u32) -> anyhow::Result<()> 
 }
 
 /// `bench_pick_agents` and `bench_pick_clients` (n, id), numbered from 1
-/// for pgbench's `random()`; returns how many of each.
+/// for pgbench's `random()`, and `bench_uuid_v7()` for the ids it makes;
+/// returns how many of each.
 pub(super) async fn create_pick_tables(database_url: &str) -> anyhow::Result<(i64, i64)> {
     let mut db = PgConnection::connect(database_url).await?;
     db.execute(
@@ -169,7 +170,14 @@ pub(super) async fn create_pick_tables(database_url: &str) -> anyhow::Result<(i6
          CREATE TABLE bench_pick_clients AS
              SELECT row_number() OVER () AS n, id FROM (SELECT id FROM clients WHERE active ORDER BY id LIMIT 64) c;
          CREATE UNIQUE INDEX ON bench_pick_agents (n);
-         CREATE UNIQUE INDEX ON bench_pick_clients (n);",
+         CREATE UNIQUE INDEX ON bench_pick_clients (n);
+         -- The ids the API makes for jobs, events and deliveries (shared/src/domain/ids.rs):
+         -- UUIDv7, the Unix millisecond and then random bits.
+         CREATE OR REPLACE FUNCTION bench_uuid_v7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
+             SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+                        PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+                        FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+         $$;",
     )
     .await?;
     let counts: (i64, i64) =

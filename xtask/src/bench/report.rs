@@ -52,7 +52,17 @@ pub struct Results {
     /// (`Some(None)`: not within the wait).
     pub publish_lag_s: Option<Option<f64>>,
     /// create-job's statement alone, by pgbench.
-    pub create_statement_tps: Option<f64>,
+    pub create_statement: Option<CreateStatement>,
+}
+
+/// create-job's statement run by pgbench alone, from a checkpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateStatement {
+    pub tps: f64,
+    /// The whole server's WAL over the run, per job stored.
+    pub wal_bytes_per_job: f64,
+    /// Of which full-page images (pages written whole, once each after a checkpoint).
+    pub full_page_images_per_job: f64,
 }
 
 /// One measured round of a scenario: its figures, and the ceiling its
@@ -302,10 +312,11 @@ impl Results {
                 kind.label()
             ));
         }
-        if let Some(tps) = self.create_statement_tps {
+        if let Some(CreateStatement { tps, wal_bytes_per_job, full_page_images_per_job }) = self.create_statement {
             table.push_str(&format!(
-                "| create-job's statement alone (pgbench, xtask/bench/create_job.pgbench) = {} tps | | | | | | | | |\n",
-                thousands(tps)
+                "| create-job's statement alone (pgbench, xtask/bench/create_job.pgbench) = {} tps; from a checkpoint, {} WAL bytes and {full_page_images_per_job:.2} full-page images per job | | | | | | | | |\n",
+                thousands(tps),
+                thousands(wal_bytes_per_job)
             ));
         }
         table
@@ -412,7 +423,11 @@ mod tests {
             rss_mb: vec![("1", 40.0), ("2", 120.5), ("3", 60.0)],
             ceilings: Some(Ceilings { select: 24_000.0, insert: 5_000.0 }),
             publish_lag_s: Some(Some(2.46)),
-            create_statement_tps: Some(3_500.0),
+            create_statement: Some(CreateStatement {
+                tps: 3_500.0,
+                wal_bytes_per_job: 9_682.4,
+                full_page_images_per_job: 1.357,
+            }),
             ..Results::default()
         };
         let table = results.table();
@@ -453,6 +468,11 @@ mod tests {
         assert!(rows[9].starts_with("| ceiling at the start: pgbench -S (select-only) = 24,000 tps |"), "{}", rows[9]);
         assert!(rows[10].starts_with("| ceiling at the start: pgbench one-row INSERT = 5,000 tps |"), "{}", rows[10]);
         assert!(rows[11].contains("statement alone (pgbench, xtask/bench/create_job.pgbench) = 3,500 tps"));
+        assert!(
+            rows[11].contains("from a checkpoint, 9,682 WAL bytes and 1.36 full-page images per job"),
+            "{}",
+            rows[11]
+        );
     }
 
     #[test]
