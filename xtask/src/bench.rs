@@ -32,6 +32,7 @@ mod rounds;
 mod side_by_side;
 mod soak;
 mod stack;
+mod wal;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -395,7 +396,7 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
         let soak_seconds = ((options.minutes * 60.0).round() as u64).to_string();
         let command = cmd!(sh, "{load} soak --url {api_url} --seconds {soak_seconds} --connections {connections}");
         let minutes = format!("soak: {} minutes, whole pipeline (cache on)", options.minutes);
-        let long_run = run_load(runner, &stack, &minutes, command, &[])?;
+        let long_run = run_load(runner, &stack, &minutes, command, &[], None)?;
         let memory = memory.finish();
         results.scenarios.extend(long_run);
         if !runner.dry_run {
@@ -443,18 +444,24 @@ fn run_load(
     name: &str,
     command: xshell::Cmd<'_>,
     postmasters: &[(Group, u32)],
+    wal: Option<&wal::Source>,
 ) -> anyhow::Result<Option<Scenario>> {
     if runner.dry_run {
         println!("{command}");
         return Ok(None);
     }
     eprintln!("$ {command}");
+    // From a checkpoint, so every run pays the full-page images of a fresh
+    // checkpoint interval, whenever the last one happened to be.
+    let wal_before = wal.map(|source| source.sample(true)).transpose()?;
     let before = cpu::Sample::take(&stack.pids(), postmasters)?;
     let output = command.read().context("the load generator failed")?;
     let after = cpu::Sample::take(&stack.pids(), postmasters)?;
+    let wal_after = wal.map(|source| source.sample(false)).transpose()?;
     let line = output.lines().last().context("the load generator printed nothing")?;
     let report: serde_json::Value = serde_json::from_str(line).context("the load generator's output is not JSON")?;
     let number = |name: &str| report[name].as_f64().with_context(|| format!("no {name} in {line}"));
+    let count = number("count")?;
     let scenario = Scenario {
         name: name.to_owned(),
         rate: number("rate")?,
@@ -462,7 +469,8 @@ fn run_load(
         p99: number("p99_ms")?,
         p999: number("p999_ms")?,
         errors: number("errors")? as u64,
-        cost: Some(cpu::Cost::between(&before, &after, number("count")?)),
+        cost: Some(cpu::Cost::between(&before, &after, count)),
+        wal: wal_before.zip(wal_after).map(|(before, after)| wal::Cost::between(&before, &after, count)),
         cache_hit_rate: report["cache_lookups"]
             .as_f64()
             .filter(|lookups| *lookups > 0.0)

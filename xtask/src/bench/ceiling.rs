@@ -13,7 +13,7 @@ use xshell::cmd;
 use super::cpu::{exists, processes_holding};
 use super::database::{create_ceiling_insert_table, create_pick_tables, drop_database, recreate_database};
 use super::report::{Ceiling, Ceilings, CreateStatement};
-use super::{CEILING_DATABASE, CEILING_INSERT, Options};
+use super::{CEILING_DATABASE, CEILING_INSERT, Options, wal};
 use crate::runner::Runner;
 
 /// The script of the one-row insert, in the bench's directory.
@@ -143,9 +143,10 @@ pub(super) fn measure_create_statement(
         (agents, clients) = runtime.block_on(create_pick_tables(database_url))?;
         Ok(())
     })?;
+    let wal = wal::Source { runtime, database_url };
     let mut before = None;
-    runner.step("CHECKPOINT; read pg_stat_wal and count the jobs", || {
-        before = Some(runtime.block_on(wal_and_jobs(database_url, true))?);
+    runner.step("CHECKPOINT, read pg_stat_wal, count the jobs", || {
+        before = Some((wal.sample(true)?, runtime.block_on(count_jobs(database_url))?));
         Ok(())
     })?;
     let script = runner.path("xtask/bench/create_job.pgbench");
@@ -159,8 +160,8 @@ pub(super) fn measure_create_statement(
         ),
     )?;
     let mut after = None;
-    runner.step("read pg_stat_wal and count the jobs again", || {
-        after = Some(runtime.block_on(wal_and_jobs(database_url, false))?);
+    runner.step("read pg_stat_wal, count the jobs again", || {
+        after = Some((wal.sample(false)?, runtime.block_on(count_jobs(database_url))?));
         Ok(())
     })?;
     runner.step("mark pgbench's job.created events published (nothing to publish)", || {
@@ -170,33 +171,18 @@ pub(super) fn measure_create_statement(
             anyhow::Ok(())
         })
     })?;
-    let (Some(tps), Some(before), Some(after)) = (tps, before, after) else { return Ok(None) };
-    let jobs = (after.jobs - before.jobs).max(1) as f64;
+    let (Some(tps), Some((wal_before, jobs_before)), Some((wal_after, jobs_after))) = (tps, before, after) else {
+        return Ok(None);
+    };
     Ok(Some(CreateStatement {
         tps,
-        wal_bytes_per_job: (after.wal_bytes - before.wal_bytes) / jobs,
-        full_page_images_per_job: (after.full_page_images - before.full_page_images) as f64 / jobs,
+        wal: wal::Cost::between(&wal_before, &wal_after, (jobs_after - jobs_before) as f64),
     }))
 }
 
-/// The server's WAL written so far (`pg_stat_wal`) and the jobs stored.
-struct WalAndJobs {
-    wal_bytes: f64,
-    full_page_images: i64,
-    jobs: i64,
-}
-
-/// [`WalAndJobs`] now, after a `CHECKPOINT` if `checkpoint`.
-async fn wal_and_jobs(database_url: &str, checkpoint: bool) -> anyhow::Result<WalAndJobs> {
+async fn count_jobs(database_url: &str) -> anyhow::Result<i64> {
     let mut db = PgConnection::connect(database_url).await?;
-    if checkpoint {
-        db.execute("CHECKPOINT").await?;
-    }
-    let (wal_bytes, full_page_images, jobs) =
-        sqlx::query_as("SELECT wal_bytes::float8, wal_fpi, (SELECT count(*) FROM jobs) FROM pg_stat_wal")
-            .fetch_one(&mut db)
-            .await?;
-    Ok(WalAndJobs { wal_bytes, full_page_images, jobs })
+    Ok(sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&mut db).await?)
 }
 
 #[cfg(test)]

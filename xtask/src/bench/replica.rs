@@ -117,7 +117,7 @@ pub(super) fn run(
             "{load} discovery --url {api_url} --seconds {seconds} --connections {connections} --query {query}"
         );
         let watcher = Watcher::start();
-        let scenario = run_load(runner, stack, &format!("replica: {shape}"), command, &postmasters)?;
+        let scenario = run_load(runner, stack, &format!("replica: {shape}"), command, &postmasters, None)?;
         let seen = watcher.finish();
         shapes.extend(scenario.map(|scenario| Shape { scenario, seen }));
     }
@@ -313,6 +313,7 @@ mod tests {
             p999: 14.0,
             errors: 0,
             cost: Some(cost),
+            wal: None,
             cache_hit_rate: None,
         };
         let seen =

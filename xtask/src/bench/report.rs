@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::Options;
 use super::cpu::{Cost, Group};
+use super::wal;
 use crate::runner::Runner;
 
 /// One load scenario's figures, as the load generator reports them.
@@ -20,6 +21,8 @@ pub struct Scenario {
     pub errors: u64,
     /// The CPU it cost, by process group (`None` where not measured).
     pub cost: Option<Cost>,
+    /// The WAL it made Postgres write (`None` where not measured).
+    pub wal: Option<wal::Cost>,
     /// Of the answers that said how the page cache served them, the share of hits.
     pub cache_hit_rate: Option<f64>,
 }
@@ -60,9 +63,7 @@ pub struct Results {
 pub struct CreateStatement {
     pub tps: f64,
     /// The whole server's WAL over the run, per job stored.
-    pub wal_bytes_per_job: f64,
-    /// Of which full-page images (pages written whole, once each after a checkpoint).
-    pub full_page_images_per_job: f64,
+    pub wal: wal::Cost,
 }
 
 /// One measured round of a scenario: its figures, and the ceiling its
@@ -312,11 +313,12 @@ impl Results {
                 kind.label()
             ));
         }
-        if let Some(CreateStatement { tps, wal_bytes_per_job, full_page_images_per_job }) = self.create_statement {
+        if let Some(CreateStatement { tps, wal }) = self.create_statement {
             table.push_str(&format!(
-                "| create-job's statement alone (pgbench, xtask/bench/create_job.pgbench) = {} tps; from a checkpoint, {} WAL bytes and {full_page_images_per_job:.2} full-page images per job | | | | | | | | |\n",
+                "| create-job's statement alone (pgbench, xtask/bench/create_job.pgbench) = {} tps; from a checkpoint, {} WAL bytes and {:.2} full-page images per job | | | | | | | | |\n",
                 thousands(tps),
-                thousands(wal_bytes_per_job)
+                thousands(wal.bytes_per_op),
+                wal.full_page_images_per_op
             ));
         }
         table
@@ -358,6 +360,32 @@ impl Results {
         table
     }
 
+    /// The WAL each scenario that wrote any made Postgres write, per
+    /// operation; empty if none did.
+    pub fn wal_table(&self) -> String {
+        let wrote: Vec<(&Scenario, &wal::Cost)> = self
+            .scenarios
+            .iter()
+            .filter_map(|scenario| Some((scenario, scenario.wal.as_ref()?)))
+            .filter(|(_, wal)| wal.bytes_per_op >= 1.0)
+            .collect();
+        if wrote.is_empty() {
+            return String::new();
+        }
+        let mut table = String::from(
+            "| scenario | WAL bytes per op (the whole server) | of which full-page images per op |\n|---|---:|---:|\n",
+        );
+        for (scenario, wal) in wrote {
+            table.push_str(&format!(
+                "| {} | {} | {:.2} |\n",
+                scenario.name,
+                thousands(wal.bytes_per_op),
+                wal.full_page_images_per_op
+            ));
+        }
+        table
+    }
+
     /// A scenario's rate as a ratio of its ceiling (`0.42×`); empty without one.
     fn ratio(&self, scenario: &Scenario) -> String {
         Target::of(&scenario.name)
@@ -370,7 +398,7 @@ impl Results {
 /// Prints the tables (the main ones, then `more`) and writes them to `target/bench/latest.md`.
 pub(super) fn write(runner: &Runner, options: &Options, results: &Results, more: &str) -> anyhow::Result<()> {
     runner.step("print the table, write target/bench/latest.md", || {
-        let table = format!("{}\n{}\n{more}", results.table(), results.cpu_table());
+        let table = format!("{}\n{}\n{}\n{more}", results.table(), results.cpu_table(), results.wal_table());
         println!("\n{table}");
         let bench_dir = runner.path("target/bench");
         std::fs::create_dir_all(&bench_dir)?;
@@ -404,6 +432,7 @@ mod tests {
             p999: p99 * 2.0,
             errors,
             cost: None,
+            wal: None,
             cache_hit_rate: None,
         }
     }
@@ -425,8 +454,7 @@ mod tests {
             publish_lag_s: Some(Some(2.46)),
             create_statement: Some(CreateStatement {
                 tps: 3_500.0,
-                wal_bytes_per_job: 9_682.4,
-                full_page_images_per_job: 1.357,
+                wal: wal::Cost { bytes_per_op: 9_682.4, full_page_images_per_op: 1.357 },
             }),
             ..Results::default()
         };
@@ -501,6 +529,21 @@ mod tests {
             "other = machine - groups; most = cores / cost; the target needs cores / (0.10 × 25,000)"
         );
         assert_eq!(Results::default().cpu_table(), "", "nothing measured, no table");
+    }
+
+    #[test]
+    fn the_wal_table_lists_the_scenarios_that_wrote() {
+        let mut writes = scenario("create-job", 1_560.0, 30.0, 0);
+        writes.wal = Some(wal::Cost { bytes_per_op: 9_682.4, full_page_images_per_op: 1.357 });
+        let mut reads = scenario("discovery", 12_000.0, 4.0, 0);
+        reads.wal = Some(wal::Cost { bytes_per_op: 0.2, full_page_images_per_op: 0.0 });
+        let results =
+            Results { scenarios: vec![writes, reads, scenario("get-agent", 12_000.0, 4.0, 0)], ..Results::default() };
+        let table = results.wal_table();
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows.len(), 3, "a header, its rule and the one scenario that wrote:\n{table}");
+        assert_eq!(rows[2], "| create-job | 9,682 | 1.36 |");
+        assert_eq!(Results::default().wal_table(), "", "nothing measured, no table");
     }
 
     #[test]

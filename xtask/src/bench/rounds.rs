@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::report::{self, Results, Round};
 use super::stack::Stack;
-use super::{Options, WARM_UP_SECONDS, ceiling, database::wait_for_events_published, run_load};
+use super::{Options, WARM_UP_SECONDS, ceiling, database::wait_for_events_published, run_load, wal};
 use crate::runner::Runner;
 
 /// What every round needs, whatever the scenario.
@@ -51,7 +51,8 @@ impl<'a> Rounds<'a> {
                 self.runner.run(drive(WARM_UP_SECONDS).ignore_stdout())?;
                 self.wait_until_published("after the warm-up")?;
             }
-            let measured = run_load(self.runner, stack, name, drive(&seconds), &[])?;
+            let wal = wal::Source { runtime: self.runtime, database_url: self.database_url };
+            let measured = run_load(self.runner, stack, name, drive(&seconds), &[], Some(&wal))?;
             rounds.extend(measured.map(|scenario| Round { scenario, ceiling }));
         }
         results.add_rounds(rounds);

@@ -119,7 +119,7 @@ pub(super) fn run(
                     "{load} get-agent --url {url} --ids-from {ours} --seconds {seconds} --connections {connections}"
                 ),
             };
-            measured.extend(run_load(runner, stack, &format!("side by side, {who}: {traffic}"), command, &[])?);
+            measured.extend(run_load(runner, stack, &format!("side by side, {who}: {traffic}"), command, &[], None)?);
         }
         scenarios.extend(measured.iter().cloned());
         // Both measured, unless this is a dry run.
@@ -201,6 +201,7 @@ mod tests {
             p999: p99 * 2.0,
             errors,
             cost: Some(cost),
+            wal: None,
             cache_hit_rate: None,
         }
     }

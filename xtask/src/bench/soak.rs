@@ -244,7 +244,7 @@ pub(super) fn comparisons(
     let memory = (!runner.dry_run).then(|| Sampler::start(api));
     for traffic in TRAFFIC {
         let command = cmd!(sh, "{load} {traffic} --url {api_url} --seconds {seconds} --connections {connections}");
-        results.scenarios.extend(run_load(runner, stack, &name(traffic, cache), command, &[])?);
+        results.scenarios.extend(run_load(runner, stack, &name(traffic, cache), command, &[], None)?);
     }
     Ok(memory.map(Sampler::finish))
 }
@@ -269,7 +269,17 @@ mod tests {
                 .map(|group| (group, if group == Group::Api { api_ms } else { 0.1 }))
                 .collect(),
         };
-        Scenario { name, rate, p50: 1.0, p99: 2.0, p999: 3.0, errors: 0, cost: Some(cost), cache_hit_rate: hits }
+        Scenario {
+            name,
+            rate,
+            p50: 1.0,
+            p99: 2.0,
+            p999: 3.0,
+            errors: 0,
+            cost: Some(cost),
+            wal: None,
+            cache_hit_rate: hits,
+        }
     }
 
     /// Each run's own peak and samples, and each traffic's API CPU per
