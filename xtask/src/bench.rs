@@ -322,9 +322,10 @@ pub fn run(runner: &Runner, args: &[String]) -> anyhow::Result<()> {
     })?;
 
     // Run 3: the whole webhook pipeline.
-    runner.step("set aside the deliveries left by create-job (status dead), so run 3 delivers only its own", || {
-        runtime.block_on(set_aside_deliveries(&database_url))
-    })?;
+    runner.step(
+        "set aside the deliveries left by create-job (dead, dead-lettered), so run 3 sends only its own",
+        || runtime.block_on(set_aside_deliveries(&database_url)),
+    )?;
     let standin_env = [
         ("CLOUD_TASKS_STANDIN_PORT".to_owned(), STANDIN_PORT.to_string()),
         ("CLOUD_TASKS_STANDIN_MAX_DISPATCHES_PER_SECOND".to_owned(), "100000".into()),
