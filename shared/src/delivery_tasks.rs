@@ -144,7 +144,7 @@ impl DeliveryTasks {
 
 /// Which of `queues` queues takes `delivery`'s tasks: its id modulo their
 /// number. Stable across processes and releases (no seeded hasher), and
-/// even, since ids are random (UUIDv4).
+/// even, since an id's low 62 bits are random (UUIDv4 or v7).
 fn queue_index(delivery: DeliveryId, queues: usize) -> usize {
     (delivery.as_uuid().as_u128() % queues.max(1) as u128) as usize
 }

@@ -452,8 +452,8 @@ fn run_load(
         return Ok(None);
     }
     eprintln!("$ {command}");
-    // From a checkpoint, so every run pays the full-page images of a fresh
-    // checkpoint interval, whenever the last one happened to be.
+    // From a checkpoint (before the CPU sample, so not counted), so every
+    // run pays the full-page images of a fresh checkpoint interval.
     let wal_before = wal.map(|source| source.sample(true)).transpose()?;
     let before = cpu::Sample::take(&stack.pids(), postmasters)?;
     let output = command.read().context("the load generator failed")?;
@@ -471,7 +471,10 @@ fn run_load(
         p999: number("p999_ms")?,
         errors: number("errors")? as u64,
         cost: Some(cpu::Cost::between(&before, &after, count)),
-        wal: wal_before.zip(wal_after).map(|(before, after)| wal::Cost::between(&before, &after, count)),
+        wal: match (wal, wal_before, wal_after) {
+            (Some(source), Some(before), Some(after)) => Some(source.cost(&before, &after, count)?),
+            _ => None,
+        },
         cache_hit_rate: report["cache_lookups"]
             .as_f64()
             .filter(|lookups| *lookups > 0.0)

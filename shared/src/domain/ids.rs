@@ -4,11 +4,11 @@
 //!
 //! Agents and clients get 122 random bits (UUIDv4). Jobs, events and
 //! deliveries, written several per request, get the millisecond they were
-//! made and 74 random bits (UUIDv7): each one's primary key then grows at
-//! its right edge instead of touching a random page of a large index, and
-//! after a checkpoint Postgres writes one full-page image per page touched,
-//! so random keys cost an 8 kB image per index per insert on a big table
-//! (docs/PERFORMANCE.md, "UUIDv7"). They give away only when they were made,
+//! made and 74 random bits (UUIDv7): each one's primary key then takes new
+//! rows at one hot spot (the current millisecond's) instead of a random
+//! page of a large index, and after a checkpoint Postgres writes one
+//! full-page image per page touched, so random keys cost an 8 kB image per
+//! index per insert on a big table (docs/PERFORMANCE.md, "UUIDv7"). They give away only when they were made,
 //! which each one's own resource or header says anyway.
 
 use std::fmt;
@@ -125,7 +125,8 @@ mod tests {
         let earlier = JobId::generate();
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(earlier < JobId::generate());
-        // Within a millisecond only the random tail tells two apart: 74 bits.
+        // Within a millisecond only the random bits tell two apart (74; the
+        // 62 after the variant are checked here).
         let tails: std::collections::HashSet<u128> =
             (0..1000).map(|_| JobId::generate().as_uuid().as_u128() & ((1 << 62) - 1)).collect();
         assert_eq!(tails.len(), 1000);

@@ -127,10 +127,9 @@ fn parse_tps(output: &str) -> Option<f64> {
 /// create-job's own statement run by `pgbench` alone (`xtask/bench/create_job.pgbench`,
 /// on the bench database, with no service running), for comparison with the
 /// create-job scenario; its events are then marked published, so the next
-/// runs do not publish them. It starts right after a checkpoint, as a busy
-/// server is at any time within its checkpoint interval, so the WAL it
-/// writes per job counts the full-page images that pages touched since
-/// cost. `None` in a dry run.
+/// runs do not publish them. It starts right after a checkpoint, so its
+/// WAL per job counts the full-page images of a fresh checkpoint interval,
+/// the most there are. `None` in a dry run.
 pub(super) fn measure_create_statement(
     runner: &Runner,
     runtime: &tokio::runtime::Runtime,
@@ -145,8 +144,9 @@ pub(super) fn measure_create_statement(
     })?;
     let wal = wal::Source { runtime, database_url };
     let mut before = None;
-    runner.step("CHECKPOINT, read pg_stat_wal, count the jobs", || {
-        before = Some((wal.sample(true)?, runtime.block_on(count_jobs(database_url))?));
+    runner.step("count the jobs, CHECKPOINT, note where the WAL ends", || {
+        let jobs = runtime.block_on(count_jobs(database_url))?;
+        before = Some((wal.sample(true)?, jobs));
         Ok(())
     })?;
     let script = runner.path("xtask/bench/create_job.pgbench");
@@ -160,8 +160,9 @@ pub(super) fn measure_create_statement(
         ),
     )?;
     let mut after = None;
-    runner.step("read pg_stat_wal, count the jobs again", || {
-        after = Some((wal.sample(false)?, runtime.block_on(count_jobs(database_url))?));
+    runner.step("note where the WAL ends, count the jobs again", || {
+        let end = wal.sample(false)?;
+        after = Some((end, runtime.block_on(count_jobs(database_url))?));
         Ok(())
     })?;
     runner.step("mark pgbench's job.created events published (nothing to publish)", || {
@@ -174,10 +175,8 @@ pub(super) fn measure_create_statement(
     let (Some(tps), Some((wal_before, jobs_before)), Some((wal_after, jobs_after))) = (tps, before, after) else {
         return Ok(None);
     };
-    Ok(Some(CreateStatement {
-        tps,
-        wal: wal::Cost::between(&wal_before, &wal_after, (jobs_after - jobs_before) as f64),
-    }))
+    let wal = wal.cost(&wal_before, &wal_after, (jobs_after - jobs_before) as f64)?;
+    Ok(Some(CreateStatement { tps, wal }))
 }
 
 async fn count_jobs(database_url: &str) -> anyhow::Result<i64> {

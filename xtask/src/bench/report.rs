@@ -315,10 +315,10 @@ impl Results {
         }
         if let Some(CreateStatement { tps, wal }) = self.create_statement {
             table.push_str(&format!(
-                "| create-job's statement alone (pgbench, xtask/bench/create_job.pgbench) = {} tps; from a checkpoint, {} WAL bytes and {:.2} full-page images per job | | | | | | | | |\n",
+                "| create-job's statement alone (pgbench, xtask/bench/create_job.pgbench) = {} tps; from a checkpoint, {} WAL bytes per job, {} of them full-page images | | | | | | | | |\n",
                 thousands(tps),
                 thousands(wal.bytes_per_op),
-                wal.full_page_images_per_op
+                thousands(wal.image_bytes_per_op)
             ));
         }
         table
@@ -373,14 +373,14 @@ impl Results {
             return String::new();
         }
         let mut table = String::from(
-            "| scenario | WAL bytes per op (the whole server) | of which full-page images per op |\n|---|---:|---:|\n",
+            "| scenario | WAL bytes per op (the whole server, from a checkpoint) | of which full-page images |\n|---|---:|---:|\n",
         );
         for (scenario, wal) in wrote {
             table.push_str(&format!(
-                "| {} | {} | {:.2} |\n",
+                "| {} | {} | {} |\n",
                 scenario.name,
                 thousands(wal.bytes_per_op),
-                wal.full_page_images_per_op
+                thousands(wal.image_bytes_per_op)
             ));
         }
         table
@@ -454,7 +454,7 @@ mod tests {
             publish_lag_s: Some(Some(2.46)),
             create_statement: Some(CreateStatement {
                 tps: 3_500.0,
-                wal: wal::Cost { bytes_per_op: 9_682.4, full_page_images_per_op: 1.357 },
+                wal: wal::Cost { bytes_per_op: 9_682.4, image_bytes_per_op: 4_215.6 },
             }),
             ..Results::default()
         };
@@ -497,7 +497,7 @@ mod tests {
         assert!(rows[10].starts_with("| ceiling at the start: pgbench one-row INSERT = 5,000 tps |"), "{}", rows[10]);
         assert!(rows[11].contains("statement alone (pgbench, xtask/bench/create_job.pgbench) = 3,500 tps"));
         assert!(
-            rows[11].contains("from a checkpoint, 9,682 WAL bytes and 1.36 full-page images per job"),
+            rows[11].contains("from a checkpoint, 9,682 WAL bytes per job, 4,216 of them full-page images"),
             "{}",
             rows[11]
         );
@@ -534,15 +534,15 @@ mod tests {
     #[test]
     fn the_wal_table_lists_the_scenarios_that_wrote() {
         let mut writes = scenario("create-job", 1_560.0, 30.0, 0);
-        writes.wal = Some(wal::Cost { bytes_per_op: 9_682.4, full_page_images_per_op: 1.357 });
+        writes.wal = Some(wal::Cost { bytes_per_op: 9_682.4, image_bytes_per_op: 4_215.6 });
         let mut reads = scenario("discovery", 12_000.0, 4.0, 0);
-        reads.wal = Some(wal::Cost { bytes_per_op: 0.2, full_page_images_per_op: 0.0 });
+        reads.wal = Some(wal::Cost { bytes_per_op: 0.2, image_bytes_per_op: 0.0 });
         let results =
             Results { scenarios: vec![writes, reads, scenario("get-agent", 12_000.0, 4.0, 0)], ..Results::default() };
         let table = results.wal_table();
         let rows: Vec<&str> = table.lines().collect();
         assert_eq!(rows.len(), 3, "a header, its rule and the one scenario that wrote:\n{table}");
-        assert_eq!(rows[2], "| create-job | 9,682 | 1.36 |");
+        assert_eq!(rows[2], "| create-job | 9,682 | 4,216 |");
         assert_eq!(Results::default().wal_table(), "", "nothing measured, no table");
     }
 
