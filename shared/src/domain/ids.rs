@@ -8,8 +8,9 @@
 //! rows at one hot spot (the current millisecond's) instead of a random
 //! page of a large index, and after a checkpoint Postgres writes one
 //! full-page image per page touched, so random keys cost an 8 kB image per
-//! index per insert on a big table (docs/PERFORMANCE.md, "UUIDv7"). They give away only when they were made,
-//! which each one's own resource or header says anyway.
+//! index per insert on a big table (docs/PERFORMANCE.md, "UUIDv7"). They
+//! give away only when they were made, which each one's own resource says
+//! anyway.
 
 use std::fmt;
 use std::str::FromStr;

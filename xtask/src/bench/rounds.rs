@@ -39,6 +39,7 @@ impl<'a> Rounds<'a> {
     ) -> anyhow::Result<()> {
         let seconds = self.options.seconds.to_string();
         let mut rounds = Vec::with_capacity(self.options.repeat);
+        let wal = wal::Source { runtime: self.runtime, database_url: self.database_url };
         for _ in 0..self.options.repeat {
             let ceiling = match report::ceiling_of(name) {
                 Some(ceiling) => {
@@ -51,7 +52,6 @@ impl<'a> Rounds<'a> {
                 self.runner.run(drive(WARM_UP_SECONDS).ignore_stdout())?;
                 self.wait_until_published("after the warm-up")?;
             }
-            let wal = wal::Source { runtime: self.runtime, database_url: self.database_url };
             let measured = run_load(self.runner, stack, name, drive(&seconds), &[], Some(&wal))?;
             rounds.extend(measured.map(|scenario| Round { scenario, ceiling }));
         }
