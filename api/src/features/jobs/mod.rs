@@ -35,7 +35,7 @@ use crate::http::state::AppState;
 use crate::outbox;
 use crate::resources::job::{self, Job};
 use model::{CompleteJob, CreateJob, FailJob, JobPage, MAX_FAILURE_REASON_CHARS};
-use store::NewJob;
+use store::{Creation, NewJob};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -79,8 +79,8 @@ async fn create_job(
     }
 
     // A new key (the common case) costs no lookup: a used one shows up as
-    // the job not written although the agent's terms allow it, or, when the
-    // agent has changed since, as a refusal that a replay overrides.
+    // the insert failing on the key, or, when the agent has changed since,
+    // as a refusal that a replay overrides.
     let created_at = shared::db::now_in_microseconds();
     // A retry after its deadline passed still gets the first answer.
     let (accept_by, deadline) = match windows(&body, created_at, state.settings.job_accept_timeout) {
@@ -112,22 +112,29 @@ async fn create_job(
         event: (EventId::generate(), &event_data),
         traceparent: shared::telemetry::current_traceparent(),
     };
-    let creation = store::create(&state.db, &new_job, signer.key().as_bytes()).await?;
-    signer.checked_in_write(creation.signer_current)?;
-    let refusal = match creation.agent {
+    let (signer_current, agent) = match store::create(&state.db, &new_job, signer.key().as_bytes()).await? {
+        Creation::Created => {
+            state.outbox.committed();
+            tracing::info!(job_id = %job.id, agent_id = %job.agent_id, "job created");
+            return Ok(created(job, false));
+        }
+        // The terms allow it but the key was used: answer as the first request did.
+        Creation::KeyUsed => {
+            let vanished = anyhow::anyhow!("idempotent job vanished").into();
+            return replay_or(&state, client, key, &request_hash, vanished).await;
+        }
+        Creation::NotWritten { signer_current, agent } => (signer_current, agent),
+    };
+    signer.checked_in_write(signer_current)?;
+    let refusal = match agent {
         None => ApiError::invalid("agent_id", format!("no agent with id {}", job.agent_id)),
         Some(terms) if !terms.active => ApiError::Conflict(format!("agent {} is deactivated", job.agent_id)),
         Some(terms) if job.price.value() > terms.price => {
             let limit = format!("must be at most the agent's price, {}", terms.price.normalize());
             ApiError::invalid("price", limit)
         }
-        Some(_) if creation.created => {
-            state.outbox.committed();
-            tracing::info!(job_id = %job.id, agent_id = %job.agent_id, "job created");
-            return Ok(created(job, false));
-        }
-        // The terms allow it but the key was used: answer as the first request did.
-        Some(_) => anyhow::anyhow!("idempotent job vanished").into(),
+        // The insert writes or fails on the key: terms that allow it leave nothing else.
+        Some(_) => anyhow::anyhow!("a job the agent's terms allow was not written").into(),
     };
     replay_or(&state, client, key, &request_hash, refusal).await
 }

@@ -22,14 +22,17 @@ pub struct NewJob<'a> {
     pub traceparent: Option<String>,
 }
 
-/// What creating a job found: whether the signer's key was still the
-/// client's active key, the agent's terms (`None`: no such agent, or the key
-/// was not), and whether the job was written (it is not when either refuses
-/// it or the idempotency key was already used).
-pub struct Creation {
-    pub signer_current: bool,
-    pub agent: Option<AgentTerms>,
-    pub created: bool,
+/// What creating a job came to.
+pub enum Creation {
+    /// The job, its event and its delivery were written.
+    Created,
+    /// The agent's terms allowed the job, but the client had already used
+    /// its idempotency key: nothing was written.
+    KeyUsed,
+    /// Nothing was written: whether the signer's key was still the client's
+    /// active key, and the agent's terms (`None`: no such agent, or the key
+    /// was not).
+    NotWritten { signer_current: bool, agent: Option<AgentTerms> },
 }
 
 pub struct AgentTerms {
@@ -58,6 +61,12 @@ pub struct AgentTerms {
 /// migration `hot_path_without_foreign_keys`): they are the rows read here.
 /// The delivery follows [`crate::outbox::deliver_to_agent`]: dead from the
 /// start while the endpoint is disabled.
+///
+/// A used idempotency key fails the whole statement on the key's unique
+/// constraint. `ON CONFLICT DO NOTHING` would turn that rare replay into a
+/// quiet "not written", but every insert would then pay for it: a
+/// speculative insertion (a lock-manager token, an index probe before the
+/// insert, and a confirmation record in the WAL).
 #[tracing::instrument(name = "sql create job", skip_all)]
 pub async fn create(db: &PgPool, new: &NewJob<'_>, signer_key: &[u8]) -> sqlx::Result<Creation> {
     let row = sqlx::query!(
@@ -70,7 +79,6 @@ pub async fn create(db: &PgPool, new: &NewJob<'_>, signer_key: &[u8]) -> sqlx::R
                INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash,
                                  accept_by, deadline, created_at, updated_at)
                SELECT $1, $2, id, $4, $5, $6, $7, $8, $9, $17, $18, $10, $10 FROM agent WHERE active AND price >= $5
-               ON CONFLICT (client_id, idempotency_key) DO NOTHING
                RETURNING id
            ), event AS (
                INSERT INTO events (id, aggregate_type, aggregate_id, type, data)
@@ -108,10 +116,22 @@ pub async fn create(db: &PgPool, new: &NewJob<'_>, signer_key: &[u8]) -> sqlx::R
         signer_key,
     )
     .fetch_one(db)
-    .await?;
+    .await;
+    let row = match row {
+        Err(sqlx::Error::Database(error)) if error.constraint() == Some(IDEMPOTENCY_KEY_UNIQUE) => {
+            return Ok(Creation::KeyUsed);
+        }
+        row => row?,
+    };
+    if row.created {
+        return Ok(Creation::Created);
+    }
     let agent = row.agent_price.zip(row.agent_active).map(|(price, active)| AgentTerms { price, active });
-    Ok(Creation { signer_current: row.signer_current, agent, created: row.created })
+    Ok(Creation::NotWritten { signer_current: row.signer_current, agent })
 }
+
+/// A client's idempotency keys are unique (`jobs`' constraint).
+const IDEMPOTENCY_KEY_UNIQUE: &str = "jobs_idempotency_key_unique";
 
 /// The job a client created with this idempotency key, and the hash of the
 /// request that created it.
