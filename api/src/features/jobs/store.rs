@@ -66,7 +66,8 @@ pub struct AgentTerms {
 /// constraint. `ON CONFLICT DO NOTHING` would turn that rare replay into a
 /// quiet "not written", but every insert would then pay for it: a
 /// speculative insertion (a lock-manager token, an index probe before the
-/// insert, and a confirmation record in the WAL).
+/// insert, and a confirmation record in the WAL). Postgres logs each such
+/// replay as an error naming the client's id and key, not a secret.
 #[tracing::instrument(name = "sql create job", skip_all)]
 pub async fn create(db: &PgPool, new: &NewJob<'_>, signer_key: &[u8]) -> sqlx::Result<Creation> {
     let row = sqlx::query!(
