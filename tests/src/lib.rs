@@ -71,13 +71,30 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> Self {
-        let name = format!("ar_test_{}", uuid::Uuid::new_v4().simple());
-        let mut url = reqwest::Url::parse(&admin_database_url()).expect("TEST_DATABASE_URL is a URL");
-        url.set_path(&name);
-        let database = Self { name, url: url.to_string() };
+        let database = Self::named();
         let settings = settings(&database, &redis_url(), |_| {});
         shared::db::migrate(&settings).await.expect("the test database is created and migrated");
         database
+    }
+
+    /// A database with the migrations up to and including `version` only:
+    /// the schema a previous release ran on.
+    pub async fn create_migrated_through(version: i64) -> Self {
+        let database = Self::named();
+        let mut admin = PgConnection::connect(&admin_database_url()).await.expect("Postgres answers");
+        // The name is ours (a uuid), not input.
+        let create = format!(r#"CREATE DATABASE "{}""#, database.name);
+        admin.execute(sqlx::AssertSqlSafe(create)).await.expect("the test database is created");
+        let mut db = PgConnection::connect(&database.url).await.expect("the test database answers");
+        shared::db::MIGRATOR.run_to(version, &mut db).await.expect("the earlier migrations apply");
+        database
+    }
+
+    fn named() -> Self {
+        let name = format!("ar_test_{}", uuid::Uuid::new_v4().simple());
+        let mut url = reqwest::Url::parse(&admin_database_url()).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        Self { name, url: url.to_string() }
     }
 
     /// The same database through another host and port (e.g. a proxy).

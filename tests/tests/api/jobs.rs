@@ -124,6 +124,70 @@ async fn the_rows_a_job_refers_to_cannot_be_deleted_truncated_or_renumbered() {
     assert_eq!(sqlstate(&refused).as_deref(), Some("23503"), "{refused}");
 }
 
+/// The hot tables' closed sets of values are checked by a cast to a domain
+/// that holds each rule (the migration `closed_values_checked_by_domains`):
+/// the database still refuses a value outside each set, by the domain's
+/// check, allows NULL where the column does, and no table check on those
+/// tables lists values again (Postgres would parse it for every row written).
+/// The columns stay `text`, so what the previous release's statements return
+/// does not change under it.
+#[tokio::test]
+async fn the_hot_tables_refuse_a_value_outside_their_closed_sets() {
+    let mut app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let client = client(&app).await;
+    assert_eq!(create(&app, &client, &job_body(&agent, "1"), Some("first")).await.status(), 201);
+    // Its relay would hold the delivery's row (no Cloud Tasks answers here) and the updates wait for it.
+    app.stop().await.unwrap();
+
+    for (statement, domain_check) in [
+        ("UPDATE jobs SET status = 'done'", "job_status_check"),
+        ("UPDATE jobs SET status = 'expired', expired_because = 'bored'", "job_expiry_reason_check"),
+        ("UPDATE jobs SET idempotency_key = ''", "job_idempotency_key_check"),
+        ("UPDATE events SET aggregate_type = 'client'", "event_aggregate_type_check"),
+        ("UPDATE webhook_deliveries SET status = 'sent'", "delivery_status_check"),
+        ("UPDATE webhook_deliveries SET last_outcome = 'lost'", "attempt_outcome_check"),
+        (
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, outcome)
+             SELECT id, 1, now(), 1, 'lost' FROM webhook_deliveries",
+            "attempt_outcome_check",
+        ),
+    ] {
+        let refused = sqlx::query(statement).execute(&app.db).await.unwrap_err();
+        let database = refused.as_database_error();
+        assert_eq!(database.and_then(|error| error.constraint()), Some(domain_check), "{statement}: {refused}");
+        assert_eq!(sqlstate(&refused).as_deref(), Some("23514"), "{statement}: {refused}");
+    }
+    for allowed in [
+        "UPDATE jobs SET status = 'expired', expired_because = 'deadline', idempotency_key = NULL",
+        "UPDATE webhook_deliveries SET status = 'dead', last_outcome = NULL",
+        "UPDATE webhook_deliveries SET last_outcome = 'gone'",
+    ] {
+        sqlx::query(allowed).execute(&app.db).await.unwrap_or_else(|error| panic!("{allowed}: {error}"));
+    }
+    let value_lists: Vec<String> = sqlx::query_scalar(
+        "SELECT conname::text FROM pg_constraint
+         WHERE contype = 'c' AND (pg_get_constraintdef(oid) LIKE '%ARRAY[%' OR NOT convalidated)
+           AND conrelid = ANY (ARRAY['jobs', 'events', 'webhook_deliveries', 'delivery_attempts']::regclass[])",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(value_lists.is_empty(), "table checks listing values, or not validated: {value_lists:?}");
+    let column_types: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT atttypid::regtype::text FROM pg_attribute
+         WHERE (attrelid, attname) IN (('jobs'::regclass, 'status'), ('jobs'::regclass, 'expired_because'),
+                                       ('jobs'::regclass, 'idempotency_key'), ('events'::regclass, 'aggregate_type'),
+                                       ('webhook_deliveries'::regclass, 'status'),
+                                       ('webhook_deliveries'::regclass, 'last_outcome'),
+                                       ('delivery_attempts'::regclass, 'outcome'))",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(column_types, ["text"]);
+}
+
 fn sqlstate(error: &sqlx::Error) -> Option<String> {
     error.as_database_error().and_then(|error| error.code()).map(|code| code.into_owned())
 }

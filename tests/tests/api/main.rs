@@ -14,6 +14,7 @@ mod health;
 mod jobs;
 mod keys;
 mod liveness;
+mod migrations;
 mod numeric_decoding;
 mod pipeline;
 mod pool_release;
