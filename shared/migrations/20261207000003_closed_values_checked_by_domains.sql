@@ -10,9 +10,12 @@
 -- kept parsed and planned per connection (the type cache), so the table's
 -- check is now a cast and a null test: a few nodes, no list.
 --
--- The columns keep their type: a type change would alter what the previous
--- release's prepared statements return, which fails them ("cached plan must
--- not change result type") while it still serves during a deploy. The values
+-- The columns keep their type. Typed as the domains they would skip even the
+-- cast, but the change would alter what the previous release's prepared
+-- statements return, which fails them ("cached plan must not change result
+-- type") while it still serves during a deploy, and it rebuilds, under an
+-- exclusive lock, every index that names one of these columns (9 of the 20
+-- on these tables, all the status-keyed ones of `webhook_deliveries`). The values
 -- allowed are the same; a value outside them is refused by the domain's check
 -- (SQLSTATE 23514, the domain's constraint named). The constraints are added
 -- NOT VALID here, with a brief lock, and validated by the next migration,
