@@ -29,7 +29,11 @@ CREATE DOMAIN event_aggregate_type AS text CHECK (VALUE IN ('agent', 'job'));
 CREATE DOMAIN delivery_status AS text CHECK (VALUE IN ('pending', 'dispatched', 'delivered', 'dead'));
 CREATE DOMAIN attempt_outcome AS text CHECK (VALUE IN ('delivered', 'retry', 'dead', 'gone', 'refused'));
 
+-- jobs_price_check (`price >= 0`) goes: jobs_check (`fee >= 0 AND fee <=
+-- price`, both columns NOT NULL) already implies it, and each check is parsed
+-- for every write.
 ALTER TABLE jobs
+    DROP CONSTRAINT jobs_price_check,
     DROP CONSTRAINT jobs_status_check,
     ADD CONSTRAINT jobs_status_check CHECK (status::job_status IS NOT NULL) NOT VALID,
     DROP CONSTRAINT jobs_expired_because_check,

@@ -144,6 +144,8 @@ async fn the_hot_tables_refuse_a_value_outside_their_closed_sets() {
         ("UPDATE jobs SET status = 'done'", "job_status_check"),
         ("UPDATE jobs SET status = 'expired', expired_because = 'bored'", "job_expiry_reason_check"),
         ("UPDATE jobs SET idempotency_key = ''", "job_idempotency_key_check"),
+        // Without a check of its own: a fee of 0 or more and at most the price.
+        ("UPDATE jobs SET price = -1", "jobs_check"),
         ("UPDATE events SET aggregate_type = 'client'", "event_aggregate_type_check"),
         ("UPDATE webhook_deliveries SET status = 'sent'", "delivery_status_check"),
         ("UPDATE webhook_deliveries SET last_outcome = 'lost'", "attempt_outcome_check"),
