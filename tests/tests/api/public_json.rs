@@ -1,5 +1,6 @@
 //! `agents.public_json`: each agent's public JSON as Postgres writes it
-//! (migration `20261207000001_agents_public_json`), which public reads
+//! (migrations `20261207000001_agents_public_json` and
+//! `20261207000005_agent_public_json_planned_once`), which public reads
 //! send as stored. It must be, byte for byte, what serde writes for the
 //! API's `PublicAgent` built from the same row: after an insert and after
 //! every kind of change, for any text, number and time the columns hold.
@@ -114,6 +115,19 @@ async fn postgres_writes_each_agents_json_as_serde_does() {
         sqlx::query(sqlx::AssertSqlSafe(change)).execute(&db).await.unwrap();
         assert_same_json(&db, &ids, &format!("after {change}")).await;
     }
+
+    // Whatever the writer's search_path: a pg_dump restore and logical
+    // replication's apply (no triggers, hence the role) run with an empty one.
+    let mut restore = db.begin().await.unwrap();
+    for statement in [
+        "SET LOCAL search_path = ''",
+        "SET LOCAL session_replication_role = replica",
+        "UPDATE public.agents SET last_seen_at = now() - interval '2 seconds'",
+    ] {
+        sqlx::query(statement).execute(&mut *restore).await.unwrap_or_else(|error| panic!("{statement}: {error}"));
+    }
+    restore.commit().await.unwrap();
+    assert_same_json(&db, &ids, "after a write with an empty search_path").await;
 }
 
 #[tokio::test]
