@@ -22,6 +22,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use rand::RngCore;
 use serde_json::{Value, json};
 use shared::settings::{Settings, SettingsSource};
+use sqlx::migrate::MigrateDatabase;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -81,10 +82,7 @@ impl TestDatabase {
     /// the schema a previous release ran on.
     pub async fn create_migrated_through(version: i64) -> Self {
         let database = Self::named();
-        let mut admin = PgConnection::connect(&admin_database_url()).await.expect("Postgres answers");
-        // The name is ours (a uuid), not input.
-        let create = format!(r#"CREATE DATABASE "{}""#, database.name);
-        admin.execute(sqlx::AssertSqlSafe(create)).await.expect("the test database is created");
+        sqlx::Postgres::create_database(&database.url).await.expect("the test database is created");
         let mut db = PgConnection::connect(&database.url).await.expect("the test database answers");
         shared::db::MIGRATOR.run_to(version, &mut db).await.expect("the earlier migrations apply");
         database
