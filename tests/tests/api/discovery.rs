@@ -149,6 +149,67 @@ async fn multi_tag_searches_agree_whichever_tag_is_walked_and_follow_changes() {
     assert_eq!(rows, 11 + 1, "a row per tag of each active agent: 11 with common, Agent 4 with rare");
 }
 
+/// `agent_tags` is rewritten for an agent only when one of its tag fields
+/// changed: a heartbeat and the worker's record of a delivered webhook (an
+/// update of `agents` that matches no row) call no trigger at all, and after
+/// every kind of write the tag rows are exactly those the agents give.
+#[tokio::test]
+async fn agent_tags_are_rewritten_only_for_agents_whose_tag_fields_changed() {
+    let app = spawn_app().await;
+    seed(
+        &app,
+        &[("Tagged", &["alpha", "beta"], "5.00", "4.00", "first words"), ("Other", &["beta"], "7.00", "3.00", "")],
+    )
+    .await;
+    // The trigger's calls (`track_functions` counts them), and whether the tags are exact after.
+    let trigger_calls = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            // Counted before and after: the counts a connection has not yet
+            // reported include its earlier transactions'.
+            let count = "SELECT COALESCE(pg_stat_get_xact_function_calls('agent_tags_update'::regproc), 0)";
+            let mut tx = db.begin().await.unwrap();
+            sqlx::query("SET LOCAL track_functions = 'pl'").execute(&mut *tx).await.unwrap();
+            let (before,): (i64,) = sqlx::query_as(count).fetch_one(&mut *tx).await.unwrap();
+            sqlx::query(sql).execute(&mut *tx).await.unwrap();
+            let (after,): (i64,) = sqlx::query_as(count).fetch_one(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+            let (differences,): (i64,) = sqlx::query_as(
+                "WITH expected AS (
+                     SELECT DISTINCT tag, id AS agent_id, rating, score, price, created_at, capabilities, search
+                     FROM agents, unnest(capabilities) AS tag WHERE active
+                 ), kept AS (
+                     SELECT tag, agent_id, rating, score, price, created_at, capabilities, search FROM agent_tags
+                 )
+                 SELECT count(*) FROM ((TABLE expected EXCEPT TABLE kept) UNION ALL (TABLE kept EXCEPT TABLE expected)) d",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            assert_eq!(differences, 0, "agent_tags after {sql}");
+            after - before
+        }
+    };
+    assert_eq!(trigger_calls("UPDATE agents SET last_seen_at = now() WHERE name = 'Tagged'").await, 0, "a heartbeat");
+    let healthy =
+        "UPDATE agents SET endpoint_failing_since = NULL WHERE name = 'Tagged' AND endpoint_failing_since IS NOT NULL";
+    assert_eq!(trigger_calls(healthy).await, 0, "the worker's record of a delivery");
+    assert_eq!(trigger_calls("UPDATE agents SET price = 6 WHERE name = 'Tagged'").await, 1, "a new price");
+    assert_eq!(
+        trigger_calls("UPDATE agents SET description = 'other words' WHERE name IN ('Tagged', 'Other')").await,
+        2,
+        "new words to search"
+    );
+    assert_eq!(trigger_calls("UPDATE agents SET active = false WHERE name = 'Other'").await, 1, "a deactivation");
+    assert_eq!(
+        trigger_calls("UPDATE agents SET capabilities = capabilities || '{gamma}' WHERE name IN ('Tagged', 'Other')")
+            .await,
+        2,
+        "new tags, in bulk"
+    );
+    assert_eq!(names(&app, "capabilities=gamma").await, ["Tagged"]);
+}
+
 #[tokio::test]
 async fn a_page_is_served_from_the_cache_for_at_most_its_ttl() {
     let app = spawn_app_with(|source, _| source.set("PUBLIC_READ_CACHE_MS", "2000")).await;
