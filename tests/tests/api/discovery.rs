@@ -190,24 +190,27 @@ async fn agent_tags_are_rewritten_only_for_agents_whose_tag_fields_changed() {
             after - before
         }
     };
-    assert_eq!(trigger_calls("UPDATE agents SET last_seen_at = now() WHERE name = 'Tagged'").await, 0, "a heartbeat");
     let healthy =
         "UPDATE agents SET endpoint_failing_since = NULL WHERE name = 'Tagged' AND endpoint_failing_since IS NOT NULL";
-    assert_eq!(trigger_calls(healthy).await, 0, "the worker's record of a delivery");
-    assert_eq!(trigger_calls("UPDATE agents SET price = 6 WHERE name = 'Tagged'").await, 1, "a new price");
-    assert_eq!(
-        trigger_calls("UPDATE agents SET description = 'other words' WHERE name IN ('Tagged', 'Other')").await,
-        2,
-        "new words to search"
-    );
-    assert_eq!(trigger_calls("UPDATE agents SET active = false WHERE name = 'Other'").await, 1, "a deactivation");
-    assert_eq!(
-        trigger_calls("UPDATE agents SET capabilities = capabilities || '{gamma}' WHERE name IN ('Tagged', 'Other')")
-            .await,
-        2,
-        "new tags, in bulk"
-    );
+    let writes = [
+        ("UPDATE agents SET last_seen_at = now() WHERE name = 'Tagged'", 0, "a heartbeat"),
+        (healthy, 0, "the worker's record of a delivery"),
+        ("UPDATE agents SET price = price WHERE name IN ('Tagged', 'Other')", 0, "a tag field set to what it was"),
+        ("UPDATE agents SET price = 6 WHERE name = 'Tagged'", 1, "a new price"),
+        ("UPDATE agents SET rating = 2 WHERE name = 'Tagged'", 1, "a new rating alone"),
+        ("UPDATE agents SET score = score / 2 WHERE name = 'Tagged'", 1, "a new score alone"),
+        ("UPDATE agents SET created_at = created_at - interval '1 day' WHERE name = 'Tagged'", 1, "a creation time"),
+        ("UPDATE agents SET description = 'other words' WHERE name IN ('Tagged', 'Other')", 2, "new words to search"),
+        ("UPDATE agents SET active = false WHERE name = 'Other'", 1, "a deactivation"),
+        ("UPDATE agents SET capabilities = capabilities || '{gamma}' WHERE name IN ('Tagged', 'Other')", 2, "new tags"),
+        ("UPDATE agents SET active = true, capabilities = '{beta,delta,beta}' WHERE name = 'Other'", 1, "reactivated"),
+        ("UPDATE agents SET price = CASE name WHEN 'Tagged' THEN 8 ELSE price END", 1, "one row of two changed"),
+    ];
+    for (sql, calls, what) in writes {
+        assert_eq!(trigger_calls(sql).await, calls, "{what}");
+    }
     assert_eq!(names(&app, "capabilities=gamma").await, ["Tagged"]);
+    assert_eq!(names(&app, "capabilities=delta").await, ["Other"]);
 }
 
 #[tokio::test]
