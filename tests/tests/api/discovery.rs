@@ -213,6 +213,28 @@ async fn agent_tags_are_rewritten_only_for_agents_whose_tag_fields_changed() {
     assert_eq!(names(&app, "capabilities=delta").await, ["Other"]);
 }
 
+/// ARCHITECTURE's invariant: Postgres fires a statement-level `UPDATE`
+/// trigger for every `UPDATE` of its table, even one matching no row, so on
+/// the tables the hot path updates the only ones are the guards that refuse
+/// a change of `id` (and fire only for a statement that sets it).
+#[tokio::test]
+async fn no_statement_trigger_runs_for_every_update_of_a_hot_table() {
+    let app = spawn_app().await;
+    let offenders: Vec<String> = sqlx::query_scalar(
+        "SELECT t.tgrelid::regclass || '.' || t.tgname FROM pg_trigger t
+         WHERE NOT t.tgisinternal
+           AND t.tgrelid = ANY ('{agents,clients,jobs,events,webhook_deliveries,delivery_attempts,endpoint_health}'::regclass[])
+           AND t.tgtype & 1 = 0 AND t.tgtype & 16 <> 0
+           AND NOT (t.tgfoid = 'refuse_removal'::regproc
+                    AND array_length(t.tgattr::int2[], 1) = 1
+                    AND t.tgattr[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = t.tgrelid AND attname = 'id'))",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(offenders.is_empty(), "statement-level UPDATE triggers on hot tables: {offenders:?}");
+}
+
 #[tokio::test]
 async fn a_page_is_served_from_the_cache_for_at_most_its_ttl() {
     let app = spawn_app_with(|source, _| source.set("PUBLIC_READ_CACHE_MS", "2000")).await;
