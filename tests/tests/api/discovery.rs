@@ -204,7 +204,7 @@ async fn agent_tags_are_rewritten_only_for_agents_whose_tag_fields_changed() {
         ("UPDATE agents SET active = false WHERE name = 'Other'", 1, "a deactivation"),
         ("UPDATE agents SET capabilities = capabilities || '{gamma}' WHERE name IN ('Tagged', 'Other')", 2, "new tags"),
         ("UPDATE agents SET active = true, capabilities = '{beta,delta,beta}' WHERE name = 'Other'", 1, "reactivated"),
-        ("UPDATE agents SET price = CASE name WHEN 'Tagged' THEN 8 ELSE price END", 1, "one row of two changed"),
+        ("UPDATE agents SET price = CASE name WHEN 'Tagged' THEN 8 ELSE price END", 1, "a batch where one row changes"),
     ];
     for (sql, calls, what) in writes {
         assert_eq!(trigger_calls(sql).await, calls, "{what}");
