@@ -5,10 +5,12 @@
 //! decides what each attempt comes to).
 //!
 //! Modules only look down: `startup` (wiring) → `state` and `push` (one
-//! push, orchestrated) → `record` (writes an attempt) → `policy` (decides)
-//! → `health`, `next_attempt`, `send`; `push` also uses `lease`, `pacing`,
+//! push, orchestrated) → `record` (writes an attempt) → `recorder` (writes
+//! successes together) → `attempts` (the statement); `record` → `policy`
+//! (decides) → `health`, `next_attempt`, `send`; `push` also uses `lease`, `pacing`,
 //! `slots` and `push_auth` (→ `google_keys`).
 
+mod attempts;
 mod google_keys;
 mod health;
 mod lease;
@@ -18,6 +20,7 @@ mod policy;
 mod push;
 mod push_auth;
 mod record;
+mod recorder;
 mod send;
 mod slots;
 pub mod startup;

@@ -1,18 +1,21 @@
 //! What the lease holder writes: an attempt (the attempt row, the
 //! delivery's new status and next attempt, the agent endpoint's health and
-//! the URL's pacing: one statement on a success, one transaction on a
-//! failure), a deferral, or a death unsent. It records what `policy`
+//! the URL's pacing: `attempts::write`, batched with other successes by
+//! `recorder`, or in one transaction on a failure), a deferral, or a death
+//! unsent. It records what `policy`
 //! decided, and decides nothing itself.
 
 use shared::delivery_tasks::Push;
-use shared::domain::{AgentId, DeliveryStatus, Outcome};
-use sqlx::{PgExecutor, PgPool};
+use shared::domain::AgentId;
+use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::attempts::{self, AttemptRecord, Commit};
 use crate::lease::Leased;
 use crate::next_attempt::Next;
 use crate::policy::{Decision, Policy};
+use crate::recorder::Recorder;
 use crate::send::Sent;
 use crate::{health, pacing};
 
@@ -27,15 +30,20 @@ pub struct Attempted<'a> {
 
 /// Records the attempt as `policy` decides it; returns the decision, or
 /// `None` when the lease was lost meanwhile (it lapsed and another push
-/// took the delivery over): that push records instead. A success is one
-/// statement; a failure also extends the agent endpoint's run of failures
-/// (which the decision reads), may disable the endpoint, and paces the URL,
-/// in one transaction.
-pub async fn attempt(db: &PgPool, attempted: Attempted<'_>, policy: &Policy) -> anyhow::Result<Option<Decision>> {
+/// took the delivery over): that push records instead. A success goes to
+/// `recorder`, written with other pushes' successes; a failure also extends
+/// the agent endpoint's run of failures (which the decision reads), may
+/// disable the endpoint, and paces the URL, in one transaction.
+pub async fn attempt(
+    db: &PgPool,
+    recorder: &Recorder,
+    attempted: Attempted<'_>,
+    policy: &Policy,
+) -> anyhow::Result<Option<Decision>> {
     let Attempted { push, leased, started, sent, .. } = &attempted;
     if sent.succeeded() {
         let decision = policy.after_send(push, leased.attempt, sent, None, OffsetDateTime::now_utc());
-        return Ok(write(db, &attempted, &decision).await?.then_some(decision));
+        return Ok(recorder.record(record_of(&attempted, &decision)).await?.then_some(decision));
     }
     let mut tx = db.begin().await?;
     let agent = leased.agent_id.map(AgentId::from_uuid);
@@ -48,7 +56,8 @@ pub async fn attempt(db: &PgPool, attempted: Attempted<'_>, policy: &Policy) -> 
     if let (Some(because), Some(agent), Some(run)) = (decision.disable_endpoint, agent, endpoint) {
         health::disable(&mut tx, agent, &leased.target_url, run, because, now).await?;
     }
-    if !write(&mut *tx, &attempted, &decision).await? {
+    let record = record_of(&attempted, &decision);
+    if attempts::write(&mut *tx, &[record], Commit::AsConfigured).await?.is_empty() {
         tx.rollback().await?;
         return Ok(None);
     }
@@ -59,60 +68,26 @@ pub async fn attempt(db: &PgPool, attempted: Attempted<'_>, policy: &Policy) -> 
     Ok(Some(decision))
 }
 
-/// One statement: the delivery (by the lease holder only), its attempt,
-/// and on a success the end of its URL's pacing and of its agent
-/// endpoint's run of failures. False when the lease was lost.
-///
-/// A success commits asynchronously (no wait for the WAL flush): losing it
-/// to a Postgres crash leaves the delivery dispatched with no task, and the
-/// sweep (`api::background::maintenance`) sends it again, which at-least-once delivery
-/// allows (same `webhook-id`). A failure's record commits synchronously: the
-/// next attempt's task is named after it.
-async fn write(db: impl PgExecutor<'_>, attempted: &Attempted<'_>, decision: &Decision) -> sqlx::Result<bool> {
+/// The record of `attempted` as `decision` decides it.
+fn record_of(attempted: &Attempted<'_>, decision: &Decision) -> AttemptRecord {
     let Attempted { push, leased, started, latency_ms, sent } = attempted;
-    let Decision { outcome, next, error, .. } = decision;
-    let recorded = sqlx::query!(
-        "WITH async_commit AS (SELECT set_config('synchronous_commit', CASE WHEN $15 THEN 'off' ELSE current_setting('synchronous_commit') END, true)),
-         updated AS (
-             UPDATE webhook_deliveries
-             SET status = $2, attempts = $3, last_error = $4, last_outcome = $14, lease_until = NULL, lease_token = NULL,
-                 finished_at = CASE WHEN $5 THEN now() ELSE finished_at END,
-                 next_attempt_at = $6, task_name = COALESCE($7, task_name), deferrals = 0,
-                 -- A push can come before the relay marked the row (a task from an earlier try).
-                 dispatched_at = COALESCE(dispatched_at, now())
-             WHERE EXISTS (SELECT FROM async_commit) AND id = $1 AND generation = $8 AND lease_token = $9
-             RETURNING id
-         ), unpaced AS (
-             DELETE FROM endpoint_health WHERE $15 AND url = $16 AND EXISTS (SELECT 1 FROM updated)
-         ), healthy AS (
-             UPDATE agents SET endpoint_failing_since = NULL
-             WHERE $15 AND id = $17 AND endpoint_url = $16 AND endpoint_failing_since IS NOT NULL
-               AND EXISTS (SELECT 1 FROM updated)
-         )
-         INSERT INTO delivery_attempts
-             (delivery_id, generation, attempt, started_at, latency_ms, response_status, response_body, error, outcome)
-         SELECT id, $8, $3, $10, $11, $12, $13, $4, $14 FROM updated",
-        push.delivery_id.as_uuid(),
-        outcome.delivery_status() as DeliveryStatus,
-        leased.attempt,
-        error.as_deref(),
-        *outcome != Outcome::Retry,
-        next.as_ref().map(|next| next.at),
-        next.as_ref().map(|next| next.task_name.as_str()),
-        push.generation,
-        leased.token,
-        started,
-        latency_ms,
-        sent.status.map(i32::from),
-        sent.body,
-        *outcome as Outcome,
-        *outcome == Outcome::Delivered,
-        leased.target_url,
-        leased.agent_id,
-    )
-    .execute(db)
-    .await?;
-    Ok(recorded.rows_affected() == 1)
+    AttemptRecord {
+        delivery_id: push.delivery_id.as_uuid(),
+        generation: push.generation,
+        lease_token: leased.token,
+        status: decision.outcome.delivery_status(),
+        attempt: leased.attempt,
+        error: decision.error.clone(),
+        next_at: decision.next.as_ref().map(|next| next.at),
+        task_name: decision.next.as_ref().map(|next| next.task_name.clone()),
+        started_at: *started,
+        latency_ms: *latency_ms,
+        response_status: sent.status.map(i32::from),
+        response_body: sent.body.clone(),
+        outcome: decision.outcome,
+        target_url: leased.target_url.clone(),
+        agent_id: leased.agent_id,
+    }
 }
 
 /// The delivery dies unsent, `why` (the endpoint is disabled, or its URL was

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use crate::policy::Policy;
 use crate::push;
 use crate::push_auth::PushAuth;
+use crate::recorder::Recorder;
 use crate::slots::Slots;
 use crate::state::WorkerState;
 
@@ -60,8 +61,10 @@ impl Worker {
             settings.webhook_recipient_concurrency,
             slot_lease,
         );
+        let db = shared::db::lazy_pool(&settings, settings.database_max_connections, Plans::Generic)?;
         let state = WorkerState {
-            db: shared::db::lazy_pool(&settings, settings.database_max_connections, Plans::Chosen)?,
+            recorder: Recorder::start(db.clone()),
+            db,
             egress,
             tasks,
             slots: Arc::new(slots),

@@ -11,11 +11,17 @@ use sqlx::PgPool;
 
 use crate::policy::Policy;
 use crate::push_auth::PushAuth;
+use crate::recorder::Recorder;
 use crate::slots::Slots;
 
 #[derive(Clone)]
 pub struct WorkerState {
+    /// Every statement here finds its rows by key: generic plans, made once
+    /// per connection (the batched record's would cost more to plan than to
+    /// run).
     pub db: PgPool,
+    /// Writes successes' records together (on `db`).
+    pub recorder: Recorder,
     pub egress: EgressClient,
     /// Where the next attempts (and deferrals) go.
     pub tasks: DeliveryTasks,

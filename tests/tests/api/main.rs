@@ -23,6 +23,7 @@ mod rate_limits;
 mod ratings;
 mod receipt_privacy;
 mod receipts;
+mod recorded_together;
 mod replica;
 mod reputation;
 mod secrets_at_rest;
