@@ -3,16 +3,16 @@
 //! row, and on a success the end of its URL's pacing and of its agent
 //! endpoint's run of failures.
 //!
-//! One statement for any number of attempts, so that `recorder` can write
-//! the successes of concurrent pushes together: Postgres's cost of such a
-//! statement is mostly fixed (starting the executor on four tables and their
-//! indexes, checking the tables' constraints, committing), and 16 attempts
-//! in one cost about a quarter of what 16 statements cost (PERFORMANCE.md).
+//! One statement for any number of attempts, so that the successes of
+//! concurrent pushes are written together ([`Successes`], through
+//! `batches`).
 
 use shared::domain::{DeliveryStatus, Outcome};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::batches::Statement;
 
 /// One attempt to record, with what its lease gave it.
 #[derive(Debug, Clone)]
@@ -105,6 +105,21 @@ pub async fn write(db: impl PgExecutor<'_>, records: &[AttemptRecord], commit: C
     )
     .fetch_all(db)
     .await
+}
+
+/// Successes' records, committed asynchronously: a [`Statement`] whose
+/// output tells each push whether its record was written (false: its lease
+/// was lost meanwhile).
+pub struct Successes;
+
+impl Statement for Successes {
+    type Input = AttemptRecord;
+    type Output = bool;
+
+    async fn run(&self, db: &PgPool, records: &[AttemptRecord]) -> sqlx::Result<Vec<bool>> {
+        let recorded = write(db, records, Commit::Asynchronous).await?;
+        Ok(records.iter().map(|record| recorded.contains(&record.lease_token)).collect())
+    }
 }
 
 /// One field of every record, as one array parameter of the statement.

@@ -4,6 +4,7 @@
 //! carries a token: only its holder releases it or records its attempt, and
 //! a later push may take over a lease that lapsed (its holder died).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use shared::delivery_tasks::Push;
@@ -11,6 +12,8 @@ use shared::domain::{AgentId, ClientId, DeliveryStatus};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::batches::{Batched, Statement};
 
 /// A leased delivery: what sending it needs.
 pub struct Leased {
@@ -38,63 +41,105 @@ pub struct Leased {
     pub dispatched_at: Option<OffsetDateTime>,
 }
 
-/// Takes the lease for `hold` when the push is for the delivery's current
-/// generation and next attempt, and nobody else holds it.
+/// Takes the lease when the push is for the delivery's current generation
+/// and next attempt, and nobody else holds it: `None` otherwise. Leases of
+/// concurrent pushes are taken in shared statements (`batches`).
+pub async fn take(leases: &Batched<Leases>, push: &Push) -> anyhow::Result<Option<Leased>> {
+    let wanted = Wanted {
+        delivery_id: push.delivery_id.as_uuid(),
+        generation: push.generation,
+        attempt: push.attempt,
+        token: Uuid::new_v4(),
+    };
+    leases.run(wanted).await
+}
+
+/// A push's request for its delivery's lease, under a token of its own.
+pub struct Wanted {
+    delivery_id: Uuid,
+    generation: i32,
+    /// The attempt the push is for (`None`: the next one).
+    attempt: Option<i32>,
+    token: Uuid,
+}
+
+/// Takes leases for `hold`, any number at once: a [`Statement`].
 ///
 /// Committed asynchronously (no wait for the WAL flush): a lease lost to a
 /// Postgres crash only lets the attempt be sent again, which at-least-once
-/// delivery allows; the attempt's record commits synchronously and flushes
-/// the lease with it.
-pub async fn take(db: &PgPool, push: &Push, hold: Duration) -> sqlx::Result<Option<Leased>> {
-    let token = Uuid::new_v4();
-    let row = sqlx::query!(
-        r#"WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
-           UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $2), lease_token = $4
-           FROM events e
-           WHERE EXISTS (SELECT FROM async_commit)
-             AND d.id = $1 AND d.generation = $3 AND e.id = d.event_id AND d.status IN ('pending', 'dispatched')
-             AND ($5::int IS NULL OR d.attempts = $5 - 1)
-             AND (d.lease_until IS NULL OR d.lease_until < now())
-           RETURNING d.attempts + 1 AS "attempt!", d.deferrals, d.dispatched_at, d.target_url, d.agent_id, d.client_id,
-                     e.id AS event_id, e.type AS event_type, e.data, e.occurred_at,
-                     (SELECT COALESCE(a.webhook_secret_sealed, c.webhook_secret_sealed)
-                      FROM (SELECT 1) one
-                      LEFT JOIN agents a ON a.id = d.agent_id
-                      LEFT JOIN clients c ON c.id = d.client_id) AS "sealed_secret!",
-                     (SELECT a.previous_webhook_secret_sealed FROM agents a
-                      WHERE a.id = d.agent_id AND a.previous_webhook_secret_expires_at > now()) AS previous_sealed_secret,
-                     (SELECT a.endpoint_disabled_at IS NOT NULL FROM agents a WHERE a.id = d.agent_id) AS endpoint_disabled,
-                     (SELECT h.retry_at FROM endpoint_health h WHERE h.url = d.target_url) AS paced_until"#,
-        push.delivery_id.as_uuid(),
-        hold.as_secs_f64(),
-        push.generation,
-        token,
-        push.attempt,
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|row| Leased {
-        // Exactly one recipient (a constraint); no owner opens nothing.
-        owner: match (row.agent_id, row.client_id) {
-            (Some(agent), _) => AgentId::from_uuid(agent).to_string(),
-            (None, Some(client)) => ClientId::from_uuid(client).to_string(),
-            (None, None) => String::new(),
-        },
-        token,
-        attempt: row.attempt,
-        target_url: row.target_url,
-        agent_id: row.agent_id,
-        event_id: row.event_id,
-        event_type: row.event_type,
-        data: row.data,
-        occurred_at: row.occurred_at,
-        sealed_secret: row.sealed_secret,
-        previous_sealed_secret: row.previous_sealed_secret,
-        endpoint_disabled: row.endpoint_disabled == Some(true),
-        paced_until: row.paced_until,
-        deferrals: row.deferrals,
-        dispatched_at: row.dispatched_at,
-    }))
+/// delivery allows; the attempt's record flushes the lease with it (a
+/// failure's synchronously; a success's is as redoable as the lease).
+pub struct Leases {
+    pub hold: Duration,
+}
+
+impl Statement for Leases {
+    type Input = Wanted;
+    type Output = Option<Leased>;
+
+    async fn run(&self, db: &PgPool, wanted: &[Wanted]) -> sqlx::Result<Vec<Option<Leased>>> {
+        // Two pushes of one delivery in one statement: the update takes one
+        // of them, and only its token comes back.
+        let rows = sqlx::query!(
+            r#"WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
+               wanted AS (
+                   SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::uuid[]) AS w(delivery_id, generation, attempt, token)
+               )
+               UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $5), lease_token = w.token
+               FROM wanted w, events e
+               WHERE EXISTS (SELECT FROM async_commit)
+                 AND d.id = w.delivery_id AND d.generation = w.generation AND e.id = d.event_id
+                 AND d.status IN ('pending', 'dispatched')
+                 AND (w.attempt IS NULL OR d.attempts = w.attempt - 1)
+                 AND (d.lease_until IS NULL OR d.lease_until < now())
+               RETURNING w.token AS "token!", d.attempts + 1 AS "attempt!", d.deferrals, d.dispatched_at, d.target_url,
+                         d.agent_id, d.client_id, e.id AS event_id, e.type AS event_type, e.data, e.occurred_at,
+                         (SELECT COALESCE(a.webhook_secret_sealed, c.webhook_secret_sealed)
+                          FROM (SELECT 1) one
+                          LEFT JOIN agents a ON a.id = d.agent_id
+                          LEFT JOIN clients c ON c.id = d.client_id) AS "sealed_secret!",
+                         (SELECT a.previous_webhook_secret_sealed FROM agents a
+                          WHERE a.id = d.agent_id AND a.previous_webhook_secret_expires_at > now()) AS previous_sealed_secret,
+                         (SELECT a.endpoint_disabled_at IS NOT NULL FROM agents a WHERE a.id = d.agent_id) AS endpoint_disabled,
+                         (SELECT h.retry_at FROM endpoint_health h WHERE h.url = d.target_url) AS paced_until"#,
+            &wanted.iter().map(|wanted| wanted.delivery_id).collect::<Vec<_>>(),
+            &wanted.iter().map(|wanted| wanted.generation).collect::<Vec<_>>(),
+            &wanted.iter().map(|wanted| wanted.attempt).collect::<Vec<_>>() as &[Option<i32>],
+            &wanted.iter().map(|wanted| wanted.token).collect::<Vec<_>>(),
+            self.hold.as_secs_f64(),
+        )
+        .fetch_all(db)
+        .await?;
+        let mut leased: HashMap<Uuid, Leased> = rows
+            .into_iter()
+            .map(|row| {
+                let lease = Leased {
+                    // Exactly one recipient (a constraint); no owner opens nothing.
+                    owner: match (row.agent_id, row.client_id) {
+                        (Some(agent), _) => AgentId::from_uuid(agent).to_string(),
+                        (None, Some(client)) => ClientId::from_uuid(client).to_string(),
+                        (None, None) => String::new(),
+                    },
+                    token: row.token,
+                    attempt: row.attempt,
+                    target_url: row.target_url,
+                    agent_id: row.agent_id,
+                    event_id: row.event_id,
+                    event_type: row.event_type,
+                    data: row.data,
+                    occurred_at: row.occurred_at,
+                    sealed_secret: row.sealed_secret,
+                    previous_sealed_secret: row.previous_sealed_secret,
+                    endpoint_disabled: row.endpoint_disabled == Some(true),
+                    paced_until: row.paced_until,
+                    deferrals: row.deferrals,
+                    dispatched_at: row.dispatched_at,
+                };
+                (lease.token, lease)
+            })
+            .collect();
+        Ok(wanted.iter().map(|wanted| leased.remove(&wanted.token)).collect())
+    }
 }
 
 /// Gives the lease back unused (best effort: it lapses anyway, so it

@@ -5,12 +5,14 @@
 //! decides what each attempt comes to).
 //!
 //! Modules only look down: `startup` (wiring) → `state` and `push` (one
-//! push, orchestrated) → `record` (writes an attempt) → `recorder` (writes
-//! successes together) → `attempts` (the statement); `record` → `policy`
-//! (decides) → `health`, `next_attempt`, `send`; `push` also uses `lease`, `pacing`,
+//! push, orchestrated) → `record` (writes an attempt) → `attempts` (the
+//! statement) → `batches` (statements shared by concurrent pushes, which
+//! `lease` uses too); `record` → `policy` (decides) → `health`,
+//! `next_attempt`, `send`; `push` also uses `lease`, `pacing`,
 //! `slots` and `push_auth` (→ `google_keys`).
 
 mod attempts;
+mod batches;
 mod google_keys;
 mod health;
 mod lease;
@@ -20,7 +22,6 @@ mod policy;
 mod push;
 mod push_auth;
 mod record;
-mod recorder;
 mod send;
 mod slots;
 pub mod startup;

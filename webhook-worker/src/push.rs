@@ -81,7 +81,7 @@ impl IntoResponse for Answer {
 }
 
 async fn deliver(state: &WorkerState, push: &Push) -> anyhow::Result<Answer> {
-    let Some(leased) = lease::take(&state.db, push, state.policy.hold()).await? else {
+    let Some(leased) = lease::take(&state.leases, push).await? else {
         return unclaimable(state, push).await;
     };
     let answer = attempt(state, push, &leased).await;
@@ -144,7 +144,7 @@ async fn paced_attempt(
     let latency_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
 
     let attempted = Attempted { push, leased, started, latency_ms, sent: &sent };
-    let Some(decision) = record::attempt(&state.db, &state.recorder, attempted, &state.policy).await? else {
+    let Some(decision) = record::attempt(&state.db, &state.successes, attempted, &state.policy).await? else {
         tracing::warn!(delivery_id = %push.delivery_id, "lease lapsed during the send; the push that took over records");
         return Ok(Answer::Done);
     };

@@ -1,7 +1,7 @@
 //! What the lease holder writes: an attempt (the attempt row, the
 //! delivery's new status and next attempt, the agent endpoint's health and
-//! the URL's pacing: `attempts::write`, batched with other successes by
-//! `recorder`, or in one transaction on a failure), a deferral, or a death
+//! the URL's pacing: `attempts::write`, with other pushes' successes, or in
+//! one transaction on a failure), a deferral, or a death
 //! unsent. It records what `policy`
 //! decided, and decides nothing itself.
 
@@ -11,11 +11,11 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::attempts::{self, AttemptRecord, Commit};
+use crate::attempts::{self, AttemptRecord, Commit, Successes};
+use crate::batches::Batched;
 use crate::lease::Leased;
 use crate::next_attempt::Next;
 use crate::policy::{Decision, Policy};
-use crate::recorder::Recorder;
 use crate::send::Sent;
 use crate::{health, pacing};
 
@@ -30,20 +30,20 @@ pub struct Attempted<'a> {
 
 /// Records the attempt as `policy` decides it; returns the decision, or
 /// `None` when the lease was lost meanwhile (it lapsed and another push
-/// took the delivery over): that push records instead. A success goes to
-/// `recorder`, written with other pushes' successes; a failure also extends
+/// took the delivery over): that push records instead. A success is
+/// written with other pushes' successes (`Successes`); a failure also extends
 /// the agent endpoint's run of failures (which the decision reads), may
 /// disable the endpoint, and paces the URL, in one transaction.
 pub async fn attempt(
     db: &PgPool,
-    recorder: &Recorder,
+    successes: &Batched<Successes>,
     attempted: Attempted<'_>,
     policy: &Policy,
 ) -> anyhow::Result<Option<Decision>> {
     let Attempted { push, leased, started, sent, .. } = &attempted;
     if sent.succeeded() {
         let decision = policy.after_send(push, leased.attempt, sent, None, OffsetDateTime::now_utc());
-        return Ok(recorder.record(record_of(&attempted, &decision)).await?.then_some(decision));
+        return Ok(successes.run(record_of(&attempted, &decision)).await?.then_some(decision));
     }
     let mut tx = db.begin().await?;
     let agent = leased.agent_id.map(AgentId::from_uuid);

@@ -18,10 +18,12 @@ use shared::sealing::Sealer;
 use shared::settings::Settings;
 use tokio::net::TcpListener;
 
+use crate::attempts::Successes;
+use crate::batches::Batched;
+use crate::lease::Leases;
 use crate::policy::Policy;
 use crate::push;
 use crate::push_auth::PushAuth;
-use crate::recorder::Recorder;
 use crate::slots::Slots;
 use crate::state::WorkerState;
 
@@ -63,7 +65,8 @@ impl Worker {
         );
         let db = shared::db::lazy_pool(&settings, settings.database_max_connections, Plans::Generic)?;
         let state = WorkerState {
-            recorder: Recorder::start(db.clone()),
+            leases: Batched::start(db.clone(), Leases { hold: delivery_policy.hold() }),
+            successes: Batched::start(db.clone(), Successes),
             db,
             egress,
             tasks,

@@ -9,19 +9,23 @@ use shared::egress::EgressClient;
 use shared::sealing::Sealer;
 use sqlx::PgPool;
 
+use crate::attempts::Successes;
+use crate::batches::Batched;
+use crate::lease::Leases;
 use crate::policy::Policy;
 use crate::push_auth::PushAuth;
-use crate::recorder::Recorder;
 use crate::slots::Slots;
 
 #[derive(Clone)]
 pub struct WorkerState {
     /// Every statement here finds its rows by key: generic plans, made once
-    /// per connection (the batched record's would cost more to plan than to
-    /// run).
+    /// per connection (the shared statements' would cost more to plan than
+    /// to run).
     pub db: PgPool,
-    /// Writes successes' records together (on `db`).
-    pub recorder: Recorder,
+    /// Leases taken for concurrent pushes together (on `db`).
+    pub leases: Batched<Leases>,
+    /// Successes recorded for concurrent pushes together (on `db`).
+    pub successes: Batched<Successes>,
     pub egress: EgressClient,
     /// Where the next attempts (and deferrals) go.
     pub tasks: DeliveryTasks,

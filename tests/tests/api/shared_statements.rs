@@ -1,7 +1,8 @@
-//! The worker writes the successes of concurrent pushes in shared
-//! statements (`webhook_worker`'s `recorder`): each push is still answered
-//! only once its own record committed, each record is written once, and a
-//! record Postgres refuses fails only its own push.
+//! The worker takes the leases and writes the successes of concurrent
+//! pushes in shared statements (`webhook_worker`'s `batches`): each push
+//! still goes on with its own lease only, is answered only once its own
+//! record committed, each record is written once, and a record Postgres
+//! refuses fails only its own push.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -167,4 +168,49 @@ async fn a_record_postgres_refuses_fails_only_its_own_push() {
         PUSHES + 1,
         "the refused one was sent again, as at-least-once allows"
     );
+}
+
+#[tokio::test]
+async fn pushes_waiting_on_locked_rows_each_send_once_with_a_lease_of_their_own() {
+    let (pipeline, deliveries) = pending_deliveries().await;
+    let ids: Vec<Uuid> = deliveries.iter().map(|id| uuid_of(id)).collect();
+
+    // The rows locked, as the relay holds them while it creates their tasks;
+    // and every delivery pushed twice at once, as Cloud Tasks may.
+    let mut relay = pipeline.app.db.begin().await.unwrap();
+    sqlx::query("SELECT id FROM webhook_deliveries WHERE id = ANY($1) FOR UPDATE")
+        .bind(&ids)
+        .fetch_all(&mut *relay)
+        .await
+        .unwrap();
+    let pushes = deliveries.iter().chain(&deliveries).map(|id| pipeline.push(id, 1));
+    let (answers, ()) = tokio::join!(join_all(pushes), async {
+        let waiting = tests::eventually(10, || async {
+            let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                .fetch_one(&pipeline.app.db)
+                .await
+                .unwrap();
+            waiting > 0
+        })
+        .await;
+        assert!(waiting, "the leases wait for the locked rows");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(pipeline.receiver.received().is_empty(), "nothing is sent while its row is locked");
+        relay.commit().await.unwrap();
+    });
+
+    let statuses: Vec<u16> = answers.iter().map(|answer| answer.status().as_u16()).collect();
+    assert!(statuses.iter().all(|status| [200, 409].contains(status)), "{statuses:?}");
+    let mut sent: Vec<String> = pipeline
+        .receiver
+        .received()
+        .iter()
+        .map(|webhook| webhook.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    sent.sort();
+    let mut expected = deliveries.clone();
+    expected.sort();
+    assert_eq!(sent, expected, "each delivery sent once, by whichever push took its lease");
+    let mut reader = pipeline.app.db.acquire().await.unwrap();
+    assert_eq!(recorded(&mut reader, &ids).await, vec![("delivered".to_owned(), 1, 1); PUSHES]);
 }
