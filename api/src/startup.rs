@@ -97,7 +97,7 @@ fn router(state: AppState) -> Router {
         .merge(agents::router())
         .merge(agent_cards::router())
         .merge(clients::router())
-        .merge(jobs::router())
+        .merge(jobs::router(&state))
         .merge(ratings::router())
         .merge(receipts::router())
         .merge(deliveries::router())

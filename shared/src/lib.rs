@@ -3,6 +3,7 @@
 //! No HTTP framework types in the domain; `serve` runs an axum router the
 //! way Cloud Run stops it.
 
+pub mod batches;
 pub mod db;
 pub mod delivery_tasks;
 pub mod domain;

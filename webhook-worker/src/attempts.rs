@@ -7,12 +7,11 @@
 //! concurrent pushes are written together ([`Successes`], through
 //! `batches`).
 
+use shared::batches::{Statement, column};
 use shared::domain::{DeliveryStatus, Outcome};
 use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-use crate::batches::Statement;
 
 /// One attempt to record, with what its lease gave it.
 #[derive(Debug, Clone)]
@@ -120,9 +119,4 @@ impl Statement for Successes {
         let recorded = write(db, records, Commit::Asynchronous).await?;
         Ok(records.iter().map(|record| recorded.contains(&record.lease_token)).collect())
     }
-}
-
-/// One field of every record, as one array parameter of the statement.
-fn column<'a, T>(records: &'a [AttemptRecord], field: impl Fn(&'a AttemptRecord) -> T) -> Vec<T> {
-    records.iter().map(field).collect()
 }

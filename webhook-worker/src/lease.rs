@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use shared::batches::{Batched, Statement, column};
 use shared::delivery_tasks::Push;
 use shared::domain::{AgentId, ClientId, DeliveryStatus};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-use crate::batches::{Batched, Statement};
 
 /// A leased delivery: what sending it needs.
 pub struct Leased {
@@ -44,7 +43,7 @@ pub struct Leased {
 /// Takes the lease when the push is for the delivery's current generation
 /// and next attempt, and nobody else holds it: `None` otherwise. Leases of
 /// concurrent pushes are taken in shared statements (`batches`).
-pub async fn take(leases: &Batched<Leases>, push: &Push) -> anyhow::Result<Option<Leased>> {
+pub async fn take(leases: &Batched<Leases>, push: &Push) -> sqlx::Result<Option<Leased>> {
     let wanted = Wanted {
         delivery_id: push.delivery_id.as_uuid(),
         generation: push.generation,
@@ -102,10 +101,10 @@ impl Statement for Leases {
                           WHERE a.id = d.agent_id AND a.previous_webhook_secret_expires_at > now()) AS previous_sealed_secret,
                          (SELECT a.endpoint_disabled_at IS NOT NULL FROM agents a WHERE a.id = d.agent_id) AS endpoint_disabled,
                          (SELECT h.retry_at FROM endpoint_health h WHERE h.url = d.target_url) AS paced_until"#,
-            &wanted.iter().map(|wanted| wanted.delivery_id).collect::<Vec<_>>(),
-            &wanted.iter().map(|wanted| wanted.generation).collect::<Vec<_>>(),
-            &wanted.iter().map(|wanted| wanted.attempt).collect::<Vec<_>>() as &[Option<i32>],
-            &wanted.iter().map(|wanted| wanted.token).collect::<Vec<_>>(),
+            &column(wanted, |wanted| wanted.delivery_id),
+            &column(wanted, |wanted| wanted.generation),
+            &column(wanted, |wanted| wanted.attempt) as &[Option<i32>],
+            &column(wanted, |wanted| wanted.token),
             self.hold.as_secs_f64(),
         )
         .fetch_all(db)

@@ -6,13 +6,12 @@
 //!
 //! Modules only look down: `startup` (wiring) → `state` and `push` (one
 //! push, orchestrated) → `record` (writes an attempt) → `attempts` (the
-//! statement) → `batches` (statements shared by concurrent pushes, which
-//! `lease` uses too); `record` → `policy` (decides) → `health`,
+//! statement, shared by concurrent pushes through `shared::batches`, as
+//! `lease`'s is); `record` → `policy` (decides) → `health`,
 //! `next_attempt`, `send`; `push` also uses `lease`, `pacing`,
 //! `slots` and `push_auth` (→ `google_keys`).
 
 mod attempts;
-mod batches;
 mod google_keys;
 mod health;
 mod lease;

@@ -5,6 +5,7 @@
 //! unsent. It records what `policy`
 //! decided, and decides nothing itself.
 
+use shared::batches::Batched;
 use shared::delivery_tasks::Push;
 use shared::domain::AgentId;
 use sqlx::PgPool;
@@ -12,7 +13,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::attempts::{self, AttemptRecord, Commit, Successes};
-use crate::batches::Batched;
 use crate::lease::Leased;
 use crate::next_attempt::Next;
 use crate::policy::{Decision, Policy};

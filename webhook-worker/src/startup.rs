@@ -11,6 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use shared::batches::Batched;
 use shared::db::Plans;
 use shared::delivery_tasks::DeliveryTasks;
 use shared::egress::EgressClient;
@@ -19,7 +20,6 @@ use shared::settings::Settings;
 use tokio::net::TcpListener;
 
 use crate::attempts::Successes;
-use crate::batches::Batched;
 use crate::lease::Leases;
 use crate::policy::Policy;
 use crate::push;

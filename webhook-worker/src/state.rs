@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use shared::batches::Batched;
 use shared::delivery_tasks::DeliveryTasks;
 use shared::egress::EgressClient;
 use shared::sealing::Sealer;
 use sqlx::PgPool;
 
 use crate::attempts::Successes;
-use crate::batches::Batched;
 use crate::lease::Leases;
 use crate::policy::Policy;
 use crate::push_auth::PushAuth;

@@ -21,12 +21,12 @@ use shared::settings::Settings;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-/// The pools of one server: its main pool and discovery's of generic plans
+/// The pools of one server: its main pool and one of generic plans
 /// (the same pool when `DISCOVERY_DATABASE_CONNECTIONS` is 0).
 #[derive(Clone)]
 pub struct Pools {
     pub db: PgPool,
-    pub discovery_db: PgPool,
+    pub generic_db: PgPool,
 }
 
 impl Pools {
@@ -36,7 +36,7 @@ impl Pools {
         let (total, discovery) = (settings.database_max_connections, settings.discovery_database_connections);
         if discovery == 0 {
             let db = lazy_pool_to(server, url, total, Plans::Chosen)?;
-            return Ok(Self { discovery_db: db.clone(), db });
+            return Ok(Self { generic_db: db.clone(), db });
         }
         if discovery >= total {
             anyhow::bail!(
@@ -46,7 +46,7 @@ impl Pools {
         }
         Ok(Self {
             db: lazy_pool_to(server, url, total - discovery, Plans::Chosen)?,
-            discovery_db: lazy_pool_to(server, url, discovery, Plans::Generic)?,
+            generic_db: lazy_pool_to(server, url, discovery, Plans::Generic)?,
         })
     }
 }

@@ -40,10 +40,11 @@ impl std::ops::Deref for AppState {
 
 pub struct AppStateInner {
     pub db: PgPool,
-    /// Discovery's tag walks: `DISCOVERY_DATABASE_CONNECTIONS` of the
-    /// connections, planning each statement once (`discovery::store`);
-    /// `db` itself when that is 0.
-    pub discovery_db: PgPool,
+    /// Statements planned once per connection: discovery's tag walks
+    /// (`discovery::store`) and the statement creating concurrent requests'
+    /// jobs (`jobs::store`). `DISCOVERY_DATABASE_CONNECTIONS` of the
+    /// connections; `db` itself when that is 0.
+    pub generic_db: PgPool,
     /// `DATABASE_READ_URL`'s pools and where the replica stands; only
     /// [`AppState::public_read`] picks it.
     pub replica: Option<Arc<Replica>>,
@@ -64,7 +65,7 @@ impl AppState {
     /// (and `/readyz` says not ready) while a store is away, and both pools
     /// reconnect by themselves when it returns.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
-        let Pools { db, discovery_db } = Pools::connect(&settings, Server::Primary, &settings.database_url)?;
+        let Pools { db, generic_db } = Pools::connect(&settings, Server::Primary, &settings.database_url)?;
         let replica = match &settings.database_read_url {
             Some(url) => Some(Arc::new(Replica::new(Pools::connect(&settings, Server::Replica, url)?))),
             None => None,
@@ -81,7 +82,7 @@ impl AppState {
             .context("cannot build the Agent Card client")?;
         Ok(Self(Arc::new(AppStateInner {
             db,
-            discovery_db,
+            generic_db,
             replica,
             redis,
             settings: Arc::new(settings),
@@ -98,7 +99,7 @@ impl AppState {
 impl AppState {
     /// The primary's pools.
     pub fn primary(&self) -> Pools {
-        Pools { db: self.db.clone(), discovery_db: self.discovery_db.clone() }
+        Pools { db: self.db.clone(), generic_db: self.generic_db.clone() }
     }
 
     /// Runs `read`, a public read (unsigned, no write before it in the

@@ -362,3 +362,89 @@ async fn the_agent_never_sees_its_clients_callback_url() {
     assert_eq!(events.len(), 2, "created, accepted");
     assert!(events.iter().all(|data| !data.contains("tok_client_secret")), "{events:?}");
 }
+
+/// Creates a job for each of `bodies` at once while writes to `jobs` wait
+/// behind a held lock, so the requests queue behind the first statements;
+/// then lets them go. Each answer's status and body, in order.
+async fn create_queued(app: &TestApp, client: &RequestSigner, bodies: &[Value]) -> Vec<(u16, Value)> {
+    let mut hold = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE jobs IN SHARE MODE").execute(&mut *hold).await.unwrap();
+    let requests = bodies.iter().map(|body| async {
+        let answer = create(app, client, body, None).await;
+        (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
+    });
+    let (answers, ()) = tokio::join!(futures_util::future::join_all(requests), async {
+        let waiting = tests::eventually(10, || async {
+            let waiting: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE relation = 'jobs'::regclass AND NOT granted")
+                    .fetch_one(&app.db)
+                    .await
+                    .unwrap();
+            waiting > 0
+        })
+        .await;
+        assert!(waiting, "a creation waits for the held table");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        hold.commit().await.unwrap();
+    });
+    answers
+}
+
+/// The created jobs' ids, from their answers.
+fn created_ids(answers: &[(u16, Value)]) -> Vec<uuid::Uuid> {
+    answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, job)| uuid::Uuid::parse_str(job["id"].as_str().unwrap().split_once('_').unwrap().1).unwrap())
+        .collect()
+}
+
+/// (jobs, their events, their deliveries, the transactions that wrote the jobs).
+async fn written(app: &TestApp, ids: &[uuid::Uuid]) -> (i64, i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT count(*), (SELECT count(*) FROM events WHERE aggregate_id = ANY($1)),
+                (SELECT count(*) FROM webhook_deliveries WHERE job_id = ANY($1)), count(DISTINCT xmin::text)
+         FROM jobs WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+/// Concurrent requests' jobs are written in shared statements
+/// (`jobs::store::Creations`), and each request still gets its own answer:
+/// its job, or its own refusal, whether the refusal comes back as a row
+/// (the agent's terms) or fails the statement (text Postgres cannot store,
+/// after which each job of it is written alone).
+#[tokio::test]
+async fn concurrent_creations_share_statements_and_each_gets_its_own_answer() {
+    const JOBS: usize = 12;
+    let app = spawn_app().await;
+    let agent = app.register_agent(json!({})).await;
+    let cheap = app.register_agent(json!({"price": "2"})).await;
+    let client = client(&app).await;
+
+    let mut bodies = vec![job_body(&agent, "5"); JOBS];
+    bodies.insert(JOBS / 2, job_body(&cheap, "5"));
+    let answers = create_queued(&app, &client, &bodies).await;
+    let (refused, body) = &answers[JOBS / 2];
+    assert_eq!((*refused, &body["errors"][0]["field"]), (422, &json!("price")), "over its agent's price: {body}");
+    let created = created_ids(&answers);
+    assert_eq!(created.len(), JOBS, "{answers:?}");
+    let (jobs, events, deliveries, transactions) = written(&app, &created).await;
+    assert_eq!((jobs, events, deliveries), (JOBS as i64, JOBS as i64, JOBS as i64), "each with its event and delivery");
+    assert!(transactions < JOBS as i64 / 2, "{JOBS} queued jobs are written in a few statements: {transactions}");
+
+    let mut bodies = vec![job_body(&agent, "5"); JOBS];
+    bodies.insert(JOBS / 2, json!({"agent_id": agent.registered["id"], "input": {"text": "a\u{0}b"}, "price": "5"}));
+    let answers = create_queued(&app, &client, &bodies).await;
+    let (refused, body) = &answers[JOBS / 2];
+    assert_eq!((*refused, &body["errors"][0]["field"]), (422, &json!("body")), "NUL in its input: {body}");
+    let created = created_ids(&answers);
+    assert_eq!(created.len(), JOBS, "the others are created: {answers:?}");
+    let (jobs, events, deliveries, _) = written(&app, &created).await;
+    assert_eq!((jobs, events, deliveries), (JOBS as i64, JOBS as i64, JOBS as i64));
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&app.db).await.unwrap();
+    assert_eq!(all, 2 * JOBS as i64, "nothing else was written");
+}

@@ -189,7 +189,7 @@ impl Search {
             min_rating: self.min_rating,
             seen_since,
         };
-        store::fetch(&pools.db, &pools.discovery_db, &filters, self.after, i64::from(self.limit) + 1).await
+        store::fetch(&pools.db, &pools.generic_db, &filters, self.after, i64::from(self.limit) + 1).await
     }
 }
 

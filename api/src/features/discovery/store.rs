@@ -10,7 +10,7 @@
 //! would not pick it by itself (its custom plans look cheaper to it), and
 //! planning per request cost more than the walk (0.17–0.26 ms against
 //! 0.05–0.1 ms at 1M agents, growing with the catalog): so walks without
-//! text run on the pool of generic plans (`AppState::discovery_db`). With
+//! text run on the pool of generic plans (`AppState::generic_db`). With
 //! text, the custom plan, which folds the query into a constant, measured
 //! faster. The default sort walks the
 //! reputation score (`agent_tags_by_score`). Only that index carries

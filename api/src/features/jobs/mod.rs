@@ -7,19 +7,21 @@
 pub mod model;
 mod store;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use shared::batches::Batched;
 use shared::domain::{EventId, JobId, JobStatus, JobTransition, Price};
 use shared::events::{self, Aggregate};
 use shared::settings::MAX_JOB_ACCEPT_TIMEOUT_SECONDS;
 use shared::signing::IDEMPOTENCY_KEY;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
+use tracing::Instrument;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,9 +37,11 @@ use crate::http::state::AppState;
 use crate::outbox;
 use crate::resources::job::{self, Job};
 use model::{CompleteJob, CreateJob, FailJob, JobPage, MAX_FAILURE_REASON_CHARS};
-use store::{Creation, NewJob};
+use store::{Creation, Creations, NewJob};
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The routes, with the statement that creates concurrent requests' jobs
+/// together, on the pool of generic plans.
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_job, list_jobs))
         .routes(routes!(get_job))
@@ -45,6 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(complete_job))
         .routes(routes!(fail_job))
         .routes(routes!(cancel_job))
+        .layer(Extension(Batched::start(state.generic_db.clone(), Creations)))
 }
 
 /// Hire an agent (signed by a client). With an `Idempotency-Key`, repeating
@@ -66,6 +71,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn create_job(
     State(state): State<AppState>,
+    Extension(creations): Extension<Batched<Creations>>,
     headers: HeaderMap,
     Signed { signer, body }: Signed<CreateJob>,
 ) -> Result<Response, ApiError> {
@@ -106,13 +112,16 @@ async fn create_job(
     };
     let event_data = serde_json::to_value(job.clone().for_agent()).map_err(anyhow::Error::from)?;
     let new_job = NewJob {
-        job: &job,
-        idempotency_key: key,
-        request_hash: &request_hash,
-        event: (EventId::generate(), &event_data),
+        job: job.clone(),
+        idempotency_key: key.map(str::to_owned),
+        request_hash: request_hash.clone(),
+        event: (EventId::generate(), event_data),
         traceparent: shared::telemetry::current_traceparent(),
+        signer_key: signer.key().as_bytes().to_vec(),
     };
-    let (signer_current, agent) = match store::create(&state.db, &new_job, signer.key().as_bytes()).await? {
+    // With the concurrent requests' jobs, in one statement.
+    let creation = creations.run(new_job).instrument(tracing::info_span!("sql create job")).await?;
+    let (signer_current, agent) = match creation {
         Creation::Created => {
             state.outbox.committed();
             tracing::info!(job_id = %job.id, agent_id = %job.agent_id, "job created");

@@ -1,7 +1,10 @@
 //! SQL for jobs. Transitions are single conditional updates, so two racing
 //! transitions cannot both win.
 
+use std::collections::HashMap;
+
 use rust_decimal::Decimal;
+use shared::batches::{Statement, column};
 use shared::domain::{ClientId, DeliveryId, EventId, JobId, JobStatus, JobTransition, JobWindow};
 use shared::events;
 use sqlx::{PgConnection, PgPool};
@@ -12,14 +15,16 @@ use crate::resources::job::{Job, JobRow};
 
 /// A job to create: the job as it will be answered (already checked), and
 /// what is stored beside it.
-pub struct NewJob<'a> {
-    pub job: &'a Job,
-    pub idempotency_key: Option<&'a str>,
-    pub request_hash: &'a [u8],
+pub struct NewJob {
+    pub job: Job,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Vec<u8>,
     /// The `job.created` event: its id and data (the job as created).
-    pub event: (EventId, &'a serde_json::Value),
+    pub event: (EventId, serde_json::Value),
     /// Of the request's span, which the delivery's task continues.
     pub traceparent: Option<String>,
+    /// The key that signed the request, which must still be the client's.
+    pub signer_key: Vec<u8>,
 }
 
 /// What creating a job came to.
@@ -40,12 +45,13 @@ pub struct AgentTerms {
     pub active: bool,
 }
 
-/// Writes the job, its `job.created` event and the delivery to the agent's
-/// endpoint in one statement, in its own transaction: the hot path's one
-/// round trip instead of four. It opens with the check every owner write
-/// makes ([`crate::http::auth::Signer`]): `signer_key` must still be the
+/// Writes jobs, each with its `job.created` event and its delivery to the
+/// agent's endpoint, in one statement for any number of concurrent
+/// requests (a [`Statement`], through `shared::batches`), in its own
+/// transaction. Each job opens with the check every owner write makes
+/// ([`crate::http::auth::Signer`]): its signer key must still be the
 /// client's active key, and the client's row is held `FOR KEY SHARE` until
-/// the write commits. The job is written only when the agent, as the
+/// the write commits. A job is written only when its agent, as the
 /// statement reads it, is active and asks at least the price.
 ///
 /// The agent's row is read, not locked: every job to a busy agent would
@@ -63,72 +69,110 @@ pub struct AgentTerms {
 /// start while the endpoint is disabled.
 ///
 /// A used idempotency key fails the whole statement on the key's unique
-/// constraint. `ON CONFLICT DO NOTHING` would turn that rare replay into a
-/// quiet "not written", but every insert would then pay for it: a
-/// speculative insertion (a lock-manager token, an index probe before the
-/// insert, and a confirmation record in the WAL). Postgres logs each such
-/// replay as an error naming the client's id and key, not a secret.
-#[tracing::instrument(name = "sql create job", skip_all)]
-pub async fn create(db: &PgPool, new: &NewJob<'_>, signer_key: &[u8]) -> sqlx::Result<Creation> {
-    let row = sqlx::query!(
-        r#"WITH signer AS (
-               SELECT FROM clients WHERE id = $2 AND active AND public_key = $19 FOR KEY SHARE
-           ), agent AS (
-               SELECT id, price, active, endpoint_url, endpoint_disabled_at FROM agents
-               WHERE id = $3 AND EXISTS (SELECT FROM signer)
-           ), job AS (
-               INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash,
-                                 accept_by, deadline, created_at, updated_at)
-               SELECT $1, $2, id, $4, $5, $6, $7, $8, $9, $17, $18, $10, $10 FROM agent WHERE active AND price >= $5
-               RETURNING id
-           ), event AS (
-               INSERT INTO events (id, aggregate_type, aggregate_id, type, data)
-               SELECT $11, 'job', id, $12, $13 FROM job
-               RETURNING id
-           ), delivery AS (
-               INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, traceparent, status, last_error, finished_at)
-               SELECT $14, event.id, $1, agent.id, agent.endpoint_url, $15,
-                      CASE WHEN agent.endpoint_disabled_at IS NULL THEN 'pending' ELSE 'dead' END,
-                      CASE WHEN agent.endpoint_disabled_at IS NULL THEN NULL ELSE $16 END,
-                      CASE WHEN agent.endpoint_disabled_at IS NULL THEN NULL ELSE now() END
-               FROM event, agent
-           )
-           SELECT EXISTS (SELECT FROM signer) AS "signer_current!", agent.price AS "agent_price?",
-                  agent.active AS "agent_active?", EXISTS (SELECT FROM job) AS "created!"
-           FROM (VALUES (true)) AS one LEFT JOIN agent ON true"#,
-        new.job.id.as_uuid(),
-        new.job.client_id.as_uuid(),
-        new.job.agent_id.as_uuid(),
-        &new.job.input,
-        new.job.price.value(),
-        new.job.fee.value(),
-        new.job.callback_url.as_deref(),
-        new.idempotency_key,
-        new.request_hash,
-        new.job.created_at,
-        new.event.0.as_uuid(),
-        events::JOB_CREATED,
-        new.event.1,
-        DeliveryId::generate().as_uuid(),
-        new.traceparent,
-        shared::webhooks::ENDPOINT_DISABLED,
-        new.job.accept_by,
-        new.job.deadline,
-        signer_key,
-    )
-    .fetch_one(db)
-    .await;
-    let row = match row {
-        Err(sqlx::Error::Database(error)) if error.constraint() == Some(IDEMPOTENCY_KEY_UNIQUE) => {
-            return Ok(Creation::KeyUsed);
-        }
-        row => row?,
-    };
-    if row.created {
-        return Ok(Creation::Created);
+/// constraint; the jobs of a failed statement are then written one by one
+/// (`shared::batches`), and alone it comes back as [`Creation::KeyUsed`].
+/// `ON CONFLICT DO NOTHING` would turn that rare replay into a quiet "not
+/// written", but every insert would then pay for it: a speculative
+/// insertion (a lock-manager token, an index probe before the insert, and a
+/// confirmation record in the WAL). Postgres logs each such replay as an
+/// error naming the client's id and key, not a secret.
+pub struct Creations;
+
+impl Statement for Creations {
+    type Input = NewJob;
+    type Output = Creation;
+
+    async fn run(&self, db: &PgPool, new: &[NewJob]) -> sqlx::Result<Vec<Creation>> {
+        let rows = sqlx::query!(
+            r#"WITH new AS (
+                   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::numeric[], $6::numeric[],
+                                        $7::text[], $8::text[], $9::bytea[], $10::timestamptz[], $11::uuid[], $12::jsonb[],
+                                        $13::uuid[], $14::text[], $15::timestamptz[], $16::timestamptz[], $17::bytea[])
+                       AS n(job_id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash,
+                            created_at, event_id, event_data, delivery_id, traceparent, accept_by, deadline, signer_key)
+               ), signer AS (
+                   SELECT n.job_id FROM new n
+                   JOIN clients c ON c.id = n.client_id AND c.active AND c.public_key = n.signer_key
+                   FOR KEY SHARE OF c
+               ), agent AS (
+                   SELECT n.job_id, a.id, a.price, a.active, a.endpoint_url, a.endpoint_disabled_at
+                   FROM new n JOIN agents a ON a.id = n.agent_id
+                   WHERE EXISTS (SELECT FROM signer s WHERE s.job_id = n.job_id)
+               ), job AS (
+                   INSERT INTO jobs (id, client_id, agent_id, input, price, fee, callback_url, idempotency_key, request_hash,
+                                     accept_by, deadline, created_at, updated_at)
+                   SELECT n.job_id, n.client_id, a.id, n.input, n.price, n.fee, n.callback_url, n.idempotency_key,
+                          n.request_hash, n.accept_by, n.deadline, n.created_at, n.created_at
+                   FROM new n JOIN agent a ON a.job_id = n.job_id
+                   WHERE a.active AND a.price >= n.price
+                   RETURNING id
+               ), event AS (
+                   INSERT INTO events (id, aggregate_type, aggregate_id, type, data)
+                   SELECT n.event_id, 'job', job.id, $18, n.event_data FROM job JOIN new n ON n.job_id = job.id
+                   RETURNING id, aggregate_id
+               ), delivery AS (
+                   INSERT INTO webhook_deliveries (id, event_id, job_id, agent_id, target_url, traceparent, status, last_error, finished_at)
+                   SELECT n.delivery_id, event.id, n.job_id, a.id, a.endpoint_url, n.traceparent,
+                          CASE WHEN a.endpoint_disabled_at IS NULL THEN 'pending' ELSE 'dead' END,
+                          CASE WHEN a.endpoint_disabled_at IS NULL THEN NULL ELSE $19 END,
+                          CASE WHEN a.endpoint_disabled_at IS NULL THEN NULL ELSE now() END
+                   FROM event JOIN new n ON n.job_id = event.aggregate_id JOIN agent a ON a.job_id = n.job_id
+               )
+               SELECT n.job_id AS "job_id!", EXISTS (SELECT FROM signer s WHERE s.job_id = n.job_id) AS "signer_current!",
+                      a.price AS "agent_price?", a.active AS "agent_active?",
+                      EXISTS (SELECT FROM job WHERE job.id = n.job_id) AS "created!"
+               FROM new n LEFT JOIN agent a ON a.job_id = n.job_id"#,
+            &column(new, |new| new.job.id.as_uuid()),
+            &column(new, |new| new.job.client_id.as_uuid()),
+            &column(new, |new| new.job.agent_id.as_uuid()),
+            &column(new, |new| new.job.input.clone()),
+            &column(new, |new| new.job.price.value()),
+            &column(new, |new| new.job.fee.value()),
+            &column(new, |new| new.job.callback_url.as_deref()) as &[Option<&str>],
+            &column(new, |new| new.idempotency_key.as_deref()) as &[Option<&str>],
+            &column(new, |new| new.request_hash.as_slice()) as &[&[u8]],
+            &column(new, |new| new.job.created_at),
+            &column(new, |new| new.event.0.as_uuid()),
+            &column(new, |new| new.event.1.clone()),
+            &column(new, |_| DeliveryId::generate().as_uuid()),
+            &column(new, |new| new.traceparent.as_deref()) as &[Option<&str>],
+            &column(new, |new| new.job.accept_by) as &[Option<OffsetDateTime>],
+            &column(new, |new| new.job.deadline) as &[Option<OffsetDateTime>],
+            &column(new, |new| new.signer_key.as_slice()) as &[&[u8]],
+            events::JOB_CREATED,
+            shared::webhooks::ENDPOINT_DISABLED,
+        )
+        .fetch_all(db)
+        .await;
+        let rows = match rows {
+            Err(sqlx::Error::Database(error))
+                if new.len() == 1 && error.constraint() == Some(IDEMPOTENCY_KEY_UNIQUE) =>
+            {
+                return Ok(vec![Creation::KeyUsed]);
+            }
+            rows => rows?,
+        };
+        let mut by_job: HashMap<Uuid, Creation> = rows
+            .into_iter()
+            .map(|row| {
+                let creation = if row.created {
+                    Creation::Created
+                } else {
+                    let agent =
+                        row.agent_price.zip(row.agent_active).map(|(price, active)| AgentTerms { price, active });
+                    Creation::NotWritten { signer_current: row.signer_current, agent }
+                };
+                (row.job_id, creation)
+            })
+            .collect();
+        new.iter()
+            .map(|new| {
+                by_job
+                    .remove(&new.job.id.as_uuid())
+                    .ok_or_else(|| sqlx::Error::Protocol("a new job got no row back".into()))
+            })
+            .collect()
     }
-    let agent = row.agent_price.zip(row.agent_active).map(|(price, active)| AgentTerms { price, active });
-    Ok(Creation::NotWritten { signer_current: row.signer_current, agent })
 }
 
 /// A client's idempotency keys are unique (`jobs`' constraint).

@@ -1,6 +1,7 @@
-//! Statements shared by concurrent pushes: each push hands its input to
-//! one queue and waits for its own output; a few writers take whatever the
-//! queue holds (up to [`MOST_PER_STATEMENT`]) into one statement. Under
+//! Statements shared by concurrent requests (the worker's pushes, the
+//! API's job creations): each request hands its input to one queue and
+//! waits for its own output; a few writers take whatever the queue holds
+//! (up to [`MOST_PER_STATEMENT`]) into one statement. Under
 //! light load an input runs alone at once, so nothing waits for a batch to
 //! fill; under load the inputs that queued while the writers were busy go
 //! together, which is when Postgres's fixed cost per statement (starting the
@@ -9,11 +10,15 @@
 //! statement cost Postgres about a quarter of what 16 statements cost
 //! (PERFORMANCE.md).
 //!
-//! A push goes on only with its own output, after the statement committed
-//! (or failed, and then the push fails and Cloud Tasks pushes again), so a
-//! batch never acknowledges what it did not write. When a batch fails, each
-//! of its inputs runs alone, so one input Postgres refuses fails only its
-//! own push.
+//! A request goes on only with its own output, after the statement
+//! committed (or failed, and then the request fails), so a batch never
+//! acknowledges what it did not write. When a batch fails, each of its
+//! inputs runs alone, so one input Postgres refuses fails only its own
+//! request, with its own error.
+//!
+//! The statements run on a pool of generic plans: one made per connection,
+//! where a custom plan for a statement of arrays would cost more to make
+//! than the statement to run.
 
 use std::sync::Arc;
 
@@ -23,9 +28,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 /// Inputs in one statement at most: past where the cost per input stops
 /// falling, and a bound on one statement's size.
 const MOST_PER_STATEMENT: usize = 64;
-/// Statements in flight at once, per kind: one slow statement does not stop
-/// the others, and the pool keeps connections for everything else.
-const WRITERS: usize = 4;
+/// Statements in flight at once, per kind, at most: one slow statement does
+/// not stop the others, and the pool keeps connections for everything
+/// else. Never more than the pool's connections, so no writer waits for
+/// another's connection while its inputs wait.
+const MOST_WRITERS: u32 = 4;
 /// Inputs waiting at most; a push waits for room beyond that.
 const QUEUE: usize = 1024;
 
@@ -37,7 +44,12 @@ pub trait Statement: Send + Sync + 'static {
     fn run(&self, db: &PgPool, inputs: &[Self::Input]) -> impl Future<Output = sqlx::Result<Vec<Self::Output>>> + Send;
 }
 
-type Answer<T> = oneshot::Sender<Result<T, Arc<sqlx::Error>>>;
+/// One field of every input, as one array parameter of a statement.
+pub fn column<'a, I, T>(inputs: &'a [I], field: impl Fn(&'a I) -> T) -> Vec<T> {
+    inputs.iter().map(field).collect()
+}
+
+type Answer<T> = oneshot::Sender<sqlx::Result<T>>;
 
 /// The queue of one statement's inputs; cloning it shares the queue.
 pub struct Batched<S: Statement> {
@@ -55,25 +67,29 @@ impl<S: Statement> Batched<S> {
     /// handle is dropped and the queue is empty.
     pub fn start(db: PgPool, statement: S) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(db, Arc::new(statement), waiting));
+        let writers = db.options().get_max_connections().min(MOST_WRITERS) as usize;
+        tokio::spawn(write_batches(db, Arc::new(statement), writers, waiting));
         Self { queue }
     }
 
-    /// Runs the statement for `input` (with whatever else is queued).
-    pub async fn run(&self, input: S::Input) -> anyhow::Result<S::Output> {
+    /// Runs the statement for `input` (with whatever else is queued): its
+    /// own output, or the error its statement failed with.
+    pub async fn run(&self, input: S::Input) -> sqlx::Result<S::Output> {
         let (answer, output) = oneshot::channel();
-        self.queue.send((input, answer)).await.map_err(|_| anyhow::anyhow!("a statement's writers have stopped"))?;
-        let output = output.await.map_err(|_| anyhow::anyhow!("a statement's writers dropped an input"))?;
-        Ok(output?)
+        // The writers stop only once no handle is left, so neither happens
+        // while one runs; if it did, the request's store is gone.
+        self.queue.send((input, answer)).await.map_err(|_| sqlx::Error::PoolClosed)?;
+        output.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
 }
 
 async fn write_batches<S: Statement>(
     db: PgPool,
     statement: Arc<S>,
+    writers: usize,
     mut waiting: mpsc::Receiver<(S::Input, Answer<S::Output>)>,
 ) {
-    let writers = Arc::new(Semaphore::new(WRITERS));
+    let writers = Arc::new(Semaphore::new(writers.max(1)));
     loop {
         // A writer first, then the inputs: whatever queued while every
         // writer was busy goes in its statement.
@@ -101,7 +117,7 @@ async fn write_batch<S: Statement>(db: &PgPool, statement: &S, batch: Vec<(S::In
         }
         Err(error) if inputs.len() == 1 => {
             if let Some(answer) = answers.into_iter().next() {
-                let _ = answer.send(Err(Arc::new(error)));
+                let _ = answer.send(Err(error));
             }
         }
         Err(error) => {
@@ -110,7 +126,7 @@ async fn write_batch<S: Statement>(db: &PgPool, statement: &S, batch: Vec<(S::In
                 let output = statement.run(db, std::slice::from_ref(input)).await.and_then(|mut outputs| {
                     outputs.pop().ok_or_else(|| sqlx::Error::Protocol("a statement gave no output".into()))
                 });
-                let _ = answer.send(output.map_err(Arc::new));
+                let _ = answer.send(output);
             }
         }
     }
