@@ -1,7 +1,9 @@
 //! Statements shared by concurrent requests (the worker's pushes, the
 //! API's job creations): each request hands its input to one queue and
 //! waits for its own output; a few writers take whatever the queue holds
-//! (up to [`MOST_PER_STATEMENT`]) into one statement. Under
+//! (up to [`MOST_PER_STATEMENT`]) into one statement. A statement locks
+//! its rows in its inputs' order, so each sorts them by key first: two
+//! batches then take their common rows in the same order. Under
 //! light load an input runs alone at once, so nothing waits for a batch to
 //! fill; under load the inputs that queued while the writers were busy go
 //! together, which is when Postgres's fixed cost per statement (starting the
@@ -12,14 +14,17 @@
 //!
 //! A request goes on only with its own output, after the statement
 //! committed (or failed, and then the request fails), so a batch never
-//! acknowledges what it did not write. When a batch fails, each of its
-//! inputs runs alone, so one input Postgres refuses fails only its own
-//! request, with its own error.
+//! acknowledges what it did not write. When a batch fails in a way one
+//! input may have caused (its data, a constraint, a deadlock), its halves
+//! run apart, down to single inputs, so one input Postgres refuses fails
+//! only its own request, with its own error; any other failure (the pool,
+//! the connection) is every caller's, with no run again.
 //!
 //! The statements run on a pool of generic plans: one made per connection,
 //! where a custom plan for a statement of arrays would cost more to make
 //! than the statement to run.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -28,11 +33,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 /// Inputs in one statement at most: past where the cost per input stops
 /// falling, and a bound on one statement's size.
 const MOST_PER_STATEMENT: usize = 64;
-/// Statements in flight at once, per kind, at most: one slow statement does
-/// not stop the others, and the pool keeps connections for everything
-/// else. Never more than the pool's connections, so no writer waits for
-/// another's connection while its inputs wait.
-const MOST_WRITERS: u32 = 4;
+
 /// Inputs waiting at most; a push waits for room beyond that.
 const QUEUE: usize = 1024;
 
@@ -42,6 +43,13 @@ pub trait Statement: Send + Sync + 'static {
     type Output: Send + 'static;
     /// Runs once for `inputs`: one output per input, in their order.
     fn run(&self, db: &PgPool, inputs: &[Self::Input]) -> impl Future<Output = sqlx::Result<Vec<Self::Output>>> + Send;
+}
+
+/// Writers for one of `kinds` statements sharing `db`: an even share of its
+/// connections, at least one and at most four (more statements in flight
+/// only make each batch smaller).
+pub fn writers_for(db: &PgPool, kinds: u32) -> usize {
+    (db.options().get_max_connections() / kinds.max(1)).clamp(1, 4) as usize
 }
 
 /// One field of every input, as one array parameter of a statement.
@@ -63,11 +71,12 @@ impl<S: Statement> Clone for Batched<S> {
 }
 
 impl<S: Statement> Batched<S> {
-    /// Starts the writers on the current runtime; they stop once every
-    /// handle is dropped and the queue is empty.
-    pub fn start(db: PgPool, statement: S) -> Self {
+    /// Starts `writers` (at least one) on the current runtime: the
+    /// statements in flight at once, each on a connection of `db`, so the
+    /// owner keeps their sum within the pool (`writers_for`). They stop once
+    /// every handle is dropped and the queue is empty.
+    pub fn start(db: PgPool, statement: S, writers: usize) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        let writers = db.options().get_max_connections().min(MOST_WRITERS) as usize;
         tokio::spawn(write_batches(db, Arc::new(statement), writers, waiting));
         Self { queue }
     }
@@ -100,34 +109,67 @@ async fn write_batches<S: Statement>(
         }
         let (db, statement) = (db.clone(), statement.clone());
         tokio::spawn(async move {
-            write_batch(&db, &*statement, batch).await;
+            let (inputs, answers) = batch.into_iter().unzip();
+            write_batch(&db, &*statement, inputs, answers).await;
             drop(writer);
         });
     }
 }
 
-async fn write_batch<S: Statement>(db: &PgPool, statement: &S, batch: Vec<(S::Input, Answer<S::Output>)>) {
-    let (inputs, answers): (Vec<S::Input>, Vec<Answer<S::Output>>) = batch.into_iter().unzip();
-    match statement.run(db, &inputs).await {
-        // A push that stopped waiting is not told.
-        Ok(outputs) => {
-            for (answer, output) in answers.into_iter().zip(outputs) {
-                let _ = answer.send(Ok(output));
+/// Runs `inputs` in one statement and answers each caller. When an input
+/// may be what failed it (bad data, a constraint, a deadlock), the halves
+/// run apart, down to the input alone: one bad input among 64 costs about a
+/// dozen statements and fails only its caller. Any other failure (the pool,
+/// the connection) is every caller's.
+fn write_batch<'a, S: Statement>(
+    db: &'a PgPool,
+    statement: &'a S,
+    inputs: Vec<S::Input>,
+    answers: Vec<Answer<S::Output>>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        let error = match statement.run(db, &inputs).await {
+            Ok(outputs) if outputs.len() == inputs.len() => {
+                // A caller that stopped waiting is not told.
+                for (answer, output) in answers.into_iter().zip(outputs) {
+                    let _ = answer.send(Ok(output));
+                }
+                return;
             }
+            Ok(outputs) => sqlx::Error::Protocol(format!("{} outputs for {} inputs", outputs.len(), inputs.len())),
+            Err(error) => error,
+        };
+        if inputs.len() > 1 && may_be_one_inputs(&error) {
+            tracing::warn!(%error, inputs = inputs.len(), "a shared statement failed; running its halves apart");
+            let (mut first, mut first_answers) = (inputs, answers);
+            let (second, second_answers) =
+                (first.split_off(first.len() / 2), first_answers.split_off(first_answers.len() / 2));
+            write_batch(db, statement, first, first_answers).await;
+            write_batch(db, statement, second, second_answers).await;
+            return;
         }
-        Err(error) if inputs.len() == 1 => {
-            if let Some(answer) = answers.into_iter().next() {
-                let _ = answer.send(Err(error));
-            }
+        for answer in answers {
+            let _ = answer.send(Err(shared_error(&error)));
         }
-        Err(error) => {
-            tracing::warn!(%error, inputs = inputs.len(), "a shared statement failed; running it for each input alone");
-            for (input, answer) in inputs.iter().zip(answers) {
-                let output = statement.run(db, std::slice::from_ref(input)).await.and_then(|mut outputs| {
-                    outputs.pop().ok_or_else(|| sqlx::Error::Protocol("a statement gave no output".into()))
-                });
-                let _ = answer.send(output);
-            }
-        }
+    })
+}
+
+/// Whether one input may have caused `error`: Postgres refused its data
+/// (class 22) or a constraint (23), or the statement lost a deadlock or a
+/// serialization conflict (40), which a smaller statement may not meet.
+fn may_be_one_inputs(error: &sqlx::Error) -> bool {
+    let code = error.as_database_error().and_then(|error| error.code());
+    code.is_some_and(|code| ["22", "23", "40"].iter().any(|class| code.starts_with(class)))
+}
+
+/// `error` again, for one of the callers it failed: the kinds callers tell
+/// apart (the pool, the connection) keep their kind; the rest keep their
+/// message.
+fn shared_error(error: &sqlx::Error) -> sqlx::Error {
+    match error {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(format!("a shared statement failed: {other}")),
     }
 }

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use shared::batches::Batched;
+use shared::batches::{self, Batched};
 use shared::db::Plans;
 use shared::delivery_tasks::DeliveryTasks;
 use shared::egress::EgressClient;
@@ -64,9 +64,11 @@ impl Worker {
             slot_lease,
         );
         let db = shared::db::lazy_pool(&settings, settings.database_max_connections, Plans::Generic)?;
+        // Leases and successes share the pool evenly.
+        let writers = batches::writers_for(&db, 2);
         let state = WorkerState {
-            leases: Batched::start(db.clone(), Leases { hold: delivery_policy.hold() }),
-            successes: Batched::start(db.clone(), Successes),
+            leases: Batched::start(db.clone(), Leases { hold: delivery_policy.hold() }, writers),
+            successes: Batched::start(db.clone(), Successes, writers),
             db,
             egress,
             tasks,

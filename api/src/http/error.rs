@@ -54,6 +54,11 @@ impl ApiError {
         Self::InvalidField { field: field.into(), message: message.to_string() }
     }
 
+    /// Text Postgres cannot store.
+    pub fn nul_in_body() -> Self {
+        Self::invalid("body", "must not contain NUL (\\u0000) characters")
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -209,7 +214,7 @@ impl From<sqlx::Error> for ApiError {
             }
             // 22P05 (unsupported \u0000 in jsonb), 22021 (NUL in text): text Postgres cannot store.
             if matches!(db.code().as_deref(), Some("22P05" | "22021")) {
-                return Self::invalid("body", "must not contain NUL (\\u0000) characters");
+                return Self::nul_in_body();
             }
         }
         match error {

@@ -103,7 +103,7 @@ variable "redis" {
 }
 
 variable "api" {
-  description = "API service sizing. db_pool_size becomes DATABASE_MAX_CONNECTIONS; discovery_db_connections (DISCOVERY_DATABASE_CONNECTIONS) is carved from it for discovery by tag, 0 to share."
+  description = "API service sizing. db_pool_size becomes DATABASE_MAX_CONNECTIONS; discovery_db_connections (DISCOVERY_DATABASE_CONNECTIONS) is carved from it for the statements that run generic plans (discovery by tag, job creation), 0 to share."
   type = object({
     cpu                      = string
     memory                   = string

@@ -16,9 +16,10 @@ variables! {
     DATABASE_URL: SecretString = required().secret().parse(|raw| secret_url(raw, &["postgres", "postgresql"]));
     /// Postgres connections per process, in all (the API's include DISCOVERY_DATABASE_CONNECTIONS).
     DATABASE_MAX_CONNECTIONS: u32 = default("18").parse(positive);
-    /// API only: of DATABASE_MAX_CONNECTIONS, the connections kept for discovery by tag, which run one
-    /// generic plan per statement (planning it per request cost more than running it, and grew with the
-    /// catalog); 0: discovery shares the pool. Below DATABASE_MAX_CONNECTIONS.
+    /// API only: of DATABASE_MAX_CONNECTIONS, the connections that run one generic plan per statement:
+    /// discovery by tag (planning it per request cost more than running it, and grew with the catalog)
+    /// and the statement that creates concurrent requests' jobs; 0: they share the pool, and plan each
+    /// statement anew. Below DATABASE_MAX_CONNECTIONS.
     DISCOVERY_DATABASE_CONNECTIONS: u32 = default("8").parse(from_str);
     /// API only: Postgres URL of a streaming read replica of DATABASE_URL's database; empty: none. Discovery
     /// and the other public reads run there while it lags at most READ_REPLICA_MAX_LAG; owner reads and

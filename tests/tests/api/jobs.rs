@@ -363,14 +363,29 @@ async fn the_agent_never_sees_its_clients_callback_url() {
     assert!(events.iter().all(|data| !data.contains("tok_client_secret")), "{events:?}");
 }
 
-/// Creates a job for each of `bodies` at once while writes to `jobs` wait
+/// A request of [`create_queued`]: its body, its idempotency key, and
+/// whether it comes late, once the others wait.
+struct Queued {
+    body: Value,
+    key: Option<&'static str>,
+    late: bool,
+}
+
+fn queued(body: Value) -> Queued {
+    Queued { body, key: None, late: false }
+}
+
+/// Creates a job for each request at once while writes to `jobs` wait
 /// behind a held lock, so the requests queue behind the first statements;
 /// then lets them go. Each answer's status and body, in order.
-async fn create_queued(app: &TestApp, client: &RequestSigner, bodies: &[Value]) -> Vec<(u16, Value)> {
+async fn create_queued(app: &TestApp, client: &RequestSigner, requests: &[Queued]) -> Vec<(u16, Value)> {
     let mut hold = app.db.begin().await.unwrap();
     sqlx::query("LOCK TABLE jobs IN SHARE MODE").execute(&mut *hold).await.unwrap();
-    let requests = bodies.iter().map(|body| async {
-        let answer = create(app, client, body, None).await;
+    let requests = requests.iter().map(|request| async {
+        if request.late {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        let answer = create(app, client, &request.body, request.key).await;
         (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
     });
     let (answers, ()) = tokio::join!(futures_util::future::join_all(requests), async {
@@ -415,8 +430,8 @@ async fn written(app: &TestApp, ids: &[uuid::Uuid]) -> (i64, i64, i64, i64) {
 /// Concurrent requests' jobs are written in shared statements
 /// (`jobs::store::Creations`), and each request still gets its own answer:
 /// its job, or its own refusal, whether the refusal comes back as a row
-/// (the agent's terms) or fails the statement (text Postgres cannot store,
-/// after which each job of it is written alone).
+/// (the agent's terms) or fails the statement (a used idempotency key,
+/// after which the statement's halves run apart, down to that job alone).
 #[tokio::test]
 async fn concurrent_creations_share_statements_and_each_gets_its_own_answer() {
     const JOBS: usize = 12;
@@ -425,9 +440,9 @@ async fn concurrent_creations_share_statements_and_each_gets_its_own_answer() {
     let cheap = app.register_agent(json!({"price": "2"})).await;
     let client = client(&app).await;
 
-    let mut bodies = vec![job_body(&agent, "5"); JOBS];
-    bodies.insert(JOBS / 2, job_body(&cheap, "5"));
-    let answers = create_queued(&app, &client, &bodies).await;
+    let mut requests: Vec<Queued> = (0..JOBS).map(|_| queued(job_body(&agent, "5"))).collect();
+    requests.insert(JOBS / 2, queued(job_body(&cheap, "5")));
+    let answers = create_queued(&app, &client, &requests).await;
     let (refused, body) = &answers[JOBS / 2];
     assert_eq!((*refused, &body["errors"][0]["field"]), (422, &json!("price")), "over its agent's price: {body}");
     let created = created_ids(&answers);
@@ -436,15 +451,21 @@ async fn concurrent_creations_share_statements_and_each_gets_its_own_answer() {
     assert_eq!((jobs, events, deliveries), (JOBS as i64, JOBS as i64, JOBS as i64), "each with its event and delivery");
     assert!(transactions < JOBS as i64 / 2, "{JOBS} queued jobs are written in a few statements: {transactions}");
 
-    let mut bodies = vec![job_body(&agent, "5"); JOBS];
-    bodies.insert(JOBS / 2, json!({"agent_id": agent.registered["id"], "input": {"text": "a\u{0}b"}, "price": "5"}));
-    let answers = create_queued(&app, &client, &bodies).await;
-    let (refused, body) = &answers[JOBS / 2];
+    // A retry of a created job, queued among new ones once they wait, and
+    // an input Postgres could not store (refused before it is queued).
+    let first: Value = create(&app, &client, &job_body(&agent, "5"), Some("first")).await.json().await.unwrap();
+    let mut requests: Vec<Queued> = (0..JOBS).map(|_| queued(job_body(&agent, "5"))).collect();
+    requests.push(Queued { body: job_body(&agent, "5"), key: Some("first"), late: true });
+    requests.push(queued(json!({"agent_id": agent.registered["id"], "input": {"text": "a\u{0}b"}, "price": "5"})));
+    let answers = create_queued(&app, &client, &requests).await;
+    let (replayed, job) = &answers[JOBS];
+    assert_eq!((*replayed, &job["id"]), (201, &first["id"]), "the retry gets the first answer: {job}");
+    let (refused, body) = &answers[JOBS + 1];
     assert_eq!((*refused, &body["errors"][0]["field"]), (422, &json!("body")), "NUL in its input: {body}");
-    let created = created_ids(&answers);
+    let created: Vec<uuid::Uuid> = created_ids(&answers[..JOBS]);
     assert_eq!(created.len(), JOBS, "the others are created: {answers:?}");
     let (jobs, events, deliveries, _) = written(&app, &created).await;
     assert_eq!((jobs, events, deliveries), (JOBS as i64, JOBS as i64, JOBS as i64));
     let all: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&app.db).await.unwrap();
-    assert_eq!(all, 2 * JOBS as i64, "nothing else was written");
+    assert_eq!(all, 2 * JOBS as i64 + 1, "nothing else was written");
 }

@@ -1,7 +1,7 @@
 //! The worker takes the leases and writes the successes of concurrent
-//! pushes in shared statements (`webhook_worker`'s `batches`): each push
+//! pushes in shared statements (`shared::batches`): each push
 //! still goes on with its own lease only, is answered only once its own
-//! record committed, each record is written once, and a record Postgres
+//! record committed, each record is written once, and a record a constraint
 //! refuses fails only its own push.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,7 +124,7 @@ async fn a_record_postgres_refuses_fails_only_its_own_push() {
          CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
              IF EXISTS (SELECT FROM refused_attempts WHERE delivery_id = NEW.delivery_id) THEN
-                 RAISE EXCEPTION 'refused by the test';
+                 RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'check_violation';
              END IF;
              RETURN NEW;
          END $$;

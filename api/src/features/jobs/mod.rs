@@ -14,7 +14,7 @@ use axum::{Extension, Json};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use shared::batches::Batched;
+use shared::batches::{Batched, writers_for};
 use shared::domain::{EventId, JobId, JobStatus, JobTransition, Price};
 use shared::events::{self, Aggregate};
 use shared::settings::MAX_JOB_ACCEPT_TIMEOUT_SECONDS;
@@ -49,7 +49,8 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(complete_job))
         .routes(routes!(fail_job))
         .routes(routes!(cancel_job))
-        .layer(Extension(Batched::start(state.generic_db.clone(), Creations)))
+        // The pool of generic plans serves discovery's tag walks too.
+        .layer(Extension(Batched::start(state.generic_db.clone(), Creations, writers_for(&state.generic_db, 2))))
 }
 
 /// Hire an agent (signed by a client). With an `Idempotency-Key`, repeating
@@ -79,6 +80,11 @@ async fn create_job(
         return Err(ApiError::Forbidden("only clients create jobs; sign with your cli_… keyid".into()));
     };
     let key = idempotency_key(&headers)?;
+    // Refused here, not by Postgres: in the shared statement it would fail
+    // the other requests' jobs too, and they would run again.
+    if holds_nul(&body.input) {
+        return Err(ApiError::nul_in_body());
+    }
     let request_hash = Sha256::digest(serde_json::to_vec(&body).map_err(anyhow::Error::from)?).to_vec();
     if let Some(url) = &body.callback_url {
         require_deliverable(&state, "callback_url", url).await?;
@@ -146,6 +152,16 @@ async fn create_job(
         Some(_) => anyhow::anyhow!("a job the agent's terms allow was not written").into(),
     };
     replay_or(&state, client, key, &request_hash, refusal).await
+}
+
+/// Whether `value` holds a NUL anywhere (Postgres's `jsonb` cannot).
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
 }
 
 /// The first answer, when a job was created with this key by the same
