@@ -541,6 +541,22 @@ pub(crate) fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
 }
 
+/// Waits (10 s at most) until a statement waits for a lock: on the table
+/// `table`, or on anything when `None`. True once one does.
+pub async fn a_lock_is_awaited(db: &PgPool, table: Option<&str>) -> bool {
+    eventually(10, || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND ($1::text IS NULL OR relation = $1::regclass)",
+        )
+        .bind(table)
+        .fetch_one(db)
+        .await
+        .unwrap();
+        waiting > 0
+    })
+    .await
+}
+
 /// Polls `check` every 100 ms until it returns true or `seconds` pass.
 pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
 where

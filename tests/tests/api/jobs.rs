@@ -389,15 +389,7 @@ async fn create_queued(app: &TestApp, client: &RequestSigner, requests: &[Queued
         (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
     });
     let (answers, ()) = tokio::join!(futures_util::future::join_all(requests), async {
-        let waiting = tests::eventually(10, || async {
-            let waiting: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE relation = 'jobs'::regclass AND NOT granted")
-                    .fetch_one(&app.db)
-                    .await
-                    .unwrap();
-            waiting > 0
-        })
-        .await;
+        let waiting = tests::a_lock_is_awaited(&app.db, Some("jobs")).await;
         assert!(waiting, "a creation waits for the held table");
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         hold.commit().await.unwrap();

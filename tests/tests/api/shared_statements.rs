@@ -47,16 +47,7 @@ async fn hold_records(db: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres>
 /// then a moment for the other records to queue behind it.
 async fn records_waiting(pipeline: &Pipeline, sent: usize) {
     assert!(pipeline.receiver.wait_for(sent, 20).await, "every push sends its webhook");
-    let waiting = tests::eventually(10, || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks WHERE relation = 'delivery_attempts'::regclass AND NOT granted",
-        )
-        .fetch_one(&pipeline.app.db)
-        .await
-        .unwrap();
-        waiting > 0
-    })
-    .await;
+    let waiting = tests::a_lock_is_awaited(&pipeline.app.db, Some("delivery_attempts")).await;
     assert!(waiting, "a record waits for the held table");
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
@@ -185,14 +176,7 @@ async fn pushes_waiting_on_locked_rows_each_send_once_with_a_lease_of_their_own(
         .unwrap();
     let pushes = deliveries.iter().chain(&deliveries).map(|id| pipeline.push(id, 1));
     let (answers, ()) = tokio::join!(join_all(pushes), async {
-        let waiting = tests::eventually(10, || async {
-            let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
-                .fetch_one(&pipeline.app.db)
-                .await
-                .unwrap();
-            waiting > 0
-        })
-        .await;
+        let waiting = tests::a_lock_is_awaited(&pipeline.app.db, None).await;
         assert!(waiting, "the leases wait for the locked rows");
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(pipeline.receiver.received().is_empty(), "nothing is sent while its row is locked");
