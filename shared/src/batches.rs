@@ -1,9 +1,11 @@
 //! Statements shared by concurrent requests (the worker's pushes, the
 //! API's job creations): each request hands its input to one queue and
 //! waits for its own output; a few writers take whatever the queue holds
-//! (up to [`MOST_PER_STATEMENT`]) into one statement. A statement locks
-//! its rows in its inputs' order, so each sorts them by key first: two
-//! batches then take their common rows in the same order. Under
+//! (up to [`MOST_PER_STATEMENT`]) into one statement. Each statement sorts
+//! its inputs by key (deliveries by id, jobs by client and idempotency
+//! key), so two batches usually take their common rows of that table in one
+//! order; a deadlock that still happens (rows of other tables, another
+//! plan) fails only a run, which then runs again in halves. Under
 //! light load an input runs alone at once, so nothing waits for a batch to
 //! fill; under load the inputs that queued while the writers were busy go
 //! together, which is when Postgres's fixed cost per statement (starting the
@@ -18,7 +20,9 @@
 //! input may have caused (its data, a constraint, a deadlock), its halves
 //! run apart, down to single inputs, so one input Postgres refuses fails
 //! only its own request, with its own error; any other failure (the pool,
-//! the connection) is every caller's, with no run again.
+//! the connection, an error raised for another reason) is every caller's,
+//! with no run again: the worker's pushes fail and Cloud Tasks pushes them
+//! again, the API answers each request as the error says.
 //!
 //! The statements run on a pool of generic plans: one made per connection,
 //! where a custom plan for a statement of arrays would cost more to make
@@ -46,8 +50,9 @@ pub trait Statement: Send + Sync + 'static {
 }
 
 /// Writers for one of `kinds` statements sharing `db`: an even share of its
-/// connections, at least one and at most four (more statements in flight
-/// only make each batch smaller).
+/// connections, at most four (more statements in flight only make each
+/// batch smaller), and at least one, so a pool smaller than `kinds` is
+/// shared: its statements then wait for one another's connection.
 pub fn writers_for(db: &PgPool, kinds: u32) -> usize {
     (db.options().get_max_connections() / kinds.max(1)).clamp(1, 4) as usize
 }
@@ -72,9 +77,9 @@ impl<S: Statement> Clone for Batched<S> {
 
 impl<S: Statement> Batched<S> {
     /// Starts `writers` (at least one) on the current runtime: the
-    /// statements in flight at once, each on a connection of `db`, so the
-    /// owner keeps their sum within the pool (`writers_for`). They stop once
-    /// every handle is dropped and the queue is empty.
+    /// statements in flight at once, each on a connection of `db`
+    /// (`writers_for` shares the pool out). They stop once every handle is
+    /// dropped and the queue is empty.
     pub fn start(db: PgPool, statement: S, writers: usize) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(db, Arc::new(statement), writers, waiting));
@@ -146,6 +151,14 @@ fn write_batch<'a, S: Statement>(
                 (first.split_off(first.len() / 2), first_answers.split_off(first_answers.len() / 2));
             write_batch(db, statement, first, first_answers).await;
             write_batch(db, statement, second, second_answers).await;
+            return;
+        }
+        // One caller gets the error itself (its kind, constraint and code
+        // decide its answer); several get each a copy of what they tell apart.
+        if let [_] = answers.as_slice() {
+            if let Some(answer) = answers.into_iter().next() {
+                let _ = answer.send(Err(error));
+            }
             return;
         }
         for answer in answers {
