@@ -1,9 +1,8 @@
 //! What the lease holder writes: an attempt (the attempt row, the
 //! delivery's new status and next attempt, the agent endpoint's health and
 //! the URL's pacing: `attempts::write`, with other pushes' successes, or in
-//! one transaction on a failure), a deferral, or a death
-//! unsent. It records what `policy`
-//! decided, and decides nothing itself.
+//! one transaction on a failure), a deferral, or a death unsent. It records
+//! what `policy` decided, and decides nothing itself.
 
 use shared::batches::Batched;
 use shared::delivery_tasks::Push;
