@@ -1,10 +1,10 @@
 //! Statements shared by concurrent requests (the worker's pushes, the
 //! API's job creations): each request hands its input to one queue and
 //! waits for its own output; a few writers take whatever the queue holds
-//! (up to [`MOST_PER_STATEMENT`]) into one statement. Each statement sorts
-//! its inputs by key (deliveries by id, jobs by client and idempotency
-//! key), so two batches usually take their common rows of that table in one
-//! order; a deadlock that still happens (rows of other tables, another
+//! (up to [`MOST_PER_STATEMENT`]) into one statement. A run takes its
+//! inputs in its statement's `lock_order` (deliveries by id, jobs by client
+//! and idempotency key), so two batches usually take their common rows of
+//! that table in one order; a deadlock that still happens (rows of other tables, another
 //! plan) fails only a run, which then runs again in halves. Under
 //! light load an input runs alone at once, so nothing waits for a batch to
 //! fill; under load the inputs that queued while the writers were busy go
@@ -28,6 +28,7 @@
 //! where a custom plan for a statement of arrays would cost more to make
 //! than the statement to run.
 
+use std::cmp::Ordering;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -45,6 +46,9 @@ const QUEUE: usize = 1024;
 pub trait Statement: Send + Sync + 'static {
     type Input: Send + Sync + 'static;
     type Output: Send + 'static;
+    /// The order a run takes its inputs in (by the key of the rows they
+    /// lock), so two runs take their common rows in one order.
+    fn lock_order(a: &Self::Input, b: &Self::Input) -> Ordering;
     /// Runs once for `inputs`: one output per input, in their order.
     fn run(&self, db: &PgPool, inputs: &[Self::Input]) -> impl Future<Output = sqlx::Result<Vec<Self::Output>>> + Send;
 }
@@ -114,6 +118,8 @@ async fn write_batches<S: Statement>(
         }
         let (db, statement) = (db.clone(), statement.clone());
         tokio::spawn(async move {
+            let mut batch = batch;
+            batch.sort_by(|(a, _), (b, _)| S::lock_order(a, b));
             let (inputs, answers) = batch.into_iter().unzip();
             write_batch(&db, &*statement, inputs, answers).await;
             drop(writer);
@@ -155,14 +161,13 @@ fn write_batch<'a, S: Statement>(
         }
         // One caller gets the error itself (its kind, constraint and code
         // decide its answer); several get each a copy of what they tell apart.
-        if let [_] = answers.as_slice() {
-            if let Some(answer) = answers.into_iter().next() {
-                let _ = answer.send(Err(error));
+        match <[Answer<S::Output>; 1]>::try_from(answers) {
+            Ok([answer]) => drop(answer.send(Err(error))),
+            Err(answers) => {
+                for answer in answers {
+                    let _ = answer.send(Err(shared_error(&error)));
+                }
             }
-            return;
-        }
-        for answer in answers {
-            let _ = answer.send(Err(shared_error(&error)));
         }
     })
 }

@@ -7,6 +7,8 @@
 //! concurrent pushes are written together ([`Successes`], through
 //! `batches`).
 
+use std::cmp::Ordering;
+
 use shared::batches::{Statement, column};
 use shared::domain::{DeliveryStatus, Outcome};
 use sqlx::{PgExecutor, PgPool};
@@ -52,9 +54,6 @@ pub enum Commit {
 /// statement are told apart). A record whose lease was lost meanwhile (it lapsed and another
 /// push took the delivery over) is left out: that push records instead.
 pub async fn write(db: impl PgExecutor<'_>, records: &[AttemptRecord], commit: Commit) -> sqlx::Result<Vec<Uuid>> {
-    // Sorted: rows locked in one order by every statement.
-    let mut sorted: Vec<&AttemptRecord> = records.iter().collect();
-    sorted.sort_by_key(|record| record.delivery_id);
     sqlx::query_scalar!(
         r#"WITH async_commit AS (SELECT set_config('synchronous_commit', CASE WHEN $1 THEN 'off' ELSE current_setting('synchronous_commit') END, true)),
          attempt AS (
@@ -89,21 +88,21 @@ pub async fn write(db: impl PgExecutor<'_>, records: &[AttemptRecord], commit: C
          )
          SELECT lease_token AS "lease_token!" FROM updated"#,
         commit == Commit::Asynchronous,
-        &column(&sorted, |record| record.delivery_id),
-        &column(&sorted, |record| record.generation),
-        &column(&sorted, |record| record.lease_token),
-        &column(&sorted, |record| record.status) as &[DeliveryStatus],
-        &column(&sorted, |record| record.attempt),
-        &column(&sorted, |record| record.error.as_deref()) as &[Option<&str>],
-        &column(&sorted, |record| record.next_at) as &[Option<OffsetDateTime>],
-        &column(&sorted, |record| record.task_name.as_deref()) as &[Option<&str>],
-        &column(&sorted, |record| record.started_at),
-        &column(&sorted, |record| record.latency_ms),
-        &column(&sorted, |record| record.response_status) as &[Option<i32>],
-        &column(&sorted, |record| record.response_body.as_deref()) as &[Option<&str>],
-        &column(&sorted, |record| record.outcome) as &[Outcome],
-        &column(&sorted, |record| record.target_url.as_str()) as &[&str],
-        &column(&sorted, |record| record.agent_id) as &[Option<Uuid>],
+        &column(records, |record| record.delivery_id),
+        &column(records, |record| record.generation),
+        &column(records, |record| record.lease_token),
+        &column(records, |record| record.status) as &[DeliveryStatus],
+        &column(records, |record| record.attempt),
+        &column(records, |record| record.error.as_deref()) as &[Option<&str>],
+        &column(records, |record| record.next_at) as &[Option<OffsetDateTime>],
+        &column(records, |record| record.task_name.as_deref()) as &[Option<&str>],
+        &column(records, |record| record.started_at),
+        &column(records, |record| record.latency_ms),
+        &column(records, |record| record.response_status) as &[Option<i32>],
+        &column(records, |record| record.response_body.as_deref()) as &[Option<&str>],
+        &column(records, |record| record.outcome) as &[Outcome],
+        &column(records, |record| record.target_url.as_str()) as &[&str],
+        &column(records, |record| record.agent_id) as &[Option<Uuid>],
     )
     .fetch_all(db)
     .await
@@ -117,6 +116,10 @@ pub struct Successes;
 impl Statement for Successes {
     type Input = AttemptRecord;
     type Output = bool;
+
+    fn lock_order(a: &AttemptRecord, b: &AttemptRecord) -> Ordering {
+        a.delivery_id.cmp(&b.delivery_id)
+    }
 
     async fn run(&self, db: &PgPool, records: &[AttemptRecord]) -> sqlx::Result<Vec<bool>> {
         let recorded = write(db, records, Commit::Asynchronous).await?;

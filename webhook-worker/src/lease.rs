@@ -4,6 +4,7 @@
 //! carries a token: only its holder releases it or records its attempt, and
 //! a later push may take over a lease that lapsed (its holder died).
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -76,12 +77,13 @@ impl Statement for Leases {
     type Input = Wanted;
     type Output = Option<Leased>;
 
+    fn lock_order(a: &Wanted, b: &Wanted) -> Ordering {
+        a.delivery_id.cmp(&b.delivery_id)
+    }
+
     async fn run(&self, db: &PgPool, wanted: &[Wanted]) -> sqlx::Result<Vec<Option<Leased>>> {
         // Two pushes of one delivery in one statement: the update takes one
-        // of them, and only its token comes back. Sorted: rows locked in
-        // one order by every batch.
-        let mut sorted: Vec<&Wanted> = wanted.iter().collect();
-        sorted.sort_by_key(|wanted| wanted.delivery_id);
+        // of them, and only its token comes back.
         let rows = sqlx::query!(
             r#"WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
                wanted AS (
@@ -104,10 +106,10 @@ impl Statement for Leases {
                           WHERE a.id = d.agent_id AND a.previous_webhook_secret_expires_at > now()) AS previous_sealed_secret,
                          (SELECT a.endpoint_disabled_at IS NOT NULL FROM agents a WHERE a.id = d.agent_id) AS endpoint_disabled,
                          (SELECT h.retry_at FROM endpoint_health h WHERE h.url = d.target_url) AS paced_until"#,
-            &column(&sorted, |wanted| wanted.delivery_id),
-            &column(&sorted, |wanted| wanted.generation),
-            &column(&sorted, |wanted| wanted.attempt) as &[Option<i32>],
-            &column(&sorted, |wanted| wanted.token),
+            &column(wanted, |wanted| wanted.delivery_id),
+            &column(wanted, |wanted| wanted.generation),
+            &column(wanted, |wanted| wanted.attempt) as &[Option<i32>],
+            &column(wanted, |wanted| wanted.token),
             self.hold.as_secs_f64(),
         )
         .fetch_all(db)

@@ -1,6 +1,7 @@
 //! SQL for jobs. Transitions are single conditional updates, so two racing
 //! transitions cannot both win.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use rust_decimal::Decimal;
@@ -82,13 +83,12 @@ impl Statement for Creations {
     type Input = NewJob;
     type Output = Creation;
 
+    /// Two statements wait on each other's idempotency keys in one order.
+    fn lock_order(a: &NewJob, b: &NewJob) -> Ordering {
+        (a.job.client_id.as_uuid(), &a.idempotency_key).cmp(&(b.job.client_id.as_uuid(), &b.idempotency_key))
+    }
+
     async fn run(&self, db: &PgPool, new: &[NewJob]) -> sqlx::Result<Vec<Creation>> {
-        // Sorted: two statements wait on each other's idempotency keys in
-        // one order.
-        let mut sorted: Vec<&NewJob> = new.iter().collect();
-        sorted.sort_by(|a, b| {
-            (a.job.client_id.as_uuid(), &a.idempotency_key).cmp(&(b.job.client_id.as_uuid(), &b.idempotency_key))
-        });
         let rows = sqlx::query!(
             r#"WITH new AS (
                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::numeric[], $6::numeric[],
@@ -128,23 +128,23 @@ impl Statement for Creations {
                       a.price AS "agent_price?", a.active AS "agent_active?",
                       EXISTS (SELECT FROM job WHERE job.id = n.job_id) AS "created!"
                FROM new n LEFT JOIN agent a ON a.job_id = n.job_id"#,
-            &column(&sorted, |new| new.job.id.as_uuid()),
-            &column(&sorted, |new| new.job.client_id.as_uuid()),
-            &column(&sorted, |new| new.job.agent_id.as_uuid()),
-            &column(&sorted, |new| new.job.input.clone()),
-            &column(&sorted, |new| new.job.price.value()),
-            &column(&sorted, |new| new.job.fee.value()),
-            &column(&sorted, |new| new.job.callback_url.as_deref()) as &[Option<&str>],
-            &column(&sorted, |new| new.idempotency_key.as_deref()) as &[Option<&str>],
-            &column(&sorted, |new| new.request_hash.as_slice()) as &[&[u8]],
-            &column(&sorted, |new| new.job.created_at),
-            &column(&sorted, |new| new.event.0.as_uuid()),
-            &column(&sorted, |new| new.event.1.clone()),
-            &column(&sorted, |_| DeliveryId::generate().as_uuid()),
-            &column(&sorted, |new| new.traceparent.as_deref()) as &[Option<&str>],
-            &column(&sorted, |new| new.job.accept_by) as &[Option<OffsetDateTime>],
-            &column(&sorted, |new| new.job.deadline) as &[Option<OffsetDateTime>],
-            &column(&sorted, |new| new.signer_key.as_slice()) as &[&[u8]],
+            &column(new, |new| new.job.id.as_uuid()),
+            &column(new, |new| new.job.client_id.as_uuid()),
+            &column(new, |new| new.job.agent_id.as_uuid()),
+            &column(new, |new| new.job.input.clone()),
+            &column(new, |new| new.job.price.value()),
+            &column(new, |new| new.job.fee.value()),
+            &column(new, |new| new.job.callback_url.as_deref()) as &[Option<&str>],
+            &column(new, |new| new.idempotency_key.as_deref()) as &[Option<&str>],
+            &column(new, |new| new.request_hash.as_slice()) as &[&[u8]],
+            &column(new, |new| new.job.created_at),
+            &column(new, |new| new.event.0.as_uuid()),
+            &column(new, |new| new.event.1.clone()),
+            &column(new, |_| DeliveryId::generate().as_uuid()),
+            &column(new, |new| new.traceparent.as_deref()) as &[Option<&str>],
+            &column(new, |new| new.job.accept_by) as &[Option<OffsetDateTime>],
+            &column(new, |new| new.job.deadline) as &[Option<OffsetDateTime>],
+            &column(new, |new| new.signer_key.as_slice()) as &[&[u8]],
             events::JOB_CREATED,
             shared::webhooks::ENDPOINT_DISABLED,
         )
