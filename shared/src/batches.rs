@@ -5,14 +5,17 @@
 //! inputs in its statement's `lock_order` (deliveries by id, jobs by client
 //! and idempotency key), so two batches usually take their common rows of
 //! that table in one order; a deadlock that still happens (rows of other tables, another
-//! plan) fails only a run, which then runs again in halves. Under
-//! light load an input runs alone at once, so nothing waits for a batch to
-//! fill; under load the inputs that queued while the writers were busy go
-//! together, which is when Postgres's fixed cost per statement (starting the
-//! executor on its tables and their indexes, checking the tables'
-//! constraints, committing) matters: 16 records of attempts in one
-//! statement cost Postgres about a quarter of what 16 statements cost
-//! (PERFORMANCE.md).
+//! plan) fails only a run, which then runs again in halves. Under load the
+//! inputs that queued while the writers were busy go together, which is
+//! when Postgres's fixed cost per statement (starting the executor on its
+//! tables and their indexes, checking the tables' constraints, committing)
+//! matters: 16 records of attempts in one statement cost Postgres about a
+//! quarter of what 16 statements cost (PERFORMANCE.md). Under light load a
+//! free writer takes an input at once, alone, unless its statement gathers
+//! ([`Statement::GATHER`]): then the writer waits a few milliseconds for
+//! company, so that a steady trickle shares statements too (the worker's,
+//! whose few milliseconds nobody sees; not the API's, which a person waits
+//! on).
 //!
 //! A request goes on only with its own output, after the statement
 //! committed (or failed, and then the request fails), so a batch never
@@ -31,6 +34,7 @@
 use std::cmp::Ordering;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -49,6 +53,13 @@ pub trait Statement: Send + Sync + 'static {
     /// The order a run takes its inputs in (by the key of the rows they
     /// lock), so two runs take their common rows in one order.
     fn lock_order(a: &Self::Input, b: &Self::Input) -> Ordering;
+    /// How long a writer that found fewer than [`MOST_PER_STATEMENT`]
+    /// inputs waits for more before running them: none for a request a
+    /// person waits on; a few milliseconds where nobody notices them, so
+    /// that a steady trickle (too slow to keep every writer busy, whose
+    /// inputs would otherwise run one or two to a statement) still shares
+    /// statements.
+    const GATHER: Duration = Duration::ZERO;
     /// Runs once for `inputs`: one output per input, in their order.
     fn run(&self, db: &PgPool, inputs: &[Self::Input]) -> impl Future<Output = sqlx::Result<Vec<Self::Output>>> + Send;
 }
@@ -116,6 +127,7 @@ async fn write_batches<S: Statement>(
         if waiting.recv_many(&mut batch, MOST_PER_STATEMENT).await == 0 {
             return;
         }
+        gather(&mut waiting, &mut batch, S::GATHER).await;
         let (db, statement) = (db.clone(), statement.clone());
         tokio::spawn(async move {
             let mut batch = batch;
@@ -124,6 +136,21 @@ async fn write_batches<S: Statement>(
             write_batch(&db, &*statement, inputs, answers).await;
             drop(writer);
         });
+    }
+}
+
+/// Adds to `batch` what queues within `window`, up to a full statement.
+async fn gather<T>(waiting: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, window: Duration) {
+    if window.is_zero() {
+        return;
+    }
+    let until = tokio::time::Instant::now() + window;
+    while batch.len() < MOST_PER_STATEMENT {
+        let more = waiting.recv_many(batch, MOST_PER_STATEMENT - batch.len());
+        // Closed (0) or the window is over: what is here runs.
+        if !matches!(tokio::time::timeout_at(until, more).await, Ok(1..)) {
+            return;
+        }
     }
 }
 
@@ -189,5 +216,60 @@ fn shared_error(error: &sqlx::Error) -> sqlx::Error {
         sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
         sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
         other => sqlx::Error::Protocol(format!("a shared statement failed: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Records the size of each statement it runs; its inputs are its outputs.
+    struct Sizes<const GATHER_MS: u64>(Arc<Mutex<Vec<usize>>>);
+
+    impl<const GATHER_MS: u64> Statement for Sizes<GATHER_MS> {
+        type Input = u32;
+        type Output = u32;
+        const GATHER: Duration = Duration::from_millis(GATHER_MS);
+
+        fn lock_order(a: &u32, b: &u32) -> Ordering {
+            a.cmp(b)
+        }
+
+        async fn run(&self, _: &PgPool, inputs: &[u32]) -> sqlx::Result<Vec<u32>> {
+            self.0.lock().unwrap().push(inputs.len());
+            Ok(inputs.to_vec())
+        }
+    }
+
+    /// Inputs 1 ms apart for 4 ms, then one more after a pause, each
+    /// answered with its own output; the statements' sizes.
+    async fn trickle<S: Statement<Input = u32, Output = u32>>(statement: S) {
+        let db = PgPool::connect_lazy("postgres://127.0.0.1:1/never-connected").unwrap();
+        let batched = Batched::start(db, statement, 4);
+        let mut asked = Vec::new();
+        for (input, after_ms) in [(0, 0), (1, 1), (2, 1), (3, 1), (4, 10)] {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            let batched = batched.clone();
+            asked.push(tokio::spawn(async move { batched.run(input).await.unwrap() }));
+        }
+        for (input, answer) in asked.into_iter().enumerate() {
+            assert_eq!(answer.await.unwrap(), input as u32, "each caller gets its own output");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_shares_statements_when_the_statement_gathers() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        trickle(Sizes::<5>(sizes.clone())).await;
+        assert_eq!(*sizes.lock().unwrap(), [4, 1], "the first four within 5 ms, the late one alone");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_runs_one_by_one_when_the_statement_does_not_gather() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        trickle(Sizes::<0>(sizes.clone())).await;
+        assert_eq!(*sizes.lock().unwrap(), [1, 1, 1, 1, 1], "a free writer takes each input at once");
     }
 }

@@ -81,6 +81,9 @@ impl Statement for Leases {
         a.delivery_id.cmp(&b.delivery_id)
     }
 
+    /// A few milliseconds more before a webhook goes out go unnoticed.
+    const GATHER: Duration = Duration::from_millis(5);
+
     async fn run(&self, db: &PgPool, wanted: &[Wanted]) -> sqlx::Result<Vec<Option<Leased>>> {
         // Two pushes of one delivery in one statement: the update takes one
         // of them, and only its token comes back.
