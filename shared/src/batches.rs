@@ -53,7 +53,7 @@ pub trait Statement: Send + Sync + 'static {
     /// The order a run takes its inputs in (by the key of the rows they
     /// lock), so two runs take their common rows in one order.
     fn lock_order(a: &Self::Input, b: &Self::Input) -> Ordering;
-    /// How long a writer that found fewer than [`MOST_PER_STATEMENT`]
+    /// How long a writer that found fewer than `MOST_PER_STATEMENT`
     /// inputs waits for more before running them: none for a request a
     /// person waits on; a few milliseconds where nobody notices them, so
     /// that a steady trickle (too slow to keep every writer busy, whose
@@ -243,33 +243,54 @@ mod tests {
         }
     }
 
-    /// Inputs 1 ms apart for 4 ms, then one more after a pause, each
-    /// answered with its own output; the statements' sizes.
-    async fn trickle<S: Statement<Input = u32, Output = u32>>(statement: S) {
+    /// Sends each input after its wait, from one task each, checks that each
+    /// caller gets its own output back, and returns the statements' sizes.
+    async fn sizes_for<const GATHER_MS: u64>(schedule: &[(u32, u64)]) -> Vec<usize> {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
         let db = PgPool::connect_lazy("postgres://127.0.0.1:1/never-connected").unwrap();
-        let batched = Batched::start(db, statement, 4);
+        let batched = Batched::start(db, Sizes::<GATHER_MS>(sizes.clone()), 4);
         let mut asked = Vec::new();
-        for (input, after_ms) in [(0, 0), (1, 1), (2, 1), (3, 1), (4, 10)] {
+        for &(input, after_ms) in schedule {
             tokio::time::sleep(Duration::from_millis(after_ms)).await;
             let batched = batched.clone();
-            asked.push(tokio::spawn(async move { batched.run(input).await.unwrap() }));
+            asked.push((input, tokio::spawn(async move { batched.run(input).await.unwrap() })));
         }
-        for (input, answer) in asked.into_iter().enumerate() {
-            assert_eq!(answer.await.unwrap(), input as u32, "each caller gets its own output");
-        }
+        // A gather that never ends would otherwise hang the test on its paused clock.
+        let answered = tokio::time::timeout(Duration::from_secs(1), async {
+            for (input, answer) in asked {
+                assert_eq!(answer.await.unwrap(), input, "each caller gets its own output");
+            }
+        });
+        answered.await.expect("every input is answered");
+        sizes.lock().unwrap().clone()
     }
+
+    /// Inputs 1 ms apart for 3 ms, then one more 10 ms later.
+    const TRICKLE: [(u32, u64); 5] = [(0, 0), (1, 1), (2, 1), (3, 1), (4, 10)];
 
     #[tokio::test(start_paused = true)]
     async fn a_trickle_shares_statements_when_the_statement_gathers() {
-        let sizes = Arc::new(Mutex::new(Vec::new()));
-        trickle(Sizes::<5>(sizes.clone())).await;
-        assert_eq!(*sizes.lock().unwrap(), [4, 1], "the first four within 5 ms, the late one alone");
+        assert_eq!(sizes_for::<5>(&TRICKLE).await, [4, 1], "the first four within 5 ms, the late one alone");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_trickle_runs_one_by_one_when_the_statement_does_not_gather() {
-        let sizes = Arc::new(Mutex::new(Vec::new()));
-        trickle(Sizes::<0>(sizes.clone())).await;
-        assert_eq!(*sizes.lock().unwrap(), [1, 1, 1, 1, 1], "a free writer takes each input at once");
+        assert_eq!(sizes_for::<0>(&TRICKLE).await, [1, 1, 1, 1, 1], "a free writer takes each input at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_counts_from_the_first_input_not_the_last() {
+        let steady: Vec<(u32, u64)> = (0..9).map(|input| (input, if input == 0 { 0 } else { 2 })).collect();
+        // Inputs at 0, 2, 4 ms go together, then 6, 8, 10, then 12, 14, 16.
+        assert_eq!(sizes_for::<5>(&steady).await, [3, 3, 3], "no statement waits past its first input's 5 ms");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_statement_runs_without_waiting() {
+        let burst: Vec<(u32, u64)> = (0..65).map(|input| (input, 0)).collect();
+        let started = tokio::time::Instant::now();
+        assert_eq!(sizes_for::<5>(&burst).await, [64, 1], "at most 64 to a statement");
+        // The late one waited its 5 ms; the 64 did not wait at all.
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
     }
 }
